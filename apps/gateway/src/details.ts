@@ -1,0 +1,94 @@
+import { isTerminal, type RequestState } from "@ess/domain";
+import type { StoredRequest } from "@ess/store";
+
+const iso = (ms: string | undefined): string | null => (ms ? new Date(Number(ms)).toISOString() : null);
+
+const CANCELLABLE: ReadonlySet<string> = new Set(["WAIT", "READY", "BLOCKED", "HOLD", "RUNNING", "COMPLETED"]);
+
+/** A readable sentence for the state, with the reason when the request did not succeed. */
+export function describeState(f: Record<string, string>): string {
+  const state = f.state as RequestState;
+  const why = f.errorWarningMessage ? `: ${f.errorWarningMessage}` : "";
+  switch (state) {
+    case "RUNNING":
+      return f.isTimedOut === "true" ? "The request is running and has timed out." : "The request is running.";
+    case "CANCELLING":
+      return "Cancellation was requested; waiting for the job to acknowledge it.";
+    case "SUCCEEDED":
+      return "The request completed successfully.";
+    case "WARNING":
+      return `The request completed with a warning${why}.`;
+    case "ERROR":
+      return `The request ended in ${f.errorType ?? "SYSTEM"} error${why}.`;
+    case "ERROR_AUTO_RETRY":
+      return `The request failed and will be retried (attempt ${f.retriedCount ?? 0} of ${f.maxRetries ?? 0})${why}.`;
+    case "ERROR_MANUAL_RECOVERY":
+      return "The job suspended itself; the request needs an operator to recover it.";
+    case "PAUSED":
+      return "The request is paused.";
+    case "CANCELLED":
+      return "The request was cancelled.";
+    default:
+      return `The request is ${state}.`;
+  }
+}
+
+/** Links that apply in the current state (ESS's rel names). */
+function links(base: string, f: Record<string, string>) {
+  const out = [{ rel: "self", href: base }];
+  if (CANCELLABLE.has(f.state ?? "")) out.push({ rel: "cancel", href: `${base}/cancel` });
+  if (f.state === "CANCELLING") out.push({ rel: "forceCancel", href: `${base}/forceCancel` });
+  if (f.state === "RUNNING" || f.state === "CANCELLING") {
+    out.push({ rel: "executionStatus", href: `${base}/executionStatus` });
+  }
+  return out;
+}
+
+function historyEntry(h: Record<string, unknown>) {
+  const out: Record<string, unknown> = { ...h };
+  for (const k of ["acceptedAt", "appliedAt"]) {
+    if (typeof h[k] === "number") out[k] = new Date(h[k] as number).toISOString();
+  }
+  return out;
+}
+
+/**
+ * GET /requests/{id}: ESS field names, times as ISO 8601 UTC with ms, never the handle.
+ * Serialised by hand so that requestId stays an exact JSON integer past 2^53.
+ */
+export function requestDetailsJson(
+  requestId: string,
+  stored: StoredRequest,
+  selfHref: string,
+  now = Date.now(),
+): string {
+  const f = stored.fields;
+  const start = f.processStartTime ? Number(f.processStartTime) : null;
+  const end = f.processEndTime ? Number(f.processEndTime) : null;
+  const state = f.state as RequestState;
+  const details = {
+    state,
+    stateDescription: describeState(f),
+    isAsynchronous: true,
+    execution: Number(f.execution ?? 1),
+    retriedCount: Number(f.retriedCount ?? 0),
+    maxRetries: Number(f.maxRetries ?? 0),
+    requestTimeout: f.requestTimeout ? Number(f.requestTimeout) : null,
+    errorType: f.errorType ?? null,
+    cause: f.cause ?? null,
+    errorWarningMessage: f.errorWarningMessage ?? null,
+    errorWarningTime: iso(f.errorWarningTime),
+    isTimedOut: f.isTimedOut === "true",
+    isCancellable: CANCELLABLE.has(state),
+    isForceCancelAllowed: state === "CANCELLING",
+    processStartTime: iso(f.processStartTime),
+    processEndTime: iso(f.processEndTime),
+    completedTime: iso(f.completedTime),
+    elapsedTime: start === null ? null : (end ?? (isTerminal(state) ? start : now)) - start,
+    pausedState: f.pausedState ?? null,
+    lastCheckInTime: iso(f.lastCheckInTime),
+    links: links(selfHref, f),
+    history: stored.history.map(historyEntry),
+  };
+  return `{"requestId":${requestId},${JSON.stringify(details).slice(1)}`;
+}

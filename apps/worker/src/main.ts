@@ -1,0 +1,64 @@
+import { ConfigError, createLogger, loadConfig, parsePartitionList } from "@ess/config";
+import { CallbackQueues, createRedis, Keys, RequestStore, waitReady } from "@ess/store";
+import { createWorker } from "./worker.js";
+
+/** Entry point: config, Redis, one BullMQ worker per partition; SIGTERM drains and exits 0. */
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  let partitions: number[];
+  try {
+    config = loadConfig();
+    partitions = parsePartitionList(config.WORKER_PARTITIONS, config.PARTITIONS);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`worker: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config, "worker");
+  const connection = createRedis(config.REDIS_URL, "worker");
+  connection.on("error", (err) => log.warn({ err: err.message }, "redis connection error"));
+  await waitReady(connection, 30000).catch((err: Error) => {
+    log.fatal({ err: err.message }, "cannot reach Redis");
+    process.exit(1);
+  });
+  const keys = new Keys(config.KEY_PREFIX, config.PARTITIONS);
+  const store = new RequestStore(connection, keys, {
+    historyLimit: config.HISTORY_LIMIT,
+    eventsMaxLen: config.EVENTS_MAXLEN,
+    retentionSeconds: config.RETENTION_SECONDS,
+    gapTimeoutMs: config.GAP_TIMEOUT_MS,
+    idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+  });
+  const queues = new CallbackQueues(connection, keys, {
+    attempts: config.JOB_ATTEMPTS,
+    backoffMs: config.JOB_BACKOFF_MS,
+  });
+  const worker = createWorker({
+    connection,
+    store,
+    queues,
+    partitions,
+    concurrency: config.WORKER_CONCURRENCY,
+    gapTimeoutMs: config.GAP_TIMEOUT_MS,
+    log,
+  });
+  log.info({ partitions: partitions.length, concurrency: config.WORKER_CONCURRENCY }, "worker started");
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "stopping: finishing active jobs");
+    await worker.close(config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+    await queues.close().catch(() => {});
+    await connection.quit().catch(() => {});
+    log.info({}, "stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+await main();

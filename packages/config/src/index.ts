@@ -1,0 +1,87 @@
+import { z } from "zod";
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Every environment variable the processes read, with its default. Documented in the README. */
+export const configSchema = z.object({
+  /** Redis connection URL (redis:// or rediss://). */
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL"),
+  /** Prefix of every Redis key; lets several deployments (or tests) share one Redis. */
+  KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,32}$/, "must be 1-32 characters of A-Z a-z 0-9 _ . -")
+    .default("ess"),
+  /** Number of partitions (queues and hash tags); fixed for the life of a deployment. */
+  PARTITIONS: int(1, 1024).default(16),
+  /** Gateway HTTP port. */
+  PORT: int(0, 65535).default(8080),
+  /** Gateway bind address. */
+  HOST: z.string().min(1).default("0.0.0.0"),
+  /** Largest accepted request body, in bytes (413 above). */
+  MAX_BODY_BYTES: int(256, 1048576).default(16384),
+  /** Gateway: how long one Redis command may take before the call is answered 503. */
+  REDIS_COMMAND_TIMEOUT_MS: int(50, 60000).default(2000),
+  /** Worker: jobs processed at once per partition queue. */
+  WORKER_CONCURRENCY: int(1, 1000).default(32),
+  /** Worker: which partitions this process serves ("all" or a list like "0-7,12"). */
+  WORKER_PARTITIONS: z.string().default("all"),
+  /** Attempts per callback job before it goes to the dead-letter queue. */
+  JOB_ATTEMPTS: int(1, 100).default(8),
+  /** Base of the exponential backoff between attempts, in ms (with jitter). */
+  JOB_BACKOFF_MS: int(1, 600000).default(250),
+  /** History entries kept per request. */
+  HISTORY_LIMIT: int(1, 10000).default(50),
+  /** How long a sequence gap may stay open (callback missing) before it is skipped, in ms. */
+  GAP_TIMEOUT_MS: int(10, 86400000).default(30000),
+  /** Terminal requests (and their history) expire this many seconds after they end. */
+  RETENTION_SECONDS: int(60, 31536000).default(7 * 86400),
+  /** Approximate length cap of each partition's event stream. */
+  EVENTS_MAXLEN: int(100, 100000000).default(100000),
+  /** Idempotency-Key records are kept this many seconds. */
+  IDEMPOTENCY_TTL_SECONDS: int(1, 604800).default(86400),
+  /** Log level (fatal, error, warn, info, debug). */
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "silent"]).default("info"),
+  /** Seconds the processes wait for in-flight work on SIGTERM before exiting. */
+  SHUTDOWN_TIMEOUT_SECONDS: int(1, 600).default(20),
+});
+
+export type Config = z.output<typeof configSchema>;
+
+/** Thrown when the environment is invalid; its message names every bad variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses the environment once. Throws ConfigError naming each bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const cleaned: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== "") cleaned[k] = v;
+  const result = configSchema.safeParse(cleaned);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((i) => {
+    const name = String(i.path[0] ?? "environment");
+    const got = cleaned[name];
+    const message = i.code === "invalid_type" && got === undefined ? "is required" : i.message;
+    return `  ${name}: ${message}${got === undefined ? "" : ` (got ${JSON.stringify(got)})`}`;
+  });
+  throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+}
+
+/** Parses WORKER_PARTITIONS ("all", "3", "0-7,12") into a sorted list within [0, partitions). */
+export function parsePartitionList(spec: string, partitions: number): number[] {
+  if (spec.trim() === "all") return Array.from({ length: partitions }, (_, i) => i);
+  const out = new Set<number>();
+  for (const part of spec.split(",")) {
+    const m = /^\s*(\d+)(?:-(\d+))?\s*$/.exec(part);
+    if (!m) throw new ConfigError(`invalid configuration:\n  WORKER_PARTITIONS: bad item "${part}"`);
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (b < a || b >= partitions) {
+      throw new ConfigError(`invalid configuration:\n  WORKER_PARTITIONS: "${part}" is outside 0-${partitions - 1}`);
+    }
+    for (let i = a; i <= b; i++) out.add(i);
+  }
+  return [...out].sort((x, y) => x - y);
+}
+
+export { createLogger, type Logger } from "./logger.js";

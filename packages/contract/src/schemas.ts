@@ -1,0 +1,82 @@
+import { CALLBACK_STATUSES, EssError, truncateMessage } from "@ess/domain";
+import { z } from "zod";
+
+/** Body of POST .../requests/{requestId}/executionStatus (ess-semantics §1). */
+export const callbackBodySchema = z.strictObject({
+  requestHandle: z.string().min(1, "requestHandle must not be empty"),
+  status: z.enum(CALLBACK_STATUSES),
+  statusMessage: z
+    .string()
+    .optional()
+    .transform((m) => (m === undefined ? m : truncateMessage(m))),
+});
+export type CallbackBody = z.output<typeof callbackBodySchema>;
+
+/** Printable ASCII, 1–255 characters: request handles given by a scheduler and Idempotency-Keys. */
+export const tokenSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[\x21-\x7e]+$/, "must be 1-255 printable ASCII characters without spaces");
+
+/** Body of POST /gateway/v1/requests/{requestId}/executions (registration, our API). */
+export const registrationBodySchema = z.strictObject({
+  requestHandle: tokenSchema.optional(),
+  maxRetries: z.number().int().min(0).max(1000).optional(),
+  /** minutes without a callback or check-in before the request is marked timed out */
+  requestTimeout: z
+    .number()
+    .int()
+    .min(1)
+    .max(60 * 24 * 366)
+    .optional(),
+  resumed: z.boolean().optional(),
+});
+export type RegistrationBody = z.output<typeof registrationBodySchema>;
+
+/**
+ * The one contract between gateway and worker: the data of a callback job. It carries no handle
+ * (the gateway checked it; the worker only needs the execution number). The worker re-validates it.
+ */
+export const callbackJobSchema = z.strictObject({
+  v: z.literal(1),
+  requestId: z.string().regex(/^[1-9][0-9]{0,18}$/),
+  seq: z.number().int().min(1),
+  execution: z.number().int().min(1),
+  status: z.enum(CALLBACK_STATUSES),
+  message: z.string().max(4000).optional(),
+  /** ms since the epoch, when the gateway admitted it */
+  acceptedAt: z.number().int().min(0),
+});
+export type CallbackJob = z.output<typeof callbackJobSchema>;
+
+/** Builds a human-readable detail naming the offending fields of a failed parse. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => {
+      if (issue.code === "unrecognized_keys") {
+        return `unknown propert${issue.keys.length > 1 ? "ies" : "y"} ${issue.keys.map((k) => `'${k}'`).join(", ")}`;
+      }
+      const path = issue.path.length > 0 ? issue.path.join(".") : "body";
+      if (issue.code === "invalid_value" && path === "status") {
+        return `status must be one of ${CALLBACK_STATUSES.join(", ")}`;
+      }
+      if (issue.code === "invalid_type") {
+        const missing = issue.input === undefined;
+        return missing
+          ? `${path} is required`
+          : `${path} must be ${issue.expected === "object" ? "a JSON object" : `a ${issue.expected}`}`;
+      }
+      return `${path}: ${issue.message}`;
+    })
+    .join("; ");
+}
+
+/** Parses with a schema or throws the matching 400 EssError naming what was wrong. */
+export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const unknown = result.error.issues.some((i) => i.code === "unrecognized_keys");
+  throw new EssError(unknown ? "UNKNOWN_PROPERTY" : "INVALID_BODY", describeIssues(result.error));
+}

@@ -1,0 +1,5 @@
+export * from "./errors.js";
+export * from "./ids.js";
+export * from "./states.js";
+export * from "./statuses.js";
+export * from "./transitions.js";

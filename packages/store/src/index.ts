@@ -1,0 +1,5 @@
+export * from "./keys.js";
+export * from "./queues.js";
+export * from "./redis.js";
+export * from "./scripts.js";
+export * from "./store.js";

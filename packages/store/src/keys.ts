@@ -1,0 +1,53 @@
+import { partitionOf } from "@ess/domain";
+
+/** Name of the BullMQ queue inside each partition's prefix. */
+export const CALLBACK_QUEUE = "callbacks";
+
+/**
+ * The one key builder. Every key of a partition carries the partition's hash tag ({pN}), so a
+ * script can touch a request, its partition's stream and queue atomically, also on Redis Cluster.
+ */
+export class Keys {
+  constructor(
+    readonly prefix: string,
+    readonly partitions: number,
+  ) {}
+
+  /** Partition of a request (hash of its canonical id). */
+  partition(requestId: string): number {
+    return partitionOf(requestId, this.partitions);
+  }
+
+  /** `<prefix>:{pN}`: also the BullMQ prefix of partition N's queue. */
+  tag(p: number): string {
+    return `${this.prefix}:{p${p}}`;
+  }
+
+  request(p: number, id: string): string {
+    return `${this.tag(p)}:req:${id}`;
+  }
+  buffer(p: number, id: string): string {
+    return `${this.tag(p)}:req:${id}:buf`;
+  }
+  history(p: number, id: string): string {
+    return `${this.tag(p)}:req:${id}:hist`;
+  }
+  skipped(p: number, id: string): string {
+    return `${this.tag(p)}:req:${id}:skip`;
+  }
+  idempotency(p: number, id: string, key: string): string {
+    return `${this.tag(p)}:req:${id}:idem:${key}`;
+  }
+  events(p: number): string {
+    return `${this.tag(p)}:events`;
+  }
+  /** Prefix of BullMQ job hashes of partition N's callback queue (job key = this + job id). */
+  jobPrefix(p: number): string {
+    return `${this.tag(p)}:${CALLBACK_QUEUE}:`;
+  }
+}
+
+/** BullMQ job id of a callback: deterministic, so adding the same callback twice adds one job. */
+export function callbackJobId(requestId: string, seq: number): string {
+  return `${requestId}-${seq}`;
+}

@@ -1,0 +1,177 @@
+--[[
+  apply-5: applies accepted callbacks to one request, in sequence order, exactly once in effect.
+  The worker's only script per job. The transition table is not written here: the loader replaces
+  the line "--@TABLES" with the table serialised from packages/domain (one source of truth).
+
+  KEYS[1] request hash        <prefix>:{pN}:req:<id>
+  KEYS[2] reorder buffer      <prefix>:{pN}:req:<id>:buf      zset: callback JSON scored by seq
+  KEYS[3] history             <prefix>:{pN}:req:<id>:hist     list, newest first, capped
+  KEYS[4] event stream        <prefix>:{pN}:events
+  KEYS[5] skipped seqs        <prefix>:{pN}:req:<id>:skip     set of seqs skipped over as gaps
+
+  ARGV[1] mode: 'cb' (apply a callback) or 'gap' (skip an expired gap)
+  ARGV[2] cb: the callback job JSON {v,requestId,seq,execution,status,message?,acceptedAt}
+          gap: the missing seq the check was scheduled for
+  ARGV[3] now (ms)
+  ARGV[4] history length cap
+  ARGV[5] event stream MAXLEN (approximate)
+  ARGV[6] retention of terminal requests (s)
+  ARGV[7] gap timeout (ms)
+  ARGV[8] job key prefix of the partition queue (<prefix>:{pN}:callbacks:) for the in-flight check
+  ARGV[9] request id
+
+  Returns { result, missing, n }
+    result  'applied' | 'late' | 'ignored' | 'duplicate' | 'buffered' | 'skipped' | 'wait' | 'closed' | 'gone'
+    missing the lowest missing seq while later callbacks wait in the buffer, else 0
+    n       callbacks taken out of the buffer and applied/ignored by this call ('wait': ms to wait)
+]]
+--@TABLES
+
+local req, buf, hist, events, skip = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local mode, now = ARGV[1], tonumber(ARGV[3])
+local histCap, maxlen, retention = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local gapTimeout, jobPrefix, rid = tonumber(ARGV[7]), ARGV[8], ARGV[9]
+
+if redis.call('EXISTS', req) == 0 then return { 'gone', 0, 0 } end
+
+local function record(entry)
+  redis.call('LPUSH', hist, cjson.encode(entry))
+  redis.call('LTRIM', hist, 0, histCap - 1)
+end
+
+-- One callback through the state machine; returns 'applied', 'late' or 'ignored'.
+local function applyOne(cb, late)
+  local s = redis.call('HMGET', req, 'state', 'execution', 'retriedCount', 'maxRetries', 'handle')
+  local from = s[1]
+  local entry = {
+    seq = cb.seq, status = cb.status, execution = cb.execution, from = from,
+    acceptedAt = cb.acceptedAt, appliedAt = now, message = cb.message,
+  }
+  local column = TRANSITIONS[from]
+  if tonumber(cb.execution) ~= tonumber(s[2]) then
+    entry.outcome = 'ignored'
+    entry.reason = 'stale execution ' .. cb.execution .. ' (current ' .. s[2] .. ')'
+  elseif not column then
+    entry.outcome = 'ignored'
+    entry.reason = 'request is ' .. from
+  else
+    local rule = column[cb.status]
+    local retried, maxRetries = tonumber(s[3] or '0'), tonumber(s[4] or '0')
+    local fields = { 'state', rule.to, 'updatedAt', now }
+    if rule.retry and retried < maxRetries then
+      rule = rule.retry
+      fields[2] = rule.to
+      table.insert(fields, 'retriedCount'); table.insert(fields, retried + 1)
+    end
+    if rule.cause then table.insert(fields, 'cause'); table.insert(fields, rule.cause) end
+    if rule.errorType then table.insert(fields, 'errorType'); table.insert(fields, rule.errorType) end
+    if rule.message then
+      if cb.message then
+        table.insert(fields, rule.message); table.insert(fields, cb.message)
+      else
+        redis.call('HDEL', req, rule.message)
+      end
+      if rule.message == 'errorWarningMessage' then
+        table.insert(fields, 'errorWarningTime'); table.insert(fields, now)
+      end
+    end
+    if rule.checkIn then table.insert(fields, 'lastCheckInTime'); table.insert(fields, now) end
+    if TERMINAL[rule.to] then
+      table.insert(fields, 'processEndTime'); table.insert(fields, now)
+      table.insert(fields, 'completedTime'); table.insert(fields, now)
+    end
+    if not TRANSITIONS[rule.to] and s[5] then
+      -- leaving the states that take callbacks retires the handle; a repeat of this very
+      -- callback is still answered 200 (admit-2) until the next registration
+      table.insert(fields, 'closedHandle'); table.insert(fields, s[5])
+      table.insert(fields, 'closedStatus'); table.insert(fields, cb.status)
+      redis.call('HDEL', req, 'handle')
+    end
+    redis.call('HSET', req, unpack(fields))
+    if TERMINAL[rule.to] then
+      for _, k in ipairs({ req, buf, hist, skip }) do redis.call('EXPIRE', k, retention) end
+    end
+    entry.to = rule.to
+    entry.outcome = late and 'late' or 'applied'
+    if rule.event then
+      local ev = { 'event', rule.event, 'requestId', rid, 'state', rule.to, 'previousState', from,
+        'seq', tostring(cb.seq), 'execution', tostring(cb.execution), 'at', tostring(now) }
+      if rule.errorType then table.insert(ev, 'errorType'); table.insert(ev, rule.errorType) end
+      if rule.cause then table.insert(ev, 'cause'); table.insert(ev, rule.cause) end
+      redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', unpack(ev))
+    end
+  end
+  record(entry)
+  return entry.outcome
+end
+
+-- Applies every buffered callback that is now next in line; returns how many.
+local function drain()
+  local n = 0
+  local applied = tonumber(redis.call('HGET', req, 'applied') or '0')
+  while true do
+    local head = redis.call('ZRANGE', buf, 0, 0, 'WITHSCORES')
+    if #head == 0 then break end
+    local seq = tonumber(head[2])
+    if seq > applied + 1 then break end
+    redis.call('ZREM', buf, head[1])
+    if seq == applied + 1 then
+      applied = seq
+      redis.call('HSET', req, 'applied', applied)
+      applyOne(cjson.decode(head[1]), false)
+      n = n + 1
+    end
+  end
+  return n
+end
+
+-- The lowest missing seq while the buffer holds later ones (else 0); keeps gapSince in step.
+local function missing()
+  if redis.call('ZCARD', buf) == 0 then
+    redis.call('HDEL', req, 'gapSince')
+    return 0
+  end
+  return tonumber(redis.call('HGET', req, 'applied') or '0') + 1
+end
+
+local applied = tonumber(redis.call('HGET', req, 'applied') or '0')
+
+if mode == 'gap' then
+  local want = tonumber(ARGV[2])
+  local head = redis.call('ZRANGE', buf, 0, 0, 'WITHSCORES')
+  if want <= applied or #head == 0 then return { 'closed', missing(), 0 } end
+  local since = tonumber(redis.call('HGET', req, 'gapSince') or now)
+  if now - since < gapTimeout then return { 'wait', applied + 1, since + gapTimeout - now } end
+  local first = tonumber(head[2])
+  -- a missing callback whose job still exists is being (re)tried: never skip it
+  for seq = applied + 1, first - 1 do
+    if redis.call('EXISTS', jobPrefix .. rid .. '-' .. seq) == 1 then
+      return { 'wait', applied + 1, gapTimeout }
+    end
+  end
+  for seq = applied + 1, first - 1 do redis.call('SADD', skip, seq) end
+  record({ outcome = 'skipped', seq = applied + 1, lastSeq = first - 1, appliedAt = now,
+    reason = 'gap open ' .. (now - since) .. ' ms' })
+  redis.call('HSET', req, 'applied', first - 1)
+  local n = drain()
+  return { 'skipped', missing(), n }
+end
+
+local cb = cjson.decode(ARGV[2])
+local seq = tonumber(cb.seq)
+if seq <= applied then
+  -- a callback skipped over as a gap arrives late: it goes through the state machine now
+  if redis.call('SREM', skip, seq) == 1 then
+    return { applyOne(cb, true) == 'ignored' and 'ignored' or 'late', missing(), 0 }
+  end
+  return { 'duplicate', missing(), 0 }
+end
+if seq > applied + 1 then
+  if redis.call('ZCARD', buf) == 0 then redis.call('HSET', req, 'gapSince', now) end
+  redis.call('ZADD', buf, 'NX', seq, ARGV[2])
+  return { 'buffered', applied + 1, 0 }
+end
+redis.call('HSET', req, 'applied', seq)
+local result = applyOne(cb, false)
+local n = drain()
+return { result, missing(), n }

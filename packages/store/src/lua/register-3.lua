@@ -1,0 +1,58 @@
+--[[
+  register-3: creates a request in RUNNING with a fresh handle, or re-arms a non-terminal one
+  (retry from ERROR_AUTO_RETRY, resume from PAUSED, operator recovery, re-dispatch). The old
+  handle stops working at once: admit-2 compares against the new one.
+
+  KEYS[1] request hash   KEYS[2] history   KEYS[3] event stream
+  ARGV[1] sha256 of the new handle (hex)
+  ARGV[2] now (ms)
+  ARGV[3] maxRetries ('' keeps the current value; 0 for a new request)
+  ARGV[4] requestTimeout in minutes ('' keeps the current value; none for a new request)
+  ARGV[5] resumed: '1' or '0'
+  ARGV[6] history length cap
+  ARGV[7] event stream MAXLEN (approximate)
+  ARGV[8] request id
+
+  Returns { code, execution, state, pausedState }
+    code 1 CREATED   2 REARMED   -1 TERMINAL (state = the terminal state)
+         -2 NOT_PAUSED (resumed=true but the request is not PAUSED; state = its state)
+]]
+--@TABLES
+
+local req, hist, events = KEYS[1], KEYS[2], KEYS[3]
+local now, rid = ARGV[2], ARGV[8]
+local s = redis.call('HMGET', req, 'state', 'execution', 'pausedState')
+local from = s[1]
+local execution = 1
+local code = 1
+local paused = false
+
+if from then
+  if TERMINAL[from] then return { -1, 0, from, false } end
+  if ARGV[5] == '1' and from ~= 'PAUSED' then return { -2, 0, from, false } end
+  execution = tonumber(s[2]) + 1
+  code = 2
+  if ARGV[5] == '1' then paused = s[3] or '' end
+  redis.call('HDEL', req, 'closedHandle', 'closedStatus', 'isTimedOut', 'timedOutAt', 'errorType',
+    'cause', 'errorWarningMessage', 'errorWarningTime', 'processEndTime', 'completedTime',
+    'cancellingSince', 'lastCheckInTime')
+else
+  redis.call('HSET', req, 'seq', 0, 'applied', 0, 'retriedCount', 0, 'maxRetries', 0,
+    'registeredAt', now)
+end
+
+redis.call('HSET', req, 'state', 'RUNNING', 'handle', ARGV[1], 'execution', execution,
+  'processStartTime', now, 'updatedAt', now, 'cause', 'SCHEDULER_DISPATCH')
+if ARGV[3] ~= '' then redis.call('HSET', req, 'maxRetries', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSET', req, 'requestTimeout', ARGV[4]) end
+
+local entry = { outcome = 'registered', execution = execution, to = 'RUNNING', appliedAt = tonumber(now) }
+if from then entry.from = from end
+if ARGV[5] == '1' then entry.reason = 'resumed' end
+redis.call('LPUSH', hist, cjson.encode(entry))
+redis.call('LTRIM', hist, 0, tonumber(ARGV[6]) - 1)
+local ev = { 'event', 'REQUEST_RUNNING', 'requestId', rid, 'state', 'RUNNING', 'execution',
+  tostring(execution), 'at', now }
+if from then table.insert(ev, 'previousState'); table.insert(ev, from) end
+redis.call('XADD', events, 'MAXLEN', '~', ARGV[7], '*', unpack(ev))
+return { code, execution, 'RUNNING', paused }

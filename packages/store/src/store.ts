@@ -1,0 +1,232 @@
+import { createHash } from "node:crypto";
+import type { CallbackJob } from "@ess/contract";
+import { type CallbackStatus, EssError, type RequestState } from "@ess/domain";
+import type { Redis } from "ioredis";
+import type { Keys } from "./keys.js";
+import { defineScripts, type ScriptedRedis } from "./scripts.js";
+
+/** Limits the scripts apply; from the configuration. */
+export interface StoreLimits {
+  historyLimit: number;
+  eventsMaxLen: number;
+  retentionSeconds: number;
+  gapTimeoutMs: number;
+  idempotencyTtlSeconds: number;
+}
+
+export const DEFAULT_LIMITS: StoreLimits = {
+  historyLimit: 50,
+  eventsMaxLen: 100000,
+  retentionSeconds: 7 * 86400,
+  gapTimeoutMs: 30000,
+  idempotencyTtlSeconds: 86400,
+};
+
+/** Seconds an Idempotency-Key stays "in flight" if its gateway dies before the enqueue. */
+const IDEMPOTENCY_IN_FLIGHT_SECONDS = 30;
+
+/** sha256 hex: handles are stored and compared only as digests. */
+export function digest(value: string): string {
+  return createHash("sha256").update(value).digest("hex");
+}
+
+export type AdmitResult =
+  | { kind: "admitted"; partition: number; seq: number; execution: number; cancelling: boolean }
+  | { kind: "repeat"; cancelling: boolean };
+
+/** What the apply script reports for one job. */
+export interface ApplyResult {
+  result: "applied" | "late" | "ignored" | "duplicate" | "buffered" | "skipped" | "wait" | "closed" | "gone";
+  /** lowest missing seq while later callbacks wait in the buffer, else 0 */
+  missing: number;
+  /** callbacks drained from the buffer ('wait': ms to wait) */
+  n: number;
+}
+
+export interface RegisterResult {
+  created: boolean;
+  execution: number;
+  pausedState: string | null;
+}
+
+/** A request as stored: the hash fields (strings) and the history, newest first. */
+export interface StoredRequest {
+  fields: Record<string, string>;
+  history: Record<string, unknown>[];
+}
+
+/**
+ * Typed access to a request's Redis keys through the Lua scripts. Transport-agnostic: failures are
+ * EssErrors with a code; Redis errors propagate as they are (the caller decides 503 or retry).
+ */
+export class RequestStore {
+  readonly redis: ScriptedRedis;
+
+  constructor(
+    redis: Redis,
+    readonly keys: Keys,
+    readonly limits: StoreLimits = DEFAULT_LIMITS,
+  ) {
+    this.redis = defineScripts(redis);
+  }
+
+  /**
+   * The gateway's admit decision (404/403/idempotency) and sequence number, in one script.
+   * `idempotency`: the Idempotency-Key and the fingerprint of the callback's content.
+   */
+  async admit(
+    requestId: string,
+    handle: string,
+    status: CallbackStatus,
+    idempotency?: { key: string; fingerprint: string },
+  ): Promise<AdmitResult> {
+    const p = this.keys.partition(requestId);
+    const req = this.keys.request(p, requestId);
+    const reply = await this.redis.ess_admit(
+      req,
+      idempotency ? this.keys.idempotency(p, requestId, idempotency.key) : req,
+      digest(handle),
+      status,
+      idempotency?.fingerprint ?? "",
+      IDEMPOTENCY_IN_FLIGHT_SECONDS,
+    );
+    const code = Number(reply[0]);
+    const cancelling = reply[3] === 1;
+    switch (code) {
+      case 1:
+        return { kind: "admitted", partition: p, seq: Number(reply[1]), execution: Number(reply[2]), cancelling };
+      case 2:
+        return { kind: "repeat", cancelling };
+      case -1:
+        throw new EssError("REQUEST_NOT_FOUND", `request ${requestId} is not registered`);
+      case -2:
+        throw new EssError(
+          "STALE_HANDLE",
+          `requestHandle is not the handle of request ${requestId}'s current execution`,
+        );
+      case -3:
+        throw new EssError(
+          "NOT_ACCEPTING_CALLBACKS",
+          `request ${requestId} is ${String(reply[1])}, a state that takes no callbacks`,
+        );
+      case -4:
+        throw new EssError(
+          "IDEMPOTENCY_KEY_REUSED",
+          "Idempotency-Key was already used with a different status, requestHandle or statusMessage",
+        );
+      case -5:
+        throw new EssError(
+          "IDEMPOTENCY_KEY_IN_FLIGHT",
+          "a call with this Idempotency-Key is still being processed; retry shortly",
+          { retryAfter: 1 },
+        );
+      default:
+        throw new Error(`admit script returned unknown code ${code}`);
+    }
+  }
+
+  /** Marks an Idempotency-Key as answered 200, for the configured window. */
+  async completeIdempotency(requestId: string, key: string, fingerprint: string, seq: number): Promise<void> {
+    const p = this.keys.partition(requestId);
+    await this.redis.set(
+      this.keys.idempotency(p, requestId, key),
+      `${fingerprint}|${seq}|done`,
+      "EX",
+      this.limits.idempotencyTtlSeconds,
+    );
+  }
+
+  /** Forgets an in-flight Idempotency-Key whose callback could not be enqueued. */
+  async abandonIdempotency(requestId: string, key: string): Promise<void> {
+    const p = this.keys.partition(requestId);
+    await this.redis.del(this.keys.idempotency(p, requestId, key));
+  }
+
+  /** Creates or re-arms a request in RUNNING under a new handle. */
+  async register(
+    requestId: string,
+    handle: string,
+    opts: { maxRetries?: number | undefined; requestTimeout?: number | undefined; resumed?: boolean | undefined },
+  ): Promise<RegisterResult> {
+    const p = this.keys.partition(requestId);
+    const reply = await this.redis.ess_register(
+      this.keys.request(p, requestId),
+      this.keys.history(p, requestId),
+      this.keys.events(p),
+      digest(handle),
+      Date.now(),
+      opts.maxRetries ?? "",
+      opts.requestTimeout ?? "",
+      opts.resumed ? "1" : "0",
+      this.limits.historyLimit,
+      this.limits.eventsMaxLen,
+      requestId,
+    );
+    const code = Number(reply[0]);
+    if (code === -1) {
+      throw new EssError(
+        "ALREADY_TERMINAL",
+        `request ${requestId} has ended (${String(reply[2])}) and cannot be registered again`,
+      );
+    }
+    if (code === -2) {
+      throw new EssError(
+        "UNSUPPORTED_STATE",
+        `resumed=true needs a PAUSED request; request ${requestId} is ${String(reply[2])}`,
+      );
+    }
+    return {
+      created: code === 1,
+      execution: Number(reply[1]),
+      pausedState: typeof reply[3] === "string" ? reply[3] : null,
+    };
+  }
+
+  /** Applies one callback job (mode 'cb') or checks an open sequence gap (mode 'gap'). */
+  async apply(
+    requestId: string,
+    mode: "cb" | "gap",
+    arg: CallbackJob | number,
+    now = Date.now(),
+  ): Promise<ApplyResult> {
+    const p = this.keys.partition(requestId);
+    const reply = await this.redis.ess_apply(
+      this.keys.request(p, requestId),
+      this.keys.buffer(p, requestId),
+      this.keys.history(p, requestId),
+      this.keys.events(p),
+      this.keys.skipped(p, requestId),
+      mode,
+      typeof arg === "number" ? arg : JSON.stringify(arg),
+      now,
+      this.limits.historyLimit,
+      this.limits.eventsMaxLen,
+      this.limits.retentionSeconds,
+      this.limits.gapTimeoutMs,
+      this.keys.jobPrefix(p),
+      requestId,
+    );
+    return { result: reply[0] as ApplyResult["result"], missing: Number(reply[1]), n: Number(reply[2]) };
+  }
+
+  /** Reads a request's fields and history; null when unknown or expired. */
+  async read(requestId: string): Promise<StoredRequest | null> {
+    const p = this.keys.partition(requestId);
+    const [fieldsReply, histReply] = (await this.redis
+      .multi()
+      .hgetall(this.keys.request(p, requestId))
+      .lrange(this.keys.history(p, requestId), 0, -1)
+      .exec()) as [[Error | null, Record<string, string>], [Error | null, string[]]];
+    if (fieldsReply[0]) throw fieldsReply[0];
+    if (histReply[0]) throw histReply[0];
+    const fields = fieldsReply[1];
+    if (!fields.state) return null;
+    return { fields, history: histReply[1].map((h) => JSON.parse(h) as Record<string, unknown>) };
+  }
+
+  /** The state field alone (tests, tools). */
+  async state(requestId: string): Promise<RequestState | null> {
+    const p = this.keys.partition(requestId);
+    return (await this.redis.hget(this.keys.request(p, requestId), "state")) as RequestState | null;
+  }
+}

@@ -1,0 +1,54 @@
+import { randomBytes } from "node:crypto";
+import { createApp } from "@ess/gateway";
+import { CallbackQueues, createRedis, DEFAULT_LIMITS, Keys, RequestStore, type StoreLimits } from "@ess/store";
+import type { Redis } from "ioredis";
+import { afterAll, inject } from "vitest";
+
+/** A fresh key prefix, so test files can share one Redis without seeing each other. */
+export function uniquePrefix(): string {
+  return `t${randomBytes(5).toString("hex")}`;
+}
+
+export interface TestContext {
+  url: string;
+  prefix: string;
+  redis: Redis;
+  keys: Keys;
+  store: RequestStore;
+  queues: CallbackQueues;
+  app: ReturnType<typeof createApp>;
+  errors: unknown[];
+}
+
+/**
+ * Real Redis (from the project's globalSetup), a unique prefix, a store, queues and the gateway app
+ * built in-process. Closed after the file's tests.
+ */
+export function useTestContext(opts: { partitions?: number; limits?: Partial<StoreLimits>; maxBodyBytes?: number } = {}): TestContext {
+  const url = inject("redisUrl");
+  const prefix = uniquePrefix();
+  const redis = createRedis(url, "tool");
+  const keys = new Keys(prefix, opts.partitions ?? 4);
+  const store = new RequestStore(redis, keys, { ...DEFAULT_LIMITS, ...opts.limits });
+  const queues = new CallbackQueues(redis, keys, { attempts: 3, backoffMs: 10 });
+  const errors: unknown[] = [];
+  const app = createApp({
+    store,
+    queues,
+    maxBodyBytes: opts.maxBodyBytes ?? 16384,
+    enqueueTimeoutMs: 2000,
+    logError: (err) => errors.push(err),
+  });
+  afterAll(async () => {
+    await queues.close();
+    await redis.quit();
+  });
+  return { url, prefix, redis, keys, store, queues, app, errors };
+}
+
+let nextId = 1000;
+/** A request id not used before in this process. */
+export function newRequestId(): string {
+  nextId += 1;
+  return String(nextId);
+}

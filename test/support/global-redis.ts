@@ -1,0 +1,17 @@
+import { provisionRedis } from "@ess/testing";
+import type { TestProject } from "vitest/node";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    redisUrl: string;
+  }
+}
+
+/** One Redis per test project: REDIS_URL, else a private redis-server, else testcontainers. */
+export default async function setup(project: TestProject) {
+  const redis = await provisionRedis();
+  project.provide("redisUrl", redis.url);
+  return async () => {
+    await redis.stop();
+  };
+}
