@@ -3,6 +3,7 @@ import { createApp } from "@ess/gateway";
 import { CallbackQueues, createRedis, DEFAULT_LIMITS, Keys, RequestStore, type StoreLimits } from "@ess/store";
 import type { Redis } from "ioredis";
 import { afterAll, inject } from "vitest";
+import "./provided.js";
 
 /** A fresh key prefix, so test files can share one Redis without seeing each other. */
 export function uniquePrefix(): string {
@@ -24,7 +25,9 @@ export interface TestContext {
  * Real Redis (from the project's globalSetup), a unique prefix, a store, queues and the gateway app
  * built in-process. Closed after the file's tests.
  */
-export function useTestContext(opts: { partitions?: number; limits?: Partial<StoreLimits>; maxBodyBytes?: number } = {}): TestContext {
+export function useTestContext(
+  opts: { partitions?: number; limits?: Partial<StoreLimits>; maxBodyBytes?: number } = {},
+): TestContext {
   const url = inject("redisUrl");
   const prefix = uniquePrefix();
   const redis = createRedis(url, "tool");

@@ -1,11 +1,6 @@
 import { provisionRedis } from "@ess/testing";
 import type { TestProject } from "vitest/node";
-
-declare module "vitest" {
-  export interface ProvidedContext {
-    redisUrl: string;
-  }
-}
+import "./provided.js";
 
 /** One Redis per test project: REDIS_URL, else a private redis-server, else testcontainers. */
 export default async function setup(project: TestProject) {

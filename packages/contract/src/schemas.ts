@@ -63,8 +63,7 @@ export function describeIssues(error: z.ZodError): string {
         return `status must be one of ${CALLBACK_STATUSES.join(", ")}`;
       }
       if (issue.code === "invalid_type") {
-        const missing = issue.input === undefined;
-        return missing
+        return issue.message.endsWith("received undefined")
           ? `${path} is required`
           : `${path} must be ${issue.expected === "object" ? "a JSON object" : `a ${issue.expected}`}`;
       }

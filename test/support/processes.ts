@@ -1,0 +1,87 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+/** A gateway or worker started as its own OS process (node + tsx, as `npm start` runs it). */
+export interface RunningProcess {
+  child: ChildProcess;
+  /** The port a gateway listens on (0 for a worker). */
+  port: number;
+  url: string;
+  /** Output so far (JSON log lines). */
+  output(): string;
+  /** SIGTERM, then wait for exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL, as a crash would. */
+  kill(): Promise<void>;
+}
+
+/** Starts apps/<app>/src/main.ts with env; resolves once it reports it is up. */
+export async function startApp(app: "gateway" | "worker", env: Record<string, string>): Promise<RunningProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", `apps/${app}/src/main.ts`], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const ready = app === "gateway" ? /"port":(\d+).*"gateway listening"/ : /"worker started"/;
+  const deadline = Date.now() + 30000;
+  let port = 0;
+  for (;;) {
+    const m = ready.exec(out);
+    if (m) {
+      port = m[1] ? Number(m[1]) : 0;
+      break;
+    }
+    if (child.exitCode !== null) throw new Error(`${app} exited early (${child.exitCode}):\n${out}`);
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`${app} did not start:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    child,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    output: () => out,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill("SIGTERM");
+      return exited;
+    },
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+/** Polls fn until it returns a truthy value or the timeout passes. */
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 15000,
+  what = "condition",
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
