@@ -43,7 +43,7 @@ function run(name: string, script: string, env: NodeJS.ProcessEnv): ChildProcess
   const prefix = `[${name}] `;
   const pipe = (stream: NodeJS.ReadableStream | null, out: NodeJS.WriteStream) =>
     stream?.on("data", (d: Buffer) => {
-      for (const line of d.toString().split("\n")) if (line) out.write(prefix + line + "\n");
+      for (const line of d.toString().split("\n")) if (line) out.write(`${prefix + line}\n`);
     });
   pipe(child.stdout, process.stdout);
   pipe(child.stderr, process.stderr);
@@ -97,6 +97,7 @@ setTimeout(() => {
     [
       "",
       `ESS callback gateway: ${base}   (Ctrl-C stops the gateway, the worker and the Redis this started)`,
+      `Admin listener:       http://localhost:${process.env.ADMIN_PORT ?? "8081"}`,
       "Try it:",
       `  H=$(curl -s -X POST ${base}/gateway/v1/requests/${sampleId}/executions | sed -E 's/.*"requestHandle":"([^"]+)".*/\\1/')`,
       `  curl -i -X POST ${base}/ess/rest/scheduler/v1/requests/${sampleId}/executionStatus \\`,

@@ -9,6 +9,8 @@ export interface RunningProcess {
   /** The port a gateway listens on (0 for a worker). */
   port: number;
   url: string;
+  /** The gateway's admin listener. */
+  adminUrl: string;
   /** Output so far (JSON log lines). */
   output(): string;
   /** SIGTERM, then wait for exit; resolves with the exit code. */
@@ -21,7 +23,7 @@ export interface RunningProcess {
 export async function startApp(app: "gateway" | "worker", env: Record<string, string>): Promise<RunningProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", `apps/${app}/src/main.ts`], {
     cwd: ROOT,
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
+    env: { ...process.env, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -33,12 +35,16 @@ export async function startApp(app: "gateway" | "worker", env: Record<string, st
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const ready = app === "gateway" ? /"port":(\d+).*"gateway listening"/ : /"worker started"/;
+  const adminReady = /"port":(\d+).*"admin listening"/;
   const deadline = Date.now() + 30000;
   let port = 0;
+  let adminPort = 0;
   for (;;) {
     const m = ready.exec(out);
-    if (m) {
+    const a = adminReady.exec(out);
+    if (m && (app === "worker" || a)) {
       port = m[1] ? Number(m[1]) : 0;
+      adminPort = a?.[1] ? Number(a[1]) : 0;
       break;
     }
     if (child.exitCode !== null) throw new Error(`${app} exited early (${child.exitCode}):\n${out}`);
@@ -52,6 +58,7 @@ export async function startApp(app: "gateway" | "worker", env: Record<string, st
     child,
     port,
     url: `http://127.0.0.1:${port}`,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
     output: () => out,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;

@@ -1,6 +1,7 @@
 import { ConfigError, createLogger, loadConfig } from "@ess/config";
 import { CallbackQueues, createRedis, Keys, RequestStore, waitReady } from "@ess/store";
 import { serve } from "@hono/node-server";
+import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
 
 /** Entry point: reads config, opens Redis, serves, and shuts down cleanly on SIGTERM/SIGINT. */
@@ -31,16 +32,22 @@ async function main(): Promise<void> {
     idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
   });
   const queues = new CallbackQueues(redis, keys, { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
-  const app = createApp({
+  const deps = {
     store,
     queues,
     maxBodyBytes: config.MAX_BODY_BYTES,
     enqueueTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
-    logError: (err, context) => log.error({ err, ...context }, "unexpected error"),
-  });
+    logError: (err: unknown, context: Record<string, unknown>) => log.error({ err, ...context }, "unexpected error"),
+  };
+  const app = createApp(deps);
+  const adminApp = createAdminApp(deps);
 
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
     log.info({ port: info.port, host: config.HOST }, "gateway listening");
+  });
+
+  const adminServer = serve({ fetch: adminApp.fetch, port: config.ADMIN_PORT, hostname: config.ADMIN_HOST }, (info) => {
+    log.info({ port: info.port, host: config.ADMIN_HOST }, "admin listening");
   });
 
   let stopping = false;
@@ -53,6 +60,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
     force.unref();
+    adminServer.close();
     server.close(async () => {
       await queues.close().catch(() => {});
       await redis.quit().catch(() => {});
@@ -60,7 +68,9 @@ async function main(): Promise<void> {
       process.exit(0);
     });
     // idle keep-alive connections would hold close() open
-    if ("closeIdleConnections" in server) (server as { closeIdleConnections(): void }).closeIdleConnections();
+    for (const s of [server, adminServer]) {
+      if ("closeIdleConnections" in s) (s as { closeIdleConnections(): void }).closeIdleConnections();
+    }
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));

@@ -17,6 +17,10 @@ export const configSchema = z.object({
   PORT: int(0, 65535).default(8080),
   /** Gateway bind address. */
   HOST: z.string().min(1).default("0.0.0.0"),
+  /** Admin listener port (dead letters, metrics, dashboard); keep it off the network the fleet reaches. */
+  ADMIN_PORT: int(0, 65535).default(8081),
+  /** Admin listener bind address. */
+  ADMIN_HOST: z.string().min(1).default("127.0.0.1"),
   /** Largest accepted request body, in bytes (413 above). */
   MAX_BODY_BYTES: int(256, 1048576).default(16384),
   /** Gateway: how long one Redis command may take before the call is answered 503. */
