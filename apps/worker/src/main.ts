@@ -1,5 +1,5 @@
 import { ConfigError, createLogger, loadConfig, parsePartitionList } from "@ess/config";
-import { CallbackQueues, createRedis, Keys, RequestStore, waitReady } from "@ess/store";
+import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
 import { createWorker } from "./worker.js";
 
 /** Entry point: config, Redis, one BullMQ worker per partition; SIGTERM drains and exits 0. */
@@ -35,13 +35,19 @@ async function main(): Promise<void> {
     attempts: config.JOB_ATTEMPTS,
     backoffMs: config.JOB_BACKOFF_MS,
   });
+  const deadLetters = new DeadLetters(connection, keys, (p, name) => queues.queue(p, name));
   const worker = createWorker({
     connection,
     store,
     queues,
+    deadLetters,
     partitions,
     concurrency: config.WORKER_CONCURRENCY,
     gapTimeoutMs: config.GAP_TIMEOUT_MS,
+    lockMs: config.WORKER_LOCK_MS,
+    stalledIntervalMs: config.WORKER_STALLED_INTERVAL_MS,
+    sweepIntervalMs: config.DLQ_SWEEP_INTERVAL_MS,
+    deadLetterRetentionMs: config.DLQ_RETENTION_SECONDS * 1000,
     log,
   });
   log.info({ partitions: partitions.length, concurrency: config.WORKER_CONCURRENCY }, "worker started");

@@ -1,8 +1,18 @@
 import { callbackJobSchema } from "@ess/contract";
-import { CALLBACK_QUEUE, type CallbackQueues, JOB_CALLBACK, JOB_GAP, type RequestStore } from "@ess/store";
+import {
+  CALLBACK_QUEUE,
+  type CallbackQueues,
+  type DeadLetters,
+  JOB_CALLBACK,
+  JOB_GAP,
+  OPS_QUEUE,
+  type RequestStore,
+  reasonMessage,
+} from "@ess/store";
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { z } from "zod";
+import { classify } from "./failures.js";
 
 /** Minimal logger surface (pino's). */
 export interface WorkerLogger {
@@ -16,30 +26,44 @@ export interface WorkerDeps {
   connection: Redis;
   store: RequestStore;
   queues: CallbackQueues;
+  deadLetters: DeadLetters;
   partitions: number[];
   concurrency: number;
   gapTimeoutMs: number;
+  /** BullMQ lock: a job whose worker died is handed to another this long after its last renewal */
+  lockMs: number;
+  /** how often stalled (orphaned) jobs are looked for */
+  stalledIntervalMs: number;
+  /** how often the failed sets are swept into the dead letters (catches a crash mid-move) */
+  sweepIntervalMs: number;
+  /** dead letters older than this are purged (hourly, by one worker at a time) */
+  deadLetterRetentionMs: number;
   log: WorkerLogger;
+  /** Test seam: runs before a callback is applied; throwing simulates a failure of the attempt. */
+  beforeApply?: (job: Job) => void | Promise<void>;
 }
 
 const gapJobSchema = z.strictObject({
   requestId: z.string().regex(/^[1-9][0-9]{0,18}$/),
   missing: z.number().int().min(1),
 });
+const replayJobSchema = z.strictObject({ opId: z.string().regex(/^[0-9a-f]{16}$/) });
 
-/** A running worker: one BullMQ Worker per served partition. */
+/** A running worker: one BullMQ Worker per served partition, plus the ops worker. */
 export interface CallbackWorker {
   workers: Worker[];
+  /** Moves every finally-failed job of the served partitions into the dead letters. */
+  sweep(): Promise<number>;
   /** Stops taking jobs and waits for the active ones (or hands them back after timeoutMs). */
   close(timeoutMs?: number): Promise<void>;
 }
 
 /**
- * Builds the processor and starts consuming. The worker alone changes request state; everything it
+ * Builds the processors and starts consuming. The worker alone changes request state; everything it
  * does to a request happens in one apply script, so crashes and redeliveries change nothing twice.
  */
 export function createWorker(deps: WorkerDeps): CallbackWorker {
-  const { store, queues, log } = deps;
+  const { store, queues, deadLetters, log } = deps;
 
   async function scheduleGapCheck(requestId: string, missing: number, delay: number): Promise<void> {
     const p = store.keys.partition(requestId);
@@ -61,13 +85,18 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     const parsed = callbackJobSchema.safeParse(job.data);
     if (!parsed.success) {
       // a payload that fails validation will never apply: no retries
-      throw new UnrecoverableError(`invalid callback payload: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+      throw new UnrecoverableError(
+        reasonMessage("invalid-payload", `invalid callback payload: ${parsed.error.issues[0]?.message ?? "invalid"}`),
+      );
     }
     const cb = parsed.data;
+    await deps.beforeApply?.(job);
     const res = await store.apply(cb.requestId, "cb", cb);
     log.debug({ requestId: cb.requestId, seq: cb.seq, status: cb.status, result: res.result }, "callback processed");
     if (res.result === "gone") {
-      throw new UnrecoverableError(`request ${cb.requestId} no longer exists (expired or deleted)`);
+      throw new UnrecoverableError(
+        reasonMessage("request-gone", `request ${cb.requestId} no longer exists (expired or deleted)`),
+      );
     }
     if (res.missing > 0) await scheduleGapCheck(cb.requestId, res.missing, deps.gapTimeoutMs);
     return res.result;
@@ -75,7 +104,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
 
   async function processGap(job: Job, token: string | undefined): Promise<string> {
     const parsed = gapJobSchema.safeParse(job.data);
-    if (!parsed.success) throw new UnrecoverableError("invalid gap-check payload");
+    if (!parsed.success) throw new UnrecoverableError(reasonMessage("invalid-payload", "invalid gap-check payload"));
     const { requestId, missing } = parsed.data;
     const res = await store.apply(requestId, "gap", missing);
     if (res.result === "wait") {
@@ -87,43 +116,125 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     return res.result;
   }
 
+  /** Classifies a failure once: permanent ones are dead-lettered without retries. */
+  async function guarded(job: Job, run: () => Promise<string>): Promise<string> {
+    try {
+      return await run();
+    } catch (err) {
+      if (err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
+      const failure = classify(err);
+      if (failure.kind === "permanent") {
+        throw new UnrecoverableError(reasonMessage(failure.reason, (err as Error).message ?? String(err)));
+      }
+      log.warn(
+        { jobId: job.id, attemptsMade: job.attemptsMade, err: (err as Error).message },
+        "transient failure; will retry",
+      );
+      throw err;
+    }
+  }
+
   const processor = async (job: Job, token?: string): Promise<string> => {
     switch (job.name) {
       case JOB_CALLBACK:
-        return processCallback(job);
+        return guarded(job, () => processCallback(job));
       case JOB_GAP:
-        return processGap(job, token);
+        return guarded(job, () => processGap(job, token));
       default:
-        throw new UnrecoverableError(`unknown job name ${job.name}`);
+        throw new UnrecoverableError(reasonMessage("invalid-payload", `unknown job name ${job.name}`));
     }
   };
+
+  async function deadLetter(p: number, job: Job): Promise<void> {
+    try {
+      const entry = await deadLetters.record(p, job);
+      log.warn(
+        { requestId: entry.requestId, seq: entry.seq, reason: entry.reason, attempts: entry.attempts, id: entry.id },
+        "job dead-lettered",
+      );
+    } catch (err) {
+      // the job stays in BullMQ's failed set; the next sweep moves it
+      log.error({ jobId: job.id, err: (err as Error).message }, "could not dead-letter; will retry on sweep");
+    }
+  }
 
   const workers = deps.partitions.map((p) => {
     const w = new Worker(CALLBACK_QUEUE, processor, {
       connection: deps.connection,
       prefix: store.keys.tag(p),
       concurrency: deps.concurrency,
-      // a job whose worker died is handed to another after this long
-      stalledInterval: 5000,
+      lockDuration: deps.lockMs,
+      stalledInterval: deps.stalledIntervalMs,
       maxStalledCount: 3,
     });
     w.on("failed", (job, err) => {
-      if (err instanceof DelayedError || err.name === "DelayedError") return;
-      log.warn({ partition: p, jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, "job failed");
+      if (!job || err instanceof DelayedError || err.name === "DelayedError") return;
+      void job
+        .isFailed()
+        .then((final) => (final ? deadLetter(p, job) : undefined))
+        .catch(() => {});
     });
+    w.on("stalled", (jobId) => log.warn({ partition: p, jobId }, "job stalled; handed to another worker"));
     w.on("error", (err) => log.error({ partition: p, err: err.message }, "worker error"));
     return w;
   });
 
+  const opsWorker = new Worker(
+    OPS_QUEUE,
+    async (job: Job) => {
+      const parsed = replayJobSchema.safeParse(job.data);
+      if (!parsed.success) throw new UnrecoverableError(reasonMessage("invalid-payload", "invalid replay job"));
+      const op = await deadLetters.runReplay(parsed.data.opId);
+      log.info({ opId: parsed.data.opId, state: op?.state, replayed: op?.replayed }, "bulk replay finished");
+      return op?.state ?? "gone";
+    },
+    { connection: deps.connection, prefix: store.keys.opsTag(), concurrency: 2, lockDuration: deps.lockMs },
+  );
+  opsWorker.on("error", (err) => log.error({ err: err.message }, "ops worker error"));
+
+  async function sweep(): Promise<number> {
+    let moved = 0;
+    for (const p of deps.partitions) {
+      const failed = await queues.queue(p).getFailed(0, 199);
+      for (const job of failed) {
+        await deadLetter(p, job);
+        moved++;
+      }
+    }
+    return moved;
+  }
+
+  async function purgeOld(): Promise<void> {
+    // one worker at a time: the lock expires on its own if this one dies
+    const got = await deps.connection.set(store.keys.lock("dlq-purge"), "1", "EX", 300, "NX");
+    if (got !== "OK") return;
+    const n = await deadLetters.purgeMatching({ to: Date.now() - deps.deadLetterRetentionMs });
+    if (n > 0) log.info({ purged: n }, "dead letters past retention purged");
+  }
+
+  const timers = [
+    setInterval(
+      () => void sweep().catch((err: Error) => log.warn({ err: err.message }, "sweep failed")),
+      deps.sweepIntervalMs,
+    ),
+    setInterval(() => void purgeOld().catch((err: Error) => log.warn({ err: err.message }, "purge failed")), 3600_000),
+  ];
+  const firstPurge = setTimeout(() => void purgeOld().catch(() => {}), 5000);
+  for (const t of [...timers, firstPurge]) t.unref();
+
   return {
     workers,
+    sweep,
     async close(timeoutMs = 20000) {
-      const closing = Promise.all(workers.map((w) => w.close()));
+      for (const t of timers) clearInterval(t);
+      clearTimeout(firstPurge);
+      const all = [...workers, opsWorker];
+      const closing = Promise.all(all.map((w) => w.close()));
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
           log.warn({}, "jobs still active at shutdown timeout: handing them back");
-          void Promise.all(workers.map((w) => w.close(true))).then(() => resolve());
+          void Promise.all(all.map((w) => w.close(true))).then(() => resolve());
         }, timeoutMs);
       });
       await Promise.race([closing, timeout]);

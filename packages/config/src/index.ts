@@ -29,6 +29,16 @@ export const configSchema = z.object({
   WORKER_CONCURRENCY: int(1, 1000).default(32),
   /** Worker: which partitions this process serves ("all" or a list like "0-7,12"). */
   WORKER_PARTITIONS: z.string().default("all"),
+  /** Worker: a job's lock; if its worker dies, another takes the job this long after the last renewal. */
+  WORKER_LOCK_MS: int(1000, 600000).default(30000),
+  /** Worker: how often orphaned (stalled) jobs are looked for. */
+  WORKER_STALLED_INTERVAL_MS: int(500, 600000).default(5000),
+  /** Worker: how often failed jobs are swept into the dead letters (catches a crash mid-move). */
+  DLQ_SWEEP_INTERVAL_MS: int(100, 3600000).default(15000),
+  /** Dead letters older than this are purged (checked hourly). */
+  DLQ_RETENTION_SECONDS: int(60, 31536000).default(14 * 86400),
+  /** Bulk replays: dead letters replayed per second at most (live callbacks keep priority). */
+  DLQ_REPLAY_RATE: int(1, 100000).default(200),
   /** Attempts per callback job before it goes to the dead-letter queue. */
   JOB_ATTEMPTS: int(1, 100).default(8),
   /** Base of the exponential backoff between attempts, in ms (with jitter). */

@@ -2,6 +2,8 @@ import { partitionOf } from "@ess/domain";
 
 /** Name of the BullMQ queue inside each partition's prefix. */
 export const CALLBACK_QUEUE = "callbacks";
+/** Name of the BullMQ queue of cross-partition operations (bulk replays), prefix `<prefix>:{ops}`. */
+export const OPS_QUEUE = "ops";
 
 /**
  * The one key builder. Every key of a partition carries the partition's hash tag ({pN}), so a
@@ -40,6 +42,26 @@ export class Keys {
   }
   events(p: number): string {
     return `${this.tag(p)}:events`;
+  }
+  /** Dead letters of partition N: hash id → entry JSON. */
+  deadLetters(p: number): string {
+    return `${this.tag(p)}:dlq`;
+  }
+  /** Dead-letter index by time (score = ms when dead-lettered); `by` narrows it to one value of a field. */
+  deadLetterIndex(p: number, by?: { field: "req" | "status" | "reason"; value: string }): string {
+    return by ? `${this.tag(p)}:dlq:${by.field}:${by.value}` : `${this.tag(p)}:dlq:idx`;
+  }
+  /** `<prefix>:{ops}`: the tag of cross-partition operations (bulk replays, maintenance locks). */
+  opsTag(): string {
+    return `${this.prefix}:{ops}`;
+  }
+  /** A bulk replay operation's progress hash. */
+  replayOp(opId: string): string {
+    return `${this.opsTag()}:replay:${opId}`;
+  }
+  /** A short-lived lock so that one worker at a time runs a periodic task. */
+  lock(name: string): string {
+    return `${this.opsTag()}:lock:${name}`;
   }
   /** Prefix of BullMQ job hashes of partition N's callback queue (job key = this + job id). */
   jobPrefix(p: number): string {

@@ -1,7 +1,7 @@
 import type { CallbackJob } from "@ess/contract";
 import { type JobsOptions, Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { CALLBACK_QUEUE, callbackJobId, type Keys } from "./keys.js";
+import { CALLBACK_QUEUE, callbackJobId, type Keys, OPS_QUEUE } from "./keys.js";
 
 /** Retry policy of callback jobs; from the configuration. */
 export interface JobPolicy {
@@ -25,9 +25,9 @@ export function callbackJobOptions(job: CallbackJob, policy: JobPolicy): JobsOpt
   };
 }
 
-/** One BullMQ queue per partition, prefix `<prefix>:{pN}`, created on first use. */
+/** BullMQ queues: per partition (prefix `<prefix>:{pN}`) and the ops queue; created on first use. */
 export class CallbackQueues {
-  private readonly queues = new Map<number, Queue>();
+  private readonly queues = new Map<string, Queue>();
 
   constructor(
     private readonly connection: Redis,
@@ -35,14 +35,24 @@ export class CallbackQueues {
     readonly policy: JobPolicy,
   ) {}
 
-  /** The queue of partition p. */
-  queue(p: number): Queue {
-    let q = this.queues.get(p);
+  /** The queue `name` (default: the callback queue) of partition p. */
+  queue(p: number, name: string = CALLBACK_QUEUE): Queue {
+    return this.named(this.keys.tag(p), name);
+  }
+
+  /** The queue of cross-partition operations (bulk replays). */
+  ops(): Queue {
+    return this.named(this.keys.opsTag(), OPS_QUEUE);
+  }
+
+  private named(prefix: string, name: string): Queue {
+    const id = `${prefix}:${name}`;
+    let q = this.queues.get(id);
     if (!q) {
-      q = new Queue(CALLBACK_QUEUE, { connection: this.connection, prefix: this.keys.tag(p) });
+      q = new Queue(name, { connection: this.connection, prefix });
       // errors surface on the add() promise; without a listener they would crash the process
       q.on("error", () => {});
-      this.queues.set(p, q);
+      this.queues.set(id, q);
     }
     return q;
   }
@@ -52,10 +62,9 @@ export class CallbackQueues {
     await this.queue(partition).add(JOB_CALLBACK, job, callbackJobOptions(job, this.policy));
   }
 
-  /** All partition queues (created if needed): for dashboards, metrics and shutdown. */
+  /** The callback queue of every partition (created if needed): for dashboards, metrics and sweeps. */
   all(): Queue[] {
-    for (let p = 0; p < this.keys.partitions; p++) this.queue(p);
-    return [...this.queues.values()];
+    return Array.from({ length: this.keys.partitions }, (_, p) => this.queue(p));
   }
 
   /** Closes the queues (not the shared connection). */
