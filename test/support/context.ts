@@ -14,6 +14,8 @@ export interface TestContext {
   url: string;
   prefix: string;
   redis: Redis;
+  /** a connection with the worker's profile (BullMQ workers need maxRetriesPerRequest: null) */
+  workerRedis: Redis;
   keys: Keys;
   store: RequestStore;
   queues: CallbackQueues;
@@ -26,14 +28,21 @@ export interface TestContext {
  * built in-process. Closed after the file's tests.
  */
 export function useTestContext(
-  opts: { partitions?: number; limits?: Partial<StoreLimits>; maxBodyBytes?: number } = {},
+  opts: {
+    partitions?: number;
+    limits?: Partial<StoreLimits>;
+    maxBodyBytes?: number;
+    attempts?: number;
+    backoffMs?: number;
+  } = {},
 ): TestContext {
   const url = inject("redisUrl");
   const prefix = uniquePrefix();
   const redis = createRedis(url, "tool");
+  const workerRedis = createRedis(url, "worker");
   const keys = new Keys(prefix, opts.partitions ?? 4);
   const store = new RequestStore(redis, keys, { ...DEFAULT_LIMITS, ...opts.limits });
-  const queues = new CallbackQueues(redis, keys, { attempts: 3, backoffMs: 10 });
+  const queues = new CallbackQueues(redis, keys, { attempts: opts.attempts ?? 3, backoffMs: opts.backoffMs ?? 10 });
   const errors: unknown[] = [];
   const app = createApp({
     store,
@@ -45,8 +54,9 @@ export function useTestContext(
   afterAll(async () => {
     await queues.close();
     await redis.quit();
+    await workerRedis.quit();
   });
-  return { url, prefix, redis, keys, store, queues, app, errors };
+  return { url, prefix, redis, workerRedis, keys, store, queues, app, errors };
 }
 
 let nextId = 1000;
