@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { createApp } from "@ess/gateway";
-import { CallbackQueues, createRedis, DEFAULT_LIMITS, Keys, RequestStore, type StoreLimits } from "@ess/store";
+import { createAdminApp, createApp } from "@ess/gateway";
+import { CallbackQueues, createRedis, DEFAULT_LIMITS, DeadLetters, Keys, RequestStore, type StoreLimits } from "@ess/store";
 import type { Redis } from "ioredis";
 import { afterAll, inject } from "vitest";
 import "./provided.js";
@@ -20,6 +20,8 @@ export interface TestContext {
   store: RequestStore;
   queues: CallbackQueues;
   app: ReturnType<typeof createApp>;
+  adminApp: ReturnType<typeof createAdminApp>;
+  deadLetters: DeadLetters;
   errors: unknown[];
 }
 
@@ -44,19 +46,24 @@ export function useTestContext(
   const store = new RequestStore(redis, keys, { ...DEFAULT_LIMITS, ...opts.limits });
   const queues = new CallbackQueues(redis, keys, { attempts: opts.attempts ?? 3, backoffMs: opts.backoffMs ?? 10 });
   const errors: unknown[] = [];
-  const app = createApp({
+  const deadLetters = new DeadLetters(redis, keys, (p, name) => queues.queue(p, name));
+  const deps = {
     store,
     queues,
+    deadLetters,
+    replayRate: 100,
     maxBodyBytes: opts.maxBodyBytes ?? 16384,
     enqueueTimeoutMs: 2000,
-    logError: (err) => errors.push(err),
-  });
+    logError: (err: unknown) => errors.push(err),
+  };
+  const app = createApp(deps);
+  const adminApp = createAdminApp(deps);
   afterAll(async () => {
     await queues.close();
     await redis.quit();
     await workerRedis.quit();
   });
-  return { url, prefix, redis, workerRedis, keys, store, queues, app, errors };
+  return { url, prefix, redis, workerRedis, keys, store, queues, app, adminApp, deadLetters, errors };
 }
 
 let nextId = 1000;

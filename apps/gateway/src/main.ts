@@ -1,5 +1,5 @@
 import { ConfigError, createLogger, loadConfig } from "@ess/config";
-import { CallbackQueues, createRedis, Keys, RequestStore, waitReady } from "@ess/store";
+import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
 import { serve } from "@hono/node-server";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
@@ -35,6 +35,8 @@ async function main(): Promise<void> {
   const deps = {
     store,
     queues,
+    deadLetters: new DeadLetters(redis, keys, (p, name) => queues.queue(p, name)),
+    replayRate: config.DLQ_REPLAY_RATE,
     maxBodyBytes: config.MAX_BODY_BYTES,
     enqueueTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
     logError: (err: unknown, context: Record<string, unknown>) => log.error({ err, ...context }, "unexpected error"),

@@ -167,9 +167,12 @@ describe("Redis unreachable", () => {
 
   it("answers 503 with Retry-After at once instead of hanging", async () => {
     const { RequestStore, CallbackQueues } = await import("@ess/store");
+    const queues = new CallbackQueues(down, ctx.keys, { attempts: 1, backoffMs: 1 });
     const app = createApp({
       store: new RequestStore(down, ctx.keys),
-      queues: new CallbackQueues(down, ctx.keys, { attempts: 1, backoffMs: 1 }),
+      queues,
+      deadLetters: ctx.deadLetters,
+      replayRate: 1,
       maxBodyBytes: 1000,
       enqueueTimeoutMs: 200,
       logError: () => {},
