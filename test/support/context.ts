@@ -1,6 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { createAdminApp, createApp } from "@ess/gateway";
-import { CallbackQueues, createRedis, DEFAULT_LIMITS, DeadLetters, Keys, RequestStore, type StoreLimits } from "@ess/store";
+import {
+  CallbackQueues,
+  createRedis,
+  DEFAULT_LIMITS,
+  DeadLetters,
+  Keys,
+  RequestStore,
+  type StoreLimits,
+} from "@ess/store";
 import type { Redis } from "ioredis";
 import { afterAll, inject } from "vitest";
 import "./provided.js";

@@ -1,5 +1,5 @@
-import { createWorker, type WorkerDeps } from "@ess/worker";
 import { DeadLetters } from "@ess/store";
+import { createWorker, type WorkerDeps } from "@ess/worker";
 import type { TestContext } from "./context.js";
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };

@@ -5,8 +5,8 @@ import { handleError } from "./errors.js";
 import { callbackRoutes } from "./routes/callback.js";
 import { requestRoutes } from "./routes/requests.js";
 
-export type { AppEnv, GatewayDeps } from "./env.js";
 export { createAdminApp } from "./admin.js";
+export type { AppEnv, GatewayDeps } from "./env.js";
 export { CANCEL_HEADER } from "./routes/callback.js";
 
 /** Builds the gateway's Hono app. Pure: no ports, no config reading; main.ts wires it. */

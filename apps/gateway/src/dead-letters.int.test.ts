@@ -22,7 +22,13 @@ async function seed(): Promise<DeadLetter[]> {
   const out: DeadLetter[] = [];
   for (let i = 0; i < 12; i++) {
     const rid = String(500 + (i % 4));
-    out.push(await ctx.deadLetters.record(ctx.keys.partition(rid), job(rid, i + 1, i % 2 ? "UPDATE" : "ERROR"), 1_760_000_000_000 + i));
+    out.push(
+      await ctx.deadLetters.record(
+        ctx.keys.partition(rid),
+        job(rid, i + 1, i % 2 ? "UPDATE" : "ERROR"),
+        1_760_000_000_000 + i,
+      ),
+    );
   }
   return out;
 }
@@ -45,9 +51,15 @@ describe("admin dead-letter API", () => {
       cursor = page.nextCursor;
     }
     expect(ids).toEqual(seeded.map((e) => e.id));
-    const errs = (await (await admin("/admin/dead-letters?status=ERROR&requestId=500")).json()) as { items: DeadLetter[] };
-    expect(errs.items.map((e) => e.id)).toEqual(seeded.filter((e) => e.status === "ERROR" && e.requestId === "500").map((e) => e.id));
-    const ranged = (await (await admin("/admin/dead-letters?from=1760000000003&to=1760000000005")).json()) as { items: DeadLetter[] };
+    const errs = (await (await admin("/admin/dead-letters?status=ERROR&requestId=500")).json()) as {
+      items: DeadLetter[];
+    };
+    expect(errs.items.map((e) => e.id)).toEqual(
+      seeded.filter((e) => e.status === "ERROR" && e.requestId === "500").map((e) => e.id),
+    );
+    const ranged = (await (await admin("/admin/dead-letters?from=1760000000003&to=1760000000005")).json()) as {
+      items: DeadLetter[];
+    };
     expect(ranged.items.length).toBe(3);
     const one = await admin(`/admin/dead-letters/${seeded[0]?.id}`);
     expect(await one.json()).toMatchObject({ id: seeded[0]?.id, reason: "attempts-exhausted" });

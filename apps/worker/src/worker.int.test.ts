@@ -28,7 +28,7 @@ async function registered(): Promise<string> {
   return id;
 }
 
-let seqs = new Map<string, number>();
+const seqs = new Map<string, number>();
 /** Admits and enqueues like the gateway does (seq from the admit script). */
 async function accept(id: string, status: CallbackStatus, message?: string): Promise<CallbackJob> {
   const a = await ctx.store.admit(id, "h", status);
@@ -129,9 +129,13 @@ describe("worker: retries, ordering, dead letters, replay", () => {
     const p = 0;
     const q = ctx.queues.queue(p, "sweep-test");
     await q.add("cb", { requestId: "4242", seq: 1, status: "UPDATE" }, { jobId: "4242-1", attempts: 1 });
-    const failing = new Worker("sweep-test", async () => {
-      throw new Error("boom");
-    }, { connection: ctx.workerRedis, prefix: ctx.keys.tag(p) });
+    const failing = new Worker(
+      "sweep-test",
+      async () => {
+        throw new Error("boom");
+      },
+      { connection: ctx.workerRedis, prefix: ctx.keys.tag(p) },
+    );
     await eventually(async () => (await q.getFailedCount()) === 1);
     await failing.close();
     // our worker sweeps its own callback queue; a failed callback job left behind is moved the same way

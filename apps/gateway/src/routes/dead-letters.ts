@@ -1,10 +1,10 @@
+import { parseOrThrow } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { DEAD_LETTER_REASONS, type DeadLetterQuery } from "@ess/store";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { readJson, requireJsonMediaType, requireRequestId } from "../body.js";
 import type { AppEnv } from "../env.js";
-import { parseOrThrow } from "@ess/contract";
 
 const time = z.union([z.number().int().min(0), z.iso.datetime().transform((s) => Date.parse(s))]);
 
@@ -121,6 +121,7 @@ export const deadLetterRoutes = new Hono<AppEnv>()
   })
   .delete("/admin/dead-letters/:id", async (c) => {
     const id = c.req.param("id");
-    if (!(await c.get("deps").deadLetters.remove(id))) throw new EssError("ROUTE_NOT_FOUND", `no dead letter ${id.slice(0, 80)}`);
+    if (!(await c.get("deps").deadLetters.remove(id)))
+      throw new EssError("ROUTE_NOT_FOUND", `no dead letter ${id.slice(0, 80)}`);
     return c.body(null, 204);
   });

@@ -1,0 +1,190 @@
+import { parseArgs } from "node:util";
+import { parseRequestId } from "@ess/domain";
+import {
+  type CallbackQueues,
+  DEAD_LETTER_REASONS,
+  type DeadLetter,
+  type DeadLetterQuery,
+  type DeadLetterReason,
+  type DeadLetters,
+  type RequestStore,
+} from "@ess/store";
+
+export const USAGE = `ess-cli — operate the ESS callback gateway (talks to Redis: REDIS_URL, KEY_PREFIX, PARTITIONS)
+
+  dlq list    [filters] [--limit N] [--cursor C] [--json]     list dead letters, oldest first
+  dlq show    <id>                                            one dead letter in full (JSON)
+  dlq replay  <id>...                                         replay these now
+  dlq replay  (--all | filters) [--rate N] [--wait]           bulk replay, rate-limited, in the workers
+  dlq replay-status <opId>      dlq replay-cancel <opId>      follow or stop a bulk replay
+  dlq purge   <id>... | --all | filters | --older-than 7d     delete dead letters
+  dlq count                                                   how many dead letters there are
+  request show <requestId>                                    a request's state and history (JSON)
+
+filters: --partition N --request ID --status S --reason R --since T --until T
+         (R: ${DEAD_LETTER_REASONS.join(", ")}; T: ISO 8601, ms since the epoch, or an age like 30m, 2h, 7d)`;
+
+/** What the commands need; main.ts builds it from the environment. */
+export interface CliDeps {
+  deadLetters: DeadLetters;
+  store: RequestStore;
+  queues: CallbackQueues;
+  defaultRate: number;
+  out: (line: string) => void;
+  now?: () => number;
+}
+
+export class UsageError extends Error {}
+
+const DURATION = /^(\d+)(s|m|h|d)$/;
+const UNIT: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses an ISO time, epoch ms, or an age ("7d" = seven days ago). */
+export function parseTime(raw: string, now: number): number {
+  const d = DURATION.exec(raw);
+  if (d) return now - Number(d[1]) * (UNIT[d[2] ?? "s"] ?? 1000);
+  if (/^\d+$/.test(raw)) return Number(raw);
+  const t = Date.parse(raw);
+  if (Number.isNaN(t)) throw new UsageError(`not a time: ${raw}`);
+  return t;
+}
+
+const options = {
+  partition: { type: "string" },
+  request: { type: "string" },
+  status: { type: "string" },
+  reason: { type: "string" },
+  since: { type: "string" },
+  until: { type: "string" },
+  limit: { type: "string" },
+  cursor: { type: "string" },
+  rate: { type: "string" },
+  "older-than": { type: "string" },
+  all: { type: "boolean" },
+  wait: { type: "boolean" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function filters(v: Record<string, string | boolean | undefined>, now: number): DeadLetterQuery | null {
+  const q: DeadLetterQuery = {};
+  if (typeof v.partition === "string") q.partition = Number(v.partition);
+  if (typeof v.request === "string") {
+    const id = parseRequestId(v.request);
+    if (!id) throw new UsageError(`not a request id: ${v.request}`);
+    q.requestId = id;
+  }
+  if (typeof v.status === "string") q.status = v.status;
+  if (typeof v.reason === "string") {
+    if (!(DEAD_LETTER_REASONS as readonly string[]).includes(v.reason))
+      throw new UsageError(`unknown reason: ${v.reason}`);
+    q.reason = v.reason as DeadLetterReason;
+  }
+  if (typeof v.since === "string") q.from = parseTime(v.since, now);
+  if (typeof v.until === "string") q.to = parseTime(v.until, now);
+  return Object.keys(q).length > 0 ? q : null;
+}
+
+function row(e: DeadLetter): string {
+  const at = new Date(e.deadAt).toISOString();
+  return [e.id, at, e.requestId ?? "-", e.seq ?? "-", e.status ?? "-", e.reason, e.attempts, e.error.slice(0, 60)].join(
+    "\t",
+  );
+}
+
+/** Runs one command line; returns the exit code. */
+export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
+  const now = deps.now?.() ?? Date.now();
+  const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  const [area, command, ...rest] = positionals;
+  if (values.help || !area) {
+    deps.out(USAGE);
+    return values.help ? 0 : 2;
+  }
+  const { deadLetters, out } = deps;
+  if (area === "request" && command === "show" && rest[0]) {
+    const id = parseRequestId(rest[0]);
+    const stored = id ? await deps.store.read(id) : null;
+    if (!stored) {
+      out(`request ${rest[0]} not found`);
+      return 1;
+    }
+    const { handle: _h, closedHandle: _c, ...fields } = stored.fields;
+    out(JSON.stringify({ requestId: id, ...fields, history: stored.history }, null, 2));
+    return 0;
+  }
+  if (area !== "dlq") throw new UsageError(`unknown command: ${positionals.join(" ")}`);
+  const q = filters(values, now);
+  switch (command) {
+    case "count":
+      out(String(await deadLetters.count()));
+      return 0;
+    case "list": {
+      const page = await deadLetters.list(q ?? {}, { limit: Number(values.limit ?? 50), cursor: values.cursor });
+      if (values.json) out(JSON.stringify(page, null, 2));
+      else {
+        out(["id", "deadAt", "requestId", "seq", "status", "reason", "attempts", "error"].join("\t"));
+        for (const e of page.items) out(row(e));
+        if (page.nextCursor) out(`more: --cursor ${page.nextCursor}`);
+      }
+      return 0;
+    }
+    case "show": {
+      const e = rest[0] ? await deadLetters.get(rest[0]) : null;
+      if (!e) {
+        out(`dead letter ${rest[0] ?? "(no id)"} not found`);
+        return 1;
+      }
+      out(JSON.stringify(e, null, 2));
+      return 0;
+    }
+    case "replay": {
+      if (rest.length > 0) {
+        let missing = 0;
+        for (const id of rest) {
+          const r = await deadLetters.replay(id);
+          if (r === "not-found") missing++;
+          out(`${id}\t${r}`);
+        }
+        return missing > 0 ? 1 : 0;
+      }
+      if (!values.all && !q) throw new UsageError("replay needs ids, --all, or filters");
+      const op = await deadLetters.startReplay(q ?? {}, Number(values.rate ?? deps.defaultRate), deps.queues.ops());
+      out(`replay ${op.id} started: ${op.total} dead letters at ${op.rate}/s`);
+      if (!values.wait) return 0;
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 1000));
+        const cur = await deadLetters.getReplay(op.id);
+        out(`replay ${op.id}: ${cur?.state} ${cur?.replayed}/${cur?.total}`);
+        if (!cur || cur.state !== "running") return cur?.state === "done" ? 0 : 1;
+      }
+    }
+    case "replay-status":
+    case "replay-cancel": {
+      const id = rest[0] ?? "";
+      const op = command === "replay-cancel" ? await deadLetters.cancelReplay(id) : await deadLetters.getReplay(id);
+      if (!op) {
+        out(`replay ${id} not found`);
+        return 1;
+      }
+      out(JSON.stringify(op, null, 2));
+      return 0;
+    }
+    case "purge": {
+      let purged = 0;
+      if (rest.length > 0) {
+        for (const id of rest) if (await deadLetters.remove(id)) purged++;
+      } else if (typeof values["older-than"] === "string") {
+        purged = await deadLetters.purgeMatching({ to: parseTime(values["older-than"], now) });
+      } else if (values.all || q) {
+        purged = await deadLetters.purgeMatching(q ?? {});
+      } else {
+        throw new UsageError("purge needs ids, --all, --older-than, or filters");
+      }
+      out(`purged ${purged}`);
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command: dlq ${command ?? ""}`);
+  }
+}

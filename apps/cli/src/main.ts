@@ -1,0 +1,48 @@
+#!/usr/bin/env -S node --import tsx
+import { ConfigError, loadConfig } from "@ess/config";
+import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore } from "@ess/store";
+import { runCli, USAGE, UsageError } from "./cli.js";
+
+/** `npm run cli -- <command>`: reads the environment like the services, talks to Redis. */
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  if (argv.length === 0 || argv.includes("--help") || argv.includes("-h")) {
+    console.log(USAGE);
+    return argv.length === 0 ? 2 : 0;
+  }
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`ess-cli: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  const redis = createRedis(config.REDIS_URL, "tool");
+  redis.on("error", () => {});
+  const keys = new Keys(config.KEY_PREFIX, config.PARTITIONS);
+  const queues = new CallbackQueues(redis, keys, { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
+  try {
+    return await runCli(argv, {
+      deadLetters: new DeadLetters(redis, keys, (p, name) => queues.queue(p, name)),
+      store: new RequestStore(redis, keys),
+      queues,
+      defaultRate: config.DLQ_REPLAY_RATE,
+      out: (line) => console.log(line),
+    });
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      console.error(`ess-cli: ${(err as Error).message}\n\n${USAGE}`);
+      return 2;
+    }
+    console.error(`ess-cli: ${(err as Error).message}`);
+    return 1;
+  } finally {
+    await queues.close().catch(() => {});
+    redis.disconnect();
+  }
+}
+
+process.exit(await main());
