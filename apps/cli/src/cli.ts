@@ -156,7 +156,7 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
         await new Promise((r) => setTimeout(r, 1000));
         const cur = await deadLetters.getReplay(op.id);
         out(`replay ${op.id}: ${cur?.state} ${cur?.replayed}/${cur?.total}`);
-        if (!cur || cur.state !== "running") return cur?.state === "done" ? 0 : 1;
+        if (cur?.state !== "running") return cur?.state === "done" ? 0 : 1;
       }
     }
     case "replay-status":

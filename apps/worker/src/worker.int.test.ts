@@ -28,7 +28,6 @@ async function registered(): Promise<string> {
   return id;
 }
 
-const seqs = new Map<string, number>();
 /** Admits and enqueues like the gateway does (seq from the admit script). */
 async function accept(id: string, status: CallbackStatus, message?: string): Promise<CallbackJob> {
   const a = await ctx.store.admit(id, "h", status);

@@ -277,7 +277,7 @@ export class DeadLetters {
       const fetch = this.redis.multi();
       for (const c of take) fetch.hget(this.keys.deadLetters(c[1]), c[2]);
       const rows = (await fetch.exec()) ?? [];
-      take.forEach((c, i) => {
+      take.forEach((_, i) => {
         const raw = rows[i]?.[1] as string | null | undefined;
         if (!raw) return;
         const e = JSON.parse(raw) as DeadLetter;
