@@ -36,10 +36,14 @@ describe("ordering under concurrency", () => {
 
     let checked = 0;
     for (const s of sent) {
-      const stored = await eventually(async () => {
-        const r = await store.read(s.id);
-        return r?.fields.applied === "13" && r;
-      }, 60000, `request ${s.id} applied`);
+      const stored = await eventually(
+        async () => {
+          const r = await store.read(s.id);
+          return r?.fields.applied === "13" && r;
+        },
+        60000,
+        `request ${s.id} applied`,
+      );
       const applied = stored.history.filter((h) => h.outcome !== "registered").reverse();
       expect(applied.map((h) => h.seq)).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
       expect(applied.every((h) => h.outcome === "applied")).toBe(true);

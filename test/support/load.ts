@@ -49,24 +49,41 @@ export async function drive(
     concurrency: number;
     /** post a request's UPDATEs all at once (their order is then the gateway's), then the final */
     parallelUpdates?: boolean;
+    /** like a real client: retry after a network error or a 503, up to this many times (100 ms apart) */
+    retries?: number;
     onProgress?: (n: number) => void;
   },
 ): Promise<void> {
   let done = 0;
   const send = async (s: Sent, status: string, n: number) => {
-    const gateways = bases();
-    const base = gateways[(Number(s.id) + n) % gateways.length] ?? "";
-    try {
-      const res = await postJson(`${base}/ess/rest/scheduler/v1/requests/${s.id}/executionStatus`, {
-        requestHandle: s.handle,
-        status,
-        statusMessage: `${status} ${n}`,
-      });
-      await res.arrayBuffer();
-      if (res.status === 200) s.accepted.push(status);
-      else s.rejected.push(String(res.status));
-    } catch (err) {
-      s.rejected.push((err as Error).message);
+    for (let attempt = 0; ; attempt++) {
+      const gateways = bases();
+      const base = gateways[(Number(s.id) + n) % gateways.length] ?? "";
+      let outcome: string;
+      try {
+        const res = await postJson(`${base}/ess/rest/scheduler/v1/requests/${s.id}/executionStatus`, {
+          requestHandle: s.handle,
+          status,
+          statusMessage: `${status} ${n}`,
+        });
+        await res.arrayBuffer();
+        if (res.status === 200) {
+          s.accepted.push(status);
+          break;
+        }
+        outcome = String(res.status);
+        if (res.status !== 503) {
+          s.rejected.push(outcome);
+          break;
+        }
+      } catch (err) {
+        outcome = (err as Error).message;
+      }
+      if (attempt >= (opts.retries ?? 0)) {
+        s.rejected.push(outcome);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
     opts.onProgress?.(++done);
   };

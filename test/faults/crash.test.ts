@@ -1,0 +1,149 @@
+import "../support/provided.js";
+import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore } from "@ess/store";
+import { findRedisServer, RedisServer } from "@ess/testing";
+import { afterEach, describe, expect, it } from "vitest";
+import { uniquePrefix } from "../support/context.js";
+import { drive, registerMany, type Sent } from "../support/load.js";
+import { type RunningProcess, startApp } from "../support/processes.js";
+import { account } from "../support/verify.js";
+
+// Crash tests: real processes killed with SIGKILL mid-load. Each prints the counts it compared.
+const FAST = {
+  PARTITIONS: "4",
+  WORKER_CONCURRENCY: "16",
+  WORKER_LOCK_MS: "3000",
+  WORKER_STALLED_INTERVAL_MS: "1000",
+  GAP_TIMEOUT_MS: "1500",
+  DLQ_SWEEP_INTERVAL_MS: "1000",
+  JOB_BACKOFF_MS: "100",
+  REDIS_COMMAND_TIMEOUT_MS: "500",
+};
+const running: RunningProcess[] = [];
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((p) => p.kill()));
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function setup(redisUrl: string) {
+  const env = { ...FAST, REDIS_URL: redisUrl, KEY_PREFIX: uniquePrefix() };
+  const redis = createRedis(redisUrl, "worker");
+  redis.on("error", () => {}); // the Redis test restarts the server under it
+  const keys = new Keys(env.KEY_PREFIX, 4);
+  const queues = new CallbackQueues(redis, keys, { attempts: 1, backoffMs: 1 });
+  const store = new RequestStore(redis, keys);
+  const deadLetters = new DeadLetters(redis, keys, (p, n) => queues.queue(p, n));
+  cleanups.push(async () => {
+    await queues.close();
+    redis.disconnect();
+  });
+  const start = async (app: "gateway" | "worker") => {
+    const p = await startApp(app, env);
+    running.push(p);
+    return p;
+  };
+  return { env, store, deadLetters, start };
+}
+
+function report(name: string, sent: Sent[], acc: Awaited<ReturnType<typeof account>>) {
+  const rejected = sent.reduce((n, s) => n + s.rejected.length, 0);
+  console.log(
+    `${name}: sent ${acc.accepted + rejected}, answered 200 ${acc.accepted}, not accepted ${rejected}; ` +
+      `applied ${acc.applied}, late ${acc.late}, ignored ${acc.ignored}, dead-lettered ${acc.deadLettered}, ` +
+      `applied twice ${acc.twice}, lost ${acc.missing}`,
+  );
+}
+
+const bin = findRedisServer();
+
+describe.skipIf(!bin)("crashes", () => {
+  it("a worker killed mid-load: the other finishes its work; every 200 ends applied, ignored or dead-lettered, none twice", async () => {
+    const server = await new RedisServer(bin as string).start();
+    cleanups.push(() => server.stop());
+    const { store, deadLetters, start } = await setup(server.url);
+    const [gateway, victim] = await Promise.all([start("gateway"), start("worker"), start("worker")]);
+    const sent = await registerMany([gateway.url], 910_000, 150);
+    let killed = false;
+    await drive(() => [gateway.url], sent, {
+      updates: 8,
+      final: () => "SUCCESS",
+      concurrency: 24,
+      parallelUpdates: true,
+      onProgress: (n) => {
+        if (!killed && n >= 400) {
+          killed = true;
+          void victim?.kill();
+        }
+      },
+    });
+    expect(killed).toBe(true);
+    const acc = await account(store, deadLetters, sent);
+    report("worker kill -9", sent, acc);
+    expect(acc.accepted).toBe(150 * 9);
+    expect(acc.missing).toBe(0);
+    expect(acc.twice).toBe(0);
+    for (const s of sent) expect(await store.state(s.id)).toBe("SUCCEEDED");
+  });
+
+  it("the gateway killed mid-load: every callback it answered 200 is applied", async () => {
+    const server = await new RedisServer(bin as string).start();
+    cleanups.push(() => server.stop());
+    const { store, deadLetters, start } = await setup(server.url);
+    const [first] = await Promise.all([start("gateway"), start("worker")]);
+    let bases = [first?.url ?? ""];
+    const sent = await registerMany(bases, 920_000, 150);
+    let killed = false;
+    await drive(() => bases, sent, {
+      updates: 8,
+      final: () => "SUCCESS",
+      concurrency: 24,
+      parallelUpdates: true,
+      retries: 50,
+      onProgress: (n) => {
+        if (!killed && n >= 400) {
+          killed = true;
+          void first?.kill().then(async () => {
+            bases = [(await start("gateway")).url];
+          });
+        }
+      },
+    });
+    const acc = await account(store, deadLetters, sent);
+    report("gateway kill -9", sent, acc);
+    expect(killed).toBe(true);
+    expect(acc.accepted).toBeGreaterThan(1000);
+    expect(acc.missing).toBe(0);
+    expect(acc.twice).toBe(0);
+    expect(acc.deadLettered).toBe(0);
+  });
+
+  it("Redis killed and restarted with AOF (appendfsync always): no acknowledged callback is lost", async () => {
+    const server = await new RedisServer(bin as string, { appendonly: true, fsync: "always" }).start();
+    cleanups.push(() => server.stop());
+    const { store, deadLetters, start } = await setup(server.url);
+    const [gateway] = await Promise.all([start("gateway"), start("worker")]);
+    const sent = await registerMany([gateway?.url ?? ""], 930_000, 150);
+    let restarted: Promise<unknown> | null = null;
+    await drive(() => [gateway?.url ?? ""], sent, {
+      updates: 8,
+      final: () => "SUCCESS",
+      concurrency: 24,
+      parallelUpdates: true,
+      retries: 50,
+      onProgress: (n) => {
+        if (!restarted && n >= 400) {
+          restarted = server.kill().then(async () => {
+            await new Promise((r) => setTimeout(r, 500));
+            await server.start();
+          });
+        }
+      },
+    });
+    await restarted;
+    const acc = await account(store, deadLetters, sent);
+    report("redis kill -9 + AOF restart", sent, acc);
+    expect(sent.flatMap((s) => s.rejected)).toEqual([]); // 503 while Redis was away, then accepted on retry
+    expect(acc.missing).toBe(0);
+    expect(acc.twice).toBe(0);
+  });
+});
