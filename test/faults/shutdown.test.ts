@@ -1,0 +1,94 @@
+import "../support/provided.js";
+import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore } from "@ess/store";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { uniquePrefix } from "../support/context.js";
+import { drive, registerMany } from "../support/load.js";
+import { type RunningProcess, startApp } from "../support/processes.js";
+import { account } from "../support/verify.js";
+
+const env = {
+  REDIS_URL: "",
+  KEY_PREFIX: uniquePrefix(),
+  PARTITIONS: "4",
+  WORKER_CONCURRENCY: "16",
+  SHUTDOWN_TIMEOUT_SECONDS: "10",
+  GAP_TIMEOUT_MS: "1500",
+};
+const running: RunningProcess[] = [];
+const redis = createRedis(inject("redisUrl"), "tool");
+const keys = new Keys(env.KEY_PREFIX, 4);
+const queues = new CallbackQueues(redis, keys, { attempts: 1, backoffMs: 1 });
+const store = new RequestStore(redis, keys);
+const deadLetters = new DeadLetters(redis, keys, (p, n) => queues.queue(p, n));
+
+async function start(app: "gateway" | "worker") {
+  env.REDIS_URL = inject("redisUrl");
+  const p = await startApp(app, env);
+  running.push(p);
+  return p;
+}
+
+afterAll(async () => {
+  await Promise.all(running.map((p) => p.kill()));
+  await queues.close();
+  await redis.quit();
+});
+
+describe("graceful shutdown", () => {
+  it("SIGTERM on a worker mid-load: it finishes or hands back its jobs, exits 0 in bounded time; nothing is lost", async () => {
+    const gateway = await start("gateway");
+    const [first, second] = await Promise.all([start("worker"), start("worker")]);
+    const sent = await registerMany([gateway.url], 940_000, 120);
+    let stopped: Promise<{ code: number | null; ms: number }> | null = null;
+    await drive(() => [gateway.url], sent, {
+      updates: 8,
+      final: () => "SUCCESS",
+      concurrency: 24,
+      parallelUpdates: true,
+      onProgress: (n) => {
+        if (!stopped && n >= 300) {
+          const t0 = Date.now();
+          stopped = (first as RunningProcess).stop().then((code) => ({ code, ms: Date.now() - t0 }));
+        }
+      },
+    });
+    const result = await (stopped as unknown as Promise<{ code: number | null; ms: number }>);
+    expect(result.code).toBe(0);
+    expect(result.ms).toBeLessThan(15000);
+    expect(first?.output()).toContain('"msg":"stopped"');
+    const acc = await account(store, deadLetters, sent);
+    console.log(
+      `worker SIGTERM: exited ${result.code} after ${result.ms} ms; answered 200 ${acc.accepted}, applied ${acc.applied}, ` +
+        `lost ${acc.missing}, twice ${acc.twice}`,
+    );
+    expect(acc.missing).toBe(0);
+    expect(acc.twice).toBe(0);
+    expect(second?.child.exitCode).toBeNull();
+  });
+
+  it("SIGTERM on the gateway mid-load: in-flight calls are answered, the process exits 0; every 200 is applied", async () => {
+    const gateway = await start("gateway");
+    const sent = await registerMany([gateway.url], 950_000, 120);
+    let stopped: Promise<number | null> | null = null;
+    await drive(() => [gateway.url], sent, {
+      updates: 8,
+      final: () => "SUCCESS",
+      concurrency: 24,
+      parallelUpdates: true,
+      onProgress: (n) => {
+        if (!stopped && n >= 300) stopped = gateway.stop();
+      },
+    });
+    expect(await (stopped as unknown as Promise<number | null>)).toBe(0);
+    expect(gateway.output()).toContain('"msg":"stopped"');
+    const acc = await account(store, deadLetters, sent);
+    const refused = sent.flatMap((s) => s.rejected);
+    console.log(
+      `gateway SIGTERM: answered 200 ${acc.accepted}, refused after close ${refused.length}, applied ${acc.applied}, lost ${acc.missing}`,
+    );
+    expect(acc.accepted).toBeGreaterThan(300);
+    expect(acc.missing).toBe(0);
+    // after close: connection refused/closed, never a 5xx answer
+    expect(refused.filter((r) => /^5\d\d$/.test(r))).toEqual([]);
+  });
+});
