@@ -145,6 +145,39 @@ describe("worker: retries, ordering, dead letters, replay", () => {
     expect(await worker.sweep()).toBe(0);
   });
 
+  it("a callback job added twice is one job, applied once", async () => {
+    const id = await registered();
+    const job = await accept(id, "UPDATE");
+    await ctx.queues.add(ctx.keys.partition(id), job); // the same job id while the first still exists, or after
+    await eventually(async () => (await history(id)).length === 1);
+    await ctx.queues.add(ctx.keys.partition(id), job);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await history(id)).map((h) => [h.seq, h.outcome])).toEqual([[1, "applied"]]);
+  });
+
+  it("dead letters past their retention are purged, by one worker at a time", async () => {
+    const p = 1;
+    const old = {
+      id: "purge-1",
+      name: "cb",
+      data: { v: 1 },
+      opts: {},
+      failedReason: "x",
+      attemptsMade: 1,
+      timestamp: 1,
+      queueName: "callbacks",
+      remove: async () => {},
+    };
+    await deadLetters.record(p, old, Date.now() - 2 * 86400_000);
+    await deadLetters.record(p, { ...old, id: "purge-2" }, Date.now());
+    await ctx.redis.set(ctx.keys.lock("dlq-purge"), "1", "EX", 5);
+    expect(await worker.purgeExpired()).toBe(0); // another worker holds the lock
+    await ctx.redis.del(ctx.keys.lock("dlq-purge"));
+    expect(await worker.purgeExpired()).toBeGreaterThanOrEqual(1);
+    expect(await deadLetters.get(`${p}.purge-1`)).toBeNull();
+    expect(await deadLetters.get(`${p}.purge-2`)).not.toBeNull();
+  });
+
   it("bulk replay runs in rate-limited batches, reports progress, and can be cancelled", async () => {
     // 30 dead letters of an already-SUCCEEDED request: replays are harmless no-ops
     const id = await registered();

@@ -54,6 +54,8 @@ export interface CallbackWorker {
   workers: Worker[];
   /** Moves every finally-failed job of the served partitions into the dead letters. */
   sweep(): Promise<number>;
+  /** Purges dead letters past their retention (if no other worker holds the purge lock); returns how many. */
+  purgeExpired(): Promise<number>;
   /** Stops taking jobs and waits for the active ones (or hands them back after timeoutMs). */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -204,12 +206,17 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     return moved;
   }
 
-  async function purgeOld(): Promise<void> {
+  async function purgeExpired(): Promise<number> {
     // one worker at a time: the lock expires on its own if this one dies
-    const got = await deps.connection.set(store.keys.lock("dlq-purge"), "1", "EX", 300, "NX");
-    if (got !== "OK") return;
-    const n = await deadLetters.purgeMatching({ to: Date.now() - deps.deadLetterRetentionMs });
-    if (n > 0) log.info({ purged: n }, "dead letters past retention purged");
+    const lock = store.keys.lock("dlq-purge");
+    if ((await deps.connection.set(lock, "1", "EX", 300, "NX")) !== "OK") return 0;
+    try {
+      const n = await deadLetters.purgeMatching({ to: Date.now() - deps.deadLetterRetentionMs });
+      if (n > 0) log.info({ purged: n }, "dead letters past retention purged");
+      return n;
+    } finally {
+      await deps.connection.del(lock);
+    }
   }
 
   const timers = [
@@ -217,14 +224,18 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
       () => void sweep().catch((err: Error) => log.warn({ err: err.message }, "sweep failed")),
       deps.sweepIntervalMs,
     ),
-    setInterval(() => void purgeOld().catch((err: Error) => log.warn({ err: err.message }, "purge failed")), 3600_000),
+    setInterval(
+      () => void purgeExpired().catch((err: Error) => log.warn({ err: err.message }, "purge failed")),
+      3600_000,
+    ),
   ];
-  const firstPurge = setTimeout(() => void purgeOld().catch(() => {}), 5000);
+  const firstPurge = setTimeout(() => void purgeExpired().catch(() => {}), 5000);
   for (const t of [...timers, firstPurge]) t.unref();
 
   return {
     workers,
     sweep,
+    purgeExpired,
     async close(timeoutMs = 20000) {
       for (const t of timers) clearInterval(t);
       clearTimeout(firstPurge);
