@@ -3,7 +3,7 @@ import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore } from "@e
 import { findRedisServer, RedisServer } from "@ess/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { uniquePrefix } from "../support/context.js";
-import { drive, registerMany, type Sent } from "../support/load.js";
+import { drive, FAULT_LOAD, registerMany, type Sent } from "../support/load.js";
 import { type RunningProcess, startApp } from "../support/processes.js";
 import { account } from "../support/verify.js";
 
@@ -65,10 +65,7 @@ describe.skipIf(!bin)("crashes", () => {
     const sent = await registerMany([gateway.url], 910_000, 150);
     let killed = false;
     await drive(() => [gateway.url], sent, {
-      updates: 8,
-      final: () => "SUCCESS",
-      concurrency: 24,
-      parallelUpdates: true,
+      ...FAULT_LOAD,
       onProgress: (n) => {
         if (!killed && n >= 400) {
           killed = true;
@@ -94,10 +91,7 @@ describe.skipIf(!bin)("crashes", () => {
     const sent = await registerMany(bases, 920_000, 150);
     let killed = false;
     await drive(() => bases, sent, {
-      updates: 8,
-      final: () => "SUCCESS",
-      concurrency: 24,
-      parallelUpdates: true,
+      ...FAULT_LOAD,
       retries: 50,
       onProgress: (n) => {
         if (!killed && n >= 400) {
@@ -125,10 +119,7 @@ describe.skipIf(!bin)("crashes", () => {
     const sent = await registerMany([gateway?.url ?? ""], 930_000, 150);
     let restarted: Promise<unknown> | null = null;
     await drive(() => [gateway?.url ?? ""], sent, {
-      updates: 8,
-      final: () => "SUCCESS",
-      concurrency: 24,
-      parallelUpdates: true,
+      ...FAULT_LOAD,
       retries: 50,
       onProgress: (n) => {
         if (!restarted && n >= 400) {

@@ -2,7 +2,7 @@ import "../support/provided.js";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore } from "@ess/store";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { uniquePrefix } from "../support/context.js";
-import { drive, registerMany } from "../support/load.js";
+import { drive, FAULT_LOAD, registerMany } from "../support/load.js";
 import { type RunningProcess, startApp } from "../support/processes.js";
 import { account } from "../support/verify.js";
 
@@ -41,10 +41,7 @@ describe("graceful shutdown", () => {
     const sent = await registerMany([gateway.url], 940_000, 120);
     let stopped: Promise<{ code: number | null; ms: number }> | null = null;
     await drive(() => [gateway.url], sent, {
-      updates: 8,
-      final: () => "SUCCESS",
-      concurrency: 24,
-      parallelUpdates: true,
+      ...FAULT_LOAD,
       onProgress: (n) => {
         if (!stopped && n >= 300) {
           const t0 = Date.now();
@@ -71,10 +68,7 @@ describe("graceful shutdown", () => {
     const sent = await registerMany([gateway.url], 950_000, 120);
     let stopped: Promise<number | null> | null = null;
     await drive(() => [gateway.url], sent, {
-      updates: 8,
-      final: () => "SUCCESS",
-      concurrency: 24,
-      parallelUpdates: true,
+      ...FAULT_LOAD,
       onProgress: (n) => {
         if (!stopped && n >= 300) stopped = gateway.stop();
       },

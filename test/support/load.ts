@@ -97,6 +97,9 @@ export async function drive(
   });
 }
 
+/** The load the fault suites drive: per request 8 UPDATEs at once, then SUCCESS; 24 requests in flight. */
+export const FAULT_LOAD = { updates: 8, final: () => "SUCCESS", concurrency: 24, parallelUpdates: true } as const;
+
 /** The state a request ends in after the accepted statuses (UPDATEs, then one final). */
 export const FINAL_STATE: Record<string, string> = {
   SUCCESS: "SUCCEEDED",

@@ -1,22 +1,9 @@
-import type { DeadLetter, FailedJob } from "@ess/store";
+import type { DeadLetter } from "@ess/store";
 import { describe, expect, it } from "vitest";
 import { useTestContext } from "../../../test/support/context.js";
+import { failedJob } from "../../../test/support/dead-letters.js";
 
 const ctx = useTestContext({ partitions: 4 });
-
-function job(requestId: string, seq: number, status: string, failedReason = "timeout"): FailedJob {
-  return {
-    id: `${requestId}-${seq}`,
-    name: "cb",
-    data: { v: 1, requestId, seq, execution: 1, status, acceptedAt: 1 },
-    opts: { attempts: 3, removeOnComplete: true },
-    failedReason,
-    attemptsMade: 3,
-    timestamp: 1,
-    queueName: "callbacks",
-    remove: async () => {},
-  };
-}
 
 async function seed(): Promise<DeadLetter[]> {
   const out: DeadLetter[] = [];
@@ -25,7 +12,7 @@ async function seed(): Promise<DeadLetter[]> {
     out.push(
       await ctx.deadLetters.record(
         ctx.keys.partition(rid),
-        job(rid, i + 1, i % 2 ? "UPDATE" : "ERROR"),
+        failedJob(rid, i + 1, i % 2 ? "UPDATE" : "ERROR"),
         1_760_000_000_000 + i,
       ),
     );

@@ -3,6 +3,7 @@ import type { CallbackStatus } from "@ess/domain";
 import { Worker } from "bullmq";
 import { afterAll, describe, expect, it } from "vitest";
 import { newRequestId, useTestContext } from "../../../test/support/context.js";
+import { failedJob } from "../../../test/support/dead-letters.js";
 import { eventually } from "../../../test/support/processes.js";
 import { startTestWorker } from "../../../test/support/worker.js";
 
@@ -107,18 +108,7 @@ describe("worker: retries, ordering, dead letters, replay", () => {
     const job = await accept(id, "SUCCESS");
     await eventually(async () => (await ctx.store.state(id)) === "SUCCEEDED");
     const p = ctx.keys.partition(id);
-    const fake = { ...job };
-    await deadLetters.record(p, {
-      id: `${id}-1`,
-      name: "cb",
-      data: fake,
-      opts: { attempts: 3, removeOnComplete: true },
-      failedReason: "x",
-      attemptsMade: 3,
-      timestamp: 1,
-      queueName: "callbacks",
-      remove: async () => {},
-    });
+    await deadLetters.record(p, failedJob(id, 1, "SUCCESS", { data: job }));
     expect(await deadLetters.replay(`${p}.${id}-1`)).toBe("replayed");
     await eventually(async () => !(await ctx.queues.queue(p).getJob(`${id}-1`)));
     expect((await history(id)).map((h) => h.seq)).toEqual([1]);
@@ -157,19 +147,8 @@ describe("worker: retries, ordering, dead letters, replay", () => {
 
   it("dead letters past their retention are purged, by one worker at a time", async () => {
     const p = 1;
-    const old = {
-      id: "purge-1",
-      name: "cb",
-      data: { v: 1 },
-      opts: {},
-      failedReason: "x",
-      attemptsMade: 1,
-      timestamp: 1,
-      queueName: "callbacks",
-      remove: async () => {},
-    };
-    await deadLetters.record(p, old, Date.now() - 2 * 86400_000);
-    await deadLetters.record(p, { ...old, id: "purge-2" }, Date.now());
+    await deadLetters.record(p, failedJob("1", 1, "UPDATE", { id: "purge-1" }), Date.now() - 2 * 86400_000);
+    await deadLetters.record(p, failedJob("1", 2, "UPDATE", { id: "purge-2" }), Date.now());
     await ctx.redis.set(ctx.keys.lock("dlq-purge"), "1", "EX", 5);
     expect(await worker.purgeExpired()).toBe(0); // another worker holds the lock
     await ctx.redis.del(ctx.keys.lock("dlq-purge"));
@@ -185,17 +164,7 @@ describe("worker: retries, ordering, dead letters, replay", () => {
     await eventually(async () => (await ctx.store.state(id)) === "SUCCEEDED");
     const p = ctx.keys.partition(id);
     for (let i = 0; i < 30; i++) {
-      await deadLetters.record(p, {
-        id: `${id}-${100 + i}`,
-        name: "cb",
-        data: { v: 1, requestId: id, seq: 100 + i, execution: 1, status: "UPDATE", acceptedAt: 1 },
-        opts: { attempts: 3, removeOnComplete: true },
-        failedReason: "x",
-        attemptsMade: 3,
-        timestamp: 1,
-        queueName: "callbacks",
-        remove: async () => {},
-      });
+      await deadLetters.record(p, failedJob(id, 100 + i, "UPDATE"));
     }
     const op = await deadLetters.startReplay({ requestId: id }, 10, ctx.queues.ops());
     expect(op).toMatchObject({ state: "running", total: 30, replayed: 0 });

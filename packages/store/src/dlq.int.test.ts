@@ -1,24 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { useTestContext } from "../../../test/support/context.js";
-import { type DeadLetter, DeadLetters, type FailedJob } from "./dlq.js";
+import { failedJob as baseJob } from "../../../test/support/dead-letters.js";
+import { type DeadLetter, DeadLetters } from "./dlq.js";
+
+const failedJob = (rid: string, seq: number, status: string, failedReason: string) =>
+  baseJob(rid, seq, status, { failedReason });
 
 const ctx = useTestContext({ partitions: 8 });
 const dlq = new DeadLetters(ctx.redis, ctx.keys, (p, name) => ctx.queues.queue(p, name));
 const STATUSES = ["SUCCESS", "UPDATE", "ERROR"];
-
-function failedJob(requestId: string, seq: number, status: string, failedReason: string): FailedJob {
-  return {
-    id: `${requestId}-${seq}`,
-    name: "cb",
-    data: { v: 1, requestId, seq, execution: 1, status, acceptedAt: 1 },
-    opts: { attempts: 3, removeOnComplete: true },
-    failedReason,
-    attemptsMade: 3,
-    timestamp: 1,
-    queueName: "callbacks",
-    remove: async () => {},
-  };
-}
 
 async function all(q: Parameters<DeadLetters["list"]>[0], limit: number): Promise<DeadLetter[]> {
   const out: DeadLetter[] = [];
