@@ -3,7 +3,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { CallbackQueues, createRedis, DeadLetters, Keys } from "@ess/store";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniquePrefix } from "../support/context.js";
+import { dropPrefix, uniquePrefix } from "../support/context.js";
 import { details, registerRequest } from "../support/http.js";
 import { eventually, ROOT, type RunningProcess, startApp } from "../support/processes.js";
 
@@ -39,6 +39,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([gateway?.stop(), worker?.stop()]);
   await queues.close();
+  await dropPrefix(redis, env.KEY_PREFIX);
   await redis.quit();
 });
 

@@ -1,7 +1,7 @@
 import "../support/provided.js";
 import { CallbackQueues, createRedis, Keys, RequestStore } from "@ess/store";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniquePrefix } from "../support/context.js";
+import { dropPrefix, uniquePrefix } from "../support/context.js";
 import { drive, FINAL_STATE, registerMany, type Sent } from "../support/load.js";
 import { eventually, type RunningProcess, startApp } from "../support/processes.js";
 
@@ -22,6 +22,7 @@ beforeAll(async () => {
 afterAll(async () => {
   const codes = await Promise.all(procs.map((p) => p.stop()));
   expect(codes).toEqual([0, 0, 0]);
+  await dropPrefix(store.redis, env.KEY_PREFIX);
   await store.redis.quit();
 });
 

@@ -1,7 +1,7 @@
 import "../support/provided.js";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore } from "@ess/store";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { uniquePrefix } from "../support/context.js";
+import { dropPrefix, uniquePrefix } from "../support/context.js";
 import { drive, FAULT_LOAD, registerMany } from "../support/load.js";
 import { type RunningProcess, startApp } from "../support/processes.js";
 import { account } from "../support/verify.js";
@@ -31,6 +31,7 @@ async function start(app: "gateway" | "worker") {
 afterAll(async () => {
   await Promise.all(running.map((p) => p.kill()));
   await queues.close();
+  await dropPrefix(redis, env.KEY_PREFIX);
   await redis.quit();
 });
 

@@ -13,6 +13,16 @@ import type { Redis } from "ioredis";
 import { afterAll, inject } from "vitest";
 import "./provided.js";
 
+/** Deletes every key under a test's prefix (tests may run against a user's REDIS_URL). */
+export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== "0");
+}
+
 /** A fresh key prefix, so test files can share one Redis without seeing each other. */
 export function uniquePrefix(): string {
   return `t${randomBytes(5).toString("hex")}`;
@@ -68,6 +78,7 @@ export function useTestContext(
   const adminApp = createAdminApp(deps);
   afterAll(async () => {
     await queues.close();
+    await dropPrefix(redis, prefix);
     await redis.quit();
     await workerRedis.quit();
   });
