@@ -38,6 +38,7 @@ async function main(): Promise<void> {
     maxBodyBytes: config.MAX_BODY_BYTES,
     enqueueTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
     logError: (err: unknown, context: Record<string, unknown>) => log.error({ err, ...context }, "unexpected error"),
+    scheduler: { forceCancelQuietMs: config.FORCE_CANCEL_QUIET_MS, ssePollMs: config.SSE_POLL_MS },
   };
   const app = createApp(deps);
   const adminApp = createAdminApp(deps);

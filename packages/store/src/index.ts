@@ -1,5 +1,6 @@
 export * from "./keys.js";
 export * from "./queues.js";
 export * from "./redis.js";
+export * from "./scheduler.js";
 export * from "./scripts.js";
 export * from "./store.js";
