@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { signWebhook, WEBHOOK_HEADERS, type WebhookJob, webhookJobSchema } from "@ess/contract";
-import { eventJson, type RequestStore, WEBHOOK_QUEUE } from "@ess/store";
+import { isRequestState, isTerminal } from "@ess/domain";
+import { eventJson, type RequestStore, SchedulerStore, WEBHOOK_QUEUE } from "@ess/store";
 import { Queue, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { WorkerLogger } from "./worker.js";
@@ -41,6 +42,7 @@ export interface Webhooks {
  */
 export function startWebhooks(deps: WebhookDeps): Webhooks {
   const { store, log } = deps;
+  const scheduler = new SchedulerStore(store);
   const keys = store.keys;
   const queues = new Map(
     deps.partitions.map((p) => {
@@ -57,9 +59,12 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
   async function dispatch(p: number, id: string, fields: Record<string, string>): Promise<void> {
     const requestId = fields.requestId;
     if (requestId) {
-      const urls = await store.redis.smembers(keys.subscriptions(p, requestId));
+      const subs = await scheduler.subscribers(requestId);
       const body = eventJson(id, fields);
-      for (const url of urls) {
+      const at = Number(id.split("-")[0]);
+      for (const [url, since] of subs) {
+        // a subscriber hears of what happened after it subscribed
+        if (at < since) continue;
         const job: WebhookJob = { v: 1, url, event: fields.event ?? "", body };
         await queues.get(p)?.add(JOB_DELIVER, job, {
           jobId: `${id}-${createHash("sha256").update(url).digest("hex").slice(0, 16)}`,
@@ -70,6 +75,10 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
           removeOnFail: false,
         });
       }
+    }
+    if (requestId && fields.state && isRequestState(fields.state) && isTerminal(fields.state)) {
+      // the subscriptions go with the ended request (its other keys expire after the retention too)
+      await store.redis.expire(keys.subscriptions(p, requestId), store.limits.retentionSeconds);
     }
     await store.redis.xack(keys.events(p), WEBHOOK_GROUP, id);
   }

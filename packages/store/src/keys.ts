@@ -52,7 +52,7 @@ export class Keys {
   deadlines(p: number): string {
     return `${this.tag(p)}:deadlines`;
   }
-  /** Set of callback URLs subscribed to a request's state changes. */
+  /** Hash of the webhook URLs subscribed to a request's state changes → when subscribed (ms). */
   subscriptions(p: number, id: string): string {
     return `${this.tag(p)}:req:${id}:subs`;
   }

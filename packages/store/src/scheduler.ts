@@ -115,13 +115,17 @@ export class SchedulerStore {
     return { timedOut: Number(r[0]), rescheduled: Number(r[1]), dropped: Number(r[2]), more: Number(r[3]) === 1 };
   }
 
-  /** Adds a webhook URL to a request; 404 for an unknown request. Returns false if it was there. */
+  /**
+   * Adds a webhook URL to a request, remembering when (Redis server time): only events from then on
+   * are delivered to it. 404 for an unknown request. Returns false if it was there already.
+   */
   async subscribe(requestId: string, callbackUrl: string): Promise<boolean> {
     const { keys, redis } = this.store;
     const p = keys.partition(requestId);
     await this.requireExists(requestId);
-    const added = await redis.sadd(keys.subscriptions(p, requestId), callbackUrl);
-    return added === 1;
+    const [sec, micro] = await redis.time();
+    const since = Number(sec) * 1000 + Math.floor(Number(micro) / 1000);
+    return (await redis.hsetnx(keys.subscriptions(p, requestId), callbackUrl, since)) === 1;
   }
 
   /** Drops a webhook URL of a request; 404 for an unknown request. Returns false if it was not there. */
@@ -129,13 +133,14 @@ export class SchedulerStore {
     const { keys, redis } = this.store;
     const p = keys.partition(requestId);
     await this.requireExists(requestId);
-    return (await redis.srem(keys.subscriptions(p, requestId), callbackUrl)) === 1;
+    return (await redis.hdel(keys.subscriptions(p, requestId), callbackUrl)) === 1;
   }
 
-  /** The webhook URLs of a request. */
-  async subscribers(requestId: string): Promise<string[]> {
+  /** The webhook URLs of a request with the time (ms) each was subscribed. */
+  async subscribers(requestId: string): Promise<Map<string, number>> {
     const { keys, redis } = this.store;
-    return redis.smembers(keys.subscriptions(keys.partition(requestId), requestId));
+    const all = await redis.hgetall(keys.subscriptions(keys.partition(requestId), requestId));
+    return new Map(Object.entries(all).map(([url, since]) => [url, Number(since)]));
   }
 
   private async requireExists(requestId: string): Promise<void> {
