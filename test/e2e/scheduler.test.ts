@@ -30,7 +30,7 @@ beforeAll(async () => {
     KEY_PREFIX: uniquePrefix(),
     PARTITIONS: "4",
     FORCE_CANCEL_QUIET_MS: String(QUIET_MS),
-    TIMEOUT_SWEEP_INTERVAL_MS: "100",
+    TIMEOUT_SWEEP_MS: "100",
     WEBHOOK_SECRET: SECRET,
     WEBHOOK_BACKOFF_MS: "100",
     SSE_POLL_MS: "50",

@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     store,
     partitions,
     policy: config.TIMEOUT_POLICY,
-    intervalMs: config.TIMEOUT_SWEEP_INTERVAL_MS,
+    intervalMs: config.TIMEOUT_SWEEP_MS,
     log,
   });
   const webhooks = config.WEBHOOK_SECRET

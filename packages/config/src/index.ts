@@ -53,7 +53,7 @@ export const configSchema = z.object({
   /** What a passed requestTimeout does: "mark" (isTimedOut=true, state kept, as ESS) or "error" (ERROR, errorType TIMEOUT). */
   TIMEOUT_POLICY: z.enum(["mark", "error"]).default("mark"),
   /** Worker: how often it sweeps its partitions for requests past their requestTimeout, ms. */
-  TIMEOUT_SWEEP_INTERVAL_MS: int(50, 600000).default(1000),
+  TIMEOUT_SWEEP_MS: int(50, 600000).default(1000),
   /** Worker: HMAC-SHA256 key that signs webhook deliveries; without it the worker delivers no webhooks. */
   WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
   /** Worker: attempts per webhook delivery before it is kept as failed (dead letter). */
