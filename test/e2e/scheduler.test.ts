@@ -255,3 +255,24 @@ describe("the example job (examples/async-job.ts)", () => {
     await settle(id, (d) => d.state === "CANCELLED" && d.cause === "PROCESS_CANCEL", "CANCELLED by the job");
   });
 });
+
+describe("shutdown with open SSE streams", () => {
+  it("a gateway stopped while SSE clients are connected ends their streams and exits 0", async () => {
+    const other = await startApp("gateway", { ...env, SHUTDOWN_TIMEOUT_SECONDS: "30" });
+    try {
+      const res = await fetch(`${other.url}/gateway/v1/events`);
+      expect(res.status).toBe(200);
+      const reader = res.body?.getReader();
+      await reader?.read(); // the "ready" event: the stream is open
+      const code = await other.stop();
+      expect(code).toBe(0);
+      // the stream ended instead of hanging
+      for (;;) {
+        const r = await reader?.read().catch(() => ({ done: true }));
+        if (!r || r.done) break;
+      }
+    } finally {
+      await other.kill();
+    }
+  });
+});

@@ -20,6 +20,8 @@ export interface SchedulerSettings {
   forceCancelQuietMs: number;
   /** Poll interval of an idle SSE connection (SSE_POLL_MS). */
   ssePollMs: number;
+  /** Aborted when the process stops: open SSE streams end so the server can close. */
+  shutdown?: AbortSignal;
 }
 
 /** Hono environment: dependencies travel in typed context variables, never module singletons. */

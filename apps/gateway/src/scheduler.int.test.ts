@@ -234,8 +234,10 @@ describe("POST .../{id}/forceCancel", () => {
     expect(body.title).toBe("Unsupported state for operation");
   });
 
-  it("404 for an unknown request", async () => {
+  it("404 for an unknown request, 400 for a bad id, 405 for GET", async () => {
     await problem(await post(`${R}/${newRequestId()}/forceCancel`), 404, "ESS-40401");
+    await problem(await post(`${R}/abc/forceCancel`), 400, "ESS-40001");
+    await problem(await ctx.app.request(`${R}/1/forceCancel`), 405, "ESS-40501");
   });
 });
 
@@ -284,9 +286,11 @@ describe("POST .../{id}/checkInCancelling", () => {
     await problem(await check(id, formatExecutionContext(id, first.requestHandle)), 403, "ESS-40301");
   });
 
-  it("404 for an unknown request", async () => {
+  it("404 for an unknown request, 400 for a bad id, 405 for GET", async () => {
     const id = newRequestId();
     await problem(await check(id, formatExecutionContext(id, "h")), 404, "ESS-40401");
+    await problem(await check("0", formatExecutionContext("1", "h")), 400, "ESS-40001");
+    await problem(await ctx.app.request(`${R}/1/checkInCancelling`), 405, "ESS-40501");
   });
 
   it.each([

@@ -111,9 +111,13 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
 
   async function loop(): Promise<void> {
     let lastClaim = 0;
+    let groups = false;
     while (!stopped) {
       try {
-        await ensureGroups();
+        if (!groups) {
+          await ensureGroups();
+          groups = true;
+        }
         if (Date.now() - lastClaim > CLAIM_IDLE_MS / 2) {
           lastClaim = Date.now();
           await claimAbandoned();
@@ -137,6 +141,8 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
         }
       } catch (err) {
         if (stopped) break;
+        // a stream deleted (or a Redis without the groups after a restore): create them again
+        if (String((err as Error).message).includes("NOGROUP")) groups = false;
         log.warn({ err: (err as Error).message }, "webhook dispatcher failed; retrying");
         await new Promise((r) => setTimeout(r, 1000));
       }

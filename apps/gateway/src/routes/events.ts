@@ -63,7 +63,8 @@ export const eventRoutes = new Hono<AppEnv>()
       async (stream) => {
         let idleSince = Date.now();
         await stream.writeSSE({ event: "ready", data: "{}", retry: 1000 });
-        while (!stream.aborted) {
+        const shutdown = scheduler?.shutdown;
+        while (!stream.aborted && !shutdown?.aborted) {
           const { serverTimeMs, events: read, full } = await events.readEvents(cursors, BATCH);
           read.sort(byPosition);
           // Emit only what no later read can precede: entries of past milliseconds (a later XADD
