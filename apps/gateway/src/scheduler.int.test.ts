@@ -374,6 +374,14 @@ describe("POST/DELETE .../{id}/subscribe", () => {
 });
 
 describe("re-dispatch through registration", () => {
+  it("the 201 carries the requestExecutionContext the job passes to checkInCancelling", async () => {
+    const id = newRequestId();
+    const reg = (await register(id)) as { requestHandle: string; requestExecutionContext?: string };
+    expect(reg.requestExecutionContext).toBe(`ess1:${id}:${reg.requestHandle}`);
+    const res = await post(`${R}/${id}/checkInCancelling`, { requestExecutionContext: reg.requestExecutionContext });
+    expect(await res.json()).toBe(false);
+  });
+
   it("a retry from ERROR_AUTO_RETRY keeps retriedCount, mints a new handle, refuses the old one", async () => {
     const id = newRequestId();
     const first = await register(id, { maxRetries: 3 });

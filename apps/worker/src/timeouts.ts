@@ -15,8 +15,8 @@ export interface TimeoutSweeperDeps {
 export interface TimeoutSweeper {
   /** One pass over the partitions; resolves with the number of requests timed out. */
   sweepOnce(): Promise<number>;
-  /** Stops the loop and waits for a pass in progress. */
-  stop(): Promise<void>;
+  /** Stops the loop and waits (at most waitMs) for a pass in progress. */
+  stop(waitMs?: number): Promise<void>;
 }
 
 /**
@@ -53,10 +53,13 @@ export function startTimeoutSweeper(deps: TimeoutSweeperDeps): TimeoutSweeper {
 
   return {
     sweepOnce,
-    async stop() {
+    async stop(waitMs = 5000) {
       stopped = true;
       clearTimeout(timer);
-      await running;
+      // a pass stuck on an unreachable Redis must not hold the shutdown
+      let cap: NodeJS.Timeout | undefined;
+      await Promise.race([running, new Promise((r) => (cap = setTimeout(r, waitMs)))]);
+      clearTimeout(cap);
     },
   };
 }
