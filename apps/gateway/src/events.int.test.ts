@@ -1,6 +1,7 @@
 import { simpleExceptionDetailSchema } from "@ess/contract";
+import { Keys, RequestStore } from "@ess/store";
 import { describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
+import { newRequestId, uniquePrefix, useTestContext } from "../../../test/support/context.js";
 import { readSse } from "../../../test/support/sse.js";
 import { createApp } from "./app.js";
 
@@ -110,5 +111,51 @@ describe("GET /gateway/v1/events (Server-Sent Events)", () => {
       expect(res.status).toBeGreaterThanOrEqual(400);
       expect(simpleExceptionDetailSchema.parse(await res.json()).errorCode).toBe(code);
     }
+  });
+
+  describe("ordering across partitions (stream ids written by hand)", () => {
+    /** An app over a fresh prefix, so the streams hold only what the test writes. */
+    function freshApp() {
+      const keys = new Keys(uniquePrefix(), 4);
+      const app2 = createApp({
+        store: new RequestStore(ctx.redis, keys),
+        queues: ctx.queues,
+        maxBodyBytes: 16384,
+        enqueueTimeoutMs: 2000,
+        logError: (err) => ctx.errors.push(err),
+        scheduler: { forceCancelQuietMs: 0, ssePollMs: 20 },
+      });
+      const add = (p: number, id: string) =>
+        ctx.redis.xadd(keys.events(p), id, "event", "REQUEST_RUNNING", "requestId", "1", "state", "RUNNING");
+      const read = async (lastEventId: string, n: number) =>
+        (
+          await readSse(
+            await app2.request("/gateway/v1/events", { headers: { "last-event-id": lastEventId } }),
+            (e) => e.length >= n,
+          )
+        ).map((e) => e.id);
+      return { add, read };
+    }
+
+    it("the same entry id on several partitions: <id>/<p> resumes after exactly that one", async () => {
+      const { add, read } = freshApp();
+      for (const p of [0, 1, 2, 3]) await add(p, "5000-0");
+      await add(2, "5000-1");
+      await add(0, "5001-0");
+      expect(await read("4999-0", 6)).toEqual(["5000-0/0", "5000-0/1", "5000-0/2", "5000-0/3", "5000-1/2", "5001-0/0"]);
+      expect(await read("5000-0/1", 4)).toEqual(["5000-0/2", "5000-0/3", "5000-1/2", "5001-0/0"]);
+      expect(await read("5000-0", 2)).toEqual(["5000-1/2", "5001-0/0"]);
+    });
+
+    it("a partition with more than one read's worth is not overtaken by a later entry of another", async () => {
+      const { add, read } = freshApp();
+      // partition 0: 600 entries at ms 10001..10600; partition 1: one in the middle, one after
+      for (let ms = 10001; ms <= 10600; ms++) await add(0, `${ms}-0`);
+      await add(1, "10250-0");
+      await add(1, "10700-0");
+      const ids = await read("0-0", 602);
+      expect(ids.slice(249, 252)).toEqual(["10250-0/0", "10250-0/1", "10251-0/0"]);
+      expect(ids.slice(-2)).toEqual(["10600-0/0", "10700-0/1"]);
+    });
   });
 });
