@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { EssClientError, EssJobClient } from "@ess/client";
 import { verifyWebhook, WEBHOOK_HEADERS } from "@ess/contract";
-import { compareStreamIds } from "@ess/store";
+import { compareStreamIds, createRedis, Keys } from "@ess/store";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { uniquePrefix } from "../support/context.js";
 import { details, postJson, registerRequest } from "../support/http.js";
@@ -253,6 +253,43 @@ describe("the example job (examples/async-job.ts)", () => {
     expect(await job.exited).toBe(0);
     expect(job.output()).toContain('"cancelled"');
     await settle(id, (d) => d.state === "CANCELLED" && d.cause === "PROCESS_CANCEL", "CANCELLED by the job");
+  });
+});
+
+describe("the example event consumer (examples/event-consumer.ts)", () => {
+  it("reads the partitions' streams through a consumer group and acknowledges what it read", async () => {
+    const id = newId();
+    await registerRequest(base, id);
+    const child = spawn(process.execPath, ["--import", "tsx", "examples/event-consumer.ts"], {
+      cwd: ROOT,
+      env: { ...process.env, ...env, GROUP: "e2e-consumer", FROM_START: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    try {
+      await eventually(async () => out.includes(`"requestId":"${id}"`), 30000, "the consumer to print the event");
+      const line = out.split("\n").find((l) => l.includes(`"requestId":"${id}"`)) ?? "{}";
+      expect(JSON.parse(line)).toMatchObject({ event: "REQUEST_RUNNING", state: "RUNNING", requestId: id });
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+    const redis = createRedis(env.REDIS_URL ?? "", "tool");
+    try {
+      const keys = new Keys(env.KEY_PREFIX ?? "", 4);
+      const groups = (await redis.xinfo("GROUPS", keys.events(keys.partition(id)))) as (string | number)[][];
+      const group = groups.find((g) => g.includes("e2e-consumer")) ?? [];
+      expect(group[group.indexOf("pending") + 1]).toBe(0);
+    } finally {
+      await redis.quit();
+    }
   });
 });
 
