@@ -10,6 +10,7 @@ COPY packages/contract/package.json packages/contract/
 COPY packages/store/package.json packages/store/
 COPY packages/config/package.json packages/config/
 COPY packages/testing/package.json packages/testing/
+COPY packages/client/package.json packages/client/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.base.json tsconfig.json ./
 COPY apps apps
