@@ -13,6 +13,18 @@ export interface GatewayDeps {
   enqueueTimeoutMs: number;
   /** Where unexpected errors go (never to the client). */
   logError: (err: unknown, context: Record<string, unknown>) => void;
+  /** Scheduler-side settings (issue 4); defaults apply when absent. */
+  scheduler?: SchedulerSettings;
+}
+
+/** Settings of the scheduler-side routes (cancel, forceCancel, SSE). */
+export interface SchedulerSettings {
+  /** forceCancel waits this long since CANCELLING began or the last check-in (FORCE_CANCEL_QUIET_MS). */
+  forceCancelQuietMs: number;
+  /** Poll interval of an idle SSE connection (SSE_POLL_MS). */
+  ssePollMs: number;
+  /** Aborted when the process stops: open SSE streams end so the server can close. */
+  shutdown?: AbortSignal;
 }
 
 /** Hono environment: dependencies travel in typed context variables, never module singletons. */

@@ -32,6 +32,8 @@ async function main(): Promise<void> {
     idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
   });
   const queues = new CallbackQueues(redis, keys, { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
+  // ends open SSE streams on SIGTERM, or server.close() would wait for them
+  const sseShutdown = new AbortController();
   const deps = {
     store,
     queues,
@@ -40,6 +42,11 @@ async function main(): Promise<void> {
     maxBodyBytes: config.MAX_BODY_BYTES,
     enqueueTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
     logError: (err: unknown, context: Record<string, unknown>) => log.error({ err, ...context }, "unexpected error"),
+    scheduler: {
+      forceCancelQuietMs: config.FORCE_CANCEL_QUIET_MS,
+      ssePollMs: config.SSE_POLL_MS,
+      shutdown: sseShutdown.signal,
+    },
   };
   const app = createApp(deps);
   const adminApp = createAdminApp(deps);
@@ -62,6 +69,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
     force.unref();
+    sseShutdown.abort();
     adminServer.close();
     server.close(async () => {
       await queues.close().catch(() => {});

@@ -1,5 +1,8 @@
+import { hostname } from "node:os";
 import { ConfigError, createLogger, loadConfig, parsePartitionList } from "@ess/config";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
+import { startTimeoutSweeper } from "./timeouts.js";
+import { startWebhooks } from "./webhooks.js";
 import { createWorker } from "./worker.js";
 
 /** Entry point: config, Redis, one BullMQ worker per partition; SIGTERM drains and exits 0. */
@@ -50,6 +53,30 @@ async function main(): Promise<void> {
     deadLetterRetentionMs: config.DLQ_RETENTION_SECONDS * 1000,
     log,
   });
+  // scheduler side (issue 4): requestTimeout sweep and webhook deliveries
+  const sweeper = startTimeoutSweeper({
+    store,
+    partitions,
+    policy: config.TIMEOUT_POLICY,
+    intervalMs: config.TIMEOUT_SWEEP_MS,
+    log,
+  });
+  const webhooks = config.WEBHOOK_SECRET
+    ? startWebhooks({
+        connection,
+        store,
+        partitions,
+        secret: config.WEBHOOK_SECRET,
+        attempts: config.WEBHOOK_ATTEMPTS,
+        backoffMs: config.WEBHOOK_BACKOFF_MS,
+        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        concurrency: config.WORKER_CONCURRENCY,
+        log,
+        consumer: `${hostname()}-${process.pid}`,
+        deadLetters,
+      })
+    : undefined;
+  if (!webhooks) log.warn({}, "WEBHOOK_SECRET is not set: webhook subscriptions are stored but not delivered");
   log.info({ partitions: partitions.length, concurrency: config.WORKER_CONCURRENCY }, "worker started");
 
   let stopping = false;
@@ -58,6 +85,8 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, "stopping: finishing active jobs");
     await worker.close(config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+    await sweeper.stop();
+    await webhooks?.close().catch(() => {});
     await queues.close().catch(() => {});
     await connection.quit().catch(() => {});
     log.info({}, "stopped");

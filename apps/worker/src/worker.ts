@@ -8,6 +8,7 @@ import {
   OPS_QUEUE,
   type RequestStore,
   reasonMessage,
+  WEBHOOK_QUEUE,
 } from "@ess/store";
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
@@ -52,7 +53,7 @@ const replayJobSchema = z.strictObject({ opId: z.string().regex(/^[0-9a-f]{16}$/
 /** A running worker: one BullMQ Worker per served partition, plus the ops worker. */
 export interface CallbackWorker {
   workers: Worker[];
-  /** Moves every finally-failed job of the served partitions into the dead letters. */
+  /** Moves every finally-failed job (callbacks and webhook deliveries) of the served partitions into the dead letters. */
   sweep(): Promise<number>;
   /** Purges dead letters past their retention (if no other worker holds the purge lock); returns how many. */
   purgeExpired(): Promise<number>;
@@ -197,10 +198,12 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
   async function sweep(): Promise<number> {
     let moved = 0;
     for (const p of deps.partitions) {
-      const failed = await queues.queue(p).getFailed(0, 199);
-      for (const job of failed) {
-        await deadLetter(p, job);
-        moved++;
+      for (const name of [CALLBACK_QUEUE, WEBHOOK_QUEUE]) {
+        const failed = await queues.queue(p, name).getFailed(0, 199);
+        for (const job of failed) {
+          await deadLetter(p, job);
+          moved++;
+        }
       }
     }
     return moved;

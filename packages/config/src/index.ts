@@ -57,6 +57,23 @@ export const configSchema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "silent"]).default("info"),
   /** Seconds the processes wait for in-flight work on SIGTERM before exiting. */
   SHUTDOWN_TIMEOUT_SECONDS: int(1, 600).default(20),
+  // scheduler side (issue 4)
+  /** forceCancel is refused until a CANCELLING request has been quiet this long (since CANCELLING or its last check-in), ms. */
+  FORCE_CANCEL_QUIET_MS: int(0, 7 * 86400000).default(30 * 60000),
+  /** What a passed requestTimeout does: "mark" (isTimedOut=true, state kept, as ESS) or "error" (ERROR, errorType TIMEOUT). */
+  TIMEOUT_POLICY: z.enum(["mark", "error"]).default("mark"),
+  /** Worker: how often it sweeps its partitions for requests past their requestTimeout, ms. */
+  TIMEOUT_SWEEP_MS: int(50, 600000).default(1000),
+  /** Worker: HMAC-SHA256 key that signs webhook deliveries; without it the worker delivers no webhooks. */
+  WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  /** Worker: attempts per webhook delivery before it is kept as failed (dead letter). */
+  WEBHOOK_ATTEMPTS: int(1, 100).default(8),
+  /** Worker: base of the exponential backoff between webhook attempts, ms. */
+  WEBHOOK_BACKOFF_MS: int(1, 3600000).default(1000),
+  /** Worker: how long one webhook POST may take before it counts as failed, ms. */
+  WEBHOOK_TIMEOUT_MS: int(100, 120000).default(5000),
+  /** Gateway: how often an idle SSE connection (GET /gateway/v1/events) polls the event streams, ms. */
+  SSE_POLL_MS: int(20, 10000).default(250),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -31,6 +31,12 @@ export function errorInfo(code: ErrorCode): ErrorInfo {
       return { status: 400, errorCode: "ESS-40005" };
     case "IDEMPOTENCY_KEY_INVALID":
       return { status: 400, errorCode: "ESS-40006" };
+    case "FORCE_CANCEL_TOO_EARLY":
+      return { status: 400, errorCode: "ESS-40007" };
+    case "INVALID_EXECUTION_CONTEXT":
+      return { status: 400, errorCode: "ESS-40008" };
+    case "INVALID_EVENT_ID":
+      return { status: 400, errorCode: "ESS-40009" };
     case "STALE_HANDLE":
       return { status: 403, errorCode: "ESS-40301" };
     case "NOT_ACCEPTING_CALLBACKS":

@@ -1,2 +1,3 @@
 export * from "./errors.js";
+export * from "./scheduler.js";
 export * from "./schemas.js";

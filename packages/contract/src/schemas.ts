@@ -23,11 +23,10 @@ export const tokenSchema = z
 export const registrationBodySchema = z.strictObject({
   requestHandle: tokenSchema.optional(),
   maxRetries: z.number().int().min(0).max(1000).optional(),
-  /** minutes without a callback or check-in before the request is marked timed out */
+  /** minutes without a callback or check-in before the request is marked timed out (fractions allowed) */
   requestTimeout: z
     .number()
-    .int()
-    .min(1)
+    .positive()
     .max(60 * 24 * 366)
     .optional(),
   resumed: z.boolean().optional(),

@@ -2,5 +2,6 @@ export * from "./dlq.js";
 export * from "./keys.js";
 export * from "./queues.js";
 export * from "./redis.js";
+export * from "./scheduler.js";
 export * from "./scripts.js";
 export * from "./store.js";

@@ -5,6 +5,9 @@ export const CALLBACK_QUEUE = "callbacks";
 /** Name of the BullMQ queue of cross-partition operations (bulk replays), prefix `<prefix>:{ops}`. */
 export const OPS_QUEUE = "ops";
 
+/** Name of the BullMQ queue of webhook deliveries inside each partition's prefix. */
+export const WEBHOOK_QUEUE = "webhooks";
+
 /**
  * The one key builder. Every key of a partition carries the partition's hash tag ({pN}), so a
  * script can touch a request, its partition's stream and queue atomically, also on Redis Cluster.
@@ -62,6 +65,18 @@ export class Keys {
   /** A short-lived lock so that one worker at a time runs a periodic task. */
   lock(name: string): string {
     return `${this.opsTag()}:lock:${name}`;
+  }
+  /** Prefix of every request hash of partition N (the sweep script appends the request id). */
+  requestPrefix(p: number): string {
+    return `${this.tag(p)}:req:`;
+  }
+  /** Sorted set of partition N's requests with a requestTimeout, scored by when to look at them (ms). */
+  deadlines(p: number): string {
+    return `${this.tag(p)}:deadlines`;
+  }
+  /** Hash of the webhook URLs subscribed to a request's state changes → when subscribed (ms). */
+  subscriptions(p: number, id: string): string {
+    return `${this.tag(p)}:req:${id}:subs`;
   }
   /** Prefix of BullMQ job hashes of partition N's callback queue (job key = this + job id). */
   jobPrefix(p: number): string {

@@ -31,7 +31,15 @@ export function loadScript(name: string): string {
 }
 
 /** name → number of keys; the numbers are also in the file names (BullMQ's convention). */
-const SCRIPTS = { admit: 2, apply: 5, register: 3 } as const;
+const SCRIPTS = {
+  admit: 2,
+  apply: 5,
+  register: 3,
+  // scheduler side (issue 4)
+  cancel: 5,
+  armTimeout: 2,
+  sweepTimeouts: 2,
+} as const;
 export type ScriptName = keyof typeof SCRIPTS;
 
 type Reply = (string | number | null)[];

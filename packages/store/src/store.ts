@@ -175,6 +175,8 @@ export class RequestStore {
         `resumed=true needs a PAUSED request; request ${requestId} is ${String(reply[2])}`,
       );
     }
+    // the timeout sweep only looks at requests in the deadline set (issue 4)
+    await this.redis.ess_armTimeout(this.keys.request(p, requestId), this.keys.deadlines(p), requestId);
     return {
       created: code === 1,
       execution: Number(reply[1]),

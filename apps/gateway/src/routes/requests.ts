@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { parseOrThrow, registrationBodySchema } from "@ess/contract";
+import { formatExecutionContext, parseOrThrow, registrationBodySchema } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { Hono } from "hono";
 import { readJson, requireJsonMediaType, requireRequestId } from "../body.js";
@@ -33,6 +33,8 @@ export const requestRoutes = new Hono<AppEnv>()
       requestHandle: handle,
       state: "RUNNING",
       execution: result.execution,
+      // what the job passes to checkInCancelling (issue 4)
+      requestExecutionContext: formatExecutionContext(requestId, handle),
     };
     if (body.resumed) out.pausedState = result.pausedState;
     c.header("Location", new URL(`/ess/rest/scheduler/v1/requests/${requestId}`, c.req.url).href);
