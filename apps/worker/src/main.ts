@@ -1,5 +1,6 @@
 import { ConfigError, createLogger, loadConfig, parsePartitionList } from "@ess/config";
 import { CallbackQueues, createRedis, Keys, RequestStore, waitReady } from "@ess/store";
+import { instrumentStore, observeRedis, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
 import { createWorker } from "./worker.js";
 
 /** Entry point: config, Redis, one BullMQ worker per partition; SIGTERM drains and exits 0. */
@@ -35,6 +36,16 @@ async function main(): Promise<void> {
     attempts: config.JOB_ATTEMPTS,
     backoffMs: config.JOB_BACKOFF_MS,
   });
+  const metrics = new WorkerMetrics();
+  observeRedis(connection, metrics);
+  instrumentStore(store, metrics, config.ACCESS_LOG ? log : undefined);
+  const metricsServer = await serveMetrics(metrics, config.WORKER_METRICS_PORT, config.WORKER_METRICS_HOST).catch(
+    (err: Error) => {
+      log.fatal({ err: err.message, port: config.WORKER_METRICS_PORT }, "cannot open the metrics port");
+      process.exit(1);
+    },
+  );
+  log.info({ port: metricsServer.port, host: config.WORKER_METRICS_HOST }, "metrics listening");
   const worker = createWorker({
     connection,
     store,
@@ -44,6 +55,7 @@ async function main(): Promise<void> {
     gapTimeoutMs: config.GAP_TIMEOUT_MS,
     log,
   });
+  observeWorkers(worker, metrics);
   log.info({ partitions: partitions.length, concurrency: config.WORKER_CONCURRENCY }, "worker started");
 
   let stopping = false;
@@ -52,6 +64,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, "stopping: finishing active jobs");
     await worker.close(config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+    metricsServer.server.close();
     await queues.close().catch(() => {});
     await connection.quit().catch(() => {});
     log.info({}, "stopped");

@@ -1,2 +1,3 @@
 export * from "./errors.js";
+export * from "./openapi.js";
 export * from "./schemas.js";

@@ -1,3 +1,4 @@
+export * from "./health.js";
 export * from "./keys.js";
 export * from "./queues.js";
 export * from "./redis.js";
