@@ -70,7 +70,7 @@ export class GatewayMetrics {
   });
   readonly callbacks = new Counter({
     name: "ess_callbacks_total",
-    help: "executionStatus callbacks answered, by callback status (invalid when unreadable) and status code",
+    help: "executionStatus callbacks answered, by callback status (unknown when the body was not read) and status code",
     labelNames: ["status", "code"] as const,
     registers: [this.registry],
   });

@@ -176,7 +176,7 @@ describe("metrics", () => {
     expect(text).toContain('ess_callbacks_total{status="UPDATE",code="200"} 1');
     expect(text).toContain('ess_callbacks_total{status="SUCCESS",code="200"} 1');
     expect(text).toContain('ess_callbacks_total{status="SUCCESS",code="403"} 1');
-    expect(text).toContain('ess_callbacks_total{status="invalid",code="400"} 1');
+    expect(text).toContain('ess_callbacks_total{status="unknown",code="400"} 1');
     expect(text).toMatch(/ess_admit_duration_seconds_count 3\b/);
     expect(text).toMatch(/ess_enqueue_duration_seconds_count 2\b/);
     expect(text).toContain('ess_http_requests_total{listener="gateway",operation="register",code="201"} 1');

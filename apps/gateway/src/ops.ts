@@ -84,7 +84,7 @@ export function observeMiddleware(
       metrics.httpRequests.inc({ listener, operation, code: status });
       metrics.httpDuration.observe({ operation }, seconds);
       if (operation === "executionStatus" && c.req.method === "POST") {
-        metrics.callbacks.inc({ status: c.get("callbackStatus") ?? "invalid", code: status });
+        metrics.callbacks.inc({ status: c.get("callbackStatus") ?? "unknown", code: status });
       }
     }
     // the path carries the request id, never the handle (that is in the body, which is not logged)
