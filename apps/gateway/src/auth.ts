@@ -219,11 +219,6 @@ export class Authenticator {
     return new Authenticator(users, tokens, none);
   }
 
-  /** Every caller gets every role (tests and local use). */
-  static anonymousOnly(): Authenticator {
-    return new Authenticator(new Map(), [], true);
-  }
-
   /** The principal of an Authorization header; null when missing or wrong. */
   async authenticate(header: string | undefined): Promise<Principal | null> {
     if (this.anonymous) return ANONYMOUS;

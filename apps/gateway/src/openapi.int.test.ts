@@ -69,13 +69,13 @@ const cb = (a: App, id: string, handle: string, token = T.job) =>
   });
 
 /** Twice through the limiter: the second answer is the 429. */
-async function secondOf(make: () => Promise<Response>): Promise<Response> {
+async function secondOf(make: () => Response | Promise<Response>): Promise<Response> {
   await make();
   return make();
 }
 
 /** One request per documented (operation, status) that makes the app give that answer. */
-const SCENARIOS: Record<string, () => Promise<Response>> = {
+const SCENARIOS: Record<string, () => Response | Promise<Response>> = {
   "postExecutionStatus 200": async () => {
     const r = await registered();
     return cb(app, r.id, r.handle);
