@@ -15,5 +15,5 @@ COPY tsconfig.base.json tsconfig.json ./
 COPY apps apps
 COPY packages packages
 USER node
-EXPOSE 8080
+EXPOSE 8080 8081 9464
 CMD ["node", "--import", "tsx", "apps/gateway/src/main.ts"]
