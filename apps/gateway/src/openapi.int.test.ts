@@ -1,5 +1,5 @@
 import { API_OPERATIONS, buildOpenApi, type CallbackJob, simpleExceptionDetailSchema } from "@ess/contract";
-import { callbackJobId, createRedis, RequestStore, waitReady } from "@ess/store";
+import { callbackJobId, createRedis, digest, RequestStore, waitReady } from "@ess/store";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createApp } from "./app.js";
@@ -91,6 +91,28 @@ const SCENARIOS: Record<string, () => Response | Promise<Response>> = {
   },
   "postExecutionStatus 404": () => cb(app, newRequestId(), "h"),
   "postExecutionStatus 405": () => app.request(cbPath("1"), { headers: auth(T.job) }),
+  "postExecutionStatus 409": async () => {
+    const r = await registered();
+    // the record a gateway leaves while its admit → enqueue of this very call is under way
+    const fp = digest(`UPDATE\n${r.handle}\n\u0000`);
+    await ctx.redis.set(ctx.keys.idempotency(ctx.keys.partition(r.id), r.id, "k-pending"), `${fp}|1|pending`, "EX", 30);
+    return app.request(cbPath(r.id), {
+      method: "POST",
+      headers: { ...json(T.job), "idempotency-key": "k-pending" },
+      body: JSON.stringify({ requestHandle: r.handle, status: "UPDATE" }),
+    });
+  },
+  "postExecutionStatus 422": async () => {
+    const r = await registered();
+    const send = (status: string) =>
+      app.request(cbPath(r.id), {
+        method: "POST",
+        headers: { ...json(T.job), "idempotency-key": "k-1" },
+        body: JSON.stringify({ requestHandle: r.handle, status }),
+      });
+    expect((await send("UPDATE")).status).toBe(200);
+    return send("SUCCESS");
+  },
   "postExecutionStatus 413": () =>
     app.request(cbPath("1"), {
       method: "POST",

@@ -67,6 +67,8 @@ export interface ApiOperation {
   /** Roles allowed (besides admin); empty = public (no credentials). */
   roles: readonly string[];
   requestBody?: { schema: z.ZodType; required: boolean };
+  /** Request headers beyond X-Request-Id and Authorization. */
+  headers?: { name: string; description: string }[];
   responses: Record<number, ApiResponse>;
 }
 
@@ -107,6 +109,13 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     tag: "job",
     roles: ["job"],
     requestBody: { schema: callbackBodySchema, required: true },
+    headers: [
+      {
+        name: "Idempotency-Key",
+        description:
+          "1-255 printable ASCII characters: a retried call with the same key and body is answered as the first",
+      },
+    ],
     responses: {
       200: {
         description: "Accepted and durably queued; X-ESS-Cancel-Requested: true when the request is being cancelled",
@@ -116,8 +125,10 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
       ...AUTH_ERRORS,
       404: err("The request is not registered"),
       405: err("Method not allowed"),
+      409: err("A call with this Idempotency-Key is still being processed", RETRY_AFTER),
       413: err("Body too large"),
       415: err("Content-Type is not JSON"),
+      422: err("The Idempotency-Key was used with a different body"),
     },
   },
   {
@@ -217,6 +228,13 @@ export function buildOpenApi(info: { version: string; serverUrl?: string } = { v
       security: op.roles.length > 0 ? [{ basicAuth: [] }, { bearerAuth: [] }] : [],
       parameters: [
         ...params,
+        ...(op.headers ?? []).map((h) => ({
+          name: h.name,
+          in: "header",
+          required: false,
+          description: h.description,
+          schema: { type: "string" },
+        })),
         {
           name: "X-Request-Id",
           in: "header",
