@@ -6,5 +6,5 @@ ENV NODE_ENV=production
 COPY . .
 RUN npm ci --omit=dev --no-audit --no-fund
 USER node
-EXPOSE 8080 8081
+EXPOSE 8080 8081 9464
 CMD ["node", "--import", "tsx", "apps/gateway/src/main.ts"]

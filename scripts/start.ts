@@ -85,7 +85,8 @@ if (!redisUrl) {
 }
 
 const port = process.env.PORT ?? "8080";
-const env = { ...process.env, REDIS_URL: redisUrl, PORT: port };
+// local use: no credentials needed unless AUTH_USERS / AUTH_TOKENS are set (the gateway logs a warning)
+const env = { ALLOW_ANONYMOUS: "true", ...process.env, REDIS_URL: redisUrl, PORT: port };
 run("gateway", "apps/gateway/src/main.ts", env);
 run("worker", "apps/worker/src/main.ts", env);
 
@@ -97,7 +98,8 @@ setTimeout(() => {
     [
       "",
       `ESS callback gateway: ${base}   (Ctrl-C stops the gateway, the worker and the Redis this started)`,
-      `Admin listener:       http://localhost:${process.env.ADMIN_PORT ?? "8081"}`,
+      `Admin listener:       http://localhost:${process.env.ADMIN_PORT ?? "8081"}   (/metrics, /admin/queues)`,
+      `API reference:        ${base}/docs`,
       "Try it:",
       `  H=$(curl -s -X POST ${base}/gateway/v1/requests/${sampleId}/executions | sed -E 's/.*"requestHandle":"([^"]+)".*/\\1/')`,
       `  curl -i -X POST ${base}/ess/rest/scheduler/v1/requests/${sampleId}/executionStatus \\`,

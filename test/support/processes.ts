@@ -11,6 +11,8 @@ export interface RunningProcess {
   url: string;
   /** The gateway's admin listener. */
   adminUrl: string;
+  /** The worker's metrics listener. */
+  metricsUrl: string;
   /** Output so far (JSON log lines). */
   output(): string;
   /** SIGTERM, then wait for exit; resolves with the exit code. */
@@ -23,7 +25,17 @@ export interface RunningProcess {
 export async function startApp(app: "gateway" | "worker", env: Record<string, string>): Promise<RunningProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", `apps/${app}/src/main.ts`], {
     cwd: ROOT,
-    env: { ...process.env, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
+    env: {
+      ...process.env,
+      PORT: "0",
+      ADMIN_PORT: "0",
+      WORKER_METRICS_PORT: "0",
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "info",
+      // the suites run without credentials unless they configure some
+      ALLOW_ANONYMOUS: "true",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -36,6 +48,7 @@ export async function startApp(app: "gateway" | "worker", env: Record<string, st
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const ready = app === "gateway" ? /"port":(\d+).*"gateway listening"/ : /"worker started"/;
   const adminReady = /"port":(\d+).*"admin listening"/;
+  const metricsReady = /"port":(\d+).*"metrics listening"/;
   const deadline = Date.now() + 30000;
   let port = 0;
   let adminPort = 0;
@@ -59,6 +72,7 @@ export async function startApp(app: "gateway" | "worker", env: Record<string, st
     port,
     url: `http://127.0.0.1:${port}`,
     adminUrl: `http://127.0.0.1:${adminPort}`,
+    metricsUrl: `http://127.0.0.1:${metricsReady.exec(out)?.[1] ?? 0}`,
     output: () => out,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;

@@ -1,7 +1,10 @@
 import { EssError } from "@ess/domain";
 import { Hono } from "hono";
+import { ADMIN_ACCESS_RULES } from "./auth.js";
+import { mountDashboard } from "./dashboard.js";
 import type { AppEnv, GatewayDeps } from "./env.js";
 import { handleError } from "./errors.js";
+import { installOperations } from "./ops.js";
 import { deadLetterRoutes } from "./routes/dead-letters.js";
 
 /**
@@ -14,7 +17,20 @@ export function createAdminApp(deps: GatewayDeps) {
     c.set("deps", deps);
     await next();
   });
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  // request id, access log, metrics, admin role for all but health, /healthz and /readyz (issue 5)
+  installOperations(app, deps, "admin", ADMIN_ACCESS_RULES);
+  const { metrics, catalog } = deps.ops ?? {};
+  if (metrics) {
+    app.get("/metrics", async (c) => {
+      if (catalog) {
+        await metrics
+          .refreshQueues(catalog, Date.now(), () => deps.deadLetters.count())
+          .catch(() => metrics.scrapeErrors.inc());
+      }
+      return c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.contentType });
+    });
+  }
+  if (catalog) mountDashboard(app, catalog);
   app.route("/", deadLetterRoutes);
   app.notFound((c) => handleError(new EssError("ROUTE_NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`), c));
   app.onError(handleError);

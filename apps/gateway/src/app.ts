@@ -1,7 +1,10 @@
 import { EssError } from "@ess/domain";
 import { Hono } from "hono";
+import { ACCESS_RULES } from "./auth.js";
+import { docsRoutes } from "./docs.js";
 import type { AppEnv, GatewayDeps } from "./env.js";
 import { handleError } from "./errors.js";
+import { installOperations } from "./ops.js";
 import { callbackRoutes } from "./routes/callback.js";
 import { eventRoutes } from "./routes/events.js";
 import { requestRoutes } from "./routes/requests.js";
@@ -18,11 +21,13 @@ export function createApp(deps: GatewayDeps) {
     c.set("deps", deps);
     await next();
   });
+  // request id, access log, metrics, auth and roles, backpressure, /healthz and /readyz (issue 5)
+  installOperations(app, deps, "gateway", ACCESS_RULES);
+  docsRoutes(app);
   app.route("/", callbackRoutes);
   app.route("/", requestRoutes);
   app.route("/", schedulerRoutes);
   app.route("/", eventRoutes);
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.notFound((c) => handleError(new EssError("ROUTE_NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`), c));
   app.onError(handleError);
   return app;

@@ -1,4 +1,6 @@
 import type { CallbackQueues, DeadLetters, RequestStore } from "@ess/store";
+import type { Principal } from "./auth.js";
+import type { OperationsDeps } from "./ops.js";
 
 /** What the gateway's handlers need; injected by main.ts (or a test). */
 export interface GatewayDeps {
@@ -13,6 +15,8 @@ export interface GatewayDeps {
   enqueueTimeoutMs: number;
   /** Where unexpected errors go (never to the client). */
   logError: (err: unknown, context: Record<string, unknown>) => void;
+  /** Auth, metrics, backpressure, access logs, readiness (issue 5); absent: anonymous, no metrics. */
+  ops?: OperationsDeps;
   /** Scheduler-side settings (issue 4); defaults apply when absent. */
   scheduler?: SchedulerSettings;
 }
@@ -29,5 +33,15 @@ export interface SchedulerSettings {
 
 /** Hono environment: dependencies travel in typed context variables, never module singletons. */
 export interface AppEnv {
-  Variables: { deps: GatewayDeps };
+  Variables: {
+    deps: GatewayDeps;
+    /** X-Request-Id of this request (taken from the caller or generated). */
+    requestId: string;
+    /** Operation name from the access table (bounded: also the metrics label). */
+    operation: string | undefined;
+    /** Who is calling, once authenticated. */
+    principal: Principal | undefined;
+    /** The callback's ESS status once its body parsed (for the callbacks metric). */
+    callbackStatus: string | undefined;
+  };
 }

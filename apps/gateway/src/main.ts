@@ -3,6 +3,10 @@ import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady
 import { serve } from "@hono/node-server";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
+import { Authenticator, CredentialsError } from "./auth.js";
+import { BacklogMonitor, RateLimiter } from "./backpressure.js";
+import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
+import { type OperationsDeps, Readiness } from "./ops.js";
 
 /** Entry point: reads config, opens Redis, serves, and shuts down cleanly on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -17,8 +21,24 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config, "gateway");
+  let auth: Authenticator;
+  try {
+    auth = await Authenticator.fromConfig(config);
+  } catch (err) {
+    if (err instanceof CredentialsError) {
+      log.fatal({ err: err.message }, "refusing to start");
+      console.error(`gateway: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (auth.anonymous) log.warn("ALLOW_ANONYMOUS=true and no credentials: every caller has every role (local use only)");
+  const metrics = new GatewayMetrics();
   const redis = createRedis(config.REDIS_URL, "gateway", { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
-  redis.on("error", (err) => log.warn({ err: err.message }, "redis connection error"));
+  redis.on("error", (err) => {
+    metrics.redisErrors.inc();
+    log.warn({ err: err.message }, "redis connection error");
+  });
   await waitReady(redis, 30000).catch((err: Error) => {
     log.fatal({ err: err.message, redis: config.REDIS_URL.replace(/\/\/[^@]*@/, "//***@") }, "cannot reach Redis");
     process.exit(1);
@@ -32,9 +52,29 @@ async function main(): Promise<void> {
     idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
   });
   const queues = new CallbackQueues(redis, keys, { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
+  instrumentCallbackPath(store, queues, metrics);
+  const readiness = new Readiness(redis);
+  const backlog =
+    config.BACKLOG_LIMIT > 0
+      ? new BacklogMonitor(redis, keys, config.BACKLOG_LIMIT, config.BACKLOG_CHECK_MS, metrics).start()
+      : undefined;
+  const ops: OperationsDeps = {
+    auth,
+    metrics,
+    catalog: QueueCatalog.ofPartitions(queues),
+    backlog,
+    rateLimit:
+      config.RATE_LIMIT_PER_SECOND > 0
+        ? new RateLimiter(config.RATE_LIMIT_PER_SECOND, config.RATE_LIMIT_BURST)
+        : undefined,
+    accessLog: config.ACCESS_LOG ? log : undefined,
+    readiness,
+    retryAfterSeconds: config.RETRY_AFTER_SECONDS,
+  };
   // ends open SSE streams on SIGTERM, or server.close() would wait for them
   const sseShutdown = new AbortController();
   const deps = {
+    ops,
     store,
     queues,
     deadLetters: new DeadLetters(redis, keys, (p, name) => queues.queue(p, name)),
@@ -63,6 +103,8 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
+    readiness.stopping = true;
+    backlog?.stop();
     log.info({ signal }, "stopping: no new connections, finishing in-flight requests");
     const force = setTimeout(() => {
       log.error("shutdown timed out");

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { ConfigError, createLogger, loadConfig, parsePartitionList } from "@ess/config";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
+import { instrumentStore, observeRedis, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
 import { startTimeoutSweeper } from "./timeouts.js";
 import { startWebhooks } from "./webhooks.js";
 import { createWorker } from "./worker.js";
@@ -39,6 +40,16 @@ async function main(): Promise<void> {
     backoffMs: config.JOB_BACKOFF_MS,
   });
   const deadLetters = new DeadLetters(connection, keys, (p, name) => queues.queue(p, name));
+  const metrics = new WorkerMetrics();
+  observeRedis(connection, metrics);
+  instrumentStore(store, metrics, config.ACCESS_LOG ? log : undefined);
+  const metricsServer = await serveMetrics(metrics, config.WORKER_METRICS_PORT, config.WORKER_METRICS_HOST).catch(
+    (err: Error) => {
+      log.fatal({ err: err.message, port: config.WORKER_METRICS_PORT }, "cannot open the metrics port");
+      process.exit(1);
+    },
+  );
+  log.info({ port: metricsServer.port, host: config.WORKER_METRICS_HOST }, "metrics listening");
   const worker = createWorker({
     connection,
     store,
@@ -53,6 +64,7 @@ async function main(): Promise<void> {
     deadLetterRetentionMs: config.DLQ_RETENTION_SECONDS * 1000,
     log,
   });
+  observeWorkers(worker, metrics);
   // scheduler side (issue 4): requestTimeout sweep and webhook deliveries
   const sweeper = startTimeoutSweeper({
     store,
@@ -87,6 +99,7 @@ async function main(): Promise<void> {
     await worker.close(config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
     await sweeper.stop();
     await webhooks?.close().catch(() => {});
+    metricsServer.server.close();
     await queues.close().catch(() => {});
     await connection.quit().catch(() => {});
     log.info({}, "stopped");

@@ -2,7 +2,6 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { verifyWebhook, WEBHOOK_HEADERS } from "@ess/contract";
 import { createRedis, SchedulerStore, WEBHOOK_QUEUE } from "@ess/store";
-import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { eventually } from "../../../test/support/processes.js";

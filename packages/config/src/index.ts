@@ -1,6 +1,7 @@
 import { z } from "zod";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
 /** Every environment variable the processes read, with its default. Documented in the README. */
 export const configSchema = z.object({
@@ -74,6 +75,30 @@ export const configSchema = z.object({
   WEBHOOK_TIMEOUT_MS: int(100, 120000).default(5000),
   /** Gateway: how often an idle SSE connection (GET /gateway/v1/events) polls the event streams, ms. */
   SSE_POLL_MS: int(20, 10000).default(250),
+
+  // operations (issue 5)
+  /** "true" lets the gateway run with no credentials configured (every caller gets every role); local use only. */
+  ALLOW_ANONYMOUS: bool.default(false),
+  /** HTTP Basic users, comma-separated "name:role+role:secret"; secret = scrypt hash (npm run hash-secret) or a password. */
+  AUTH_USERS: z.string().default(""),
+  /** Bearer tokens, comma-separated "label:role+role:secret"; secret = sha256$<hex> (npm run hash-secret) or the token. */
+  AUTH_TOKENS: z.string().default(""),
+  /** Per-credential request rate limit in requests per second (429 above); 0 turns it off. */
+  RATE_LIMIT_PER_SECOND: int(0, 1000000).default(0),
+  /** Burst allowance of the per-credential rate limit (bucket size); 0 means equal to RATE_LIMIT_PER_SECOND. */
+  RATE_LIMIT_BURST: int(0, 10000000).default(0),
+  /** Waiting callbacks per partition past which new callbacks get 503 + Retry-After; 0 turns it off. */
+  BACKLOG_LIMIT: int(0, 100000000).default(100000),
+  /** How often the gateway refreshes its cached per-partition backlog counts, in ms. */
+  BACKLOG_CHECK_MS: int(50, 60000).default(1000),
+  /** Retry-After (seconds) sent with 503 (overload, Redis unreachable) and 429 answers. */
+  RETRY_AFTER_SECONDS: int(1, 3600).default(1),
+  /** "false" turns off the one-log-line-per-request (gateway) and per-job (worker) info logs. */
+  ACCESS_LOG: bool.default(true),
+  /** Worker: port of its own metrics listener (/metrics, /healthz); 0 picks a free port. */
+  WORKER_METRICS_PORT: int(0, 65535).default(9464),
+  /** Worker: bind address of its metrics listener. */
+  WORKER_METRICS_HOST: z.string().min(1).default("127.0.0.1"),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -13,7 +13,18 @@ export function createLogger(config: Pick<Config, "LOG_LEVEL">, service: string)
     base: { service, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: {
-      paths: ["requestHandle", "*.requestHandle", "handle", "*.handle", "authorization", "*.authorization"],
+      paths: [
+        "requestHandle",
+        "*.requestHandle",
+        "handle",
+        "*.handle",
+        "authorization",
+        "*.authorization",
+        "password",
+        "*.password",
+        "token",
+        "*.token",
+      ],
       censor: "[redacted]",
     },
   });

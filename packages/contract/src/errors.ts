@@ -61,6 +61,14 @@ export function errorInfo(code: ErrorCode): ErrorInfo {
       return { status: 500, errorCode: "ESS-50001" };
     case "UNAVAILABLE":
       return { status: 503, errorCode: "ESS-50301" };
+    case "UNAUTHENTICATED":
+      return { status: 401, errorCode: "ESS-40101" };
+    case "FORBIDDEN":
+      return { status: 403, errorCode: "ESS-40303" };
+    case "RATE_LIMITED":
+      return { status: 429, errorCode: "ESS-42901" };
+    case "OVERLOADED":
+      return { status: 503, errorCode: "ESS-50302" };
     default:
       return assertNever(code);
   }

@@ -1,3 +1,4 @@
 export * from "./errors.js";
+export * from "./openapi.js";
 export * from "./scheduler.js";
 export * from "./schemas.js";

@@ -25,6 +25,10 @@ export const ERROR_CODES = [
   "METHOD_NOT_ALLOWED",
   "UNAVAILABLE",
   "INTERNAL",
+  "UNAUTHENTICATED",
+  "FORBIDDEN",
+  "RATE_LIMITED",
+  "OVERLOADED",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -1,4 +1,5 @@
 export * from "./dlq.js";
+export * from "./health.js";
 export * from "./keys.js";
 export * from "./queues.js";
 export * from "./redis.js";

@@ -31,7 +31,7 @@ export function loadScript(name: string): string {
 }
 
 /** name → number of keys; the numbers are also in the file names (BullMQ's convention). */
-const SCRIPTS = {
+export const SCRIPTS = {
   admit: 2,
   apply: 5,
   register: 3,

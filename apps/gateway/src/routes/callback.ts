@@ -26,6 +26,7 @@ export const callbackRoutes = new Hono<AppEnv>()
     const requestId = requireRequestId(c.req.param("requestId"));
     requireJsonMediaType(c);
     const body = parseOrThrow(callbackBodySchema, await readJson(c, maxBodyBytes));
+    c.set("callbackStatus", body.status);
 
     const rawKey = c.req.header("idempotency-key");
     let idempotency: { key: string; fingerprint: string } | undefined;

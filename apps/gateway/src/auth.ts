@@ -1,0 +1,295 @@
+import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual } from "node:crypto";
+import { EssError } from "@ess/domain";
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "./env.js";
+
+/** The three roles. `admin` covers every operation. */
+export const ROLES = ["job", "scheduler", "admin"] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Who is calling: the credential's label (never its secret) and its roles. */
+export interface Principal {
+  name: string;
+  roles: ReadonlySet<Role>;
+  /** "basic", "bearer" or "anonymous" (no credentials configured, ALLOW_ANONYMOUS=true). */
+  scheme: "basic" | "bearer" | "anonymous";
+}
+
+/** One access rule: requests whose path matches (and method, when given) need one of `roles`. */
+export interface AccessRule {
+  operation: string;
+  method?: string;
+  pattern: RegExp;
+  /** Roles allowed besides admin (admin is allowed everywhere); "public" = no credentials needed. */
+  roles: readonly Role[] | "public";
+}
+
+const ESS = "/ess/rest/scheduler/v1/requests/[^/]+";
+const GW = "/gateway/v1";
+
+/**
+ * THE access table of the callback listener: first match wins; a path no rule matches needs admin.
+ * Rules match by path (any method) so that a wrong method still gets its 405 from the route.
+ * Routes built elsewhere (cancel, forceCancel, checkInCancelling, subscribe, events) are covered here.
+ */
+export const ACCESS_RULES: readonly AccessRule[] = [
+  { operation: "healthz", pattern: /^\/healthz$/, roles: "public" },
+  { operation: "readyz", pattern: /^\/readyz$/, roles: "public" },
+  { operation: "openapi", pattern: /^\/openapi\.json$/, roles: "public" },
+  { operation: "docs", pattern: /^\/docs(\/.*)?$/, roles: "public" },
+  { operation: "executionStatus", pattern: new RegExp(`^${ESS}/executionStatus$`), roles: ["job"] },
+  { operation: "checkInCancelling", pattern: new RegExp(`^${ESS}/checkInCancelling$`), roles: ["job"] },
+  { operation: "cancel", pattern: new RegExp(`^${ESS}/cancel$`), roles: ["scheduler"] },
+  { operation: "forceCancel", pattern: new RegExp(`^${ESS}/forceCancel$`), roles: ["scheduler"] },
+  { operation: "subscribe", pattern: new RegExp(`^${ESS}/subscribe$`), roles: ["scheduler"] },
+  { operation: "getRequest", pattern: new RegExp(`^${ESS}$`), roles: ["scheduler"] },
+  { operation: "register", pattern: new RegExp(`^${GW}/requests/[^/]+/executions$`), roles: ["scheduler"] },
+  { operation: "events", pattern: new RegExp(`^${GW}/events$`), roles: ["scheduler"] },
+];
+
+/** The admin listener's table: health is public, everything else (metrics, dashboard, dead letters) needs admin. */
+export const ADMIN_ACCESS_RULES: readonly AccessRule[] = [
+  { operation: "healthz", pattern: /^\/healthz$/, roles: "public" },
+  { operation: "readyz", pattern: /^\/readyz$/, roles: "public" },
+  { operation: "metrics", pattern: /^\/metrics$/, roles: [] },
+  { operation: "dashboard", pattern: /^\/admin\/queues(\/.*)?$/, roles: [] },
+];
+
+const FALLBACK: AccessRule = { operation: "other", pattern: /.*/, roles: [] };
+
+/** The rule that governs a request (bounded set of operation names: also the metrics' route label). */
+export function ruleFor(rules: readonly AccessRule[], method: string, path: string): AccessRule {
+  for (const r of rules) {
+    if (r.method !== undefined && r.method !== method) continue;
+    if (r.pattern.test(path)) return r;
+  }
+  return FALLBACK;
+}
+
+/** True when the principal may perform what the rule guards. */
+export function allows(rule: AccessRule, principal: Principal | undefined): boolean {
+  if (rule.roles === "public") return true;
+  if (!principal) return false;
+  if (principal.roles.has("admin")) return true;
+  return rule.roles.some((r) => principal.roles.has(r));
+}
+
+// --- secrets ---------------------------------------------------------------------------------
+
+const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 } as const;
+
+function scrypt(password: string, salt: Buffer, params: { N: number; r: number; p: number; keylen: number }) {
+  return new Promise<Buffer>((resolve, reject) => {
+    scryptCb(
+      password,
+      salt,
+      params.keylen,
+      { N: params.N, r: params.r, p: params.p, maxmem: 256 * params.N * params.r },
+      (err, key) => (err ? reject(err) : resolve(key)),
+    );
+  });
+}
+
+/** Hashes a password as `scrypt$N$r$p$<salt b64url>$<hash b64url>` (what AUTH_USERS takes). */
+export async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scrypt(password, salt, SCRYPT);
+  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString("base64url")}$${key.toString("base64url")}`;
+}
+
+/** Hashes a bearer token as `sha256$<hex>` (what AUTH_TOKENS takes): tokens are long random strings. */
+export function hashToken(token: string): string {
+  return `sha256$${createHash("sha256").update(token).digest("hex")}`;
+}
+
+interface ScryptHash {
+  N: number;
+  r: number;
+  p: number;
+  salt: Buffer;
+  key: Buffer;
+}
+
+function parseScrypt(s: string): ScryptHash | null {
+  const m = /^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9_-]+)\$([A-Za-z0-9_-]+)$/.exec(s);
+  if (!m) return null;
+  return {
+    N: Number(m[1]),
+    r: Number(m[2]),
+    p: Number(m[3]),
+    salt: Buffer.from(m[4] as string, "base64url"),
+    key: Buffer.from(m[5] as string, "base64url"),
+  };
+}
+
+interface BasicUser {
+  name: string;
+  roles: Set<Role>;
+  hash: ScryptHash;
+}
+interface BearerToken {
+  name: string;
+  roles: Set<Role>;
+  digest: Buffer;
+}
+
+/** Thrown for a malformed AUTH_USERS / AUTH_TOKENS value; names the variable and the entry. */
+export class CredentialsError extends Error {
+  override name = "CredentialsError";
+}
+
+function parseEntries(variable: string, spec: string): { name: string; roles: Set<Role>; secret: string }[] {
+  const out: { name: string; roles: Set<Role>; secret: string }[] = [];
+  for (const raw of spec.split(",")) {
+    const entry = raw.trim();
+    if (entry === "") continue;
+    const first = entry.indexOf(":");
+    const second = first < 0 ? -1 : entry.indexOf(":", first + 1);
+    if (first <= 0 || second < 0) {
+      throw new CredentialsError(`${variable}: entry ${out.length + 1} is not "name:role+role:secret"`);
+    }
+    const name = entry.slice(0, first);
+    const roles = new Set<Role>();
+    for (const r of entry.slice(first + 1, second).split("+")) {
+      if (!(ROLES as readonly string[]).includes(r)) {
+        throw new CredentialsError(`${variable}: entry '${name}' has unknown role '${r}' (use ${ROLES.join(", ")})`);
+      }
+      roles.add(r as Role);
+    }
+    const secret = entry.slice(second + 1);
+    if (secret === "") throw new CredentialsError(`${variable}: entry '${name}' has an empty secret`);
+    out.push({ name, roles, secret });
+  }
+  return out;
+}
+
+/** Digest of the presented credential: the key of the verified-credentials cache. */
+function cacheKey(scheme: string, value: string): string {
+  return createHash("sha256").update(`${scheme}\u0000${value}`).digest("base64");
+}
+
+const CACHE_LIMIT = 1000;
+
+/**
+ * Verifies credentials from configuration. Passwords are kept only as scrypt hashes (a plain
+ * password in AUTH_USERS is hashed at startup); tokens only as sha256 digests. Comparisons are
+ * constant-time. A verified Basic credential is remembered (by a digest of it) so that scrypt runs
+ * once per credential, not once per callback: the hot path stays a hash and a map lookup.
+ */
+export class Authenticator {
+  private readonly verified = new Map<string, Principal>();
+
+  private constructor(
+    private readonly users: Map<string, BasicUser>,
+    private readonly tokens: BearerToken[],
+    readonly anonymous: boolean,
+  ) {}
+
+  /** Builds from AUTH_USERS / AUTH_TOKENS; anonymous when both are empty and allowAnonymous is set. */
+  static async fromConfig(cfg: {
+    AUTH_USERS: string;
+    AUTH_TOKENS: string;
+    ALLOW_ANONYMOUS: boolean;
+  }): Promise<Authenticator> {
+    const users = new Map<string, BasicUser>();
+    for (const e of parseEntries("AUTH_USERS", cfg.AUTH_USERS)) {
+      if (users.has(e.name)) throw new CredentialsError(`AUTH_USERS: user '${e.name}' is listed twice`);
+      let hash = parseScrypt(e.secret);
+      if (!hash && e.secret.startsWith("scrypt$")) {
+        throw new CredentialsError(`AUTH_USERS: entry '${e.name}' has a malformed scrypt hash`);
+      }
+      hash ??= parseScrypt(await hashPassword(e.secret));
+      users.set(e.name, { name: e.name, roles: e.roles, hash: hash as ScryptHash });
+    }
+    const tokens: BearerToken[] = [];
+    for (const e of parseEntries("AUTH_TOKENS", cfg.AUTH_TOKENS)) {
+      const m = /^sha256\$([0-9a-f]{64})$/.exec(e.secret);
+      if (!m && e.secret.startsWith("sha256$")) {
+        throw new CredentialsError(`AUTH_TOKENS: entry '${e.name}' has a malformed sha256 digest`);
+      }
+      const hex = m ? (m[1] as string) : hashToken(e.secret).slice("sha256$".length);
+      tokens.push({ name: e.name, roles: e.roles, digest: Buffer.from(hex, "hex") });
+    }
+    const none = users.size === 0 && tokens.length === 0;
+    if (none && !cfg.ALLOW_ANONYMOUS) {
+      throw new CredentialsError(
+        "no credentials configured: set AUTH_USERS and/or AUTH_TOKENS, or ALLOW_ANONYMOUS=true for local use",
+      );
+    }
+    return new Authenticator(users, tokens, none);
+  }
+
+  /** The principal of an Authorization header; null when missing or wrong. */
+  async authenticate(header: string | undefined): Promise<Principal | null> {
+    if (this.anonymous) return ANONYMOUS;
+    if (!header) return null;
+    const space = header.indexOf(" ");
+    if (space < 0) return null;
+    const scheme = header.slice(0, space).toLowerCase();
+    const value = header.slice(space + 1).trim();
+    if (scheme === "bearer") return this.bearer(value);
+    if (scheme === "basic") return this.basic(value);
+    return null;
+  }
+
+  private bearer(token: string): Principal | null {
+    const digest = createHash("sha256").update(token).digest();
+    let found: BearerToken | undefined;
+    // every token is compared, so the time taken does not tell which one matched
+    for (const t of this.tokens) if (timingSafeEqual(t.digest, digest)) found = t;
+    return found ? { name: found.name, roles: found.roles, scheme: "bearer" } : null;
+  }
+
+  private async basic(value: string): Promise<Principal | null> {
+    const key = cacheKey("basic", value);
+    const hit = this.verified.get(key);
+    if (hit) return hit;
+    const decoded = Buffer.from(value, "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    if (colon < 0) return null;
+    const user = this.users.get(decoded.slice(0, colon));
+    const password = decoded.slice(colon + 1);
+    // an unknown user costs the same scrypt as a known one
+    const hash = user?.hash ?? DUMMY_HASH;
+    const key2 = await scrypt(password, hash.salt, { N: hash.N, r: hash.r, p: hash.p, keylen: hash.key.length });
+    if (!user || !timingSafeEqual(key2, hash.key)) return null;
+    const principal: Principal = { name: user.name, roles: user.roles, scheme: "basic" };
+    if (this.verified.size >= CACHE_LIMIT) this.verified.clear();
+    this.verified.set(key, principal);
+    return principal;
+  }
+}
+
+const DUMMY_HASH: ScryptHash = {
+  ...SCRYPT,
+  salt: Buffer.alloc(16),
+  key: Buffer.alloc(SCRYPT.keylen),
+};
+
+const ANONYMOUS: Principal = { name: "anonymous", roles: new Set(ROLES), scheme: "anonymous" };
+
+/** The WWW-Authenticate challenge of a 401: both schemes, whichever kinds are configured. */
+export const CHALLENGE = 'Basic realm="ess-gateway", charset="UTF-8", Bearer realm="ess-gateway"';
+
+/**
+ * Authentication and role check against a rule table: 401 + WWW-Authenticate without valid
+ * credentials, 403 when the roles do not cover the operation. Sets `principal` and `operation`.
+ */
+export function authMiddleware(auth: Authenticator, rules: readonly AccessRule[]): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const rule = ruleFor(rules, c.req.method, c.req.path);
+    c.set("operation", rule.operation);
+    if (rule.roles === "public") return next();
+    const principal = await auth.authenticate(c.req.header("authorization"));
+    if (!principal) {
+      c.header("WWW-Authenticate", CHALLENGE);
+      throw new EssError("UNAUTHENTICATED", "valid credentials are required (HTTP Basic or Bearer)");
+    }
+    c.set("principal", principal);
+    if (!allows(rule, principal)) {
+      const need = rule.roles.length > 0 ? rule.roles.join(" or ") : "admin";
+      throw new EssError("FORBIDDEN", `'${principal.name}' lacks the role for ${rule.operation} (needs ${need})`);
+    }
+    return next();
+  };
+}

@@ -1,0 +1,211 @@
+import { API_OPERATIONS, buildOpenApi, type CallbackJob, simpleExceptionDetailSchema } from "@ess/contract";
+import { callbackJobId, createRedis, digest, RequestStore, waitReady } from "@ess/store";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newRequestId, useTestContext } from "../../../test/support/context.js";
+import { createApp } from "./app.js";
+import { Authenticator } from "./auth.js";
+import { RateLimiter } from "./backpressure.js";
+import type { GatewayDeps } from "./env.js";
+import { type OperationsDeps, Readiness } from "./ops.js";
+
+const ctx = useTestContext({ partitions: 2 });
+const T = { job: "oa-job", scheduler: "oa-sched", admin: "oa-admin" };
+const dead = createRedis("redis://127.0.0.1:1", "gateway", { commandTimeoutMs: 200 });
+dead.on("error", () => {});
+afterAll(() => dead.disconnect());
+
+type App = ReturnType<typeof createApp>;
+let app: App;
+let limited: App;
+let down: App;
+
+async function build(store: RequestStore, extra: Partial<OperationsDeps> = {}): Promise<App> {
+  const ops: OperationsDeps = {
+    auth: await Authenticator.fromConfig({
+      AUTH_USERS: "",
+      AUTH_TOKENS: `j:job:${T.job},s:scheduler:${T.scheduler},a:admin:${T.admin}`,
+      ALLOW_ANONYMOUS: false,
+    }),
+    readiness: new Readiness(store.redis),
+    retryAfterSeconds: 1,
+    ...extra,
+  };
+  const deps: GatewayDeps = {
+    store,
+    queues: ctx.queues,
+    deadLetters: ctx.deadLetters,
+    replayRate: 100,
+    maxBodyBytes: 16384,
+    enqueueTimeoutMs: 2000,
+    logError: (err) => ctx.errors.push(err),
+    ops,
+  };
+  return createApp(deps);
+}
+
+beforeAll(async () => {
+  await waitReady(ctx.redis);
+  app = await build(ctx.store);
+  limited = await build(ctx.store, { rateLimit: new RateLimiter(0.001, 1) });
+  down = await build(new RequestStore(dead, ctx.keys));
+});
+
+const auth = (t: string) => ({ authorization: `Bearer ${t}` });
+const json = (t: string) => ({ "content-type": "application/json", ...auth(t) });
+const cbPath = (id: string) => `/ess/rest/scheduler/v1/requests/${id}/executionStatus`;
+const regPath = (id: string) => `/gateway/v1/requests/${id}/executions`;
+const getPath = (id: string) => `/ess/rest/scheduler/v1/requests/${id}`;
+
+async function registered(): Promise<{ id: string; handle: string }> {
+  const id = newRequestId();
+  const res = await app.request(regPath(id), { method: "POST", headers: auth(T.scheduler) });
+  const { requestHandle } = (await res.json()) as { requestHandle: string };
+  return { id, handle: requestHandle };
+}
+
+const cb = (a: App, id: string, handle: string, token = T.job) =>
+  a.request(cbPath(id), {
+    method: "POST",
+    headers: json(token),
+    body: JSON.stringify({ requestHandle: handle, status: "UPDATE" }),
+  });
+
+/** Twice through the limiter: the second answer is the 429. */
+async function secondOf(make: () => Response | Promise<Response>): Promise<Response> {
+  await make();
+  return make();
+}
+
+/** One request per documented (operation, status) that makes the app give that answer. */
+const SCENARIOS: Record<string, () => Response | Promise<Response>> = {
+  "postExecutionStatus 200": async () => {
+    const r = await registered();
+    return cb(app, r.id, r.handle);
+  },
+  "postExecutionStatus 400": async () => {
+    const r = await registered();
+    return app.request(cbPath(r.id), { method: "POST", headers: json(T.job), body: '{"requestHandle":"x"}' });
+  },
+  "postExecutionStatus 401": () => app.request(cbPath("1"), { method: "POST" }),
+  "postExecutionStatus 403": async () => {
+    const r = await registered();
+    return cb(app, r.id, "someone-elses-handle");
+  },
+  "postExecutionStatus 404": () => cb(app, newRequestId(), "h"),
+  "postExecutionStatus 405": () => app.request(cbPath("1"), { headers: auth(T.job) }),
+  "postExecutionStatus 409": async () => {
+    const r = await registered();
+    // the record a gateway leaves while its admit → enqueue of this very call is under way
+    const fp = digest(`UPDATE\n${r.handle}\n\u0000`);
+    await ctx.redis.set(ctx.keys.idempotency(ctx.keys.partition(r.id), r.id, "k-pending"), `${fp}|1|pending`, "EX", 30);
+    return app.request(cbPath(r.id), {
+      method: "POST",
+      headers: { ...json(T.job), "idempotency-key": "k-pending" },
+      body: JSON.stringify({ requestHandle: r.handle, status: "UPDATE" }),
+    });
+  },
+  "postExecutionStatus 422": async () => {
+    const r = await registered();
+    const send = (status: string) =>
+      app.request(cbPath(r.id), {
+        method: "POST",
+        headers: { ...json(T.job), "idempotency-key": "k-1" },
+        body: JSON.stringify({ requestHandle: r.handle, status }),
+      });
+    expect((await send("UPDATE")).status).toBe(200);
+    return send("SUCCESS");
+  },
+  "postExecutionStatus 413": () =>
+    app.request(cbPath("1"), {
+      method: "POST",
+      headers: json(T.job),
+      body: JSON.stringify({ requestHandle: "x".repeat(20000), status: "UPDATE" }),
+    }),
+  "postExecutionStatus 415": () =>
+    app.request(cbPath("1"), { method: "POST", headers: { ...auth(T.job), "content-type": "text/plain" }, body: "x" }),
+  "postExecutionStatus 429": () => secondOf(() => cb(limited, "1", "h")),
+  "postExecutionStatus 503": () => cb(down, "1", "h"),
+
+  "registerExecution 201": () => app.request(regPath(newRequestId()), { method: "POST", headers: auth(T.scheduler) }),
+  "registerExecution 400": () => app.request(regPath("abc"), { method: "POST", headers: auth(T.scheduler) }),
+  "registerExecution 401": () => app.request(regPath("1"), { method: "POST" }),
+  "registerExecution 403": () => app.request(regPath("1"), { method: "POST", headers: auth(T.job) }),
+  "registerExecution 409": async () => {
+    const r = await registered();
+    const ok = await app.request(cbPath(r.id), {
+      method: "POST",
+      headers: json(T.job),
+      body: JSON.stringify({ requestHandle: r.handle, status: "SUCCESS" }),
+    });
+    expect(ok.status).toBe(200);
+    // apply the queued callback as the worker would (no worker runs in this file)
+    const p = ctx.keys.partition(r.id);
+    const job = await ctx.queues.queue(p).getJob(callbackJobId(r.id, 1));
+    await ctx.store.apply(r.id, "cb", job?.data as CallbackJob);
+    return app.request(regPath(r.id), { method: "POST", headers: auth(T.scheduler) });
+  },
+  "registerExecution 415": () =>
+    app.request(regPath("1"), {
+      method: "POST",
+      headers: { ...auth(T.scheduler), "content-type": "text/plain" },
+      body: "x",
+    }),
+  "registerExecution 429": () =>
+    secondOf(() => limited.request(regPath(newRequestId()), { method: "POST", headers: auth(T.scheduler) })),
+  "registerExecution 503": () => down.request(regPath("1"), { method: "POST", headers: auth(T.scheduler) }),
+
+  "getRequest 200": async () => {
+    const r = await registered();
+    return app.request(getPath(r.id), { headers: auth(T.scheduler) });
+  },
+  "getRequest 400": () => app.request(getPath("0"), { headers: auth(T.scheduler) }),
+  "getRequest 401": () => app.request(getPath("1")),
+  "getRequest 403": () => app.request(getPath("1"), { headers: auth(T.job) }),
+  "getRequest 404": () => app.request(getPath(newRequestId()), { headers: auth(T.scheduler) }),
+  "getRequest 429": () => secondOf(() => limited.request(getPath("1"), { headers: auth(T.admin) })),
+  "getRequest 503": () => down.request(getPath("1"), { headers: auth(T.scheduler) }),
+
+  "healthz 200": () => app.request("/healthz"),
+  "readyz 200": () => app.request("/readyz"),
+  "readyz 503": () => down.request("/readyz"),
+};
+
+const documented = API_OPERATIONS.flatMap((op) =>
+  Object.entries(op.responses).map(([code, r]) => ({ op, code: Number(code), response: r })),
+);
+
+describe("the OpenAPI description matches the app", () => {
+  it("is served at /openapi.json as generated from the zod schemas", async () => {
+    const res = await app.request("/openapi.json");
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+    expect(doc.openapi).toBe("3.1.0");
+    expect(doc).toEqual(JSON.parse(JSON.stringify(buildOpenApi({ version: "0.1.0" }))));
+    for (const op of API_OPERATIONS) expect(doc.paths[op.path]?.[op.method]).toBeDefined();
+  });
+
+  it("has a scenario for every documented answer and none for an undocumented one", () => {
+    expect(Object.keys(SCENARIOS).sort()).toEqual(documented.map((d) => `${d.op.operationId} ${d.code}`).sort());
+  });
+
+  it.each(documented.map((d) => [`${d.op.method.toUpperCase()} ${d.op.path} → ${d.code}`, d] as const))(
+    "%s",
+    async (_name, { op, code, response }) => {
+      const run = SCENARIOS[`${op.operationId} ${code}`];
+      if (!run) throw new Error("no scenario");
+      const res = await run();
+      expect(res.status).toBe(code);
+      const text = await res.text();
+      if (response.schema) {
+        const parsed = response.schema.safeParse(JSON.parse(text));
+        expect(parsed.error?.issues ?? []).toEqual([]);
+        if (response.schema === simpleExceptionDetailSchema) expect(JSON.parse(text).status).toBe(code);
+      }
+      for (const h of Object.keys(response.headers ?? {})) {
+        if (h === "X-ESS-Cancel-Requested") continue; // only while cancelling
+        expect(res.headers.get(h), h).not.toBeNull();
+      }
+      expect(res.headers.get("x-request-id")).not.toBeNull();
+    },
+  );
+});

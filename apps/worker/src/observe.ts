@@ -1,0 +1,143 @@
+import { createServer, type Server } from "node:http";
+import type { CallbackJob } from "@ess/contract";
+import type { ApplyResult, RequestStore } from "@ess/store";
+import type { Redis } from "ioredis";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { CallbackWorker, WorkerLogger } from "./worker.js";
+
+/**
+ * The worker's Prometheus metrics, served by its own listener (WORKER_METRICS_PORT): what only the
+ * process applying callbacks knows. Queue-level gauges (depth, oldest waiting) are computed by the
+ * gateway's admin /metrics from Redis at scrape time. Labels are bounded (results, partitions).
+ */
+export class WorkerMetrics {
+  readonly registry = new Registry();
+  readonly results = new Counter({
+    name: "ess_worker_callbacks_total",
+    help: "Callback jobs by apply result (applied, ignored, late, duplicate, buffered, ...)",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+  readonly drained = new Counter({
+    name: "ess_worker_reorder_drained_total",
+    help: "Callbacks taken out of reorder buffers and applied (or ignored) after their gap closed",
+    registers: [this.registry],
+  });
+  readonly reorderBuffer = new Gauge({
+    name: "ess_reorder_buffer_callbacks",
+    help: "Callbacks this process put into reorder buffers minus those it drained; sum over workers for the fleet",
+    registers: [this.registry],
+  });
+  readonly lag = new Histogram({
+    name: "ess_callback_lag_seconds",
+    help: "End-to-end lag of an applied callback: accepted by the gateway → applied by the worker",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  readonly retries = new Counter({
+    name: "ess_worker_job_retries_total",
+    help: "Job attempts that failed and will be retried",
+    registers: [this.registry],
+  });
+  readonly failures = new Counter({
+    name: "ess_worker_job_failures_total",
+    help: "Jobs that failed for good (attempts exhausted or permanent error)",
+    registers: [this.registry],
+  });
+  readonly stalls = new Counter({
+    name: "ess_worker_job_stalls_total",
+    help: "Jobs found stalled (their worker died or blocked) and handed to another",
+    registers: [this.registry],
+  });
+  readonly redisErrors = new Counter({
+    name: "ess_redis_errors_total",
+    help: "Redis connection errors seen by this process",
+    registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: "ess_worker_" });
+  }
+}
+
+/**
+ * Observes every apply (result counts, lag, reorder buffer, one log line per job with request id
+ * and seq — never the handle, which jobs do not carry) by wrapping store.apply once.
+ */
+export function instrumentStore(store: RequestStore, metrics: WorkerMetrics, log: WorkerLogger | undefined): void {
+  const apply = store.apply.bind(store);
+  store.apply = async (requestId, mode, arg, now = Date.now()): Promise<ApplyResult> => {
+    const res = await apply(requestId, mode, arg, now);
+    metrics.results.inc({ result: res.result });
+    if (res.result === "buffered") metrics.reorderBuffer.inc();
+    if (res.n > 0 && res.result !== "wait") {
+      metrics.drained.inc(res.n);
+      metrics.reorderBuffer.dec(res.n);
+    }
+    const job = typeof arg === "number" ? undefined : (arg as CallbackJob);
+    if (job && (res.result === "applied" || res.result === "late")) {
+      metrics.lag.observe(Math.max(0, (now - job.acceptedAt) / 1000));
+    }
+    log?.info(
+      { requestId, seq: job?.seq ?? arg, mode, status: job?.status, result: res.result, drained: res.n },
+      "job processed",
+    );
+    return res;
+  };
+}
+
+/** Counts retries, final failures and stalls from the BullMQ workers' events. */
+export function observeWorkers(worker: CallbackWorker, metrics: WorkerMetrics): void {
+  for (const w of worker.workers) {
+    w.on("failed", (job, err) => {
+      if (err?.name === "DelayedError") return;
+      const attempts = job?.opts.attempts ?? 1;
+      const final = err?.name === "UnrecoverableError" || (job?.attemptsMade ?? attempts) >= attempts;
+      if (final) metrics.failures.inc();
+      else metrics.retries.inc();
+    });
+    w.on("stalled", () => metrics.stalls.inc());
+  }
+}
+
+/** Counts the connection's errors. */
+export function observeRedis(redis: Redis, metrics: WorkerMetrics): void {
+  redis.on("error", () => metrics.redisErrors.inc());
+}
+
+/** Serves GET /metrics and GET /healthz; resolves with the port once listening. */
+export async function serveMetrics(
+  metrics: WorkerMetrics,
+  port: number,
+  host: string,
+): Promise<{ server: Server; port: number }> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?", 1)[0];
+    if (req.method === "GET" && path === "/metrics") {
+      metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { "content-type": metrics.registry.contentType });
+          res.end(text);
+        },
+        () => {
+          res.writeHead(500);
+          res.end();
+        },
+      );
+      return;
+    }
+    if (req.method === "GET" && path === "/healthz") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end('{"status":"ok"}');
+      return;
+    }
+    res.writeHead(404, { "content-type": "application/json" });
+    res.end('{"status":404}');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address();
+  return { server, port: typeof addr === "object" && addr ? addr.port : port };
+}

@@ -1,0 +1,284 @@
+import { STATE_NAMES } from "@ess/domain";
+import { z } from "zod";
+import { simpleExceptionDetailSchema } from "./errors.js";
+import { callbackBodySchema, registrationBodySchema } from "./schemas.js";
+
+/** 201 answer of registration. */
+export const registrationResponseSchema = z.object({
+  requestId: z.number().int().positive(),
+  requestHandle: z.string().min(1),
+  state: z.literal("RUNNING"),
+  execution: z.number().int().min(1),
+  pausedState: z.string().nullable().optional(),
+});
+
+const linkSchema = z.object({ rel: z.string(), href: z.string() });
+const isoOrNull = z.string().nullable();
+
+/** 200 answer of GET /ess/rest/scheduler/v1/requests/{requestId} (ESS field names, never the handle). */
+export const requestDetailsSchema = z.object({
+  requestId: z.number().int().positive(),
+  state: z.enum(STATE_NAMES as [string, ...string[]]),
+  stateDescription: z.string(),
+  isAsynchronous: z.boolean(),
+  execution: z.number().int(),
+  retriedCount: z.number().int(),
+  maxRetries: z.number().int(),
+  requestTimeout: z.number().int().nullable(),
+  errorType: z.string().nullable(),
+  cause: z.string().nullable(),
+  errorWarningMessage: z.string().nullable(),
+  errorWarningTime: isoOrNull,
+  isTimedOut: z.boolean(),
+  isCancellable: z.boolean(),
+  isForceCancelAllowed: z.boolean(),
+  processStartTime: isoOrNull,
+  processEndTime: isoOrNull,
+  completedTime: isoOrNull,
+  elapsedTime: z.number().nullable(),
+  pausedState: z.string().nullable(),
+  lastCheckInTime: isoOrNull,
+  links: z.array(linkSchema),
+  history: z.array(z.record(z.string(), z.unknown())),
+});
+
+/** GET /healthz. */
+export const healthSchema = z.object({ status: z.literal("ok") });
+/** GET /readyz (200 ready, 503 not). */
+export const readinessSchema = z.object({
+  status: z.enum(["ready", "not ready"]),
+  checks: z.record(z.string(), z.string()),
+});
+
+/** One documented answer: its description and, when it has a JSON body, the body's schema. */
+export interface ApiResponse {
+  description: string;
+  schema?: z.ZodType;
+  headers?: Record<string, string>;
+}
+
+/** One documented operation; the roles that may call it are listed in `roles` (admin: all). */
+export interface ApiOperation {
+  operationId: string;
+  method: "get" | "post" | "delete";
+  path: string;
+  summary: string;
+  tag: string;
+  /** Roles allowed (besides admin); empty = public (no credentials). */
+  roles: readonly string[];
+  requestBody?: { schema: z.ZodType; required: boolean };
+  /** Request headers beyond X-Request-Id and Authorization. */
+  headers?: { name: string; description: string }[];
+  responses: Record<number, ApiResponse>;
+}
+
+const named: [z.ZodType, string][] = [
+  [callbackBodySchema, "CallbackBody"],
+  [registrationBodySchema, "RegistrationBody"],
+  [registrationResponseSchema, "RegistrationResponse"],
+  [requestDetailsSchema, "RequestDetails"],
+  [simpleExceptionDetailSchema, "SimpleExceptionDetail"],
+  [healthSchema, "Health"],
+  [readinessSchema, "Readiness"],
+];
+
+const RETRY_AFTER = { "Retry-After": "Seconds to wait before retrying" };
+const err = (description: string, headers?: Record<string, string>): ApiResponse => ({
+  description,
+  schema: simpleExceptionDetailSchema,
+  ...(headers ? { headers } : {}),
+});
+const AUTH_ERRORS: Record<number, ApiResponse> = {
+  401: err("Missing or invalid credentials", { "WWW-Authenticate": "Basic and Bearer challenges" }),
+  403: err("The credential's roles do not cover this operation (or, for a callback, the handle is not current)"),
+  429: err("Per-credential rate limit exceeded", RETRY_AFTER),
+  503: err("Redis unreachable or backlog over the limit", RETRY_AFTER),
+};
+const REQUEST_ID = "/ess/rest/scheduler/v1/requests/{requestId}";
+
+/**
+ * The documented API: every operation the callback listener serves. The OpenAPI description is
+ * generated from this table and the zod schemas; a test checks each entry against the running app.
+ */
+export const API_OPERATIONS: readonly ApiOperation[] = [
+  {
+    operationId: "postExecutionStatus",
+    method: "post",
+    path: `${REQUEST_ID}/executionStatus`,
+    summary: "ESS asynchronous-job callback: the job reports its status",
+    tag: "job",
+    roles: ["job"],
+    requestBody: { schema: callbackBodySchema, required: true },
+    headers: [
+      {
+        name: "Idempotency-Key",
+        description:
+          "1-255 printable ASCII characters: a retried call with the same key and body is answered as the first",
+      },
+    ],
+    responses: {
+      200: {
+        description: "Accepted and durably queued; X-ESS-Cancel-Requested: true when the request is being cancelled",
+        headers: { "X-ESS-Cancel-Requested": "true when the job should stop" },
+      },
+      400: err("Invalid request id, JSON or body"),
+      ...AUTH_ERRORS,
+      404: err("The request is not registered"),
+      405: err("Method not allowed"),
+      409: err("A call with this Idempotency-Key is still being processed", RETRY_AFTER),
+      413: err("Body too large"),
+      415: err("Content-Type is not JSON"),
+      422: err("The Idempotency-Key was used with a different body"),
+    },
+  },
+  {
+    operationId: "registerExecution",
+    method: "post",
+    path: "/gateway/v1/requests/{requestId}/executions",
+    summary: "Register (or re-arm) an executing request; returns its request handle",
+    tag: "scheduler",
+    roles: ["scheduler"],
+    requestBody: { schema: registrationBodySchema, required: false },
+    responses: {
+      201: { description: "Registered; Location points at the request", schema: registrationResponseSchema },
+      400: err("Invalid request id or body"),
+      ...AUTH_ERRORS,
+      409: err("The request has ended and cannot be registered again"),
+      415: err("Content-Type is not JSON"),
+    },
+  },
+  {
+    operationId: "getRequest",
+    method: "get",
+    path: REQUEST_ID,
+    summary: "Request details with ESS field names and history",
+    tag: "scheduler",
+    roles: ["scheduler"],
+    responses: {
+      200: { description: "The request", schema: requestDetailsSchema },
+      400: err("Invalid request id"),
+      ...AUTH_ERRORS,
+      404: err("The request is not registered"),
+    },
+  },
+  {
+    operationId: "healthz",
+    method: "get",
+    path: "/healthz",
+    summary: "Liveness: the process answers",
+    tag: "operations",
+    roles: [],
+    responses: { 200: { description: "Alive", schema: healthSchema } },
+  },
+  {
+    operationId: "readyz",
+    method: "get",
+    path: "/readyz",
+    summary: "Readiness: Redis reachable, scripts loaded, not shutting down",
+    tag: "operations",
+    roles: [],
+    responses: {
+      200: { description: "Ready", schema: readinessSchema },
+      503: { description: "Not ready", schema: readinessSchema },
+    },
+  },
+];
+
+function jsonSchema(schema: z.ZodType, io: "input" | "output"): Record<string, unknown> {
+  const out = z.toJSONSchema(schema, { io, unrepresentable: "any" }) as Record<string, unknown>;
+  delete out.$schema;
+  return out;
+}
+
+/** Builds the OpenAPI 3.1 description from API_OPERATIONS and the zod schemas. */
+export function buildOpenApi(info: { version: string; serverUrl?: string } = { version: "0.1.0" }) {
+  const names = new Map(named);
+  const ref = (s: z.ZodType) => ({ $ref: `#/components/schemas/${names.get(s) ?? "Unknown"}` });
+  const schemas: Record<string, unknown> = {};
+  for (const [s, name] of named) {
+    // request bodies are described as accepted (input), answers as sent (output)
+    const io = name.endsWith("Body") ? "input" : "output";
+    schemas[name] = jsonSchema(s, io);
+  }
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const op of API_OPERATIONS) {
+    const params = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
+      name: m[1],
+      in: "path",
+      required: true,
+      description: "ESS request id: a positive 64-bit integer",
+      schema: { type: "string", pattern: "^[0-9]{1,19}$" },
+    }));
+    const responses: Record<string, unknown> = {};
+    for (const [code, r] of Object.entries(op.responses)) {
+      const entry: Record<string, unknown> = { description: r.description };
+      if (r.schema) entry.content = { "application/json": { schema: ref(r.schema) } };
+      if (r.headers) {
+        entry.headers = Object.fromEntries(
+          Object.entries(r.headers).map(([h, d]) => [h, { description: d, schema: { type: "string" } }]),
+        );
+      }
+      responses[code] = entry;
+    }
+    const operation: Record<string, unknown> = {
+      operationId: op.operationId,
+      summary: op.summary,
+      tags: [op.tag],
+      "x-roles": [...op.roles, ...(op.roles.length > 0 ? ["admin"] : [])],
+      security: op.roles.length > 0 ? [{ basicAuth: [] }, { bearerAuth: [] }] : [],
+      parameters: [
+        ...params,
+        ...(op.headers ?? []).map((h) => ({
+          name: h.name,
+          in: "header",
+          required: false,
+          description: h.description,
+          schema: { type: "string" },
+        })),
+        {
+          name: "X-Request-Id",
+          in: "header",
+          required: false,
+          description: "Correlation id (returned; generated when absent)",
+          schema: { type: "string", maxLength: 128 },
+        },
+      ],
+      responses,
+    };
+    if (op.requestBody) {
+      operation.requestBody = {
+        required: op.requestBody.required,
+        content: {
+          "application/json": { schema: ref(op.requestBody.schema) },
+          "application/vnd.oracle.resource+json": { schema: ref(op.requestBody.schema) },
+        },
+      };
+    }
+    paths[op.path] ??= {};
+    (paths[op.path] as Record<string, unknown>)[op.method] = operation;
+  }
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "ESS callback gateway",
+      version: info.version,
+      description:
+        "Answers Oracle Enterprise Scheduler's asynchronous-job callback and the scheduler's registration and reads. " +
+        "Roles: job (executionStatus, checkInCancelling), scheduler (registration, read, cancel, forceCancel, subscribe, events), admin (everything).",
+    },
+    ...(info.serverUrl ? { servers: [{ url: info.serverUrl }] } : {}),
+    tags: [
+      { name: "job", description: "Called by the running job (role job)" },
+      { name: "scheduler", description: "Called by the scheduler (role scheduler)" },
+      { name: "operations", description: "Probes (no credentials)" },
+    ],
+    paths,
+    components: {
+      schemas,
+      securitySchemes: {
+        basicAuth: { type: "http", scheme: "basic" },
+        bearerAuth: { type: "http", scheme: "bearer" },
+      },
+    },
+  };
+}

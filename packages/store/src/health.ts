@@ -1,0 +1,28 @@
+import { createHash } from "node:crypto";
+import type { Redis } from "ioredis";
+import { loadScript, SCRIPTS } from "./scripts.js";
+
+let shas: Map<string, string> | undefined;
+
+/** name-N → [sha1, source] of the project's scripts, as the connection sends them. */
+function scriptSources(): Map<string, string> {
+  if (!shas) {
+    shas = new Map();
+    for (const [name, n] of Object.entries(SCRIPTS)) shas.set(`${name}-${n}`, loadScript(`${name}-${n}`));
+  }
+  return shas;
+}
+
+/**
+ * True once every project script is in Redis's script cache; loads the missing ones (after a Redis
+ * restart the cache is empty). For readiness probes, not the hot path.
+ */
+export async function ensureScriptsLoaded(redis: Redis): Promise<boolean> {
+  const sources = [...scriptSources().values()];
+  const digests = sources.map((s) => createHash("sha1").update(s).digest("hex"));
+  const exists = (await redis.script("EXISTS", ...digests)) as number[];
+  for (let i = 0; i < sources.length; i++) {
+    if (exists[i] !== 1) await redis.script("LOAD", sources[i] as string);
+  }
+  return true;
+}
