@@ -1,9 +1,15 @@
-import { API_OPERATIONS, buildOpenApi, type CallbackJob, simpleExceptionDetailSchema } from "@ess/contract";
+import {
+  API_OPERATIONS,
+  buildOpenApi,
+  type CallbackJob,
+  formatExecutionContext,
+  simpleExceptionDetailSchema,
+} from "@ess/contract";
 import { callbackJobId, createRedis, digest, RequestStore, waitReady } from "@ess/store";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createApp } from "./app.js";
-import { Authenticator } from "./auth.js";
+import { ACCESS_RULES, Authenticator, ruleFor } from "./auth.js";
 import { RateLimiter } from "./backpressure.js";
 import type { GatewayDeps } from "./env.js";
 import { type OperationsDeps, Readiness } from "./ops.js";
@@ -55,6 +61,8 @@ const json = (t: string) => ({ "content-type": "application/json", ...auth(t) })
 const cbPath = (id: string) => `/ess/rest/scheduler/v1/requests/${id}/executionStatus`;
 const regPath = (id: string) => `/gateway/v1/requests/${id}/executions`;
 const getPath = (id: string) => `/ess/rest/scheduler/v1/requests/${id}`;
+const opPath = (id: string, op: string) => `${getPath(id)}/${op}`;
+const EVENTS = "/gateway/v1/events";
 
 async function registered(): Promise<{ id: string; handle: string }> {
   const id = newRequestId();
@@ -69,6 +77,45 @@ const cb = (a: App, id: string, handle: string, token = T.job) =>
     headers: json(token),
     body: JSON.stringify({ requestHandle: handle, status: "UPDATE" }),
   });
+
+/** A POST of a scheduler-side operation (no body) with the scheduler's token. */
+const schedPost = (a: App, id: string, op: "cancel" | "forceCancel", token = T.scheduler) =>
+  a.request(opPath(id, op), { method: "POST", headers: auth(token) });
+
+const checkIn = (a: App, id: string, requestExecutionContext: unknown, token = T.job) =>
+  a.request(opPath(id, "checkInCancelling"), {
+    method: "POST",
+    headers: json(token),
+    body: JSON.stringify({ requestExecutionContext }),
+  });
+
+const sub = (a: App, id: string, method: "POST" | "DELETE", callbackUrl: unknown, token = T.scheduler) =>
+  a.request(opPath(id, "subscribe"), { method, headers: json(token), body: JSON.stringify({ callbackUrl }) });
+
+/** Checks the errorCode (and title, when given) of an error answer; returns it unread. */
+async function expectCode(res: Response, errorCode: string, title?: string): Promise<Response> {
+  const body = simpleExceptionDetailSchema.parse(await res.clone().json());
+  expect(body.errorCode).toBe(errorCode);
+  if (title) expect(body.title).toBe(title);
+  return res;
+}
+const UNSUPPORTED = "Unsupported state for operation";
+
+/** A registered request that is CANCELLING (cancelled while RUNNING). */
+async function cancelling(): Promise<{ id: string; handle: string }> {
+  const r = await registered();
+  expect((await schedPost(app, r.id, "cancel")).status).toBe(200);
+  return r;
+}
+
+/** Reads the first bytes of an SSE answer, ends the stream, and returns an answer with just those bytes. */
+async function firstBytes(res: Response): Promise<Response> {
+  const reader = res.body?.getReader();
+  if (!reader) throw new Error("no body");
+  const { value } = await reader.read();
+  await reader.cancel();
+  return new Response(value ?? null, { status: res.status, headers: res.headers });
+}
 
 /** Twice through the limiter: the second answer is the 429. */
 async function secondOf(make: () => Response | Promise<Response>): Promise<Response> {
@@ -165,6 +212,142 @@ const SCENARIOS: Record<string, () => Response | Promise<Response>> = {
   "getRequest 429": () => secondOf(() => limited.request(getPath("1"), { headers: auth(T.admin) })),
   "getRequest 503": () => down.request(getPath("1"), { headers: auth(T.scheduler) }),
 
+  "cancelRequest 200": async () => {
+    const r = await registered();
+    return schedPost(app, r.id, "cancel");
+  },
+  "cancelRequest 400": async () => {
+    await expectCode(await schedPost(app, "abc", "cancel"), "ESS-40001");
+    // a CANCELLING request is not cancellable again
+    const r = await cancelling();
+    return expectCode(await schedPost(app, r.id, "cancel"), "ESS-40005", UNSUPPORTED);
+  },
+  "cancelRequest 401": () => app.request(opPath("1", "cancel"), { method: "POST" }),
+  "cancelRequest 403": () => schedPost(app, "1", "cancel", T.job),
+  "cancelRequest 404": () => schedPost(app, newRequestId(), "cancel"),
+  "cancelRequest 429": () => secondOf(() => schedPost(limited, newRequestId(), "cancel")),
+  "cancelRequest 503": () => schedPost(down, "1", "cancel"),
+
+  "forceCancelRequest 200": async () => {
+    const r = await cancelling();
+    // CANCELLING began longer ago than the default quiet period (30 min)
+    const key = ctx.keys.request(ctx.keys.partition(r.id), r.id);
+    await ctx.redis.hset(key, "cancellingSince", Date.now() - 31 * 60000);
+    return schedPost(app, r.id, "forceCancel");
+  },
+  "forceCancelRequest 400": async () => {
+    await expectCode(await schedPost(app, "0", "forceCancel"), "ESS-40001");
+    const running = await registered();
+    await expectCode(await schedPost(app, running.id, "forceCancel"), "ESS-40005", UNSUPPORTED);
+    const r = await cancelling();
+    return expectCode(await schedPost(app, r.id, "forceCancel"), "ESS-40007");
+  },
+  "forceCancelRequest 401": () => app.request(opPath("1", "forceCancel"), { method: "POST" }),
+  "forceCancelRequest 403": () => schedPost(app, "1", "forceCancel", T.job),
+  "forceCancelRequest 404": () => schedPost(app, newRequestId(), "forceCancel"),
+  "forceCancelRequest 429": () => secondOf(() => schedPost(limited, newRequestId(), "forceCancel")),
+  "forceCancelRequest 503": () => schedPost(down, "1", "forceCancel"),
+
+  "checkInCancelling 200": async () => {
+    const r = await registered();
+    const running = await checkIn(app, r.id, formatExecutionContext(r.id, r.handle));
+    expect(running.status).toBe(200);
+    expect(await running.json()).toBe(false);
+    expect(running.headers.get("x-ess-cancel-requested")).toBeNull();
+    expect((await schedPost(app, r.id, "cancel")).status).toBe(200);
+    const res = await checkIn(app, r.id, formatExecutionContext(r.id, r.handle));
+    expect(res.headers.get("x-ess-cancel-requested")).toBe("true");
+    expect(await res.clone().json()).toBe(true);
+    return res;
+  },
+  "checkInCancelling 400": async () => {
+    const r = await registered();
+    await expectCode(await checkIn(app, r.id, 42), "ESS-40003");
+    await expectCode(await checkIn(app, r.id, formatExecutionContext(newRequestId(), r.handle)), "ESS-40008");
+    return expectCode(await checkIn(app, r.id, "not-a-context"), "ESS-40008");
+  },
+  "checkInCancelling 401": () => app.request(opPath("1", "checkInCancelling"), { method: "POST" }),
+  "checkInCancelling 403": async () => {
+    await expectCode(await checkIn(app, "1", formatExecutionContext("1", "h"), T.scheduler), "ESS-40303");
+    const r = await registered();
+    return expectCode(await checkIn(app, r.id, formatExecutionContext(r.id, "someone-elses-handle")), "ESS-40301");
+  },
+  "checkInCancelling 404": () => {
+    const id = newRequestId();
+    return checkIn(app, id, formatExecutionContext(id, "h"));
+  },
+  "checkInCancelling 415": () =>
+    app.request(opPath("1", "checkInCancelling"), {
+      method: "POST",
+      headers: { ...auth(T.job), "content-type": "text/plain" },
+      body: "x",
+    }),
+  "checkInCancelling 429": () => secondOf(() => checkIn(limited, "1", formatExecutionContext("1", "h"))),
+  "checkInCancelling 503": () => checkIn(down, "1", formatExecutionContext("1", "h")),
+
+  "subscribe 200": async () => {
+    const r = await registered();
+    return sub(app, r.id, "POST", "https://hooks.example/ess");
+  },
+  "subscribe 400": async () => {
+    const r = await registered();
+    return expectCode(await sub(app, r.id, "POST", "ftp://hooks.example/ess"), "ESS-40003");
+  },
+  "subscribe 401": () => app.request(opPath("1", "subscribe"), { method: "POST" }),
+  "subscribe 403": () => sub(app, "1", "POST", "https://hooks.example/ess", T.job),
+  "subscribe 404": () => sub(app, newRequestId(), "POST", "https://hooks.example/ess"),
+  "subscribe 415": () =>
+    app.request(opPath("1", "subscribe"), {
+      method: "POST",
+      headers: { ...auth(T.scheduler), "content-type": "text/plain" },
+      body: "x",
+    }),
+  "subscribe 429": () => secondOf(() => sub(limited, "1", "POST", "https://hooks.example/ess")),
+  "subscribe 503": () => sub(down, "1", "POST", "https://hooks.example/ess"),
+
+  "unsubscribe 200": async () => {
+    const r = await registered();
+    expect((await sub(app, r.id, "POST", "https://hooks.example/ess")).status).toBe(200);
+    const res = await sub(app, r.id, "DELETE", "https://hooks.example/ess");
+    expect(await res.clone().json()).toMatchObject({ subscribed: false, removed: true });
+    return res;
+  },
+  "unsubscribe 400": async () => {
+    const r = await registered();
+    return expectCode(await sub(app, r.id, "DELETE", "http://user:pw@hooks.example/ess"), "ESS-40003");
+  },
+  "unsubscribe 401": () => app.request(opPath("1", "subscribe"), { method: "DELETE" }),
+  "unsubscribe 403": () => sub(app, "1", "DELETE", "https://hooks.example/ess", T.job),
+  "unsubscribe 404": () => sub(app, newRequestId(), "DELETE", "https://hooks.example/ess"),
+  "unsubscribe 415": () =>
+    app.request(opPath("1", "subscribe"), {
+      method: "DELETE",
+      headers: { ...auth(T.scheduler), "content-type": "text/plain" },
+      body: "x",
+    }),
+  "unsubscribe 429": () => secondOf(() => sub(limited, "1", "DELETE", "https://hooks.example/ess")),
+  "unsubscribe 503": () => sub(down, "1", "DELETE", "https://hooks.example/ess"),
+
+  "getEvents 200": async () => {
+    const r = await registered();
+    const res = await app.request(`${EVENTS}?requestId=${r.id}`, {
+      headers: { ...auth(T.scheduler), "last-event-id": "0-0" },
+    });
+    const first = await firstBytes(res);
+    expect(await first.clone().text()).toMatch(/^event: ready\n/);
+    return first;
+  },
+  "getEvents 400": async () => {
+    await expectCode(await app.request(`${EVENTS}?requestId=abc`, { headers: auth(T.scheduler) }), "ESS-40001");
+    const res = await app.request(EVENTS, { headers: { ...auth(T.scheduler), "last-event-id": "nope" } });
+    return expectCode(res, "ESS-40009");
+  },
+  "getEvents 401": () => app.request(EVENTS),
+  "getEvents 403": () => app.request(EVENTS, { headers: auth(T.job) }),
+  // a bad requestId: the first call (a 400, no stream opened) takes the credential's one token
+  "getEvents 429": () => secondOf(() => limited.request(`${EVENTS}?requestId=0`, { headers: auth(T.scheduler) })),
+  "getEvents 503": () => down.request(EVENTS, { headers: auth(T.scheduler) }),
+
   "healthz 200": () => app.request("/healthz"),
   "readyz 200": () => app.request("/readyz"),
   "readyz 503": () => down.request("/readyz"),
@@ -184,6 +367,13 @@ describe("the OpenAPI description matches the app", () => {
     for (const op of API_OPERATIONS) expect(doc.paths[op.path]?.[op.method]).toBeDefined();
   });
 
+  it("lists for each operation the roles the access table (ACCESS_RULES) allows", () => {
+    for (const op of API_OPERATIONS) {
+      const rule = ruleFor(ACCESS_RULES, op.method.toUpperCase(), op.path.replace("{requestId}", "42"));
+      expect(op.roles, op.operationId).toEqual(rule.roles === "public" ? [] : rule.roles);
+    }
+  });
+
   it("has a scenario for every documented answer and none for an undocumented one", () => {
     expect(Object.keys(SCENARIOS).sort()).toEqual(documented.map((d) => `${d.op.operationId} ${d.code}`).sort());
   });
@@ -195,6 +385,7 @@ describe("the OpenAPI description matches the app", () => {
       if (!run) throw new Error("no scenario");
       const res = await run();
       expect(res.status).toBe(code);
+      if (response.mediaType) expect(res.headers.get("content-type")).toMatch(new RegExp(`^${response.mediaType}`));
       const text = await res.text();
       if (response.schema) {
         const parsed = response.schema.safeParse(JSON.parse(text));

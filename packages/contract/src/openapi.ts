@@ -1,6 +1,7 @@
 import { STATE_NAMES } from "@ess/domain";
 import { z } from "zod";
 import { simpleExceptionDetailSchema } from "./errors.js";
+import { checkInBodySchema, subscribeBodySchema } from "./scheduler.js";
 import { callbackBodySchema, registrationBodySchema } from "./schemas.js";
 
 /** 201 answer of registration. */
@@ -14,11 +15,12 @@ export const registrationResponseSchema = z.object({
 
 const linkSchema = z.object({ rel: z.string(), href: z.string() });
 const isoOrNull = z.string().nullable();
+const stateSchema = z.enum(STATE_NAMES as [string, ...string[]]);
 
 /** 200 answer of GET /ess/rest/scheduler/v1/requests/{requestId} (ESS field names, never the handle). */
 export const requestDetailsSchema = z.object({
   requestId: z.number().int().positive(),
-  state: z.enum(STATE_NAMES as [string, ...string[]]),
+  state: stateSchema,
   stateDescription: z.string(),
   isAsynchronous: z.boolean(),
   execution: z.number().int(),
@@ -42,6 +44,34 @@ export const requestDetailsSchema = z.object({
   history: z.array(z.record(z.string(), z.unknown())),
 });
 
+/** 200 answer of cancel and forceCancel: the state change and a `link` to the request (ESS). */
+export const stateChangeResponseSchema = z.object({
+  requestId: z.number().int().positive(),
+  state: stateSchema,
+  previousState: stateSchema,
+  link: linkSchema,
+});
+
+/** 200 answer of POST and DELETE .../subscribe: the URL (as in the body) and a `link` to the request. */
+const subscriptionResponseSchema = z.object({
+  requestId: z.number().int().positive(),
+  callbackUrl: subscribeBodySchema.shape.callbackUrl,
+  link: linkSchema,
+});
+/** 200 answer of POST .../subscribe; `added` is false when the URL was subscribed already. */
+export const subscribeResponseSchema = subscriptionResponseSchema.extend({
+  subscribed: z.literal(true),
+  added: z.boolean(),
+});
+/** 200 answer of DELETE .../subscribe; `removed` is false when the URL was not subscribed. */
+export const unsubscribeResponseSchema = subscriptionResponseSchema.extend({
+  subscribed: z.literal(false),
+  removed: z.boolean(),
+});
+
+/** 200 answer of POST .../checkInCancelling: a JSON boolean, true while a cancel is under way. */
+export const checkInResponseSchema = z.boolean();
+
 /** GET /healthz. */
 export const healthSchema = z.object({ status: z.literal("ok") });
 /** GET /readyz (200 ready, 503 not). */
@@ -54,6 +84,8 @@ export const readinessSchema = z.object({
 export interface ApiResponse {
   description: string;
   schema?: z.ZodType;
+  /** Media type of a body that is not JSON (then no schema): a Server-Sent Events stream. */
+  mediaType?: "text/event-stream";
   headers?: Record<string, string>;
 }
 
@@ -69,6 +101,8 @@ export interface ApiOperation {
   requestBody?: { schema: z.ZodType; required: boolean };
   /** Request headers beyond X-Request-Id and Authorization. */
   headers?: { name: string; description: string }[];
+  /** Query parameters (all optional); `pattern` constrains the value. */
+  query?: { name: string; description: string; pattern?: string }[];
   responses: Record<number, ApiResponse>;
 }
 
@@ -77,6 +111,12 @@ const named: [z.ZodType, string][] = [
   [registrationBodySchema, "RegistrationBody"],
   [registrationResponseSchema, "RegistrationResponse"],
   [requestDetailsSchema, "RequestDetails"],
+  [checkInBodySchema, "CheckInBody"],
+  [checkInResponseSchema, "CheckInResponse"],
+  [subscribeBodySchema, "SubscribeBody"],
+  [subscribeResponseSchema, "SubscribeResponse"],
+  [unsubscribeResponseSchema, "UnsubscribeResponse"],
+  [stateChangeResponseSchema, "StateChangeResponse"],
   [simpleExceptionDetailSchema, "SimpleExceptionDetail"],
   [healthSchema, "Health"],
   [readinessSchema, "Readiness"],
@@ -95,6 +135,8 @@ const AUTH_ERRORS: Record<number, ApiResponse> = {
   503: err("Redis unreachable or backlog over the limit", RETRY_AFTER),
 };
 const REQUEST_ID = "/ess/rest/scheduler/v1/requests/{requestId}";
+const REQUEST_ID_PATTERN = "^[0-9]{1,19}$";
+const UNSUPPORTED_STATE = 'title "Unsupported state for operation" (ESS-40005)';
 
 /**
  * The documented API: every operation the callback listener serves. The OpenAPI description is
@@ -162,6 +204,123 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     },
   },
   {
+    operationId: "cancelRequest",
+    method: "post",
+    path: `${REQUEST_ID}/cancel`,
+    summary: "Cancel: WAIT, READY, BLOCKED, HOLD → CANCELLED at once; RUNNING, COMPLETED → CANCELLING",
+    tag: "scheduler",
+    roles: ["scheduler"],
+    responses: {
+      200: { description: "The state change, with a `link` to the request", schema: stateChangeResponseSchema },
+      400: err(`Invalid request id (ESS-40001), or the request has ended or is not cancellable: ${UNSUPPORTED_STATE}`),
+      ...AUTH_ERRORS,
+      404: err("The request is not registered"),
+    },
+  },
+  {
+    operationId: "forceCancelRequest",
+    method: "post",
+    path: `${REQUEST_ID}/forceCancel`,
+    summary: "Force cancel: CANCELLING → CANCELLED without the job, once it has been quiet for FORCE_CANCEL_QUIET_MS",
+    tag: "scheduler",
+    roles: ["scheduler"],
+    responses: {
+      200: { description: "The state change, with a `link` to the request", schema: stateChangeResponseSchema },
+      400: err(
+        "Invalid request id (ESS-40001); not quiet long enough since CANCELLING began or the last check-in " +
+          `(ESS-40007, detail says how long to go); or the request is not CANCELLING: ${UNSUPPORTED_STATE}`,
+      ),
+      ...AUTH_ERRORS,
+      404: err("The request is not registered"),
+    },
+  },
+  {
+    operationId: "checkInCancelling",
+    method: "post",
+    path: `${REQUEST_ID}/checkInCancelling`,
+    summary: "The job asks whether a cancel is under way (counts as a check-in)",
+    tag: "job",
+    roles: ["job"],
+    requestBody: { schema: checkInBodySchema, required: true },
+    responses: {
+      200: {
+        description: "true while a cancel is under way (with X-ESS-Cancel-Requested: true), else false",
+        schema: checkInResponseSchema,
+        headers: { "X-ESS-Cancel-Requested": "true when the job should stop" },
+      },
+      400: err(
+        "Invalid request id, JSON or body; or requestExecutionContext is not ess1:<requestId>:<requestHandle> " +
+          "of this request (ESS-40008)",
+      ),
+      ...AUTH_ERRORS,
+      404: err("The request is not registered"),
+      415: err("Content-Type is not JSON"),
+    },
+  },
+  {
+    operationId: "subscribe",
+    method: "post",
+    path: `${REQUEST_ID}/subscribe`,
+    summary: "Subscribe a webhook URL to the request's state changes",
+    tag: "scheduler",
+    roles: ["scheduler"],
+    requestBody: { schema: subscribeBodySchema, required: true },
+    responses: {
+      200: { description: "Subscribed (added: false when it was already)", schema: subscribeResponseSchema },
+      400: err("Invalid request id, JSON or body (callbackUrl not an absolute http(s) URL without credentials)"),
+      ...AUTH_ERRORS,
+      404: err("The request is not registered"),
+      415: err("Content-Type is not JSON"),
+    },
+  },
+  {
+    operationId: "unsubscribe",
+    method: "delete",
+    path: `${REQUEST_ID}/subscribe`,
+    summary: "Drop a webhook URL of the request (idempotent)",
+    tag: "scheduler",
+    roles: ["scheduler"],
+    requestBody: { schema: subscribeBodySchema, required: true },
+    responses: {
+      200: {
+        description: "Unsubscribed (removed: false when it was not subscribed)",
+        schema: unsubscribeResponseSchema,
+      },
+      400: err("Invalid request id, JSON or body"),
+      ...AUTH_ERRORS,
+      404: err("The request is not registered"),
+      415: err("Content-Type is not JSON"),
+    },
+  },
+  {
+    operationId: "getEvents",
+    method: "get",
+    path: "/gateway/v1/events",
+    summary: "State changes as Server-Sent Events, optionally of one request, resumable with Last-Event-ID",
+    tag: "scheduler",
+    roles: ["scheduler"],
+    query: [
+      { name: "requestId", description: "Only this request's events", pattern: REQUEST_ID_PATTERN },
+      { name: "lastEventId", description: "As the Last-Event-ID header (the header wins)" },
+    ],
+    headers: [
+      {
+        name: "Last-Event-ID",
+        description: "Resume right after this event id (like 1732841234567-0/3); without it the stream starts now",
+      },
+    ],
+    responses: {
+      200: {
+        description:
+          "An event stream: `event: ready` first, then one event per state change (id: stream entry id, " +
+          "event: its name, data: the event JSON), `: keep-alive` comments when idle",
+        mediaType: "text/event-stream",
+      },
+      400: err("Invalid requestId (ESS-40001) or Last-Event-ID (ESS-40009)"),
+      ...AUTH_ERRORS,
+    },
+  },
+  {
     operationId: "healthz",
     method: "get",
     path: "/healthz",
@@ -207,12 +366,13 @@ export function buildOpenApi(info: { version: string; serverUrl?: string } = { v
       in: "path",
       required: true,
       description: "ESS request id: a positive 64-bit integer",
-      schema: { type: "string", pattern: "^[0-9]{1,19}$" },
+      schema: { type: "string", pattern: REQUEST_ID_PATTERN },
     }));
     const responses: Record<string, unknown> = {};
     for (const [code, r] of Object.entries(op.responses)) {
       const entry: Record<string, unknown> = { description: r.description };
       if (r.schema) entry.content = { "application/json": { schema: ref(r.schema) } };
+      if (r.mediaType) entry.content = { [r.mediaType]: { schema: { type: "string" } } };
       if (r.headers) {
         entry.headers = Object.fromEntries(
           Object.entries(r.headers).map(([h, d]) => [h, { description: d, schema: { type: "string" } }]),
@@ -228,6 +388,13 @@ export function buildOpenApi(info: { version: string; serverUrl?: string } = { v
       security: op.roles.length > 0 ? [{ basicAuth: [] }, { bearerAuth: [] }] : [],
       parameters: [
         ...params,
+        ...(op.query ?? []).map((q) => ({
+          name: q.name,
+          in: "query",
+          required: false,
+          description: q.description,
+          schema: { type: "string", ...(q.pattern ? { pattern: q.pattern } : {}) },
+        })),
         ...(op.headers ?? []).map((h) => ({
           name: h.name,
           in: "header",
@@ -263,7 +430,8 @@ export function buildOpenApi(info: { version: string; serverUrl?: string } = { v
       title: "ESS callback gateway",
       version: info.version,
       description:
-        "Answers Oracle Enterprise Scheduler's asynchronous-job callback and the scheduler's registration and reads. " +
+        "Answers Oracle Enterprise Scheduler's asynchronous-job callback and check-in, and the scheduler's registration, " +
+        "reads, cancel and forceCancel, webhook subscriptions and event stream. " +
         "Roles: job (executionStatus, checkInCancelling), scheduler (registration, read, cancel, forceCancel, subscribe, events), admin (everything).",
     },
     ...(info.serverUrl ? { servers: [{ url: info.serverUrl }] } : {}),
