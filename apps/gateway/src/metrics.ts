@@ -1,4 +1,4 @@
-import { type CallbackQueues, type RequestStore, WEBHOOK_QUEUE } from "@ess/store";
+import { type CallbackQueues, DEAD_LETTER_QUEUE, type RequestStore, WEBHOOK_QUEUE } from "@ess/store";
 import type { Queue } from "bullmq";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { isRedisUnavailable } from "./errors.js";
@@ -54,6 +54,11 @@ export class QueueCatalog {
       title: "operations",
       description: "bulk dead-letter replays",
     });
+    for (let p = 0; p < queues.keys.partitions; p++) {
+      const [label, title] = [`dead-letters-p${p}`, `dead letters ${p}`];
+      const description = `dead letters of partition ${p} (a view: replay and purge through the admin API or the CLI)`;
+      catalog.add({ queue: queues.queue(p, DEAD_LETTER_QUEUE), label, kind: "dead-letter", title, description });
+    }
     return catalog;
   }
 
@@ -167,11 +172,8 @@ export class GatewayMetrics {
       catalog.list().map(async ({ queue, label, kind }) => {
         const counts = await queue.getJobCounts(...QUEUE_STATES);
         for (const s of QUEUE_STATES) this.queueJobs.set({ queue: label, state: s }, counts[s] ?? 0);
-        if (kind === "dead-letter") {
-          dead += Object.values(counts).reduce((a, b) => a + b, 0);
-        } else {
-          dead += counts.failed ?? 0;
-        }
+        // the dead-letter queues mirror the store counted above; elsewhere, failed jobs not yet moved
+        if (kind !== "dead-letter") dead += counts.failed ?? 0;
         let age = 0;
         if ((counts.wait ?? 0) > 0) {
           const [oldest] = await queue.getJobs(["wait"], 0, 0, true);

@@ -289,6 +289,8 @@ describe("dashboard", () => {
     const api = await admin.request("/admin/queues/api/queues", { headers: bearer(TOKENS.admin) });
     const body = (await api.json()) as { queues: { name: string; displayName: string }[] };
     expect(body.queues.map((q) => q.displayName).sort()).toEqual([
+      "dead letters 0",
+      "dead letters 1",
       "operations",
       "partition 0",
       "partition 1",

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { useTestContext } from "../../../test/support/context.js";
 import { failedJob as baseJob } from "../../../test/support/dead-letters.js";
 import { type DeadLetter, DeadLetters } from "./dlq.js";
+import { DEAD_LETTER_QUEUE } from "./keys.js";
 
 const failedJob = (rid: string, seq: number, status: string, failedReason: string) =>
   baseJob(rid, seq, status, { failedReason });
@@ -100,11 +101,15 @@ describe("dead letters", () => {
 
   it("replay re-enqueues the original job (same id, data, options) and removes the entry", async () => {
     const e = entries[0] as DeadLetter;
+    // the dashboard's mirror of the entry (a queue nothing consumes) goes with it
+    const mirror = ctx.queues.queue(e.partition, DEAD_LETTER_QUEUE);
+    expect((await mirror.getJob(e.id))?.data).toMatchObject({ id: e.id, reason: e.reason });
     expect(await dlq.replay(e.id)).toBe("replayed");
     const job = await ctx.queues.queue(e.partition).getJob(e.jobId);
     expect(job?.data).toEqual(e.payload);
     expect(job?.opts.attempts).toBe(3);
     expect(await dlq.get(e.id)).toBeNull();
+    expect(await mirror.getJob(e.id)).toBeUndefined();
     expect(await dlq.replay(e.id)).toBe("not-found");
     expect((await all({ requestId: "77" }, 10)).length).toBe(0);
   });

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { EssError } from "@ess/domain";
 import type { Job, JobsOptions, Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import type { Keys } from "./keys.js";
+import { DEAD_LETTER_QUEUE, type Keys } from "./keys.js";
 
 /** Why a job ended in the dead-letter queue. */
 export const DEAD_LETTER_REASONS = [
@@ -171,6 +171,10 @@ export class DeadLetters {
     if (failed?.[0]) throw failed[0];
     // already removed by a concurrent sweep: the entry is written either way
     await job.remove().catch(() => {});
+    // the dashboard's view (bull-board shows BullMQ queues); the store above is what counts
+    await this.queueFor(partition, DEAD_LETTER_QUEUE)
+      .add(entry.name, entry, { jobId: entry.id, removeOnComplete: true })
+      .catch(() => {});
     return entry;
   }
 
@@ -199,6 +203,9 @@ export class DeadLetters {
     const m = this.redis.multi().hdel(this.keys.deadLetters(entry.partition), id);
     for (const key of this.indexKeys(entry)) m.zrem(key, id);
     await m.exec();
+    await this.queueFor(entry.partition, DEAD_LETTER_QUEUE)
+      .remove(id)
+      .catch(() => 0);
     return true;
   }
 

@@ -5,6 +5,12 @@ export const CALLBACK_QUEUE = "callbacks";
 /** Name of the BullMQ queue of cross-partition operations (bulk replays), prefix `<prefix>:{ops}`. */
 export const OPS_QUEUE = "ops";
 
+/**
+ * Name of the per-partition BullMQ queue that mirrors the dead letters for the dashboard. No worker
+ * consumes it: its jobs only show what is in the dead-letter store (which stays the source of truth).
+ */
+export const DEAD_LETTER_QUEUE = "dead-letters";
+
 /** Name of the BullMQ queue of webhook deliveries inside each partition's prefix. */
 export const WEBHOOK_QUEUE = "webhooks";
 
