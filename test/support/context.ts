@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { createAdminApp, createApp } from "@ess/gateway";
+import { createAdminApp, createApp, type GatewayDeps } from "@ess/gateway";
 import {
   CallbackQueues,
   createRedis,
@@ -40,6 +40,8 @@ export interface TestContext {
   app: ReturnType<typeof createApp>;
   adminApp: ReturnType<typeof createAdminApp>;
   deadLetters: DeadLetters;
+  /** what the two apps were built from: spread it to build a variant (`createApp({ ...ctx.deps, ... })`) */
+  deps: GatewayDeps;
   errors: unknown[];
 }
 
@@ -65,7 +67,7 @@ export function useTestContext(
   const queues = new CallbackQueues(redis, keys, { attempts: opts.attempts ?? 3, backoffMs: opts.backoffMs ?? 10 });
   const errors: unknown[] = [];
   const deadLetters = new DeadLetters(redis, keys, (p, name) => queues.queue(p, name));
-  const deps = {
+  const deps: GatewayDeps = {
     store,
     queues,
     deadLetters,
@@ -82,7 +84,7 @@ export function useTestContext(
     await redis.quit();
     await workerRedis.quit();
   });
-  return { url, prefix, redis, workerRedis, keys, store, queues, app, adminApp, deadLetters, errors };
+  return { url, prefix, redis, workerRedis, keys, store, queues, app, adminApp, deadLetters, deps, errors };
 }
 
 let nextId = 1000;

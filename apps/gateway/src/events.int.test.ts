@@ -7,13 +7,7 @@ import { createApp } from "./app.js";
 
 const ctx = useTestContext({ partitions: 4 });
 const app = createApp({
-  store: ctx.store,
-  queues: ctx.queues,
-  deadLetters: ctx.deadLetters,
-  replayRate: 100,
-  maxBodyBytes: 16384,
-  enqueueTimeoutMs: 2000,
-  logError: (err) => ctx.errors.push(err),
+  ...ctx.deps,
   scheduler: { forceCancelQuietMs: 0, ssePollMs: 20 },
 });
 const R = "/ess/rest/scheduler/v1/requests";
@@ -120,13 +114,8 @@ describe("GET /gateway/v1/events (Server-Sent Events)", () => {
     function freshApp() {
       const keys = new Keys(uniquePrefix(), 4);
       const app2 = createApp({
+        ...ctx.deps,
         store: new RequestStore(ctx.redis, keys),
-        queues: ctx.queues,
-        deadLetters: ctx.deadLetters,
-        replayRate: 100,
-        maxBodyBytes: 16384,
-        enqueueTimeoutMs: 2000,
-        logError: (err) => ctx.errors.push(err),
         scheduler: { forceCancelQuietMs: 0, ssePollMs: 20 },
       });
       const add = (p: number, id: string) =>

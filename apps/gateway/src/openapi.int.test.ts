@@ -36,16 +36,7 @@ async function build(store: RequestStore, extra: Partial<OperationsDeps> = {}): 
     retryAfterSeconds: 1,
     ...extra,
   };
-  const deps: GatewayDeps = {
-    store,
-    queues: ctx.queues,
-    deadLetters: ctx.deadLetters,
-    replayRate: 100,
-    maxBodyBytes: 16384,
-    enqueueTimeoutMs: 2000,
-    logError: (err) => ctx.errors.push(err),
-    ops,
-  };
+  const deps: GatewayDeps = { ...ctx.deps, store, ops };
   return createApp(deps);
 }
 

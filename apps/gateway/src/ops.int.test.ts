@@ -40,16 +40,7 @@ async function build(extra: Partial<OperationsDeps> = {}, store = ctx.store): Pr
     retryAfterSeconds: 7,
     ...extra,
   };
-  const deps: GatewayDeps = {
-    store,
-    queues: ctx.queues,
-    deadLetters: ctx.deadLetters,
-    replayRate: 100,
-    maxBodyBytes: 16384,
-    enqueueTimeoutMs: 2000,
-    logError: (err) => ctx.errors.push(err),
-    ops,
-  };
+  const deps: GatewayDeps = { ...ctx.deps, store, ops };
   return { app: createApp(deps), admin: createAdminApp(deps), lines, metrics, ops };
 }
 

@@ -9,13 +9,7 @@ const R = "/ess/rest/scheduler/v1/requests";
 
 /** The same deps with a quiet period of 5 minutes (tests move the clock by editing the hash). */
 const quietApp = createApp({
-  store: ctx.store,
-  queues: ctx.queues,
-  deadLetters: ctx.deadLetters,
-  replayRate: 100,
-  maxBodyBytes: 16384,
-  enqueueTimeoutMs: 2000,
-  logError: (err) => ctx.errors.push(err),
+  ...ctx.deps,
   scheduler: { forceCancelQuietMs: 5 * 60000, ssePollMs: 50 },
 });
 
