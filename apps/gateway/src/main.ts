@@ -37,6 +37,7 @@ async function main(): Promise<void> {
     queues,
     maxBodyBytes: config.MAX_BODY_BYTES,
     enqueueTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    enqueue: config.ENQUEUE_MODE,
     logError: (err: unknown, context: Record<string, unknown>) => log.error({ err, ...context }, "unexpected error"),
   };
   const app = createApp(deps);

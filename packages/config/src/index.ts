@@ -47,6 +47,9 @@ export const configSchema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "silent"]).default("info"),
   /** Seconds the processes wait for in-flight work on SIGTERM before exiting. */
   SHUTDOWN_TIMEOUT_SECONDS: int(1, 600).default(20),
+  // performance (issue 6)
+  /** Gateway: "script" = admit and BullMQ's add in one Lua script (one round trip); "queue" = admit, then Queue.add. */
+  ENQUEUE_MODE: z.enum(["script", "queue"]).default("script"),
 });
 
 export type Config = z.output<typeof configSchema>;
