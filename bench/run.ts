@@ -24,13 +24,15 @@ const HELP = `npm run bench -- [options]
 
   --quick              small run (< 30 s): profile A only, fewer callbacks, shorter phases
   --profiles A,B       Redis profiles: A = AOF off, B = appendonly yes + appendfsync everysec (default A,B)
-  --requests N         requests registered for the max-rate phase (default 6000; quick 1500)
+  --requests N         requests registered for the max-rate phase (default 4000; quick 1000)
   --updates K          UPDATE callbacks per request before its final status (default 4)
   --bad-every M        one 4xx call (403/404/400 in turn) every M calls; 0 = none (default 20)
   --connections C      keep-alive connections of the load generator (default 50)
-  --ceiling-seconds S  how long the bare-Hono ceiling is measured (default 5; quick 2)
-  --paced-seconds S    length of the 50 % and 90 % paced phases (default 5; quick 2)
-  --no-scaling         skip the 2-gateway and 2-worker phases
+  --ceiling-seconds S  how long the bare-Hono ceiling is measured (default 3; quick 1.5)
+  --paced-seconds S    length of the 50 % and 90 % paced phases (default 4; quick 1.5)
+  --no-scaling         skip the 2-gateway and 2-worker phases (first profile only; quick skips them)
+  --no-compare         skip the gateway variants (ENQUEUE_MODE=queue, REDIS_AUTO_PIPELINING=true),
+                       measured at max rate on the first profile (quick skips them)
   --out DIR            where the JSON goes (default bench-results/)
   --cpu-prof           run the gateway with node --cpu-prof (profiles in bench-results/)
   --help               this text`;
@@ -46,6 +48,7 @@ const { values: args } = parseArgs({
     "ceiling-seconds": { type: "string" },
     "paced-seconds": { type: "string" },
     "no-scaling": { type: "boolean", default: false },
+    "no-compare": { type: "boolean", default: false },
     out: { type: "string", default: "bench-results" },
     "cpu-prof": { type: "boolean", default: false },
     help: { type: "boolean", default: false },
@@ -59,13 +62,14 @@ if (args.help) {
 const quick = args.quick;
 const opts = {
   profiles: (args.profiles ?? (quick ? "A" : "A,B")).split(",").map((s) => s.trim().toUpperCase()),
-  requests: Number(args.requests ?? (quick ? 1500 : 6000)),
+  requests: Number(args.requests ?? (quick ? 1000 : 4000)),
   updates: Number(args.updates),
   badEvery: Number(args["bad-every"]),
   connections: Number(args.connections),
-  ceilingSeconds: Number(args["ceiling-seconds"] ?? (quick ? 2 : 5)),
-  pacedSeconds: Number(args["paced-seconds"] ?? (quick ? 2 : 5)),
-  scaling: !args["no-scaling"],
+  ceilingSeconds: Number(args["ceiling-seconds"] ?? (quick ? 1.5 : 3)),
+  pacedSeconds: Number(args["paced-seconds"] ?? (quick ? 1.5 : 4)),
+  scaling: !args["no-scaling"] && !quick,
+  compare: !args["no-compare"] && !quick,
   out: args.out,
   cpuProf: args["cpu-prof"],
 };
@@ -246,15 +250,25 @@ function redisEnv(url: string, extra: Record<string, string> = {}): Record<strin
   return { REDIS_URL: url, KEY_PREFIX, PARTITIONS: String(PARTITIONS), LOG_LEVEL: "warn", ...extra };
 }
 
-async function startGateway(url: string, name: string): Promise<RunningProcess> {
+/** Gateway variants measured against the default in the same run (--no-compare skips them). */
+const VARIANTS: { name: string; env: Record<string, string> }[] = [
+  { name: "ENQUEUE_MODE=queue (admit script, then BullMQ Queue.add)", env: { ENQUEUE_MODE: "queue" } },
+  { name: "REDIS_AUTO_PIPELINING=true", env: { REDIS_AUTO_PIPELINING: "true" } },
+];
+
+async function startGateway(url: string, name: string, extraEnv: Record<string, string> = {}): Promise<RunningProcess> {
   // startApp waits for the "gateway listening" info line: keep LOG_LEVEL at info for the gateway
-  const env = redisEnv(url, { LOG_LEVEL: "info" });
-  const nodeArgs = opts.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${opts.out}/profiles/${name}`] : [];
+  const env = redisEnv(url, { LOG_LEVEL: "info", ...extraEnv });
+  const nodeArgs = opts.cpuProf
+    ? ["--cpu-prof", `--cpu-prof-dir=${opts.out}/profiles/${name.replace(/[^A-Za-z0-9-]+/g, "_")}`]
+    : [];
   return startApp("gateway", env, nodeArgs);
 }
 
+let workerCount = 0;
 async function startWorker(url: string): Promise<RunningProcess> {
-  return startApp("worker", redisEnv(url, { LOG_LEVEL: "info" }));
+  const nodeArgs = opts.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${opts.out}/profiles/worker-${++workerCount}`] : [];
+  return startApp("worker", redisEnv(url, { LOG_LEVEL: "info" }), nodeArgs);
 }
 
 async function startBare(): Promise<{ child: ChildProcess; url: string }> {
@@ -439,12 +453,17 @@ async function runProfile(profile: "A" | "B", bin: string) {
     const bare = await startBare();
     const probeTargets = makeTargets(500_000_000, 2000);
     const probeMix = buildMix(probeTargets, opts.updates, opts.badEvery);
-    await drive(bare.url, probeMix, { connections: opts.connections, duration: 1 });
+    await drive(bare.url, probeMix, { connections: opts.connections, duration: quick ? 0.5 : 1 });
+    const bareCpu0 = cpuSeconds(bare.child.pid);
+    const loadCpu0 = process.cpuUsage();
     const ceilingRes = await drive(bare.url, probeMix, {
       connections: opts.connections,
       duration: opts.ceilingSeconds,
     });
     const ceiling = rate(ceilingRes, ceilingRes.requests.total);
+    const bareCpuMicros = round(((cpuSeconds(bare.child.pid) - bareCpu0) * 1e6) / ceilingRes.requests.total, 1);
+    const loadCpu = process.cpuUsage(loadCpu0);
+    const loadGenCpuMicros = round((loadCpu.user + loadCpu.system) / ceilingRes.requests.total, 1);
     const bareRss = rssMiB(bare.child.pid);
     await stopChild(bare.child);
     log(`ceiling ${ceiling} req/s`);
@@ -452,7 +471,7 @@ async function runProfile(profile: "A" | "B", bin: string) {
     const g1 = await startGateway(server.url, `gateway-${profile}`);
     started.push(g1);
     // warm-up: JIT and connections, not measured (its backlog is drained by the first drain phase)
-    const warm = freshTargets(Math.min(1000, opts.requests));
+    const warm = freshTargets(Math.min(quick ? 300 : 1000, opts.requests));
     await register(g1.url, warm);
     await drive(g1.url, buildMix(warm, opts.updates, opts.badEvery), { connections: opts.connections });
 
@@ -460,7 +479,23 @@ async function runProfile(profile: "A" | "B", bin: string) {
     log(
       `1 gateway: ${max1.result.acceptedPerSecond} accepted/s (ratio ${round(max1.result.acceptedPerSecond / ceiling, 2)})`,
     );
-    const d1 = await drainPhase(redis, server.url, [...warm, ...max1.targets], 1);
+
+    // the same phase against gateway variants, in the same run: what each design choice is worth
+    const variants: { name: string; result: Awaited<ReturnType<typeof maxPhase>>["result"]; ratio: number }[] = [];
+    for (const [i, v] of (opts.compare && profile === opts.profiles[0] ? VARIANTS : []).entries()) {
+      // its own key prefix: no worker serves it, so its backlog needs no drain
+      const gv = await startGateway(server.url, `gateway-${v.name}-${profile}`, { ...v.env, KEY_PREFIX: `benchv${i}` });
+      started.push(gv);
+      const vw = freshTargets(Math.min(1000, opts.requests));
+      await register(gv.url, vw);
+      await drive(gv.url, buildMix(vw, opts.updates, opts.badEvery), { connections: opts.connections });
+      const m = await maxPhase(redis, [gv], opts.requests);
+      variants.push({ name: v.name, result: m.result, ratio: round(m.result.acceptedPerSecond / ceiling, 3) });
+      log(`1 gateway, ${v.name}: ${m.result.acceptedPerSecond} accepted/s`);
+      await gv.stop();
+    }
+    const drainTargets = [...warm, ...max1.targets];
+    const d1 = await drainPhase(redis, server.url, drainTargets, 1);
     log(`1 worker: ${d1.result.appliedPerSecond} applied/s`);
 
     // memory of retained terminal requests (the drained max-rate phase's requests)
@@ -470,12 +505,12 @@ async function runProfile(profile: "A" | "B", bin: string) {
       fullHistory: await fullHistoryMemory(redis, g1),
     };
     // SIGKILL: the backlog is drained, and a graceful worker stop waits for its blocking reads
-    for (const w of d1.workers) await w.kill();
+    for (const w of d1.workers) await (opts.cpuProf ? w.stop() : w.kill());
 
     let max2: Awaited<ReturnType<typeof maxPhase>>["result"] | null = null;
     let d2: Awaited<ReturnType<typeof drainPhase>>["result"] | null = null;
     let pacedWorker: RunningProcess;
-    if (opts.scaling) {
+    if (opts.scaling && profile === opts.profiles[0]) {
       const g2 = await startGateway(server.url, `gateway2-${profile}`);
       started.push(g2);
       const warm2 = freshTargets(Math.min(500, opts.requests));
@@ -508,11 +543,14 @@ async function runProfile(profile: "A" | "B", bin: string) {
         requestsPerSecond: ceiling,
         latencyMs: latency(ceilingRes),
         rssMiB: bareRss,
+        cpuMicrosPerRequest: bareCpuMicros,
+        loadGeneratorCpuMicrosPerRequest: loadGenCpuMicros,
         statusCounts: statusCounts(ceilingRes),
       },
       ratio: round(max1.result.acceptedPerSecond / ceiling, 3),
       ratioAllCalls: round(max1.result.allPerSecond / ceiling, 3),
       max1: max1.result,
+      variants,
       drain1: d1.result,
       max2,
       ratio2: max2 ? round(max2.acceptedPerSecond / ceiling, 3) : null,
@@ -536,9 +574,24 @@ type ProfileResult = Awaited<ReturnType<typeof runProfile>>;
 function table(results: ProfileResult[]): string {
   const rows: [string, (r: ProfileResult) => string][] = [
     ["bare Hono ceiling (req/s)", (r) => `${r.ceiling.requestsPerSecond}`],
+    [
+      "bare Hono CPU / load generator CPU per request (µs)",
+      (r) => `${r.ceiling.cpuMicrosPerRequest} / ${r.ceiling.loadGeneratorCpuMicrosPerRequest}`,
+    ],
     ["gateway accepted callbacks/s (1 gateway)", (r) => `${r.max1.acceptedPerSecond}`],
+    ["gateway CPU per accepted callback (µs)", (r) => `${r.max1.gatewayCpuMicrosPerCallback}`],
     ["gateway all calls/s incl. 4xx (1 gateway)", (r) => `${r.max1.allPerSecond}`],
     ["**ratio accepted / ceiling**", (r) => `**${r.ratio}**`],
+    ...VARIANTS.map(
+      (v, i) =>
+        [
+          `variant ${v.name}: accepted/s (ratio) · gateway CPU µs/callback`,
+          (r: ProfileResult) => {
+            const x = r.variants[i];
+            return x ? `${x.result.acceptedPerSecond} (${x.ratio}) · ${x.result.gatewayCpuMicrosPerCallback}` : "-";
+          },
+        ] as [string, (r: ProfileResult) => string],
+    ),
     ["accepted callbacks/s, 2 gateways", (r) => (r.max2 ? `${r.max2.acceptedPerSecond} (ratio ${r.ratio2})` : "-")],
     [
       "accept latency p50/p99/p99.9 at 50% (ms)",
@@ -557,10 +610,10 @@ function table(results: ProfileResult[]): string {
     ["Redis round trips (script calls) per accepted callback", (r) => `${r.max1.redis.scriptCallsPerCallback}`],
     ["Redis commands run per accepted callback (incl. inside scripts)", (r) => `${r.max1.redis.commandsPerCallback}`],
     ["Redis CPU per accepted callback (gateway side, µs)", (r) => `${r.max1.redis.cpuMicrosPerCallback}`],
-    ["gateway CPU per accepted callback (µs)", (r) => `${r.max1.gatewayCpuMicrosPerCallback}`],
     [
-      "Redis commands / CPU µs per applied callback (worker)",
-      (r) => `${r.drain1.redis.commandsPerCallback} / ${r.drain1.redis.cpuMicrosPerCallback}`,
+      "worker: Redis round trips / Redis CPU µs / worker CPU µs per applied callback",
+      (r) =>
+        `${r.drain1.redis.scriptCallsPerCallback} / ${r.drain1.redis.cpuMicrosPerCallback} / ${r.drain1.workerCpuMicrosPerCallback}`,
     ],
     [
       "Redis memory per terminal request (bench / full history)",

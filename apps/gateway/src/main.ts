@@ -17,7 +17,10 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config, "gateway");
-  const redis = createRedis(config.REDIS_URL, "gateway", { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
+  const redis = createRedis(config.REDIS_URL, "gateway", {
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    autoPipelining: config.REDIS_AUTO_PIPELINING,
+  });
   redis.on("error", (err) => log.warn({ err: err.message }, "redis connection error"));
   await waitReady(redis, 30000).catch((err: Error) => {
     log.fatal({ err: err.message, redis: config.REDIS_URL.replace(/\/\/[^@]*@/, "//***@") }, "cannot reach Redis");

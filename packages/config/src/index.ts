@@ -50,6 +50,11 @@ export const configSchema = z.object({
   // performance (issue 6)
   /** Gateway: "script" = admit and BullMQ's add in one Lua script (one round trip); "queue" = admit, then Queue.add. */
   ENQUEUE_MODE: z.enum(["script", "queue"]).default("script"),
+  /** Gateway: ioredis auto-pipelining (callbacks arriving in one event-loop tick share one Redis write). */
+  REDIS_AUTO_PIPELINING: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -1,4 +1,4 @@
-import { type CallbackJob, callbackBodySchema, parseOrThrow, tokenSchema } from "@ess/contract";
+import { type CallbackJob, parseCallbackBody, tokenSchema } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { type AdmitResult, digest } from "@ess/store";
 import { Hono } from "hono";
@@ -29,7 +29,7 @@ export const callbackRoutes = new Hono<AppEnv>()
     const { store, queues, maxBodyBytes, enqueueTimeoutMs, enqueue = "script" } = c.get("deps");
     const requestId = requireRequestId(c.req.param("requestId"));
     requireJsonMediaType(c);
-    const body = parseOrThrow(callbackBodySchema, await readJson(c, maxBodyBytes));
+    const body = parseCallbackBody(await readJson(c, maxBodyBytes));
 
     const rawKey = c.req.header("idempotency-key");
     let idempotency: { key: string; fingerprint: string } | undefined;
