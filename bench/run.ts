@@ -24,11 +24,12 @@ const HELP = `npm run bench -- [options]
 
   --quick              small run (< 30 s): profile A only, fewer callbacks, shorter phases
   --profiles A,B       Redis profiles: A = AOF off, B = appendonly yes + appendfsync everysec (default A,B)
-  --requests N         requests registered for the max-rate phase (default 4000; quick 1000)
+  --requests N         requests registered for the max-rate phase, split over the rounds (default 6000; quick 1500)
   --updates K          UPDATE callbacks per request before its final status (default 4)
   --bad-every M        one 4xx call (403/404/400 in turn) every M calls; 0 = none (default 20)
-  --connections C      keep-alive connections of the load generator (default 50)
-  --ceiling-seconds S  how long the bare-Hono ceiling is measured (default 3; quick 1.5)
+  --connections C      keep-alive connections of the load generator (default 100)
+  --ceiling-seconds S  length of each round's bare-Hono ceiling measurement (default 2; quick 1.5)
+  --rounds R           interleaved rounds of ceiling / gateway / variants at max rate (default 3; quick 1)
   --paced-seconds S    length of the 50 % and 90 % paced phases (default 4; quick 1.5)
   --no-scaling         skip the 2-gateway and 2-worker phases (first profile only; quick skips them)
   --no-compare         skip the gateway variants (ENQUEUE_MODE=queue, REDIS_AUTO_PIPELINING=true),
@@ -44,11 +45,12 @@ const { values: args } = parseArgs({
     requests: { type: "string" },
     updates: { type: "string", default: "4" },
     "bad-every": { type: "string", default: "20" },
-    connections: { type: "string", default: "50" },
+    connections: { type: "string", default: "100" },
     "ceiling-seconds": { type: "string" },
     "paced-seconds": { type: "string" },
     "no-scaling": { type: "boolean", default: false },
     "no-compare": { type: "boolean", default: false },
+    rounds: { type: "string" },
     out: { type: "string", default: "bench-results" },
     "cpu-prof": { type: "boolean", default: false },
     help: { type: "boolean", default: false },
@@ -62,14 +64,15 @@ if (args.help) {
 const quick = args.quick;
 const opts = {
   profiles: (args.profiles ?? (quick ? "A" : "A,B")).split(",").map((s) => s.trim().toUpperCase()),
-  requests: Number(args.requests ?? (quick ? 1000 : 4000)),
+  requests: Number(args.requests ?? (quick ? 1500 : 6000)),
   updates: Number(args.updates),
   badEvery: Number(args["bad-every"]),
   connections: Number(args.connections),
-  ceilingSeconds: Number(args["ceiling-seconds"] ?? (quick ? 1.5 : 3)),
+  ceilingSeconds: Number(args["ceiling-seconds"] ?? (quick ? 1.5 : 2)),
   pacedSeconds: Number(args["paced-seconds"] ?? (quick ? 1.5 : 4)),
   scaling: !args["no-scaling"] && !quick,
   compare: !args["no-compare"] && !quick,
+  rounds: Math.max(1, Number(args.rounds ?? (quick ? 1 : 3))),
   out: args.out,
   cpuProf: args["cpu-prof"],
 };
@@ -77,6 +80,16 @@ for (const [k, v] of Object.entries(opts)) {
   if (typeof v === "number" && !(Number.isFinite(v) && v >= 0)) throw new Error(`bad --${k}: ${v}`);
 }
 if (opts.profiles.some((p) => p !== "A" && p !== "B")) throw new Error("--profiles takes A and/or B");
+
+/** Every child the bench started, killed on Ctrl-C so nothing outlives an interrupted run. */
+const children = new Set<ChildProcess>();
+const servers = new Set<RedisServer>();
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    void Promise.all([...servers].map((s) => s.kill())).finally(() => process.exit(130));
+  });
+}
 
 const PARTITIONS = 16;
 const KEY_PREFIX = "bench";
@@ -262,13 +275,18 @@ async function startGateway(url: string, name: string, extraEnv: Record<string, 
   const nodeArgs = opts.cpuProf
     ? ["--cpu-prof", `--cpu-prof-dir=${opts.out}/profiles/${name.replace(/[^A-Za-z0-9-]+/g, "_")}`]
     : [];
-  return startApp("gateway", env, nodeArgs);
+  return tracked(await startApp("gateway", env, nodeArgs));
 }
 
 let workerCount = 0;
 async function startWorker(url: string): Promise<RunningProcess> {
   const nodeArgs = opts.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${opts.out}/profiles/worker-${++workerCount}`] : [];
-  return startApp("worker", redisEnv(url, { LOG_LEVEL: "info" }), nodeArgs);
+  return tracked(await startApp("worker", redisEnv(url, { LOG_LEVEL: "info" }), nodeArgs));
+}
+
+function tracked(p: RunningProcess): RunningProcess {
+  children.add(p.child);
+  return p;
 }
 
 async function startBare(): Promise<{ child: ChildProcess; url: string }> {
@@ -277,6 +295,7 @@ async function startBare(): Promise<{ child: ChildProcess; url: string }> {
     env: { ...process.env, PORT: "0" },
     stdio: ["ignore", "pipe", "inherit"],
   });
+  children.add(child);
   let out = "";
   child.stdout?.on("data", (d: Buffer) => {
     out += d.toString();
@@ -323,12 +342,39 @@ function latency(result: Result) {
   return { p50: result.latency.p50, p99: result.latency.p99, p99_9: result.latency.p99_9, max: result.latency.max };
 }
 
+/** The bare-Hono ceiling: as fast as it goes for --ceiling-seconds, with its CPU and the load generator's. */
+async function measureCeiling(bare: { child: ChildProcess; url: string }, calls: Call[]) {
+  const bareCpu0 = cpuSeconds(bare.child.pid);
+  const loadCpu0 = process.cpuUsage();
+  const res = await drive(bare.url, calls, { connections: opts.connections, duration: opts.ceilingSeconds });
+  const total = Math.max(1, res.requests.total);
+  const loadCpu = process.cpuUsage(loadCpu0);
+  return {
+    requestsPerSecond: rate(res, res.requests.total),
+    latencyMs: latency(res),
+    errors: res.errors + res.timeouts,
+    cpuMicrosPerRequest: round(((cpuSeconds(bare.child.pid) - bareCpu0) * 1e6) / total, 1),
+    loadGeneratorCpuMicrosPerRequest: round((loadCpu.user + loadCpu.system) / total, 1),
+  };
+}
+
 /** Max-rate phase: gateways without workers, the backlog stays for a drain phase. */
-async function maxPhase(redis: Redis, gateways: RunningProcess[], n: number) {
+interface Prepared {
+  targets: Target[];
+  mixes: Call[][];
+}
+
+/** Registers n fresh requests, split over the gateways, and builds their callback mixes. */
+async function prepare(gateways: RunningProcess[], n: number): Promise<Prepared> {
   const targets = freshTargets(n);
   const halves = gateways.map((_, i) => targets.filter((_, j) => j % gateways.length === i));
   await Promise.all(gateways.map((g, i) => register(g.url, halves[i]!)));
-  const mixes = halves.map((h) => buildMix(h, opts.updates, opts.badEvery));
+  return { targets, mixes: halves.map((h) => buildMix(h, opts.updates, opts.badEvery)) };
+}
+
+/** Max-rate phase: the gateways as fast as they go, without workers (the backlog stays for a drain). */
+async function maxPhase(redis: Redis, gateways: RunningProcess[], prepared: Prepared) {
+  const { mixes } = prepared;
   const expected = expectedCounts(mixes.flat());
   const before = await redisSample(redis);
   const cpu0 = gateways.map((g) => cpuSeconds(g.child.pid));
@@ -345,23 +391,33 @@ async function maxPhase(redis: Redis, gateways: RunningProcess[], n: number) {
   const accepted = counts["200"] ?? 0;
   const gatewayCpu = gateways.map((g, i) => cpuSeconds(g.child.pid) - cpu0[i]!);
   return {
-    targets,
-    result: {
-      gateways: gateways.length,
-      calls: mixes.reduce((s, m) => s + m.length, 0),
-      seconds: round(elapsed, 2),
-      acceptedPerSecond: round(accepted / elapsed, 0),
-      allPerSecond: round(mixes.reduce((s, m) => s + m.length, 0) / elapsed, 0),
-      statusCounts: counts,
-      expectedCounts: expected,
-      errors: results.reduce((s, r) => s + r.errors + r.timeouts, 0),
-      latencyMs: latency(results[0]!),
-      redis: redisDelta(before, after, Math.max(1, accepted)),
-      gatewayCpuMicrosPerCallback: round((gatewayCpu.reduce((a, b) => a + b, 0) * 1e6) / Math.max(1, accepted), 1),
-      gatewayCpuUtilisation: gatewayCpu.map((c) => round(c / elapsed, 2)),
-      gatewayRssMiB: gateways.map((g) => rssMiB(g.child.pid)),
-    },
+    gateways: gateways.length,
+    calls: mixes.reduce((s, m) => s + m.length, 0),
+    seconds: round(elapsed, 2),
+    acceptedPerSecond: round(accepted / elapsed, 0),
+    allPerSecond: round(mixes.reduce((s, m) => s + m.length, 0) / elapsed, 0),
+    statusCounts: counts,
+    expectedCounts: expected,
+    errors: results.reduce((s, r) => s + r.errors + r.timeouts, 0),
+    latencyMs: latency(results[0]!),
+    redis: redisDelta(before, after, Math.max(1, accepted)),
+    gatewayCpuMicrosPerCallback: round((gatewayCpu.reduce((a, b) => a + b, 0) * 1e6) / Math.max(1, accepted), 1),
+    gatewayCpuUtilisation: gatewayCpu.map((c) => round(c / elapsed, 2)),
+    gatewayRssMiB: gateways.map((g) => rssMiB(g.child.pid)),
   };
+}
+type MaxResult = Awaited<ReturnType<typeof maxPhase>>;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Per-round numbers of one contender, summarised: median, min, max. */
+function spread(xs: number[]) {
+  return { median: round(median(xs), 3), min: round(Math.min(...xs), 3), max: round(Math.max(...xs), 3), all: xs };
 }
 
 /** Drain phase: start workers on the backlog, measure applied transitions/s from the histories. */
@@ -443,30 +499,18 @@ async function fullHistoryMemory(redis: Redis, gateway: RunningProcess) {
 
 async function runProfile(profile: "A" | "B", bin: string) {
   const server = new RedisServer(bin, profile === "A" ? {} : { appendonly: true, fsync: "everysec" });
+  servers.add(server);
   await server.start();
   const redis = new Redis(server.url, { maxRetriesPerRequest: 2 });
   const started: RunningProcess[] = [];
   try {
     log(`profile ${profile}: redis on ${server.url} (${profile === "A" ? "AOF off" : "appendfsync everysec"})`);
 
-    // the ceiling: same calls, bare Hono, as fast as it goes
+    // the ceiling: same calls, bare Hono, as fast as it goes; measured right before and right after
+    // the gateway's max-rate phase (the machine is noisy: the ratio uses their mean)
     const bare = await startBare();
-    const probeTargets = makeTargets(500_000_000, 2000);
-    const probeMix = buildMix(probeTargets, opts.updates, opts.badEvery);
+    const probeMix = buildMix(makeTargets(500_000_000, 2000), opts.updates, opts.badEvery);
     await drive(bare.url, probeMix, { connections: opts.connections, duration: quick ? 0.5 : 1 });
-    const bareCpu0 = cpuSeconds(bare.child.pid);
-    const loadCpu0 = process.cpuUsage();
-    const ceilingRes = await drive(bare.url, probeMix, {
-      connections: opts.connections,
-      duration: opts.ceilingSeconds,
-    });
-    const ceiling = rate(ceilingRes, ceilingRes.requests.total);
-    const bareCpuMicros = round(((cpuSeconds(bare.child.pid) - bareCpu0) * 1e6) / ceilingRes.requests.total, 1);
-    const loadCpu = process.cpuUsage(loadCpu0);
-    const loadGenCpuMicros = round((loadCpu.user + loadCpu.system) / ceilingRes.requests.total, 1);
-    const bareRss = rssMiB(bare.child.pid);
-    await stopChild(bare.child);
-    log(`ceiling ${ceiling} req/s`);
 
     const g1 = await startGateway(server.url, `gateway-${profile}`);
     started.push(g1);
@@ -475,26 +519,59 @@ async function runProfile(profile: "A" | "B", bin: string) {
     await register(g1.url, warm);
     await drive(g1.url, buildMix(warm, opts.updates, opts.badEvery), { connections: opts.connections });
 
-    const max1 = await maxPhase(redis, [g1], opts.requests);
-    log(
-      `1 gateway: ${max1.result.acceptedPerSecond} accepted/s (ratio ${round(max1.result.acceptedPerSecond / ceiling, 2)})`,
-    );
-
-    // the same phase against gateway variants, in the same run: what each design choice is worth
-    const variants: { name: string; result: Awaited<ReturnType<typeof maxPhase>>["result"]; ratio: number }[] = [];
+    // gateway variants, each on its own key prefix (no worker serves it, so its backlog needs no drain)
+    const variantGateways: RunningProcess[] = [];
     for (const [i, v] of (opts.compare && profile === opts.profiles[0] ? VARIANTS : []).entries()) {
-      // its own key prefix: no worker serves it, so its backlog needs no drain
-      const gv = await startGateway(server.url, `gateway-${v.name}-${profile}`, { ...v.env, KEY_PREFIX: `benchv${i}` });
+      const gv = await startGateway(server.url, `gateway-v${i}-${profile}`, { ...v.env, KEY_PREFIX: `benchv${i}` });
       started.push(gv);
-      const vw = freshTargets(Math.min(1000, opts.requests));
+      variantGateways.push(gv);
+      const vw = freshTargets(Math.min(quick ? 300 : 1000, opts.requests));
       await register(gv.url, vw);
       await drive(gv.url, buildMix(vw, opts.updates, opts.badEvery), { connections: opts.connections });
-      const m = await maxPhase(redis, [gv], opts.requests);
-      variants.push({ name: v.name, result: m.result, ratio: round(m.result.acceptedPerSecond / ceiling, 3) });
-      log(`1 gateway, ${v.name}: ${m.result.acceptedPerSecond} accepted/s`);
-      await gv.stop();
     }
-    const drainTargets = [...warm, ...max1.targets];
+
+    // interleaved rounds: ceiling, gateway, variants, ceiling, gateway, ... so that the machine's noise
+    // hits all of them alike; each ratio compares with the ceiling measured in the same round
+    const perRound = Math.max(50, Math.round(opts.requests / opts.rounds));
+    const rounds: { ceiling: Awaited<ReturnType<typeof measureCeiling>>; gateway: MaxResult; variants: MaxResult[] }[] =
+      [];
+    const max1Targets: Target[] = [];
+    for (let r = 0; r < opts.rounds; r++) {
+      const prepared = await prepare([g1], perRound);
+      max1Targets.push(...prepared.targets);
+      const variantPrepared = [];
+      for (const gv of variantGateways) variantPrepared.push(await prepare([gv], perRound));
+      const ceilingRound = await measureCeiling(bare, probeMix);
+      const gateway = await maxPhase(redis, [g1], prepared);
+      const variantResults: MaxResult[] = [];
+      for (const [i, gv] of variantGateways.entries())
+        variantResults.push(await maxPhase(redis, [gv], variantPrepared[i]!));
+      rounds.push({ ceiling: ceilingRound, gateway, variants: variantResults });
+      log(
+        `round ${r + 1}: ceiling ${ceilingRound.requestsPerSecond}/s, gateway ${gateway.acceptedPerSecond} accepted/s` +
+          variantResults.map((v, i) => `, variant ${i} ${v.acceptedPerSecond}/s`).join(""),
+      );
+    }
+    for (const gv of variantGateways) await gv.stop();
+    const ceiling = round(median(rounds.map((x) => x.ceiling.requestsPerSecond)), 0);
+    const ratio = spread(rounds.map((x) => x.gateway.acceptedPerSecond / x.ceiling.requestsPerSecond));
+    // the round with the median gateway rate stands for the phase (its CPU, Redis and latency figures)
+    const byRate = [...rounds].sort((a, b) => a.gateway.acceptedPerSecond - b.gateway.acceptedPerSecond);
+    const mid = byRate[Math.floor(byRate.length / 2)]!;
+    const max1 = { result: mid.gateway, targets: max1Targets };
+    const variants = VARIANTS.slice(0, variantGateways.length).map((v, i) => ({
+      name: v.name,
+      acceptedPerSecond: spread(rounds.map((x) => x.variants[i]!.acceptedPerSecond)),
+      ratio: spread(rounds.map((x) => x.variants[i]!.acceptedPerSecond / x.ceiling.requestsPerSecond)),
+      // variant / default gateway, same round
+      relative: spread(rounds.map((x) => x.variants[i]!.acceptedPerSecond / x.gateway.acceptedPerSecond)),
+      gatewayCpuMicrosPerCallback: spread(rounds.map((x) => x.variants[i]!.gatewayCpuMicrosPerCallback)),
+      redisCpuMicrosPerCallback: spread(rounds.map((x) => x.variants[i]!.redis.cpuMicrosPerCallback)),
+    }));
+    log(`gateway/ceiling ratio median ${ratio.median} (${ratio.min}-${ratio.max})`);
+    const bareRss = rssMiB(bare.child.pid);
+    await stopChild(bare.child);
+    const drainTargets = [...warm, ...max1Targets];
     const d1 = await drainPhase(redis, server.url, drainTargets, 1);
     log(`1 worker: ${d1.result.appliedPerSecond} applied/s`);
 
@@ -507,7 +584,7 @@ async function runProfile(profile: "A" | "B", bin: string) {
     // SIGKILL: the backlog is drained, and a graceful worker stop waits for its blocking reads
     for (const w of d1.workers) await (opts.cpuProf ? w.stop() : w.kill());
 
-    let max2: Awaited<ReturnType<typeof maxPhase>>["result"] | null = null;
+    let max2: MaxResult | null = null;
     let d2: Awaited<ReturnType<typeof drainPhase>>["result"] | null = null;
     let pacedWorker: RunningProcess;
     if (opts.scaling && profile === opts.profiles[0]) {
@@ -516,11 +593,11 @@ async function runProfile(profile: "A" | "B", bin: string) {
       const warm2 = freshTargets(Math.min(500, opts.requests));
       await register(g2.url, warm2);
       await drive(g2.url, buildMix(warm2, opts.updates, opts.badEvery), { connections: opts.connections });
-      const m2 = await maxPhase(redis, [g1, g2], opts.requests);
-      max2 = m2.result;
+      const p2 = await prepare([g1, g2], opts.requests);
+      max2 = await maxPhase(redis, [g1, g2], p2);
       log(`2 gateways: ${max2.acceptedPerSecond} accepted/s`);
       await g2.stop();
-      const dd = await drainPhase(redis, server.url, [...warm2, ...m2.targets], 2);
+      const dd = await drainPhase(redis, server.url, [...warm2, ...p2.targets], 2);
       d2 = dd.result;
       log(`2 workers: ${d2.appliedPerSecond} applied/s`);
       await dd.workers[1]!.kill();
@@ -541,18 +618,20 @@ async function runProfile(profile: "A" | "B", bin: string) {
       redis: profile === "A" ? "appendonly no" : "appendonly yes, appendfsync everysec",
       ceiling: {
         requestsPerSecond: ceiling,
-        latencyMs: latency(ceilingRes),
+        rounds: spread(rounds.map((x) => x.ceiling.requestsPerSecond)),
+        cpuMicrosPerRequest: spread(rounds.map((x) => x.ceiling.cpuMicrosPerRequest)),
+        loadGeneratorCpuMicrosPerRequest: spread(rounds.map((x) => x.ceiling.loadGeneratorCpuMicrosPerRequest)),
         rssMiB: bareRss,
-        cpuMicrosPerRequest: bareCpuMicros,
-        loadGeneratorCpuMicrosPerRequest: loadGenCpuMicros,
-        statusCounts: statusCounts(ceilingRes),
       },
-      ratio: round(max1.result.acceptedPerSecond / ceiling, 3),
-      ratioAllCalls: round(max1.result.allPerSecond / ceiling, 3),
+      ratio,
+      acceptedPerSecond: spread(rounds.map((x) => x.gateway.acceptedPerSecond)),
+      gatewayCpuMicrosPerCallback: spread(rounds.map((x) => x.gateway.gatewayCpuMicrosPerCallback)),
       max1: max1.result,
+      rounds,
       variants,
       drain1: d1.result,
       max2,
+      // against the median ceiling of the rounds (2 gateways are measured once, after them)
       ratio2: max2 ? round(max2.acceptedPerSecond / ceiling, 3) : null,
       drain2: d2,
       paced50: p50,
@@ -573,22 +652,37 @@ type ProfileResult = Awaited<ReturnType<typeof runProfile>>;
 
 function table(results: ProfileResult[]): string {
   const rows: [string, (r: ProfileResult) => string][] = [
-    ["bare Hono ceiling (req/s)", (r) => `${r.ceiling.requestsPerSecond}`],
     [
-      "bare Hono CPU / load generator CPU per request (µs)",
-      (r) => `${r.ceiling.cpuMicrosPerRequest} / ${r.ceiling.loadGeneratorCpuMicrosPerRequest}`,
+      `bare Hono ceiling, req/s: median (min-max of ${opts.rounds} rounds)`,
+      (r) => `${r.ceiling.requestsPerSecond} (${r.ceiling.rounds.min}-${r.ceiling.rounds.max})`,
     ],
-    ["gateway accepted callbacks/s (1 gateway)", (r) => `${r.max1.acceptedPerSecond}`],
-    ["gateway CPU per accepted callback (µs)", (r) => `${r.max1.gatewayCpuMicrosPerCallback}`],
-    ["gateway all calls/s incl. 4xx (1 gateway)", (r) => `${r.max1.allPerSecond}`],
-    ["**ratio accepted / ceiling**", (r) => `**${r.ratio}**`],
+    [
+      "bare Hono CPU / load generator CPU per request (µs, median)",
+      (r) => `${r.ceiling.cpuMicrosPerRequest.median} / ${r.ceiling.loadGeneratorCpuMicrosPerRequest.median}`,
+    ],
+    [
+      "gateway accepted callbacks/s, 1 gateway: median (min-max)",
+      (r) => `${r.acceptedPerSecond.median} (${r.acceptedPerSecond.min}-${r.acceptedPerSecond.max})`,
+    ],
+    [
+      "**ratio accepted / ceiling, same round: median (min-max)**",
+      (r) => `**${r.ratio.median}** (${r.ratio.min}-${r.ratio.max})`,
+    ],
+    [
+      "gateway CPU per accepted callback (µs): median (min-max)",
+      (r) =>
+        `${r.gatewayCpuMicrosPerCallback.median} (${r.gatewayCpuMicrosPerCallback.min}-${r.gatewayCpuMicrosPerCallback.max})`,
+    ],
+    ["gateway CPU utilisation in the median round (cores)", (r) => `${r.max1.gatewayCpuUtilisation}`],
     ...VARIANTS.map(
       (v, i) =>
         [
-          `variant ${v.name}: accepted/s (ratio) · gateway CPU µs/callback`,
+          `variant ${v.name}: accepted/s · ratio · vs default (same round) · gateway CPU µs/callback (medians)`,
           (r: ProfileResult) => {
             const x = r.variants[i];
-            return x ? `${x.result.acceptedPerSecond} (${x.ratio}) · ${x.result.gatewayCpuMicrosPerCallback}` : "-";
+            return x
+              ? `${x.acceptedPerSecond.median} · ${x.ratio.median} · ${x.relative.median} (${x.relative.min}-${x.relative.max}) · ${x.gatewayCpuMicrosPerCallback.median}`
+              : "-";
           },
         ] as [string, (r: ProfileResult) => string],
     ),
@@ -659,7 +753,7 @@ async function main(): Promise<void> {
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   console.log(table(results));
   console.log(
-    `\nratio gateway/ceiling: ${results.map((r) => `${r.profile} ${r.ratio}`).join(", ")} · ${report.seconds} s · ${file}`,
+    `\nratio gateway/ceiling: ${results.map((r) => `${r.profile} ${r.ratio.median}`).join(", ")} · ${report.seconds} s · ${file}`,
   );
 }
 
