@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import * as crypto from "node:crypto";
 import type { CallbackJob } from "@ess/contract";
 import { type CallbackStatus, EssError, type RequestState } from "@ess/domain";
 import type { Redis } from "ioredis";
@@ -26,9 +26,15 @@ export const DEFAULT_LIMITS: StoreLimits = {
 /** Seconds an Idempotency-Key stays "in flight" if its gateway dies before the enqueue. */
 const IDEMPOTENCY_IN_FLIGHT_SECONDS = 30;
 
-/** sha256 hex: handles are stored and compared only as digests. */
+/**
+ * sha256 hex: handles are stored and compared only as digests. crypto.hash (Node >= 20.12) is the
+ * one-shot form, about 2.5x cheaper than a Hash object on the gateway's hot path.
+ */
 export function digest(value: string): string {
-  return createHash("sha256").update(value).digest("hex");
+  // a namespace lookup, not a named import: older Node 20 releases have no `hash` export
+  return typeof crypto.hash === "function"
+    ? crypto.hash("sha256", value, "hex")
+    : crypto.createHash("sha256").update(value).digest("hex");
 }
 
 export type AdmitResult =
