@@ -1,4 +1,6 @@
-// Load generation for the bench: the callback mix and autocannon (used as a library) runs.
+// Load generation for the bench: the callback mix, autocannon (used as a library) runs at full speed,
+// and an open-loop paced driver for the fixed-rate phases.
+import { Agent, request } from "node:http";
 import autocannon, { type RequestSpec, type Result } from "autocannon";
 
 /** A registered request the bench calls back for. */
@@ -130,4 +132,72 @@ export function expectedCounts(calls: Call[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const c of calls) out[c.expect] = (out[c.expect] ?? 0) + 1;
   return out;
+}
+
+/** What a paced run measured. */
+export interface PacedResult {
+  seconds: number;
+  sent: number;
+  statusCounts: Record<string, number>;
+  errors: number;
+  /** latency from each call's scheduled start to its complete answer, ms, sorted */
+  latencies: number[];
+}
+
+/**
+ * Open-loop pacing: call i starts at t0 + i / rate whatever happened to the earlier ones (autocannon's
+ * own rate limit sends each connection's per-second quota as a burst at the top of every second, which
+ * is not a steady 50 %). Latency counts from the scheduled start, so a stalled server is not hidden
+ * (no coordinated omission). At most `connections` keep-alive sockets; calls beyond wait for one.
+ */
+export async function drivePaced(url: string, calls: Call[], rate: number, connections: number): Promise<PacedResult> {
+  const { hostname, port } = new URL(url);
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  const latencies: number[] = [];
+  const counts: Record<string, number> = {};
+  let errors = 0;
+  let done = 0;
+  const t0 = performance.now();
+  const started = await new Promise<number>((resolve) => {
+    let next = 0;
+    const send = (call: Call, scheduled: number) => {
+      const body = Buffer.from(call.body);
+      const req = request(
+        {
+          agent,
+          hostname,
+          port,
+          method: "POST",
+          path: call.path,
+          headers: { "content-type": "application/json", "content-length": body.length },
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => {
+            latencies.push(performance.now() - scheduled);
+            const code = String(res.statusCode);
+            counts[code] = (counts[code] ?? 0) + 1;
+            if (++done === calls.length) resolve(next);
+          });
+        },
+      );
+      req.on("error", () => {
+        errors++;
+        if (++done === calls.length) resolve(next);
+      });
+      req.end(body);
+    };
+    const tick = () => {
+      const now = performance.now();
+      while (next < calls.length && t0 + (next * 1000) / rate <= now) {
+        send(calls[next]!, t0 + (next * 1000) / rate);
+        next++;
+      }
+      if (next < calls.length) setTimeout(tick, 1);
+    };
+    tick();
+  });
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  return { seconds: (performance.now() - t0) / 1000, sent: started, statusCounts: counts, errors, latencies };
 }

@@ -13,6 +13,7 @@ import {
   buildMix,
   type Call,
   drive,
+  drivePaced,
   expectedCounts,
   makeTargets,
   registrationCalls,
@@ -463,22 +464,28 @@ async function pacedPhase(redis: Redis, gateway: RunningProcess, offered: number
       await sleep(100);
     }
   })();
-  const res = await drive(gateway.url, calls, { connections: opts.connections, rate: offered });
+  const res = await drivePaced(gateway.url, calls, offered, opts.connections);
   sampling = false;
   await sampler;
   const backlogAtEnd = await backlog(redis);
   await waitDrained(redis, 60000);
   const h = await histories(redis, targets);
-  const accepted = statusCounts(res)["200"] ?? 0;
+  const accepted = res.statusCounts["200"] ?? 0;
+  const l = res.latencies;
   return {
     label,
     offeredPerSecond: Math.round(offered),
-    achievedPerSecond: rate(res, calls.length),
-    acceptedPerSecond: rate(res, accepted),
-    statusCounts: statusCounts(res),
+    achievedPerSecond: round(calls.length / res.seconds, 0),
+    acceptedPerSecond: round(accepted / res.seconds, 0),
+    statusCounts: res.statusCounts,
     expectedCounts: expectedCounts(calls),
-    errors: res.errors + res.timeouts,
-    latencyMs: latency(res),
+    errors: res.errors,
+    latencyMs: {
+      p50: round(pct(l, 50), 2),
+      p99: round(pct(l, 99), 2),
+      p99_9: round(pct(l, 99.9), 2),
+      max: round(l.at(-1) ?? Number.NaN, 2),
+    },
     lagMs: { p50: pct(h.lags, 50), p99: pct(h.lags, 99), max: h.lags.at(-1) ?? Number.NaN },
     appliedPerSecond: round(h.entries / Math.max(0.001, (h.lastApplied - h.firstApplied) / 1000), 0),
     maxBacklog,
