@@ -96,7 +96,7 @@ export interface LoadOptions {
  * Sends `calls` in order over `connections` keep-alive connections (each connection takes the next
  * call when it sends), once each unless `duration` is given.
  */
-export async function drive(url: string, calls: Call[], opts: LoadOptions): Promise<Result> {
+export async function drive(url: string, calls: Call[], opts: LoadOptions): Promise<Result & { seconds: number }> {
   let next = 0;
   const spec: RequestSpec = {
     method: "POST",
@@ -119,7 +119,17 @@ export async function drive(url: string, calls: Call[], opts: LoadOptions): Prom
   if (opts.duration !== undefined) options.duration = opts.duration;
   else options.amount = calls.length;
   if (opts.rate !== undefined) options.overallRate = Math.max(1, Math.round(opts.rate));
-  return autocannon(options);
+  // autocannon notices that an `amount` run is complete only on its 1-second tick, so its duration
+  // (and any wall clock around it) rounds a run up to whole seconds: time the first send to the last
+  // answer instead
+  const t0 = performance.now();
+  let last = t0;
+  const instance = autocannon(options);
+  instance.on("response", () => {
+    last = performance.now();
+  });
+  const result = await instance;
+  return Object.assign(result, { seconds: (last - t0) / 1000 });
 }
 
 /** Counts of answers by status code. */
