@@ -23,7 +23,7 @@ import {
 
 const HELP = `npm run bench -- [options]
 
-  --quick              small run (< 30 s): profile A only, fewer callbacks, shorter phases
+  --quick              small run (about 25-40 s here): profile A, 1500 requests, one round, short phases
   --profiles A,B       Redis profiles: A = AOF off, B = appendonly yes + appendfsync everysec (default A,B)
   --requests N         requests registered for the max-rate phase, split over the rounds (default 6000; quick 1500)
   --updates K          UPDATE callbacks per request before its final status (default 4)
@@ -36,7 +36,7 @@ const HELP = `npm run bench -- [options]
   --no-compare         skip the gateway variants (ENQUEUE_MODE=queue, REDIS_AUTO_PIPELINING=true),
                        measured at max rate on the first profile (quick skips them)
   --out DIR            where the JSON goes (default bench-results/)
-  --cpu-prof           run the gateway with node --cpu-prof (profiles in bench-results/)
+  --cpu-prof           run gateways and workers with node --cpu-prof (profiles in <out>/profiles/)
   --help               this text`;
 
 const { values: args } = parseArgs({
