@@ -506,12 +506,14 @@ async function runProfile(profile: "A" | "B", bin: string) {
   await server.start();
   const redis = new Redis(server.url, { maxRetriesPerRequest: 2 });
   const started: RunningProcess[] = [];
+  let bareChild: ChildProcess | undefined;
   try {
     log(`profile ${profile}: redis on ${server.url} (${profile === "A" ? "AOF off" : "appendfsync everysec"})`);
 
     // the ceiling: same calls, bare Hono, as fast as it goes; measured right before and right after
     // the gateway's max-rate phase (the machine is noisy: the ratio uses their mean)
     const bare = await startBare();
+    bareChild = bare.child;
     const probeMix = buildMix(makeTargets(500_000_000, 2000), opts.updates, opts.badEvery);
     await drive(bare.url, probeMix, { connections: opts.connections, duration: quick ? 0.5 : 1 });
 
@@ -573,7 +575,6 @@ async function runProfile(profile: "A" | "B", bin: string) {
     }));
     log(`gateway/ceiling ratio median ${ratio.median} (${ratio.min}-${ratio.max})`);
     const bareRss = rssMiB(bare.child.pid);
-    await stopChild(bare.child);
     const drainTargets = [...warm, ...max1Targets];
     const d1 = await drainPhase(redis, server.url, drainTargets, 1);
     log(`1 worker: ${d1.result.appliedPerSecond} applied/s`);
@@ -588,6 +589,14 @@ async function runProfile(profile: "A" | "B", bin: string) {
     for (const w of d1.workers) await (opts.cpuProf ? w.stop() : w.kill());
 
     let max2: MaxResult | null = null;
+    let scaling: {
+      ceiling: number;
+      oneGateway: number;
+      twoGateways: number;
+      ratioOne: number;
+      ratioTwo: number;
+      speedup: number;
+    } | null = null;
     let d2: Awaited<ReturnType<typeof drainPhase>>["result"] | null = null;
     let pacedWorker: RunningProcess;
     if (opts.scaling && profile === opts.profiles[0]) {
@@ -596,11 +605,26 @@ async function runProfile(profile: "A" | "B", bin: string) {
       const warm2 = freshTargets(Math.min(500, opts.requests));
       await register(g2.url, warm2);
       await drive(g2.url, buildMix(warm2, opts.updates, opts.badEvery), { connections: opts.connections });
-      const p2 = await prepare([g1, g2], opts.requests);
+      // one round of its own: ceiling, 1 gateway, 2 gateways (load split over the two ports), same sizes
+      const half = Math.max(50, Math.round(opts.requests / opts.rounds));
+      const p1 = await prepare([g1], half);
+      const p2 = await prepare([g1, g2], half);
+      const c2 = await measureCeiling(bare, probeMix);
+      const one = await maxPhase(redis, [g1], p1);
       max2 = await maxPhase(redis, [g1, g2], p2);
-      log(`2 gateways: ${max2.acceptedPerSecond} accepted/s`);
+      scaling = {
+        ceiling: c2.requestsPerSecond,
+        oneGateway: one.acceptedPerSecond,
+        twoGateways: max2.acceptedPerSecond,
+        ratioOne: round(one.acceptedPerSecond / c2.requestsPerSecond, 3),
+        ratioTwo: round(max2.acceptedPerSecond / c2.requestsPerSecond, 3),
+        speedup: round(max2.acceptedPerSecond / Math.max(1, one.acceptedPerSecond), 3),
+      };
+      log(
+        `scaling round: ceiling ${c2.requestsPerSecond}/s, 1 gateway ${one.acceptedPerSecond}/s, 2 gateways ${max2.acceptedPerSecond}/s`,
+      );
       await g2.stop();
-      const dd = await drainPhase(redis, server.url, [...warm2, ...p2.targets], 2);
+      const dd = await drainPhase(redis, server.url, [...warm2, ...p1.targets, ...p2.targets], 2);
       d2 = dd.result;
       log(`2 workers: ${d2.appliedPerSecond} applied/s`);
       await dd.workers[1]!.kill();
@@ -608,6 +632,7 @@ async function runProfile(profile: "A" | "B", bin: string) {
     } else {
       pacedWorker = await startWorker(server.url);
     }
+    await stopChild(bare.child);
     started.push(pacedWorker);
 
     const maxRate = max1.result.allPerSecond;
@@ -634,8 +659,8 @@ async function runProfile(profile: "A" | "B", bin: string) {
       variants,
       drain1: d1.result,
       max2,
-      // against the median ceiling of the rounds (2 gateways are measured once, after them)
-      ratio2: max2 ? round(max2.acceptedPerSecond / ceiling, 3) : null,
+      // 1 vs 2 gateways in a round of their own, against that round's ceiling
+      scaling,
       drain2: d2,
       paced50: p50,
       paced90: p90,
@@ -646,6 +671,7 @@ async function runProfile(profile: "A" | "B", bin: string) {
   } finally {
     // gateways stop gracefully (a --cpu-prof profile is written on exit); workers are killed
     for (const p of started.reverse()) await (p.port ? p.stop() : p.kill()).catch(() => {});
+    if (bareChild) await stopChild(bareChild);
     redis.disconnect();
     await server.stop();
   }
@@ -689,7 +715,13 @@ function table(results: ProfileResult[]): string {
           },
         ] as [string, (r: ProfileResult) => string],
     ),
-    ["accepted callbacks/s, 2 gateways", (r) => (r.max2 ? `${r.max2.acceptedPerSecond} (ratio ${r.ratio2})` : "-")],
+    [
+      "scaling round: ceiling · 1 gateway · 2 gateways accepted/s (ratios) · speed-up",
+      (r) =>
+        r.scaling
+          ? `${r.scaling.ceiling} · ${r.scaling.oneGateway} (${r.scaling.ratioOne}) · ${r.scaling.twoGateways} (${r.scaling.ratioTwo}) · ${r.scaling.speedup}×`
+          : "-",
+    ],
     [
       "accept latency p50/p99/p99.9 at 50% (ms)",
       (r) => `${r.paced50.latencyMs.p50} / ${r.paced50.latencyMs.p99} / ${r.paced50.latencyMs.p99_9}`,
