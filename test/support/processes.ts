@@ -21,9 +21,16 @@ export interface RunningProcess {
   kill(): Promise<void>;
 }
 
-/** Starts apps/<app>/src/main.ts with env; resolves once it reports it is up. */
-export async function startApp(app: "gateway" | "worker", env: Record<string, string>): Promise<RunningProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", `apps/${app}/src/main.ts`], {
+/**
+ * Starts apps/<app>/src/main.ts with env; resolves once it reports it is up. `nodeArgs` go to node
+ * before the script (the bench's `--cpu-prof`, which NODE_OPTIONS does not allow).
+ */
+export async function startApp(
+  app: "gateway" | "worker",
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): Promise<RunningProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", `apps/${app}/src/main.ts`], {
     cwd: ROOT,
     env: {
       ...process.env,

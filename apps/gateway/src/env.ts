@@ -13,6 +13,11 @@ export interface GatewayDeps {
   maxBodyBytes: number;
   /** Upper bound on the enqueue: past it the caller gets 503 instead of a hanging request. */
   enqueueTimeoutMs: number;
+  /**
+   * How an admitted callback is enqueued: "script" (default) admit and BullMQ's add in one script,
+   * one round trip; "queue" the admit script then BullMQ's Queue.add.
+   */
+  enqueue?: "script" | "queue";
   /** Where unexpected errors go (never to the client). */
   logError: (err: unknown, context: Record<string, unknown>) => void;
   /** Auth, metrics, backpressure, access logs, readiness (issue 5); absent: anonymous, no metrics. */

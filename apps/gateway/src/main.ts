@@ -34,7 +34,10 @@ async function main(): Promise<void> {
   }
   if (auth.anonymous) log.warn("ALLOW_ANONYMOUS=true and no credentials: every caller has every role (local use only)");
   const metrics = new GatewayMetrics();
-  const redis = createRedis(config.REDIS_URL, "gateway", { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
+  const redis = createRedis(config.REDIS_URL, "gateway", {
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    autoPipelining: config.REDIS_AUTO_PIPELINING,
+  });
   redis.on("error", (err) => {
     metrics.redisErrors.inc();
     log.warn({ err: err.message }, "redis connection error");
@@ -81,6 +84,7 @@ async function main(): Promise<void> {
     replayRate: config.DLQ_REPLAY_RATE,
     maxBodyBytes: config.MAX_BODY_BYTES,
     enqueueTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    enqueue: config.ENQUEUE_MODE,
     logError: (err: unknown, context: Record<string, unknown>) => log.error({ err, ...context }, "unexpected error"),
     scheduler: {
       forceCancelQuietMs: config.FORCE_CANCEL_QUIET_MS,

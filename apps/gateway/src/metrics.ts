@@ -211,4 +211,22 @@ export function instrumentCallbackPath(store: RequestStore, queues: CallbackQueu
   };
   store.admit = timed(store.admit.bind(store), metrics.admitSeconds);
   queues.add = timed(queues.add.bind(queues), metrics.enqueueSeconds);
+  // ENQUEUE_MODE=script: admit and enqueue are one script; its time is the admit time of every call
+  // and the enqueue time of those admitted
+  const admitAndEnqueue = store.admitAndEnqueue.bind(store);
+  store.admitAndEnqueue = async (...args: Parameters<RequestStore["admitAndEnqueue"]>) => {
+    const start = process.hrtime.bigint();
+    const seconds = () => Number(process.hrtime.bigint() - start) / 1e9;
+    try {
+      const result = await admitAndEnqueue(...args);
+      const s = seconds();
+      metrics.admitSeconds.observe(s);
+      if (result.kind === "admitted") metrics.enqueueSeconds.observe(s);
+      return result;
+    } catch (err) {
+      metrics.admitSeconds.observe(seconds());
+      if (isRedisUnavailable(err)) metrics.redisErrors.inc();
+      throw err;
+    }
+  };
 }

@@ -99,6 +99,15 @@ export const configSchema = z.object({
   WORKER_METRICS_PORT: int(0, 65535).default(9464),
   /** Worker: bind address of its metrics listener. */
   WORKER_METRICS_HOST: z.string().min(1).default("127.0.0.1"),
+
+  // performance (issue 6)
+  /** Gateway: "script" = admit and BullMQ's add in one Lua script (one round trip); "queue" = admit, then Queue.add. */
+  ENQUEUE_MODE: z.enum(["script", "queue"]).default("script"),
+  /** Gateway: ioredis auto-pipelining (callbacks arriving in one event-loop tick share one Redis write). */
+  REDIS_AUTO_PIPELINING: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
 });
 
 export type Config = z.output<typeof configSchema>;

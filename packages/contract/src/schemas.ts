@@ -12,6 +12,41 @@ export const callbackBodySchema = z.strictObject({
 });
 export type CallbackBody = z.output<typeof callbackBodySchema>;
 
+const STATUS_SET: ReadonlySet<string> = new Set(CALLBACK_STATUSES);
+
+/**
+ * Parses a callback body: the hot path's validator. A precompiled fast path accepts the common
+ * well-formed body (exactly requestHandle + status, optionally statusMessage, all strings) without
+ * zod's machinery; anything else, including every invalid body, goes through callbackBodySchema,
+ * which stays the one source of the rules and of the error messages. The fast path accepts a strict
+ * subset of what the schema accepts and returns what it would (pinned by schemas.test.ts).
+ */
+export function parseCallbackBody(value: unknown): CallbackBody {
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    const o = value as Record<string, unknown>;
+    const handle = o.requestHandle;
+    const status = o.status;
+    const message = o.statusMessage;
+    if (typeof handle === "string" && handle.length > 0 && typeof status === "string" && STATUS_SET.has(status)) {
+      // enumerable keys, inherited ones included (as zod's strictObject counts them): with the two or
+      // three fields defined, n says there is nothing else
+      let n = 0;
+      for (const _ in o) n++;
+      if (message === undefined && n === 2) {
+        return { requestHandle: handle, status: status as CallbackBody["status"], statusMessage: undefined };
+      }
+      if (typeof message === "string" && n === 3) {
+        return {
+          requestHandle: handle,
+          status: status as CallbackBody["status"],
+          statusMessage: truncateMessage(message),
+        };
+      }
+    }
+  }
+  return parseOrThrow(callbackBodySchema, value);
+}
+
 /** Printable ASCII, 1–255 characters: request handles given by a scheduler and Idempotency-Keys. */
 export const tokenSchema = z
   .string()

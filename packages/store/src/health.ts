@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
-import { loadScript, SCRIPTS } from "./scripts.js";
+import { SCRIPTS, type ScriptName, scriptSource } from "./scripts.js";
 
 let shas: Map<string, string> | undefined;
 
@@ -8,7 +8,7 @@ let shas: Map<string, string> | undefined;
 function scriptSources(): Map<string, string> {
   if (!shas) {
     shas = new Map();
-    for (const [name, n] of Object.entries(SCRIPTS)) shas.set(`${name}-${n}`, loadScript(`${name}-${n}`));
+    for (const name of Object.keys(SCRIPTS) as ScriptName[]) shas.set(name, scriptSource(name));
   }
   return shas;
 }

@@ -1,5 +1,5 @@
 import type { CallbackJob } from "@ess/contract";
-import { type JobsOptions, Queue } from "bullmq";
+import { Job, type JobsOptions, Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { CALLBACK_QUEUE, callbackJobId, type Keys, OPS_QUEUE } from "./keys.js";
 
@@ -25,9 +25,32 @@ export function callbackJobOptions(job: CallbackJob, policy: JobPolicy): JobsOpt
   };
 }
 
+/**
+ * What the admit-enqueue script needs to add a callback job to partition N's queue exactly as
+ * Queue.add would: the queue's keys in addStandardJob's order and BullMQ's encoding of the options.
+ */
+export interface EnqueueTemplate {
+  /** wait, paused, meta, id, completed, delayed, active, events, marker */
+  keys: string[];
+  /** BullMQ's queueKeys[''] (`<prefix>:{pN}:callbacks:`), the prefix of job hashes */
+  jobPrefix: string;
+  /** the job options as Queue.add packs them (msgpack); the script sets each job's jobId */
+  encodedOpts: Buffer;
+}
+
+/** The part of BullMQ's (internal) Redis backend the template capture uses. */
+interface AddJobBackend {
+  addJobToTransaction(
+    client: { runCommand(name: string, args: unknown[]): Promise<unknown> },
+    job: unknown,
+    jobId: string | undefined,
+  ): Promise<unknown>;
+}
+
 /** BullMQ queues: per partition (prefix `<prefix>:{pN}`) and the ops queue; created on first use. */
 export class CallbackQueues {
   private readonly queues = new Map<string, Queue>();
+  private readonly templates = new Map<number, EnqueueTemplate>();
 
   constructor(
     private readonly connection: Redis,
@@ -60,6 +83,54 @@ export class CallbackQueues {
   /** Adds an admitted callback to its partition's queue; resolves once Redis has it. */
   async add(partition: number, job: CallbackJob): Promise<void> {
     await this.queue(partition).add(JOB_CALLBACK, job, callbackJobOptions(job, this.policy));
+  }
+
+  /** The enqueue template of partition p if already computed (the hot path avoids an await). */
+  readyTemplate(p: number): EnqueueTemplate | undefined {
+    return this.templates.get(p);
+  }
+
+  /**
+   * The enqueue template of partition p, computed once by running BullMQ's own Queue.add code path
+   * (Job, asJSON, validateOptions, addJobToTransaction) against a recording client instead of Redis,
+   * so the options are encoded by BullMQ itself, never by a copy of its code.
+   */
+  async template(p: number): Promise<EnqueueTemplate> {
+    const cached = this.templates.get(p);
+    if (cached) return cached;
+    const queue = this.queue(p);
+    const sample: CallbackJob = { v: 1, requestId: "1", seq: 1, execution: 1, status: "UPDATE", acceptedAt: 0 };
+    const opts = callbackJobOptions(sample, this.policy);
+    // as Queue.addJob merges them
+    const jobId = callbackJobId(sample.requestId, sample.seq);
+    const merged: JobsOptions = { ...(queue as unknown as { jobsOpts: JobsOptions }).jobsOpts, ...opts, jobId };
+    const job = new Job(queue, JOB_CALLBACK, sample, merged, jobId);
+    const json = job.asJSON();
+    (job as unknown as { validateOptions(j: unknown): void }).validateOptions(json);
+    let command = "";
+    let args: unknown[] = [];
+    const recorder = {
+      runCommand(name: string, a: unknown[]) {
+        command = name;
+        args = a;
+        return Promise.resolve(jobId);
+      },
+    };
+    await (queue as unknown as { backend: AddJobBackend }).backend.addJobToTransaction(recorder, json, job.id);
+    const jobPrefix = this.keys.jobPrefix(p);
+    const keys = args.slice(0, 9);
+    if (
+      !command.startsWith("addStandardJob") ||
+      args.length !== 12 ||
+      !keys.every((k) => typeof k === "string" && k.startsWith(jobPrefix)) ||
+      !Buffer.isBuffer(args[11]) ||
+      queue.keys[""] !== jobPrefix
+    ) {
+      throw new Error(`bullmq's Queue.add no longer runs addStandardJob as expected (${command}/${args.length})`);
+    }
+    const template = { keys: keys as string[], jobPrefix, encodedOpts: args[11] as Buffer };
+    this.templates.set(p, template);
+    return template;
   }
 
   /** The callback queue of every partition (created if needed): for dashboards, metrics and sweeps. */

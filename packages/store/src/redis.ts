@@ -14,6 +14,8 @@ export type RedisRole = "gateway" | "worker" | "tool";
 export interface RedisConnectOptions {
   commandTimeoutMs?: number;
   connectionName?: string;
+  /** ioredis auto-pipelining: commands issued in one event-loop tick share one socket write. */
+  autoPipelining?: boolean;
 }
 
 /** The one Redis connection factory. */
@@ -34,7 +36,12 @@ export function createRedis(url: string, role: RedisRole, opts: RedisConnectOpti
       : role === "worker"
         ? { maxRetriesPerRequest: null, enableReadyCheck: true }
         : { maxRetriesPerRequest: 2, commandTimeout: opts.commandTimeoutMs ?? 10000 };
-  const options = { ...base, ...profile, replyMapping: "legacy" as const };
+  const options = {
+    ...base,
+    ...profile,
+    enableAutoPipelining: opts.autoPipelining ?? false,
+    replyMapping: "legacy" as const,
+  };
   return new Redis(url, options);
 }
 

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { isTerminal, STATE_NAMES, TRANSITIONS } from "@ess/domain";
 import type { Redis } from "ioredis";
 
@@ -24,10 +25,30 @@ export function luaTables(): string {
   return `local TRANSITIONS = ${toLuaLiteral(TRANSITIONS)}\nlocal TERMINAL = ${toLuaLiteral(terminal)}`;
 }
 
-/** Reads a script file from ./lua and injects the domain tables. */
+/** Reads a script file from ./lua and injects the domain tables and the sources it composes. */
 export function loadScript(name: string): string {
   const source = readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
-  return source.replace(/^--@TABLES$/m, () => luaTables());
+  return source
+    .replace(/^--@TABLES$/m, () => luaTables())
+    .replace(/^--@ADMIT$/m, () => loadScript("admit-2"))
+    .replace(/^--@ADD_STANDARD_JOB$/m, () => bullmqAddStandardJob());
+}
+
+/**
+ * BullMQ's addStandardJob script as the installed bullmq ships it (includes resolved): the very script
+ * Queue.add runs for a job without delay, priority or parent. Checked, so a bullmq upgrade that changes
+ * its contract fails loudly at start-up rather than enqueueing differently.
+ */
+function bullmqAddStandardJob(): string {
+  // the CommonJS build is the one Node loads for `import "bullmq"` (its typings sit beside the ESM build)
+  const { addStandardJob } = createRequire(import.meta.url)("bullmq/dist/cjs/scripts/addStandardJob-9.js") as {
+    addStandardJob: { content: string; keys: number };
+  };
+  const { content, keys } = addStandardJob;
+  if (keys !== 9 || !content.includes("local args = cmsgpack.unpack(ARGV[1])") || !content.includes("return jobId")) {
+    throw new Error("bullmq's addStandardJob script changed its contract: review admit-enqueue-11.lua");
+  }
+  return content;
 }
 
 /** name → number of keys; the numbers are also in the file names (BullMQ's convention). */
@@ -39,23 +60,31 @@ export const SCRIPTS = {
   cancel: 5,
   armTimeout: 2,
   sweepTimeouts: 2,
+  // performance (issue 6): admit and BullMQ's add in one round trip
+  admitEnqueue: 11,
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
+
+/** Script file base names where they differ from the command name. */
+const FILES: Partial<Record<ScriptName, string>> = { admitEnqueue: "admit-enqueue" };
+
+/** The source a script is sent as (file `<file>-<numKeys>.lua`, tables and composed sources injected). */
+export function scriptSource(name: ScriptName): string {
+  return loadScript(`${FILES[name] ?? name}-${SCRIPTS[name]}`);
+}
 
 type Reply = (string | number | null)[];
 
 /** A connection with the project's scripts defined (EVALSHA, loading on NOSCRIPT). */
 export type ScriptedRedis = Redis & {
-  [K in `ess_${ScriptName}`]: (...args: (string | number)[]) => Promise<Reply>;
+  [K in `ess_${ScriptName}`]: (...args: (string | number | Buffer)[]) => Promise<Reply>;
 };
 
 /** Defines the project's scripts on a connection. Idempotent. */
 export function defineScripts(redis: Redis): ScriptedRedis {
   for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) {
     const command = `ess_${name}`;
-    if (!(command in redis)) {
-      redis.defineCommand(command, { numberOfKeys, lua: loadScript(`${name}-${numberOfKeys}`) });
-    }
+    if (!(command in redis)) redis.defineCommand(command, { numberOfKeys, lua: scriptSource(name as ScriptName) });
   }
   return redis as ScriptedRedis;
 }

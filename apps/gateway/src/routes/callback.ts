@@ -1,7 +1,8 @@
-import { type CallbackJob, callbackBodySchema, parseOrThrow, tokenSchema } from "@ess/contract";
+import { parseCallbackBody, tokenSchema } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { digest } from "@ess/store";
 import { Hono } from "hono";
+import { acceptCallback } from "../accept.js";
 import { readJson, requireJsonMediaType, requireRequestId } from "../body.js";
 import type { AppEnv } from "../env.js";
 import { methodNotAllowed } from "./method.js";
@@ -11,21 +12,15 @@ export const CANCEL_HEADER = "X-ESS-Cancel-Requested";
 
 const PATH = "/ess/rest/scheduler/v1/requests/:requestId/executionStatus";
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`enqueue timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** The ESS callback: validate, admit (one script), enqueue, answer 200 once Redis has it. */
+/**
+ * The ESS callback: validate, admit and enqueue (acceptCallback), answer 200 once Redis has the job.
+ */
 export const callbackRoutes = new Hono<AppEnv>()
   .post(PATH, async (c) => {
-    const { store, queues, maxBodyBytes, enqueueTimeoutMs } = c.get("deps");
+    const { maxBodyBytes } = c.get("deps");
     const requestId = requireRequestId(c.req.param("requestId"));
     requireJsonMediaType(c);
-    const body = parseOrThrow(callbackBodySchema, await readJson(c, maxBodyBytes));
+    const body = parseCallbackBody(await readJson(c, maxBodyBytes));
     c.set("callbackStatus", body.status);
 
     const rawKey = c.req.header("idempotency-key");
@@ -38,26 +33,11 @@ export const callbackRoutes = new Hono<AppEnv>()
       idempotency = { key: rawKey, fingerprint };
     }
 
-    const admit = await store.admit(requestId, body.requestHandle, body.status, idempotency);
-    if (admit.kind === "admitted") {
-      const job: CallbackJob = {
-        v: 1,
-        requestId,
-        seq: admit.seq,
-        execution: admit.execution,
-        status: body.status,
-        acceptedAt: Date.now(),
-      };
-      if (body.statusMessage !== undefined) job.message = body.statusMessage;
-      try {
-        await withTimeout(queues.add(admit.partition, job), enqueueTimeoutMs);
-      } catch (err) {
-        // the seq stays unused: the worker skips the gap after GAP_TIMEOUT_MS
-        if (idempotency) await store.abandonIdempotency(requestId, idempotency.key).catch(() => {});
-        throw err;
-      }
-      if (idempotency) await store.completeIdempotency(requestId, idempotency.key, idempotency.fingerprint, admit.seq);
-    }
+    const admit = await acceptCallback(
+      c.get("deps"),
+      { requestId, handle: body.requestHandle, status: body.status, message: body.statusMessage },
+      idempotency,
+    );
     if (admit.cancelling) c.header(CANCEL_HEADER, "true");
     return c.body(null, 200);
   })

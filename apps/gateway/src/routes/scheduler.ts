@@ -1,13 +1,8 @@
-import {
-  type CallbackJob,
-  checkInBodySchema,
-  parseExecutionContext,
-  parseOrThrow,
-  subscribeBodySchema,
-} from "@ess/contract";
+import { checkInBodySchema, parseExecutionContext, parseOrThrow, subscribeBodySchema } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { SchedulerStore } from "@ess/store";
 import { type Context, Hono } from "hono";
+import { acceptCallback } from "../accept.js";
 import { readJson, requireJsonMediaType, requireRequestId } from "../body.js";
 import type { AppEnv } from "../env.js";
 import { CANCEL_HEADER } from "./callback.js";
@@ -24,14 +19,6 @@ function linkAnswer(c: Context<AppEnv>, requestId: string, extra: Record<string,
   // requestId written by hand: an exact JSON integer past 2^53
   const rest = JSON.stringify({ ...extra, link: { href, rel: "self" } }).slice(1);
   return c.body(`{"requestId":${requestId},${rest}`, 200, { "content-type": "application/json" });
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`enqueue timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 async function jsonBody<T>(c: Context<AppEnv>, schema: Parameters<typeof parseOrThrow>[0]): Promise<T> {
@@ -59,7 +46,6 @@ export const schedulerRoutes = new Hono<AppEnv>()
   })
   .all(`${BASE}/forceCancel`, methodNotAllowed("POST"))
   .post(`${BASE}/checkInCancelling`, async (c) => {
-    const { store, queues, enqueueTimeoutMs } = c.get("deps");
     const requestId = requireRequestId(c.req.param("requestId"));
     const body = await jsonBody<{ requestExecutionContext: string }>(c, checkInBodySchema);
     const context = parseExecutionContext(body.requestExecutionContext);
@@ -71,20 +57,12 @@ export const schedulerRoutes = new Hono<AppEnv>()
     }
     // The check-in goes through the very admit script of executionStatus (same 404/403 rules, one
     // copy of them) as an UPDATE: the worker applies it in order and records lastCheckInTime.
-    const admit = await store.admit(requestId, context.requestHandle, "UPDATE");
-    if (admit.kind === "admitted") {
-      const job: CallbackJob = {
-        v: 1,
-        requestId,
-        seq: admit.seq,
-        execution: admit.execution,
-        status: "UPDATE",
-        message: "checkInCancelling",
-        acceptedAt: Date.now(),
-      };
-      // the seq stays unused on failure: the worker skips the gap after GAP_TIMEOUT_MS
-      await withTimeout(queues.add(admit.partition, job), enqueueTimeoutMs);
-    }
+    const admit = await acceptCallback(c.get("deps"), {
+      requestId,
+      handle: context.requestHandle,
+      status: "UPDATE",
+      message: "checkInCancelling",
+    });
     if (admit.cancelling) c.header(CANCEL_HEADER, "true");
     return c.body(admit.cancelling ? "true" : "false", 200, { "content-type": "application/json" });
   })

@@ -1,0 +1,213 @@
+// Load generation for the bench: the callback mix, autocannon (used as a library) runs at full speed,
+// and an open-loop paced driver for the fixed-rate phases.
+import { Agent, request } from "node:http";
+import autocannon, { type RequestSpec, type Result } from "autocannon";
+
+/** A registered request the bench calls back for. */
+export interface Target {
+  id: string;
+  handle: string;
+}
+
+/** One HTTP call of the mix, and the answer the bench expects for it. */
+export interface Call {
+  path: string;
+  body: string;
+  expect: number;
+}
+
+const FINALS = ["SUCCESS", "SUCCESS", "SUCCESS", "WARNING", "ERROR", "CANCEL"] as const;
+
+/** Path of the callback of a request id. */
+export function callbackPath(id: string): string {
+  return `/ess/rest/scheduler/v1/requests/${id}/executionStatus`;
+}
+
+/**
+ * The realistic mix: `updates` UPDATE callbacks then one final status per target, interleaved round by
+ * round over all targets (so two connections rarely hold callbacks of one request at once), with one
+ * 4xx call every `badEvery` calls: wrong handle (403), unknown id (404), malformed JSON (400) in turn.
+ */
+export function buildMix(targets: Target[], updates: number, badEvery: number): Call[] {
+  const calls: Call[] = [];
+  let bad = 0;
+  const pushBad = () => {
+    const t = targets[bad % targets.length]!;
+    switch (bad++ % 3) {
+      case 0:
+        calls.push({
+          path: callbackPath(t.id),
+          body: JSON.stringify({ requestHandle: "not-the-handle", status: "UPDATE" }),
+          expect: 403,
+        });
+        break;
+      case 1:
+        calls.push({
+          path: callbackPath(String(9_000_000_000_000_000_000n + BigInt(bad))),
+          body: JSON.stringify({ requestHandle: t.handle, status: "UPDATE" }),
+          expect: 404,
+        });
+        break;
+      default:
+        calls.push({ path: callbackPath(t.id), body: `{"requestHandle": "${t.handle}", "status": `, expect: 400 });
+    }
+  };
+  for (let round = 0; round <= updates; round++) {
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[i]!;
+      const final = round === updates;
+      const status = final ? FINALS[i % FINALS.length]! : "UPDATE";
+      const body: Record<string, string> = { requestHandle: t.handle, status };
+      if (status === "WARNING" || status === "ERROR") body.statusMessage = `job ${t.id} reported ${status}`;
+      else if (!final) body.statusMessage = `step ${round + 1} of ${updates}`;
+      calls.push({ path: callbackPath(t.id), body: JSON.stringify(body), expect: 200 });
+      if (badEvery > 0 && calls.length % badEvery === 0) pushBad();
+    }
+  }
+  return calls;
+}
+
+/** Registration calls (POST .../executions with the handle chosen by the bench). */
+export function registrationCalls(targets: Target[]): Call[] {
+  return targets.map((t) => ({
+    path: `/gateway/v1/requests/${t.id}/executions`,
+    body: JSON.stringify({ requestHandle: t.handle }),
+    expect: 201,
+  }));
+}
+
+/** Targets with ids from `base + 1`, handles derived from the id. */
+export function makeTargets(base: number, n: number): Target[] {
+  return Array.from({ length: n }, (_, i) => {
+    const id = String(base + i + 1);
+    return { id, handle: `bench-${id}-${(base + i) % 9973}` };
+  });
+}
+
+export interface LoadOptions {
+  connections: number;
+  /** requests per second over all connections (paced run); omit for as fast as possible */
+  rate?: number;
+  /** run for this many seconds instead of until the calls are used up (the calls then cycle) */
+  duration?: number;
+}
+
+/**
+ * Sends `calls` in order over `connections` keep-alive connections (each connection takes the next
+ * call when it sends), once each unless `duration` is given.
+ */
+export async function drive(url: string, calls: Call[], opts: LoadOptions): Promise<Result & { seconds: number }> {
+  let next = 0;
+  const spec: RequestSpec = {
+    method: "POST",
+    setupRequest: (req) => {
+      const call = calls[next++ % calls.length]!;
+      req.path = call.path;
+      req.body = call.body;
+      req.headers = { "content-type": "application/json" };
+      return req;
+    },
+  };
+  const connections = Math.min(opts.connections, calls.length);
+  const options: Parameters<typeof autocannon>[0] = {
+    url,
+    connections,
+    pipelining: 1,
+    timeout: 10,
+    requests: [spec],
+  };
+  if (opts.duration !== undefined) options.duration = opts.duration;
+  else options.amount = calls.length;
+  if (opts.rate !== undefined) options.overallRate = Math.max(1, Math.round(opts.rate));
+  // autocannon notices that an `amount` run is complete only on its 1-second tick, so its duration
+  // (and any wall clock around it) rounds a run up to whole seconds: time the first send to the last
+  // answer instead
+  const t0 = performance.now();
+  let last = t0;
+  const instance = autocannon(options);
+  instance.on("response", () => {
+    last = performance.now();
+  });
+  const result = await instance;
+  return Object.assign(result, { seconds: (last - t0) / 1000 });
+}
+
+/** Counts of answers by status code. */
+export function statusCounts(result: Result): Record<string, number> {
+  return Object.fromEntries(Object.entries(result.statusCodeStats).map(([k, v]) => [k, v.count]));
+}
+
+/** How many answers each status code should get for a list of calls. */
+export function expectedCounts(calls: Call[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of calls) out[c.expect] = (out[c.expect] ?? 0) + 1;
+  return out;
+}
+
+/** What a paced run measured. */
+export interface PacedResult {
+  seconds: number;
+  sent: number;
+  statusCounts: Record<string, number>;
+  errors: number;
+  /** latency from each call's scheduled start to its complete answer, ms, sorted */
+  latencies: number[];
+}
+
+/**
+ * Open-loop pacing: call i starts at t0 + i / rate whatever happened to the earlier ones (autocannon's
+ * own rate limit sends each connection's per-second quota as a burst at the top of every second, which
+ * is not a steady 50 %). Latency counts from the scheduled start, so a stalled server is not hidden
+ * (no coordinated omission). At most `connections` keep-alive sockets; calls beyond wait for one.
+ */
+export async function drivePaced(url: string, calls: Call[], rate: number, connections: number): Promise<PacedResult> {
+  const { hostname, port } = new URL(url);
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  const latencies: number[] = [];
+  const counts: Record<string, number> = {};
+  let errors = 0;
+  let done = 0;
+  const t0 = performance.now();
+  const started = await new Promise<number>((resolve) => {
+    let next = 0;
+    const send = (call: Call, scheduled: number) => {
+      const body = Buffer.from(call.body);
+      const req = request(
+        {
+          agent,
+          hostname,
+          port,
+          method: "POST",
+          path: call.path,
+          headers: { "content-type": "application/json", "content-length": body.length },
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => {
+            latencies.push(performance.now() - scheduled);
+            const code = String(res.statusCode);
+            counts[code] = (counts[code] ?? 0) + 1;
+            if (++done === calls.length) resolve(next);
+          });
+        },
+      );
+      req.on("error", () => {
+        errors++;
+        if (++done === calls.length) resolve(next);
+      });
+      req.end(body);
+    };
+    const tick = () => {
+      const now = performance.now();
+      while (next < calls.length && t0 + (next * 1000) / rate <= now) {
+        send(calls[next]!, t0 + (next * 1000) / rate);
+        next++;
+      }
+      if (next < calls.length) setTimeout(tick, 1);
+    };
+    tick();
+  });
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  return { seconds: (performance.now() - t0) / 1000, sent: started, statusCounts: counts, errors, latencies };
+}

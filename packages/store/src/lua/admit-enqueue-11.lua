@@ -1,0 +1,51 @@
+--[[
+  admit-enqueue-11: admit-2 and BullMQ's own addStandardJob in ONE script, so an accepted callback
+  costs the gateway one round trip. The loader (scripts.ts) injects both sources unchanged, each
+  wrapped as a function taking (KEYS, ARGV): admit-2.lua stays the one source of the admit rules, and
+  the enqueue is the exact script BullMQ's Queue.add runs (from the installed bullmq package).
+  All keys carry the partition's hash tag: one slot, Redis Cluster-safe.
+
+  KEYS[1]     request hash            <prefix>:{pN}:req:<id>
+  KEYS[2]     idempotency record      (= KEYS[1] when no key is given), as admit-2
+  KEYS[3..11] the partition queue's keys in addStandardJob's order:
+              wait, paused, meta, id, completed, delayed, active, events, marker
+
+  ARGV[1..4]  as admit-2 (handle digest, status, idempotency fingerprint, in-flight seconds)
+  ARGV[5]     the queue's key prefix   <prefix>:{pN}:callbacks:   (BullMQ's queueKeys[''])
+  ARGV[6]     request id (canonical decimal)
+  ARGV[7]     job name
+  ARGV[8]     acceptedAt, ms: the job's timestamp and data.acceptedAt
+  ARGV[9]     the rest of the job data as a JSON object: {"status":..,"message":..,"acceptedAt":..}
+  ARGV[10]    the job options as BullMQ's Queue.add encodes them (msgpack), captured once from
+              BullMQ's own code; its jobId is replaced by this job's id
+
+  Returns admit-2's reply. Code 1 (ADMITTED) is returned only after the job was added to the queue,
+  as job id "<requestId>-<seq>" with data {v,requestId,seq,execution,status,message?,acceptedAt}.
+  If the add fails the script errors (the seq stays unused: the worker skips the gap after its timeout).
+]]
+local function admit(KEYS, ARGV)
+--@ADMIT
+end
+
+local function addStandardJob(KEYS, ARGV)
+--@ADD_STANDARD_JOB
+end
+
+local r = admit({ KEYS[1], KEYS[2] }, { ARGV[1], ARGV[2], ARGV[3], ARGV[4] })
+if r[1] ~= 1 then return r end
+
+local rid, seq = ARGV[6], r[2]
+local jobId = rid .. '-' .. seq
+local data = '{"v":1,"requestId":"' .. rid .. '","seq":' .. seq .. ',"execution":' .. r[3] .. ','
+  .. string.sub(ARGV[9], 2)
+local opts = cmsgpack.unpack(ARGV[10])
+opts['jobId'] = jobId
+-- BullMQ's args array: prefix key, job id, name, timestamp; parent/repeat/dedup fields stay nil
+local args = cmsgpack.pack({ ARGV[5], jobId, ARGV[7], tonumber(ARGV[8]) })
+local added = addStandardJob(
+  { KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11] },
+  { args, data, cmsgpack.pack(opts) })
+if type(added) == 'number' and added < 0 then
+  return redis.error_reply('ERR addStandardJob failed with code ' .. added)
+end
+return r
