@@ -33,7 +33,7 @@ const HELP = `npm run bench -- [options]
   --rounds R           interleaved rounds of ceiling / gateway / variants at max rate (default 3; quick 1)
   --paced-seconds S    length of the 50 % and 90 % paced phases (default 4; quick 1.5)
   --no-scaling         skip the 2-gateway and 2-worker phases (first profile only; quick skips them)
-  --no-compare         skip the gateway variants (ENQUEUE_MODE=queue, REDIS_AUTO_PIPELINING=true),
+  --no-compare         skip the gateway variants (ENQUEUE_MODE=queue, REDIS_AUTO_PIPELINING=true, ACCESS_LOG=false),
                        measured at max rate on the first profile (quick skips them)
   --out DIR            where the JSON goes (default bench-results/)
   --cpu-prof           run gateways and workers with node --cpu-prof (profiles in <out>/profiles/)
@@ -268,6 +268,7 @@ function redisEnv(url: string, extra: Record<string, string> = {}): Record<strin
 const VARIANTS: { name: string; env: Record<string, string> }[] = [
   { name: "ENQUEUE_MODE=queue (admit script, then BullMQ Queue.add)", env: { ENQUEUE_MODE: "queue" } },
   { name: "REDIS_AUTO_PIPELINING=true", env: { REDIS_AUTO_PIPELINING: "true" } },
+  { name: "ACCESS_LOG=false (no log line per request)", env: { ACCESS_LOG: "false" } },
 ];
 
 async function startGateway(url: string, name: string, extraEnv: Record<string, string> = {}): Promise<RunningProcess> {

@@ -75,8 +75,10 @@ export function observeMiddleware(
     const given = c.req.header("x-request-id");
     const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
     c.set("requestId", requestId);
+    // set on the context, not on c.res after next(): touching c.res.headers would turn
+    // @hono/node-server's lightweight response into a full web Response on every call
+    c.header("X-Request-Id", requestId);
     await next();
-    c.res.headers.set("X-Request-Id", requestId);
     const status = c.res.status;
     const operation = c.get("operation") ?? ruleFor(rules, c.req.method, c.req.path).operation;
     const seconds = (performance.now() - start) / 1000;
