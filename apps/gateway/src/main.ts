@@ -1,4 +1,4 @@
-import { ConfigError, createLogger, loadConfig } from "@ess/config";
+import { configOrExit, createLogger, loadConfig, storeLimits } from "@ess/config";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
 import { serve } from "@hono/node-server";
 import { createAdminApp } from "./admin.js";
@@ -10,16 +10,7 @@ import { type OperationsDeps, Readiness } from "./ops.js";
 
 /** Entry point: reads config, opens Redis, serves, and shuts down cleanly on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`gateway: ${err.message}`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const config = configOrExit("gateway", () => loadConfig());
   const log = createLogger(config, "gateway");
   let auth: Authenticator;
   try {
@@ -47,13 +38,7 @@ async function main(): Promise<void> {
     process.exit(1);
   });
   const keys = new Keys(config.KEY_PREFIX, config.PARTITIONS);
-  const store = new RequestStore(redis, keys, {
-    historyLimit: config.HISTORY_LIMIT,
-    eventsMaxLen: config.EVENTS_MAXLEN,
-    retentionSeconds: config.RETENTION_SECONDS,
-    gapTimeoutMs: config.GAP_TIMEOUT_MS,
-    idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-  });
+  const store = new RequestStore(redis, keys, storeLimits(config));
   const queues = new CallbackQueues(redis, keys, { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
   instrumentCallbackPath(store, queues, metrics);
   const readiness = new Readiness(redis);

@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { ConfigError, createLogger, loadConfig, parsePartitionList } from "@ess/config";
+import { configOrExit, createLogger, loadConfig, parsePartitionList, storeLimits } from "@ess/config";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
 import { instrumentStore, observeRedis, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
 import { startTimeoutSweeper } from "./timeouts.js";
@@ -8,18 +8,10 @@ import { createWorker } from "./worker.js";
 
 /** Entry point: config, Redis, one BullMQ worker per partition; SIGTERM drains and exits 0. */
 async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
-  let partitions: number[];
-  try {
-    config = loadConfig();
-    partitions = parsePartitionList(config.WORKER_PARTITIONS, config.PARTITIONS);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`worker: ${err.message}`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const { config, partitions } = configOrExit("worker", () => {
+    const c = loadConfig();
+    return { config: c, partitions: parsePartitionList(c.WORKER_PARTITIONS, c.PARTITIONS) };
+  });
   const log = createLogger(config, "worker");
   const connection = createRedis(config.REDIS_URL, "worker");
   connection.on("error", (err) => log.warn({ err: err.message }, "redis connection error"));
@@ -28,13 +20,7 @@ async function main(): Promise<void> {
     process.exit(1);
   });
   const keys = new Keys(config.KEY_PREFIX, config.PARTITIONS);
-  const store = new RequestStore(connection, keys, {
-    historyLimit: config.HISTORY_LIMIT,
-    eventsMaxLen: config.EVENTS_MAXLEN,
-    retentionSeconds: config.RETENTION_SECONDS,
-    gapTimeoutMs: config.GAP_TIMEOUT_MS,
-    idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-  });
+  const store = new RequestStore(connection, keys, storeLimits(config));
   const queues = new CallbackQueues(connection, keys, {
     attempts: config.JOB_ATTEMPTS,
     backoffMs: config.JOB_BACKOFF_MS,

@@ -132,6 +132,33 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
 }
 
+/**
+ * Runs `read` (loadConfig and what derives from it) in a process's main: on a ConfigError it prints the
+ * message for `service` and exits 2 before any port or connection is opened.
+ */
+export function configOrExit<T>(service: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`${service}: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+/** The store's limits as the configuration sets them (gateway and worker use the same). */
+export function storeLimits(config: Config) {
+  return {
+    historyLimit: config.HISTORY_LIMIT,
+    eventsMaxLen: config.EVENTS_MAXLEN,
+    retentionSeconds: config.RETENTION_SECONDS,
+    gapTimeoutMs: config.GAP_TIMEOUT_MS,
+    idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+  };
+}
+
 /** Parses WORKER_PARTITIONS ("all", "3", "0-7,12") into a sorted list within [0, partitions). */
 export function parsePartitionList(spec: string, partitions: number): number[] {
   if (spec.trim() === "all") return Array.from({ length: partitions }, (_, i) => i);
