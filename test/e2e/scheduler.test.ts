@@ -217,22 +217,31 @@ describe("events out end to end", () => {
   });
 });
 
+/** Runs an example script as its own process, collecting what it prints. */
+function runExample(script: string, env: Record<string, string>) {
+  const child = spawn(process.execPath, ["--import", "tsx", script], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const collect = (d: Buffer) => {
+    out += d.toString();
+  };
+  child.stdout.on("data", collect);
+  child.stderr.on("data", collect);
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  return { child, exited, output: () => out };
+}
+
 describe("the example job (examples/async-job.ts)", () => {
   function runJob(id: string, requestHandle: string, extra: Record<string, string>) {
-    const child = spawn(process.execPath, ["--import", "tsx", "examples/async-job.ts"], {
-      cwd: ROOT,
-      env: { ...process.env, GATEWAY_URL: base, REQUEST_ID: id, REQUEST_HANDLE: requestHandle, ...extra },
-      stdio: ["ignore", "pipe", "pipe"],
+    return runExample("examples/async-job.ts", {
+      GATEWAY_URL: base,
+      REQUEST_ID: id,
+      REQUEST_HANDLE: requestHandle,
+      ...extra,
     });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-    return { exited, output: () => out };
   }
 
   it("heartbeats and reports SUCCESS", async () => {
@@ -260,22 +269,17 @@ describe("the example event consumer (examples/event-consumer.ts)", () => {
   it("reads the partitions' streams through a consumer group and acknowledges what it read", async () => {
     const id = newId();
     await registerRequest(base, id);
-    const child = spawn(process.execPath, ["--import", "tsx", "examples/event-consumer.ts"], {
-      cwd: ROOT,
-      env: { ...process.env, ...env, GROUP: "e2e-consumer", FROM_START: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
+    const { child, exited, output } = runExample("examples/event-consumer.ts", {
+      ...env,
+      GROUP: "e2e-consumer",
+      FROM_START: "1",
     });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
     try {
-      await eventually(async () => out.includes(`"requestId":"${id}"`), 30000, "the consumer to print the event");
-      const line = out.split("\n").find((l) => l.includes(`"requestId":"${id}"`)) ?? "{}";
+      await eventually(async () => output().includes(`"requestId":"${id}"`), 30000, "the consumer to print the event");
+      const line =
+        output()
+          .split("\n")
+          .find((l) => l.includes(`"requestId":"${id}"`)) ?? "{}";
       expect(JSON.parse(line)).toMatchObject({ event: "REQUEST_RUNNING", state: "RUNNING", requestId: id });
     } finally {
       child.kill("SIGTERM");
