@@ -32,6 +32,8 @@ beforeAll(async () => {
     FORCE_CANCEL_QUIET_MS: String(QUIET_MS),
     TIMEOUT_SWEEP_MS: "100",
     WEBHOOK_SECRET: SECRET,
+    // the receiver listens on loopback, which the webhook address policy refuses unless opened
+    WEBHOOK_ALLOW_HOSTS: "127.0.0.1",
     WEBHOOK_BACKOFF_MS: "100",
     SSE_POLL_MS: "50",
   };

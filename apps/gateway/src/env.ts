@@ -1,3 +1,4 @@
+import type { WebhookAddressPolicy } from "@ess/contract";
 import type { CallbackQueues, DeadLetters, RequestStore } from "@ess/store";
 import type { Principal } from "./auth.js";
 import type { OperationsDeps } from "./ops.js";
@@ -34,6 +35,8 @@ export interface SchedulerSettings {
   ssePollMs: number;
   /** Aborted when the process stops: open SSE streams end so the server can close. */
   shutdown?: AbortSignal;
+  /** Which callbackUrls a subscription may name (WEBHOOK_ALLOW_HOSTS); absent: the default policy. */
+  webhookPolicy?: WebhookAddressPolicy;
 }
 
 /** Hono environment: dependencies travel in typed context variables, never module singletons. */

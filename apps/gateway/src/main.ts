@@ -1,4 +1,5 @@
-import { configOrExit, createLogger, loadConfig, storeLimits } from "@ess/config";
+import { armShutdownDeadline, configOrExit, createLogger, loadConfig, storeLimits } from "@ess/config";
+import { WebhookAddressPolicy } from "@ess/contract";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
 import { serve } from "@hono/node-server";
 import { createAdminApp } from "./admin.js";
@@ -75,6 +76,7 @@ async function main(): Promise<void> {
       forceCancelQuietMs: config.FORCE_CANCEL_QUIET_MS,
       ssePollMs: config.SSE_POLL_MS,
       shutdown: sseShutdown.signal,
+      webhookPolicy: new WebhookAddressPolicy(config.WEBHOOK_ALLOW_HOSTS),
     },
   };
   const app = createApp(deps);
@@ -95,11 +97,7 @@ async function main(): Promise<void> {
     readiness.stopping = true;
     backlog?.stop();
     log.info({ signal }, "stopping: no new connections, finishing in-flight requests");
-    const force = setTimeout(() => {
-      log.error("shutdown timed out");
-      process.exit(1);
-    }, config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
-    force.unref();
+    armShutdownDeadline(config.SHUTDOWN_TIMEOUT_SECONDS, log);
     sseShutdown.abort();
     adminServer.close();
     server.close(async () => {

@@ -1,4 +1,9 @@
-import { callbackJobSchema, formatExecutionContext, simpleExceptionDetailSchema } from "@ess/contract";
+import {
+  callbackJobSchema,
+  formatExecutionContext,
+  simpleExceptionDetailSchema,
+  WebhookAddressPolicy,
+} from "@ess/contract";
 import { JOB_CALLBACK } from "@ess/store";
 import { describe, expect, it } from "vitest";
 import { newRequestId, useTestContext } from "../../../test/support/context.js";
@@ -340,7 +345,7 @@ describe("POST/DELETE .../{id}/subscribe", () => {
   it("adds and drops a callback URL, answering 200 with a link", async () => {
     const id = newRequestId();
     await register(id);
-    const url = "http://127.0.0.1:9/hook";
+    const url = "https://hooks.example.com:9443/hook";
     const added = await sub(id, "POST", url);
     expect(added.status).toBe(200);
     expect(await added.json()).toMatchObject({
@@ -362,9 +367,70 @@ describe("POST/DELETE .../{id}/subscribe", () => {
     await problem(await sub(id, "POST", url), 400, "ESS-40003");
   });
 
+  it.each([
+    ["http://127.0.0.1:9/hook", "a loopback address (127.0.0.1)"],
+    ["http://localhost:9/hook", "names a loopback host (localhost)"],
+    ["http://[::1]/hook", "a loopback address (::1)"],
+    ["http://0.0.0.0:9/hook", "an unspecified address (0.0.0.0)"],
+    ["http://169.254.169.254/latest/meta-data/", "a cloud metadata address (169.254.169.254)"],
+    ["http://metadata.google.internal/computeMetadata/v1/", "names a cloud metadata host (metadata.google.internal)"],
+    ["http://[fd00:ec2::254]/", "a cloud metadata address (fd00:ec2::254)"],
+    ["http://10.1.2.3/hook", "a private address (10.1.2.3)"],
+    ["http://192.168.0.10/hook", "a private address (192.168.0.10)"],
+    ["http://172.20.0.1/hook", "a private address (172.20.0.1)"],
+    ["http://100.64.1.1/hook", "a private address (100.64.1.1)"],
+    ["http://[fd12::1]/hook", "a private address (fd12::1)"],
+    ["http://169.254.10.1/hook", "a link-local address (169.254.10.1)"],
+    ["http://[fe80::1]/hook", "a link-local address (fe80::1)"],
+    ["http://239.1.1.1/hook", "a multicast address (239.1.1.1)"],
+    ["http://255.255.255.255/hook", "a broadcast address (255.255.255.255)"],
+    ["http://2130706433/hook", "a loopback address (127.0.0.1)"],
+    ["http://0x7f000001/hook", "a loopback address (127.0.0.1)"],
+    ["http://127.1/hook", "a loopback address (127.0.0.1)"],
+    ["http://[::ffff:127.0.0.1]/hook", "a loopback address (::ffff:7f00:1)"],
+  ])("400 naming the rule for callbackUrl %s (webhook address policy)", async (url, rule) => {
+    const id = newRequestId();
+    await register(id);
+    const body = await problem(await sub(id, "POST", url), 400, "ESS-40003");
+    expect(body.detail).toContain(`callbackUrl ${rule.startsWith("names") ? "" : "resolves to "}${rule}`);
+    expect(body.detail).toContain("refused by the webhook address policy");
+    expect(await ctx.redis.hgetall(subsKey(id))).toEqual({});
+  });
+
+  it("a name is accepted at subscribe (it is checked on the address the worker connects to)", async () => {
+    const id = newRequestId();
+    await register(id);
+    expect((await sub(id, "POST", "http://rebind.example.net:8080/hook")).status).toBe(200);
+  });
+
+  it("the allowlist opens what it names; a subscription refused before can still be dropped", async () => {
+    const open = createApp({
+      ...ctx.deps,
+      scheduler: {
+        forceCancelQuietMs: 0,
+        ssePollMs: 50,
+        webhookPolicy: new WebhookAddressPolicy("127.0.0.1,localhost"),
+      },
+    });
+    const id = newRequestId();
+    await register(id);
+    const at = (app: typeof open, method: "POST" | "DELETE", url: string) =>
+      app.request(`${R}/${id}/subscribe`, {
+        method,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ callbackUrl: url }),
+      });
+    expect((await at(open, "POST", "http://127.0.0.1:9/hook")).status).toBe(200);
+    expect((await at(open, "POST", "http://localhost:9/hook")).status).toBe(200);
+    await problem(await at(open, "POST", "http://10.0.0.1/hook"), 400, "ESS-40003");
+    // under the default policy the same URL is refused, but DELETE still removes it
+    await problem(await at(ctx.app, "POST", "http://127.0.0.1:9/hook"), 400, "ESS-40003");
+    expect(await (await at(ctx.app, "DELETE", "http://127.0.0.1:9/hook")).json()).toMatchObject({ removed: true });
+  });
+
   it("404 for an unknown request, 405 for GET", async () => {
-    await problem(await sub(newRequestId(), "POST", "http://127.0.0.1/x"), 404, "ESS-40401");
-    await problem(await sub(newRequestId(), "DELETE", "http://127.0.0.1/x"), 404, "ESS-40401");
+    await problem(await sub(newRequestId(), "POST", "http://hooks.example.com/x"), 404, "ESS-40401");
+    await problem(await sub(newRequestId(), "DELETE", "http://hooks.example.com/x"), 404, "ESS-40401");
     await problem(await ctx.app.request(`${R}/1/subscribe`), 405, "ESS-40501");
   });
 });

@@ -1,12 +1,23 @@
 import { hostname } from "node:os";
-import { configOrExit, createLogger, loadConfig, parsePartitionList, storeLimits } from "@ess/config";
+import {
+  armShutdownDeadline,
+  configOrExit,
+  createLogger,
+  loadConfig,
+  parsePartitionList,
+  storeLimits,
+} from "@ess/config";
+import { WebhookAddressPolicy } from "@ess/contract";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
 import { instrumentStore, observeRedis, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
 import { startTimeoutSweeper } from "./timeouts.js";
 import { startWebhooks } from "./webhooks.js";
 import { createWorker } from "./worker.js";
 
-/** Entry point: config, Redis, one BullMQ worker per partition; SIGTERM drains and exits 0. */
+/**
+ * Entry point: config, Redis, one BullMQ worker per partition. SIGTERM drains and exits 0; a shutdown that
+ * cannot finish within SHUTDOWN_TIMEOUT_SECONDS (Redis down) exits 1 at that deadline.
+ */
 async function main(): Promise<void> {
   const { config, partitions } = configOrExit("worker", () => {
     const c = loadConfig();
@@ -72,6 +83,7 @@ async function main(): Promise<void> {
         log,
         consumer: `${hostname()}-${process.pid}`,
         deadLetters,
+        policy: new WebhookAddressPolicy(config.WEBHOOK_ALLOW_HOSTS),
       })
     : undefined;
   if (!webhooks) log.warn({}, "WEBHOOK_SECRET is not set: webhook subscriptions are stored but not delivered");
@@ -82,7 +94,9 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "stopping: finishing active jobs");
-    await worker.close(config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+    armShutdownDeadline(config.SHUTDOWN_TIMEOUT_SECONDS, log);
+    // active jobs get three quarters of the time; the rest is for handing back what still runs and closing
+    await worker.close(config.SHUTDOWN_TIMEOUT_SECONDS * 750);
     await sweeper.stop();
     await webhooks?.close().catch(() => {});
     metricsServer.server.close();

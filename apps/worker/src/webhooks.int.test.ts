@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { verifyWebhook, WEBHOOK_HEADERS } from "@ess/contract";
+import { verifyWebhook, WEBHOOK_HEADERS, WebhookAddressPolicy } from "@ess/contract";
 import { createRedis, SchedulerStore, WEBHOOK_QUEUE } from "@ess/store";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newRequestId, useTestContext } from "../../../test/support/context.js";
@@ -54,6 +54,8 @@ beforeAll(async () => {
     log: quiet,
     consumer: "test",
     deadLetters: ctx.deadLetters,
+    // the receiver is on loopback, which the default policy refuses: opened explicitly
+    policy: new WebhookAddressPolicy("127.0.0.1"),
   });
   // the dispatcher's consumer groups exist before the first event of the tests
   await eventually(async () => {

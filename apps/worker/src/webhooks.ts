@@ -1,9 +1,24 @@
 import { createHash } from "node:crypto";
-import { signWebhook, WEBHOOK_HEADERS, type WebhookJob, webhookJobSchema } from "@ess/contract";
+import {
+  signWebhook,
+  WEBHOOK_HEADERS,
+  type WebhookAddressPolicy,
+  type WebhookJob,
+  webhookJobSchema,
+} from "@ess/contract";
 import { isRequestState, isTerminal } from "@ess/domain";
-import { type DeadLetters, eventJson, type RequestStore, SchedulerStore, WEBHOOK_QUEUE } from "@ess/store";
+import {
+  compareStreamIds,
+  type DeadLetters,
+  eventJson,
+  type RequestStore,
+  reasonMessage,
+  SchedulerStore,
+  WEBHOOK_QUEUE,
+} from "@ess/store";
 import { Queue, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
+import { type Resolver, WebhookAddressRefused, WebhookTransport } from "./delivery.js";
 import type { WorkerLogger } from "./worker.js";
 
 /** Consumer group of the webhook dispatcher on every partition's event stream. */
@@ -28,6 +43,10 @@ export interface WebhookDeps {
   consumer: string;
   /** where deliveries that failed all their attempts go (replayable like any dead letter) */
   deadLetters: DeadLetters;
+  /** which targets may be reached (WEBHOOK_ALLOW_HOSTS); checked again on every connection */
+  policy: WebhookAddressPolicy;
+  /** name resolution of the delivery connections (default: the system resolver); tests inject a stub */
+  resolve?: Resolver;
 }
 
 /** The running webhook side: dispatcher loop plus delivery workers. */
@@ -57,6 +76,9 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
   const reader = deps.connection.duplicate();
   reader.on("error", () => {});
   let stopped = false;
+  const transport = new WebhookTransport({ policy: deps.policy, resolve: deps.resolve, timeoutMs: deps.timeoutMs });
+  // per partition, the newest entry dispatched and acknowledged: where a lost consumer group starts again
+  const lastDispatched = new Map<number, string>();
 
   async function dispatch(p: number, id: string, fields: Record<string, string>): Promise<void> {
     const requestId = fields.requestId;
@@ -83,13 +105,30 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
       await store.redis.expire(keys.subscriptions(p, requestId), store.limits.retentionSeconds);
     }
     await store.redis.xack(keys.events(p), WEBHOOK_GROUP, id);
+    const last = lastDispatched.get(p);
+    if (last === undefined || compareStreamIds(id, last) > 0) lastDispatched.set(p, id);
+  }
+
+  /**
+   * Where a missing group starts. After our last dispatched entry when that entry is still in the stream
+   * (the group alone was lost: nothing is read twice); otherwise from the start of the stream, since
+   * Redis lost the stream with the group (restarted without its data) and every entry in it was written
+   * after that. Never "$", which would skip what was written before the group came back. Subscribers only
+   * hear of events after their subscription, so a first deployment sends nothing old either.
+   */
+  async function groupStart(p: number): Promise<string> {
+    const last = lastDispatched.get(p);
+    if (last === undefined) return "0";
+    const still = await store.redis.xrange(keys.events(p), last, last);
+    return still.length > 0 ? last : "0";
   }
 
   async function ensureGroups(): Promise<void> {
     for (const p of deps.partitions) {
       try {
-        // "$": a new deployment delivers what happens from now on
-        await store.redis.xgroup("CREATE", keys.events(p), WEBHOOK_GROUP, "$", "MKSTREAM");
+        const start = await groupStart(p);
+        await store.redis.xgroup("CREATE", keys.events(p), WEBHOOK_GROUP, start, "MKSTREAM");
+        log.info({ partition: p, start }, "webhook consumer group created");
       } catch (err) {
         if (!String((err as Error).message).includes("BUSYGROUP")) throw err;
       }
@@ -153,25 +192,30 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
 
   async function deliver(job: { data: unknown; id?: string | undefined }): Promise<number> {
     const parsed = webhookJobSchema.safeParse(job.data);
-    if (!parsed.success) throw new UnrecoverableError("invalid webhook job payload");
+    if (!parsed.success) throw new UnrecoverableError(reasonMessage("invalid-payload", "invalid webhook job payload"));
     const { url, body, event } = parsed.data;
     const timestamp = String(Date.now());
-    const res = await fetch(url, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        [WEBHOOK_HEADERS.timestamp]: timestamp,
-        [WEBHOOK_HEADERS.signature]: signWebhook(deps.secret, timestamp, body),
-        [WEBHOOK_HEADERS.id]: job.id ?? "",
-        [WEBHOOK_HEADERS.event]: event,
-      },
-      body,
-      redirect: "manual",
-      signal: AbortSignal.timeout(deps.timeoutMs),
-    });
-    await res.arrayBuffer().catch(() => {});
-    if (res.status < 200 || res.status >= 300) throw new Error(`receiver answered ${res.status}`);
-    return res.status;
+    let status: number;
+    try {
+      status = await transport.post(
+        url,
+        {
+          "content-type": "application/json",
+          [WEBHOOK_HEADERS.timestamp]: timestamp,
+          [WEBHOOK_HEADERS.signature]: signWebhook(deps.secret, timestamp, body),
+          [WEBHOOK_HEADERS.id]: job.id ?? "",
+          [WEBHOOK_HEADERS.event]: event,
+        },
+        body,
+      );
+    } catch (err) {
+      // a refused target stays refused: straight to the dead letters, with the rule that refused it
+      if (err instanceof WebhookAddressRefused)
+        throw new UnrecoverableError(reasonMessage("permanent-error", err.message));
+      throw err;
+    }
+    if (status < 200 || status >= 300) throw new Error(`receiver answered ${status}`);
+    return status;
   }
 
   const workers = deps.partitions.map((p) => {
@@ -181,11 +225,13 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
       concurrency: deps.concurrency,
     });
     w.on("failed", (job, err) => {
-      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+      if (job && (err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1))) {
         // out of attempts: into the dead letters (if this fails the job stays failed; the worker's sweep moves it)
         log.error(
           { partition: p, jobId: job.id, url: (job.data as WebhookJob | undefined)?.url, err: err.message },
-          "webhook delivery failed for good; dead-lettered",
+          err instanceof UnrecoverableError
+            ? "webhook delivery cannot succeed; dead-lettered"
+            : "webhook delivery failed for good; dead-lettered",
         );
         void deps.deadLetters.record(p, job).catch(() => {});
       } else {
@@ -209,6 +255,7 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
       await running;
       await Promise.all(workers.map((w) => w.close()));
       await Promise.all([...queues.values()].map((q) => q.close()));
+      transport.close();
     },
   };
 }

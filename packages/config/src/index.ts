@@ -1,3 +1,4 @@
+import { WebhookAddressPolicy } from "@ess/contract";
 import { z } from "zod";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -73,6 +74,21 @@ export const configSchema = z.object({
   WEBHOOK_BACKOFF_MS: int(1, 3600000).default(1000),
   /** Worker: how long one webhook POST may take before it counts as failed, ms. */
   WEBHOOK_TIMEOUT_MS: int(100, 120000).default(5000),
+  /**
+   * Gateway and worker: webhook targets opened despite the address policy (which refuses loopback, private,
+   * link-local, multicast and metadata addresses): comma list of hostnames (`*.example.com` for any name under
+   * one), IP addresses and CIDR networks. Set it the same on both.
+   */
+  WEBHOOK_ALLOW_HOSTS: z
+    .string()
+    .default("")
+    .superRefine((v, ctx) => {
+      try {
+        new WebhookAddressPolicy(v);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+      }
+    }),
   /** Gateway: how often an idle SSE connection (GET /gateway/v1/events) polls the event streams, ms. */
   SSE_POLL_MS: int(20, 10000).default(250),
 
@@ -177,3 +193,4 @@ export function parsePartitionList(spec: string, partitions: number): number[] {
 }
 
 export { createLogger, type Logger } from "./logger.js";
+export { armShutdownDeadline } from "./shutdown.js";

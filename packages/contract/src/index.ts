@@ -2,3 +2,4 @@ export * from "./errors.js";
 export * from "./openapi.js";
 export * from "./scheduler.js";
 export * from "./schemas.js";
+export * from "./webhook-policy.js";

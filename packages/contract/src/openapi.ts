@@ -267,7 +267,9 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     requestBody: { schema: subscribeBodySchema, required: true },
     responses: {
       200: { description: "Subscribed (added: false when it was already)", schema: subscribeResponseSchema },
-      400: err("Invalid request id, JSON or body (callbackUrl not an absolute http(s) URL without credentials)"),
+      400: err(
+        "Invalid request id, JSON or body (callbackUrl not an absolute http(s) URL without credentials, or aimed at an address the webhook address policy refuses: loopback, private, link-local, multicast, metadata)",
+      ),
       ...AUTH_ERRORS,
       404: err("The request is not registered"),
       415: err("Content-Type is not JSON"),

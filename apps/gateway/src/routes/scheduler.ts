@@ -1,4 +1,11 @@
-import { checkInBodySchema, parseExecutionContext, parseOrThrow, subscribeBodySchema } from "@ess/contract";
+import {
+  checkInBodySchema,
+  parseExecutionContext,
+  parseOrThrow,
+  refusalMessage,
+  subscribeBodySchema,
+  WebhookAddressPolicy,
+} from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { SchedulerStore } from "@ess/store";
 import { type Context, Hono } from "hono";
@@ -12,6 +19,9 @@ import { methodNotAllowed } from "./method.js";
 export const DEFAULT_FORCE_CANCEL_QUIET_MS = 30 * 60000;
 
 const BASE = "/ess/rest/scheduler/v1/requests/:requestId";
+
+/** Without a configured allowlist: every inward address refused. */
+const DEFAULT_WEBHOOK_POLICY = new WebhookAddressPolicy();
 
 /** The ESS answer to a successful state-changing POST: 200 with a `link` to the request. */
 function linkAnswer(c: Context<AppEnv>, requestId: string, extra: Record<string, unknown>) {
@@ -70,6 +80,9 @@ export const schedulerRoutes = new Hono<AppEnv>()
   .post(`${BASE}/subscribe`, async (c) => {
     const requestId = requireRequestId(c.req.param("requestId"));
     const body = await jsonBody<{ callbackUrl: string }>(c, subscribeBodySchema);
+    // a URL aimed inward is refused here; a name is checked again on the address the worker connects to
+    const refused = (c.get("deps").scheduler?.webhookPolicy ?? DEFAULT_WEBHOOK_POLICY).checkUrl(body.callbackUrl);
+    if (refused) throw new EssError("INVALID_BODY", refusalMessage("callbackUrl", refused));
     const added = await new SchedulerStore(c.get("deps").store).subscribe(requestId, body.callbackUrl);
     return linkAnswer(c, requestId, { callbackUrl: body.callbackUrl, subscribed: true, added });
   })
