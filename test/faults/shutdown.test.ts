@@ -1,9 +1,10 @@
 import "../support/provided.js";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore } from "@ess/store";
+import { findRedisServer, RedisServer } from "@ess/testing";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { dropPrefix, uniquePrefix } from "../support/context.js";
 import { drive, FAULT_LOAD, registerMany } from "../support/load.js";
-import { type RunningProcess, startApp } from "../support/processes.js";
+import { eventually, type RunningProcess, startApp } from "../support/processes.js";
 import { account } from "../support/verify.js";
 
 const env = {
@@ -85,5 +86,43 @@ describe("graceful shutdown", () => {
     expect(acc.missing).toBe(0);
     // after close: connection refused/closed, never a 5xx answer
     expect(refused.filter((r) => /^5\d\d$/.test(r))).toEqual([]);
+  });
+
+  it("SIGTERM on a worker whose Redis is down: it exits 1 at SHUTDOWN_TIMEOUT_SECONDS, logging the forced exit", async () => {
+    const bin = findRedisServer();
+    if (!bin) throw new Error("redis-server is not on PATH");
+    const own = await new RedisServer(bin).start();
+    try {
+      const timeoutSeconds = 2;
+      const worker = await startApp("worker", {
+        ...env,
+        REDIS_URL: own.url,
+        SHUTDOWN_TIMEOUT_SECONDS: String(timeoutSeconds),
+        // the webhook side too: its dispatcher and delivery workers hold connections of their own
+        WEBHOOK_SECRET: "shutdown-test-secret-0123",
+      });
+      running.push(worker);
+      await own.kill();
+      await eventually(
+        async () => worker.output().includes("redis connection error"),
+        30000,
+        "the worker to see Redis go",
+      );
+      const t0 = Date.now();
+      const exited = worker.stop();
+      // far above the deadline: only a shutdown that never ends reaches it
+      const bound = (timeoutSeconds + 20) * 1000;
+      const code = await Promise.race([exited, new Promise<"hung">((r) => setTimeout(() => r("hung"), bound))]);
+      const ms = Date.now() - t0;
+      console.log(
+        `worker SIGTERM with Redis down: exit ${code} after ${ms} ms (SHUTDOWN_TIMEOUT_SECONDS=${timeoutSeconds})`,
+      );
+      expect(code).toBe(1);
+      expect(ms).toBeGreaterThanOrEqual(timeoutSeconds * 1000 - 100);
+      expect(worker.output()).toContain('"msg":"shutdown timed out: forcing exit"');
+      expect(worker.output()).not.toContain('"msg":"stopped"');
+    } finally {
+      await own.stop();
+    }
   });
 });
