@@ -219,6 +219,46 @@ describe("events out end to end", () => {
   });
 });
 
+describe("the webhook address policy through the real processes (WEBHOOK_ALLOW_HOSTS=127.0.0.1)", () => {
+  it("the gateway refuses an inward URL the allowlist does not open; the worker refuses one stored without the gateway", async () => {
+    const id = newId();
+    await registerRequest(base, id);
+    const port = new URL(receiverUrl).port;
+    const res = await postJson(R(id, "subscribe"), { callbackUrl: `http://localhost:${port}/refused/${id}` });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { detail: string }).detail).toBe(
+      "callbackUrl names a loopback host (localhost), refused by the webhook address policy",
+    );
+    // 127.0.0.2 is loopback and outside the allowlist: written straight into Redis, the worker refuses it
+    const stored = `http://127.0.0.2:${port}/refused/${id}`;
+    const redis = createRedis(env.REDIS_URL ?? "", "tool");
+    try {
+      const keys = new Keys(env.KEY_PREFIX ?? "", 4);
+      await redis.hset(keys.subscriptions(keys.partition(id), id), stored, "0");
+      await scheduler(id, "cancel");
+      const dead = await eventually(
+        async () => {
+          const list = (await (
+            await fetch(`${gateway.adminUrl}/admin/dead-letters?partition=${keys.partition(id)}`)
+          ).json()) as {
+            items: { error: string; reason: string; attempts: number; payload: { url?: string } }[];
+          };
+          return list.items.find((e) => e.payload.url === stored);
+        },
+        30000,
+        "the refused delivery in the dead letters",
+      );
+      expect(dead).toMatchObject({ reason: "permanent-error", attempts: 1 });
+      expect(dead.error).toBe(
+        "webhook target 127.0.0.2 resolves to a loopback address (127.0.0.2), refused by the webhook address policy",
+      );
+      expect(received.filter((r) => r.path.startsWith("/refused/"))).toEqual([]);
+    } finally {
+      await redis.quit();
+    }
+  });
+});
+
 /** Runs an example script as its own process, collecting what it prints. */
 function runExample(script: string, env: Record<string, string>) {
   const child = spawn(process.execPath, ["--import", "tsx", script], {
