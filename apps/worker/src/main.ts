@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     log,
   });
   observeWorkers(worker, metrics);
-  // scheduler side (issue 4): requestTimeout sweep and webhook deliveries
+  // scheduler side: requestTimeout sweep and webhook deliveries
   const sweeper = startTimeoutSweeper({
     store,
     partitions,

@@ -86,7 +86,7 @@ async function deliverTo(url: string) {
 
 async function deadLetterOf(id: string, url: string) {
   return eventually(async () => {
-    const page = await ctx.deadLetters.list({ partition: ctx.keys.partition(id), requestId: undefined });
+    const page = await ctx.deadLetters.list({ partition: ctx.keys.partition(id) });
     return page.items.find((e) => (e.payload as { url?: string }).url === url);
   });
 }

@@ -210,8 +210,9 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
       );
     } catch (err) {
       // a refused target stays refused: straight to the dead letters, with the rule that refused it
-      if (err instanceof WebhookAddressRefused)
+      if (err instanceof WebhookAddressRefused) {
         throw new UnrecoverableError(reasonMessage("permanent-error", err.message));
+      }
       throw err;
     }
     if (status < 200 || status >= 300) throw new Error(`receiver answered ${status}`);
