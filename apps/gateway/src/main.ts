@@ -1,4 +1,4 @@
-import { configOrExit, createLogger, loadConfig, storeLimits } from "@ess/config";
+import { configOrExit, createLogger, httpTimeouts, loadConfig, storeLimits } from "@ess/config";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
 import { serve } from "@hono/node-server";
 import { createAdminApp } from "./admin.js";
@@ -7,10 +7,14 @@ import { Authenticator, CredentialsError } from "./auth.js";
 import { BacklogMonitor, RateLimiter } from "./backpressure.js";
 import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
 import { type OperationsDeps, Readiness } from "./ops.js";
+import { serverOptions } from "./server.js";
 
 /** Entry point: reads config, opens Redis, serves, and shuts down cleanly on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
-  const config = configOrExit("gateway", () => loadConfig());
+  const { config, timeouts } = configOrExit("gateway", () => {
+    const config = loadConfig();
+    return { config, timeouts: httpTimeouts(config) };
+  });
   const log = createLogger(config, "gateway");
   let auth: Authenticator;
   try {
@@ -71,6 +75,8 @@ async function main(): Promise<void> {
     enqueueTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
     enqueue: config.ENQUEUE_MODE,
     logError: (err: unknown, context: Record<string, unknown>) => log.error({ err, ...context }, "unexpected error"),
+    logDebug: (context: Record<string, unknown>, message: string) => log.debug(context, message),
+    publicBaseUrl: config.PUBLIC_BASE_URL,
     scheduler: {
       forceCancelQuietMs: config.FORCE_CANCEL_QUIET_MS,
       ssePollMs: config.SSE_POLL_MS,
@@ -80,13 +86,24 @@ async function main(): Promise<void> {
   const app = createApp(deps);
   const adminApp = createAdminApp(deps);
 
-  const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
-    log.info({ port: info.port, host: config.HOST }, "gateway listening");
-  });
+  const server = serve(
+    { fetch: app.fetch, port: config.PORT, hostname: config.HOST, serverOptions: serverOptions(timeouts) },
+    (info) => {
+      log.info({ port: info.port, host: config.HOST }, "gateway listening");
+    },
+  );
 
-  const adminServer = serve({ fetch: adminApp.fetch, port: config.ADMIN_PORT, hostname: config.ADMIN_HOST }, (info) => {
-    log.info({ port: info.port, host: config.ADMIN_HOST }, "admin listening");
-  });
+  const adminServer = serve(
+    {
+      fetch: adminApp.fetch,
+      port: config.ADMIN_PORT,
+      hostname: config.ADMIN_HOST,
+      serverOptions: serverOptions(timeouts),
+    },
+    (info) => {
+      log.info({ port: info.port, host: config.ADMIN_HOST }, "admin listening");
+    },
+  );
 
   let stopping = false;
   const shutdown = (signal: string) => {
