@@ -145,7 +145,7 @@ const callbackLike = fc.record(
   { requiredKeys: [] },
 );
 
-const bodyArb: fc.Arbitrary<() => BodyInit | undefined> = fc.oneof(
+const bodyArb: fc.Arbitrary<() => string | Uint8Array | undefined> = fc.oneof(
   fc.constant(() => undefined),
   fc.json().map((j) => () => j),
   callbackLike.map((b) => () => JSON.stringify(b).replaceAll("<live>", live.handle)),

@@ -1,3 +1,4 @@
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { connect, type Socket } from "node:net";
 import { serve } from "@hono/node-server";
@@ -40,7 +41,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  server.closeAllConnections?.();
+  (server as Server).closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
 });
 
