@@ -1,13 +1,12 @@
 import { configOrExit, createLogger, httpTimeouts, loadConfig, storeLimits } from "@ess/config";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
-import { serve } from "@hono/node-server";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
 import { Authenticator, CredentialsError } from "./auth.js";
 import { BacklogMonitor, RateLimiter } from "./backpressure.js";
 import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
 import { type OperationsDeps, Readiness } from "./ops.js";
-import { serverOptions } from "./server.js";
+import { serveApp } from "./server.js";
 
 /** Entry point: reads config, opens Redis, serves, and shuts down cleanly on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -86,23 +85,13 @@ async function main(): Promise<void> {
   const app = createApp(deps);
   const adminApp = createAdminApp(deps);
 
-  const server = serve(
-    { fetch: app.fetch, port: config.PORT, hostname: config.HOST, serverOptions: serverOptions(timeouts) },
-    (info) => {
-      log.info({ port: info.port, host: config.HOST }, "gateway listening");
-    },
+  const server = serveApp(
+    { fetch: app.fetch, port: config.PORT, hostname: config.HOST, timeouts, logError: deps.logError },
+    (info) => log.info({ port: info.port, host: config.HOST }, "gateway listening"),
   );
-
-  const adminServer = serve(
-    {
-      fetch: adminApp.fetch,
-      port: config.ADMIN_PORT,
-      hostname: config.ADMIN_HOST,
-      serverOptions: serverOptions(timeouts),
-    },
-    (info) => {
-      log.info({ port: info.port, host: config.ADMIN_HOST }, "admin listening");
-    },
+  const adminServer = serveApp(
+    { fetch: adminApp.fetch, port: config.ADMIN_PORT, hostname: config.ADMIN_HOST, timeouts, logError: deps.logError },
+    (info) => log.info({ port: info.port, host: config.ADMIN_HOST }, "admin listening"),
   );
 
   let stopping = false;
@@ -126,9 +115,7 @@ async function main(): Promise<void> {
       process.exit(0);
     });
     // idle keep-alive connections would hold close() open
-    for (const s of [server, adminServer]) {
-      if ("closeIdleConnections" in s) (s as { closeIdleConnections(): void }).closeIdleConnections();
-    }
+    for (const s of [server, adminServer]) s.closeIdleConnections();
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));

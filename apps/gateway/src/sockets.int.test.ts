@@ -1,20 +1,18 @@
-import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { connect, type Socket } from "node:net";
-import { serve } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { eventually } from "../../../test/support/processes.js";
 import { createApp } from "./app.js";
 import { Authenticator } from "./auth.js";
-import { serverOptions } from "./server.js";
+import { serveApp } from "./server.js";
 
 // Clients that go away mid-body, over a real socket: routine, logged at debug, never an unexpected error.
 
 const ctx = useTestContext();
 const debug: Record<string, unknown>[] = [];
 const errors: unknown[] = [];
-let server: ReturnType<typeof serve>;
+let server: ReturnType<typeof serveApp>;
 let port = 0;
 let id = "";
 let handle = "";
@@ -27,11 +25,12 @@ beforeAll(async () => {
     logError: (err) => errors.push(err),
     logDebug: (context) => debug.push(context),
   });
-  server = serve({
+  server = serveApp({
     fetch: app.fetch,
     port: 0,
     hostname: "127.0.0.1",
-    serverOptions: serverOptions({ headersTimeoutMs: 10000, requestTimeoutMs: 30000, keepAliveTimeoutMs: 5000 }),
+    timeouts: { headersTimeoutMs: 10000, requestTimeoutMs: 30000, keepAliveTimeoutMs: 5000 },
+    logError: (err) => errors.push(err),
   });
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
   port = (server.address() as AddressInfo).port;
@@ -41,7 +40,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  (server as Server).closeAllConnections();
+  server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
 });
 
@@ -103,6 +102,20 @@ describe("a client that breaks off its body", () => {
     const before = debug.length;
     await raw([head("Transfer-Encoding: chunked\r\n"), '40\r\n{"requestHandle": "abc'], "destroy");
     await eventually(async () => debug.length > before, 10000, "the debug line");
+    expect(errors).toEqual([]);
+  });
+
+  it.each([
+    ["a Host header no URL can be built from", "GET /healthz HTTP/1.1\r\nHost: x@evil\r\n\r\n"],
+    ["a Host header with a path", "GET /healthz HTTP/1.1\r\nHost: a/b\r\n\r\n"],
+    ["a backslash in the path", "GET /docs\\..\\x HTTP/1.1\r\nHost: x\r\n\r\n"],
+    ["an absolute-form target with a bad URL", "GET http://[x/healthz HTTP/1.1\r\nHost: x\r\n\r\n"],
+  ])("answers %s with a 400 SimpleExceptionDetail", async (_what, request) => {
+    const answer = await raw([request], "half-close");
+    expect(answer).toMatch(/^HTTP\/1\.1 400/);
+    const body = JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)) as { errorCode: string; detail: string };
+    expect(body.errorCode).toBe("ESS-40003");
+    expect(body.detail).toMatch(/^the request cannot be processed: /);
     expect(errors).toEqual([]);
   });
 
