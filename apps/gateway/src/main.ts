@@ -1,17 +1,20 @@
-import { armShutdownDeadline, configOrExit, createLogger, loadConfig, storeLimits } from "@ess/config";
+import { armShutdownDeadline, configOrExit, createLogger, httpTimeouts, loadConfig, storeLimits } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
-import { serve } from "@hono/node-server";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
 import { Authenticator, CredentialsError } from "./auth.js";
 import { BacklogMonitor, RateLimiter } from "./backpressure.js";
 import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
 import { type OperationsDeps, Readiness } from "./ops.js";
+import { serveApp } from "./server.js";
 
 /** Entry point: reads config, opens Redis, serves, and shuts down cleanly on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
-  const config = configOrExit("gateway", () => loadConfig());
+  const { config, timeouts } = configOrExit("gateway", () => {
+    const config = loadConfig();
+    return { config, timeouts: httpTimeouts(config) };
+  });
   const log = createLogger(config, "gateway");
   let auth: Authenticator;
   try {
@@ -72,6 +75,8 @@ async function main(): Promise<void> {
     enqueueTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
     enqueue: config.ENQUEUE_MODE,
     logError: (err: unknown, context: Record<string, unknown>) => log.error({ err, ...context }, "unexpected error"),
+    logDebug: (context: Record<string, unknown>, message: string) => log.debug(context, message),
+    publicBaseUrl: config.PUBLIC_BASE_URL,
     scheduler: {
       forceCancelQuietMs: config.FORCE_CANCEL_QUIET_MS,
       ssePollMs: config.SSE_POLL_MS,
@@ -82,13 +87,14 @@ async function main(): Promise<void> {
   const app = createApp(deps);
   const adminApp = createAdminApp(deps);
 
-  const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
-    log.info({ port: info.port, host: config.HOST }, "gateway listening");
-  });
-
-  const adminServer = serve({ fetch: adminApp.fetch, port: config.ADMIN_PORT, hostname: config.ADMIN_HOST }, (info) => {
-    log.info({ port: info.port, host: config.ADMIN_HOST }, "admin listening");
-  });
+  const server = serveApp(
+    { fetch: app.fetch, port: config.PORT, hostname: config.HOST, timeouts, logError: deps.logError },
+    (info) => log.info({ port: info.port, host: config.HOST }, "gateway listening"),
+  );
+  const adminServer = serveApp(
+    { fetch: adminApp.fetch, port: config.ADMIN_PORT, hostname: config.ADMIN_HOST, timeouts, logError: deps.logError },
+    (info) => log.info({ port: info.port, host: config.ADMIN_HOST }, "admin listening"),
+  );
 
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -107,9 +113,7 @@ async function main(): Promise<void> {
       process.exit(0);
     });
     // idle keep-alive connections would hold close() open
-    for (const s of [server, adminServer]) {
-      if ("closeIdleConnections" in s) (s as { closeIdleConnections(): void }).closeIdleConnections();
-    }
+    for (const s of [server, adminServer]) s.closeIdleConnections();
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));

@@ -111,6 +111,29 @@ export const configSchema = z.object({
   RETRY_AFTER_SECONDS: int(1, 3600).default(1),
   /** "false" turns off the one-log-line-per-request (gateway) and per-job (worker) info logs. */
   ACCESS_LOG: bool.default(true),
+  /** Gateway: absolute http(s) URL (origin, optional path prefix) that Location and links[].href are built on; unset: the request's Host. */
+  PUBLIC_BASE_URL: z
+    .url({
+      protocol: /^https?$/,
+      hostname: z.regexes.hostname,
+      normalize: true,
+      error: "must be an absolute http(s) URL",
+    })
+    .refine((u) => !/[?#]/.test(u), "must not carry a query or fragment")
+    .transform((u) => u.replace(/\/+$/, ""))
+    .optional(),
+  /** Gateway: a client must send its whole request head within this many seconds (408 and close otherwise). */
+  HTTP_HEADERS_TIMEOUT_SECONDS: int(1, 600).default(10),
+  /** Gateway: a client must send its whole request (head and body) within this many seconds (408 and close otherwise). */
+  HTTP_REQUEST_TIMEOUT_SECONDS: int(1, 3600).default(30),
+  /** Gateway: an idle keep-alive connection is closed after this many seconds (keep it above a load balancer's idle timeout). */
+  HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: int(1, 600).default(5),
+  /** Gateway: Basic-password checks (scrypt) run at once at most; the rest wait in a bounded, per-user fair queue. */
+  AUTH_SCRYPT_CONCURRENCY: int(1, 64).default(2),
+  /** Gateway: Basic-password checks that may wait for a slot; past it a caller gets 429 with Retry-After. */
+  AUTH_SCRYPT_QUEUE: int(1, 100000).default(64),
+  /** Gateway: a wrong Basic credential is refused without a new scrypt for this many seconds; 0 turns it off. */
+  AUTH_FAILURE_CACHE_SECONDS: int(0, 86400).default(60),
   /** Worker: port of its own metrics listener (/metrics, /healthz); 0 picks a free port. */
   WORKER_METRICS_PORT: int(0, 65535).default(9464),
   /** Worker: bind address of its metrics listener. */
@@ -172,6 +195,21 @@ export function storeLimits(config: Config) {
     retentionSeconds: config.RETENTION_SECONDS,
     gapTimeoutMs: config.GAP_TIMEOUT_MS,
     idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+  };
+}
+
+/** The gateway's HTTP server timeouts in ms; a ConfigError when the head may take longer than the whole request. */
+export function httpTimeouts(config: Config) {
+  if (config.HTTP_HEADERS_TIMEOUT_SECONDS > config.HTTP_REQUEST_TIMEOUT_SECONDS) {
+    throw new ConfigError(
+      "invalid configuration:\n  HTTP_HEADERS_TIMEOUT_SECONDS: must not exceed HTTP_REQUEST_TIMEOUT_SECONDS " +
+        `(got ${config.HTTP_HEADERS_TIMEOUT_SECONDS} > ${config.HTTP_REQUEST_TIMEOUT_SECONDS})`,
+    );
+  }
+  return {
+    headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_SECONDS * 1000,
+    requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_SECONDS * 1000,
+    keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_SECONDS * 1000,
   };
 }
 

@@ -13,7 +13,9 @@ const BATCH = 500;
 /** A comment line this often keeps proxies from closing an idle stream. */
 const KEEPALIVE_MS = 15000;
 
-const EVENT_ID = /^([0-9]{1,20}-[0-9]{1,20})(?:\/([0-9]{1,4}))?$/;
+const EVENT_ID = /^(([0-9]{1,20})-([0-9]{1,20}))(?:\/([0-9]{1,4}))?$/;
+/** Both parts of a Redis stream id are unsigned 64-bit integers. */
+const U64_MAX = 2n ** 64n - 1n;
 
 /** Orders events as the SSE stream emits them: by stream id, then partition. */
 function byPosition(a: StreamEvent, b: StreamEvent): number {
@@ -33,11 +35,15 @@ function cursorsFrom(lastEventId: string | undefined, partitions: number[], star
     return cursors;
   }
   const m = EVENT_ID.exec(lastEventId);
-  if (!m?.[1]) {
+  if (!m?.[1] || !m[2] || !m[3]) {
     throw new EssError("INVALID_EVENT_ID", "Last-Event-ID must be an event id of this stream, like 1732841234567-0/3");
   }
-  const id = m[1];
-  const seen = m[2] === undefined ? Number.POSITIVE_INFINITY : Number(m[2]);
+  // Redis refuses a part past 2^64-1 (the read would fail after the stream has started)
+  if (BigInt(m[2]) > U64_MAX || BigInt(m[3]) > U64_MAX) {
+    throw new EssError("INVALID_EVENT_ID", "Last-Event-ID: each part of a stream id is at most 18446744073709551615");
+  }
+  const id = `${BigInt(m[2])}-${BigInt(m[3])}`;
+  const seen = m[4] === undefined ? Number.POSITIVE_INFINITY : Number(m[4]);
   for (const p of partitions) cursors.set(p, p <= seen ? id : previousStreamId(id));
   return cursors;
 }

@@ -3,7 +3,7 @@ import { formatExecutionContext, parseOrThrow, registrationBodySchema } from "@e
 import { EssError } from "@ess/domain";
 import { Hono } from "hono";
 import { readJson, requireJsonMediaType, requireRequestId } from "../body.js";
-import { requestDetailsJson } from "../details.js";
+import { requestDetailsJson, requestHref } from "../details.js";
 import type { AppEnv } from "../env.js";
 import { methodNotAllowed } from "./method.js";
 
@@ -37,7 +37,7 @@ export const requestRoutes = new Hono<AppEnv>()
       requestExecutionContext: formatExecutionContext(requestId, handle),
     };
     if (body.resumed) out.pausedState = result.pausedState;
-    c.header("Location", new URL(`/ess/rest/scheduler/v1/requests/${requestId}`, c.req.url).href);
+    c.header("Location", requestHref(c, requestId));
     return c.body(`{"requestId":${requestId},${JSON.stringify(out).slice(1)}`, 201, {
       "content-type": "application/json",
     });
@@ -48,7 +48,7 @@ export const requestRoutes = new Hono<AppEnv>()
     const requestId = requireRequestId(c.req.param("requestId"));
     const stored = await store.read(requestId);
     if (!stored) throw new EssError("REQUEST_NOT_FOUND", `request ${requestId} is not registered`);
-    const self = new URL(`/ess/rest/scheduler/v1/requests/${requestId}`, c.req.url).href;
+    const self = requestHref(c, requestId);
     return c.body(requestDetailsJson(requestId, stored, self), 200, { "content-type": "application/json" });
   })
   .all(DETAILS, methodNotAllowed("GET"));

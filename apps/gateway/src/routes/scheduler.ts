@@ -11,6 +11,7 @@ import { SchedulerStore } from "@ess/store";
 import { type Context, Hono } from "hono";
 import { acceptCallback } from "../accept.js";
 import { readJson, requireJsonMediaType, requireRequestId } from "../body.js";
+import { requestHref } from "../details.js";
 import type { AppEnv } from "../env.js";
 import { CANCEL_HEADER } from "./callback.js";
 import { methodNotAllowed } from "./method.js";
@@ -25,7 +26,7 @@ const DEFAULT_WEBHOOK_POLICY = new WebhookAddressPolicy();
 
 /** The ESS answer to a successful state-changing POST: 200 with a `link` to the request. */
 function linkAnswer(c: Context<AppEnv>, requestId: string, extra: Record<string, unknown>) {
-  const href = new URL(`/ess/rest/scheduler/v1/requests/${requestId}`, c.req.url).href;
+  const href = requestHref(c, requestId);
   // requestId written by hand: an exact JSON integer past 2^53
   const rest = JSON.stringify({ ...extra, link: { href, rel: "self" } }).slice(1);
   return c.body(`{"requestId":${requestId},${rest}`, 200, { "content-type": "application/json" });
