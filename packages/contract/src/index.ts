@@ -1,4 +1,6 @@
 export * from "./errors.js";
 export * from "./openapi.js";
+export * from "./responses.js";
+export * from "./routes.js";
 export * from "./scheduler.js";
 export * from "./schemas.js";
