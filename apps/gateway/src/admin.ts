@@ -1,3 +1,4 @@
+import { ADMIN_OPERATIONS_ROUTES } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { ADMIN_ACCESS_RULES } from "./auth.js";
@@ -22,7 +23,7 @@ export function createAdminApp(deps: GatewayDeps) {
   installOperations(app, deps, "admin", ADMIN_ACCESS_RULES);
   const { metrics, catalog } = deps.ops ?? {};
   if (metrics) {
-    app.get("/metrics", async (c) => {
+    app.get(ADMIN_OPERATIONS_ROUTES.metrics.path, async (c) => {
       if (catalog) {
         await metrics
           .refreshQueues(catalog, Date.now(), () => deps.deadLetters.count())

@@ -26,7 +26,6 @@ describe("access rules derived from route declarations", () => {
       operationId: operation,
       operation,
       roles,
-      listener: "admin",
       summary: operation,
       responses: { 200: { description: "ok" } },
       ...extra,

@@ -68,7 +68,6 @@ describe("routes bound from their declarations", () => {
       operationId: "x",
       operation: "x",
       roles: ["admin"],
-      listener: "admin",
       summary: "x",
       responses: { 200: { description: "ok" } },
     });

@@ -7,7 +7,6 @@ const base = {
   path: "/x/{id}",
   operationId: "x",
   operation: "x",
-  listener: "gateway",
   summary: "x",
   responses: { 200: { description: "ok" } },
 } as const;

@@ -18,9 +18,6 @@ import { callbackBodySchema, parseCallbackBody, registrationBodySchema } from ".
 export const ROLES = ["job", "scheduler", "admin"] as const;
 export type Role = (typeof ROLES)[number];
 
-/** The two HTTP listeners: the callback port (PORT) and the admin port (ADMIN_PORT). */
-export type Listener = "gateway" | "admin";
-
 /** A media type's body: a zod schema (named in the document) or a plain JSON Schema. */
 export interface MediaContent {
   schema: z.ZodType | Record<string, unknown>;
@@ -48,7 +45,6 @@ export interface RouteDeclaration {
   operation: string;
   /** Who may call: "public" (no credentials), or the roles allowed (admin is always allowed). */
   roles: "public" | readonly [Role, ...Role[]];
-  listener: Listener;
   summary: string;
   tags?: string[];
   /** Not in the OpenAPI document (operational pages and assets). */
@@ -140,38 +136,34 @@ const CANCEL_REQUESTED = { "X-ESS-Cancel-Requested": header("true when the job s
 const REQUEST = "/ess/rest/scheduler/v1/requests/{requestId}";
 const UNSUPPORTED_STATE = 'title "Unsupported state for operation" (ESS-40005)';
 
-/** GET /healthz and GET /readyz: public probes, on both listeners (declared per listener). */
-export function healthRoutes<L extends Listener>(listener: L) {
-  return [
-    declareRoute({
-      method: "get",
-      path: "/healthz",
-      operationId: "healthz",
-      operation: "healthz",
-      roles: "public",
-      listener,
-      external: true,
-      summary: "Liveness: the process answers",
-      tags: ["operations"],
-      responses: { 200: { description: "Alive", content: json(healthSchema) } },
-    }),
-    declareRoute({
-      method: "get",
-      path: "/readyz",
-      operationId: "readyz",
-      operation: "readyz",
-      roles: "public",
-      listener,
-      external: true,
-      summary: "Readiness: Redis reachable, scripts loaded, not shutting down",
-      tags: ["operations"],
-      responses: {
-        200: { description: "Ready", content: json(readinessSchema) },
-        503: { description: "Not ready", content: json(readinessSchema) },
-      },
-    }),
-  ] as const;
-}
+/** GET /healthz and GET /readyz: public probes, on both listeners. */
+export const HEALTH_ROUTES = [
+  declareRoute({
+    method: "get",
+    path: "/healthz",
+    operationId: "healthz",
+    operation: "healthz",
+    roles: "public",
+    external: true,
+    summary: "Liveness: the process answers",
+    tags: ["operations"],
+    responses: { 200: { description: "Alive", content: json(healthSchema) } },
+  }),
+  declareRoute({
+    method: "get",
+    path: "/readyz",
+    operationId: "readyz",
+    operation: "readyz",
+    roles: "public",
+    external: true,
+    summary: "Readiness: Redis reachable, scripts loaded, not shutting down",
+    tags: ["operations"],
+    responses: {
+      200: { description: "Ready", content: json(readinessSchema) },
+      503: { description: "Not ready", content: json(readinessSchema) },
+    },
+  }),
+] as const;
 
 /**
  * The API of the callback listener, one declaration per route. The gateway binds a handler to
@@ -185,7 +177,6 @@ export const API_ROUTES = {
     operationId: "postExecutionStatus",
     operation: "executionStatus",
     roles: ["job"],
-    listener: "gateway",
     summary: "ESS asynchronous-job callback: the job reports its status",
     tags: ["job"],
     request: {
@@ -221,7 +212,6 @@ export const API_ROUTES = {
     operationId: "registerExecution",
     operation: "register",
     roles: ["scheduler"],
-    listener: "gateway",
     summary: "Register (or re-arm) an executing request; returns its request handle",
     tags: ["scheduler"],
     request: { params: requestIdParams, body: jsonBody(registrationBodySchema, false) },
@@ -239,7 +229,6 @@ export const API_ROUTES = {
     operationId: "getRequest",
     operation: "getRequest",
     roles: ["scheduler"],
-    listener: "gateway",
     summary: "Request details with ESS field names and history",
     tags: ["scheduler"],
     request: { params: requestIdParams },
@@ -256,7 +245,6 @@ export const API_ROUTES = {
     operationId: "cancelRequest",
     operation: "cancel",
     roles: ["scheduler"],
-    listener: "gateway",
     summary: "Cancel: WAIT, READY, BLOCKED, HOLD → CANCELLED at once; RUNNING, COMPLETED → CANCELLING",
     tags: ["scheduler"],
     request: { params: requestIdParams },
@@ -273,7 +261,6 @@ export const API_ROUTES = {
     operationId: "forceCancelRequest",
     operation: "forceCancel",
     roles: ["scheduler"],
-    listener: "gateway",
     summary: "Force cancel: CANCELLING → CANCELLED without the job, once it has been quiet for FORCE_CANCEL_QUIET_MS",
     tags: ["scheduler"],
     request: { params: requestIdParams },
@@ -293,7 +280,6 @@ export const API_ROUTES = {
     operationId: "checkInCancelling",
     operation: "checkInCancelling",
     roles: ["job"],
-    listener: "gateway",
     summary: "The job asks whether a cancel is under way (counts as a check-in)",
     tags: ["job"],
     request: { params: requestIdParams, body: jsonBody(checkInBodySchema, true) },
@@ -318,7 +304,6 @@ export const API_ROUTES = {
     operationId: "subscribe",
     operation: "subscribe",
     roles: ["scheduler"],
-    listener: "gateway",
     summary: "Subscribe a webhook URL to the request's state changes",
     tags: ["scheduler"],
     request: { params: requestIdParams, body: jsonBody(subscribeBodySchema, true) },
@@ -336,7 +321,6 @@ export const API_ROUTES = {
     operationId: "unsubscribe",
     operation: "subscribe",
     roles: ["scheduler"],
-    listener: "gateway",
     summary: "Drop a webhook URL of the request (idempotent)",
     tags: ["scheduler"],
     request: { params: requestIdParams, body: jsonBody(subscribeBodySchema, true) },
@@ -357,7 +341,6 @@ export const API_ROUTES = {
     operationId: "getEvents",
     operation: "events",
     roles: ["scheduler"],
-    listener: "gateway",
     summary: "State changes as Server-Sent Events, optionally of one request, resumable with Last-Event-ID",
     tags: ["scheduler"],
     request: {
@@ -392,7 +375,6 @@ const DOCS_ROUTES = [
     operationId: "openapi",
     operation: "openapi",
     roles: "public",
-    listener: "gateway",
     hide: true,
     external: true,
     summary: "This document",
@@ -404,7 +386,6 @@ const DOCS_ROUTES = [
     operationId: "docs",
     operation: "docs",
     roles: "public",
-    listener: "gateway",
     hide: true,
     subtree: true,
     external: true,
@@ -415,36 +396,34 @@ const DOCS_ROUTES = [
 
 /** Every route of the callback listener: probes, the API, the document. */
 export const GATEWAY_ROUTES: readonly RouteDeclaration[] = [
-  ...healthRoutes("gateway"),
+  ...HEALTH_ROUTES,
   ...DOCS_ROUTES,
   ...Object.values(API_ROUTES),
 ];
 
 /** Prometheus metrics and the queue dashboard, on the admin listener (admin only). */
-export const ADMIN_OPERATIONS_ROUTES = [
-  declareRoute({
+export const ADMIN_OPERATIONS_ROUTES = {
+  metrics: declareRoute({
     method: "get",
     path: "/metrics",
     operationId: "metrics",
     operation: "metrics",
     roles: ["admin"],
-    listener: "admin",
     hide: true,
     external: true,
     summary: "Prometheus metrics",
     responses: { 200: { description: "Prometheus text format" } },
   }),
-  declareRoute({
+  dashboard: declareRoute({
     method: "get",
     path: "/admin/queues",
     operationId: "dashboard",
     operation: "dashboard",
     roles: ["admin"],
-    listener: "admin",
     hide: true,
     subtree: true,
     external: true,
     summary: "Queue dashboard (bull-board) and its API",
     responses: { 200: { description: "HTML page" } },
   }),
-] as const;
+} as const;

@@ -58,7 +58,7 @@ function oneTarget(body: Record<string, unknown>, keys: string[]): void {
 
 const opId = z.object({ opId: z.string() });
 const entryId = z.object({ id: z.string() });
-const adminOnly = { roles: ["admin"], listener: "admin", hide: true } as const;
+const adminOnly = { roles: ["admin"], hide: true } as const;
 const ok = (description: string) => ({ 200: { description } });
 
 /**
