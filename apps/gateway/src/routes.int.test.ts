@@ -60,6 +60,25 @@ describe("routes bound from their declarations", () => {
     }
   });
 
+  it("answers a bad request id in a path or query exactly as before: 400 ESS-40001 naming the value", async () => {
+    const { gateway } = await apps();
+    const bad = [...(Object.values(API_ROUTES) as RouteDeclaration[])]
+      .filter((r) => r.request?.params)
+      .map((r) => ({ method: r.method.toUpperCase(), path: r.path.replace("{requestId}", "12x") }));
+    bad.push({ method: "GET", path: "/gateway/v1/events?requestId=12x" });
+    for (const { method, path } of bad) {
+      const res = await gateway.request(path, { method, headers: { "content-type": "application/json" }, body: null });
+      expect(res.status, `${method} ${path}`).toBe(400);
+      expect(await res.json(), `${method} ${path}`).toEqual({
+        type: "https://www.rfc-editor.org/rfc/rfc9110#section-15.5.1",
+        title: "Invalid input",
+        status: 400,
+        detail: "requestId must be a positive integer of at most 9223372036854775807 (got '12x')",
+        errorCode: "ESS-40001",
+      });
+    }
+  });
+
   it("refuses to register a route without a declared role", () => {
     const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
     const ok = declareRoute({
