@@ -45,8 +45,10 @@ export async function acceptCallback(
     // bounded by the gateway connection's command timeout
     return store.admitAndEnqueue(queues, { ...cb, acceptedAt: Date.now() }, idempotency);
   }
-  // a live gateway finishes within the add's bound and one more command: past that, a repeat takes over
-  const admit = await store.admit(cb.requestId, cb.handle, cb.status, idempotency, 2 * enqueueTimeoutMs + 1000);
+  // a live gateway is done with the add within its bound; a repeat past the lease takes over (and should
+  // it overlap a slow but live gateway, both add the same job id: one job, or a duplicate the apply drops).
+  // Short enough for packages/client's default retries (about 4.6 s through 409s) to outlast it.
+  const admit = await store.admit(cb.requestId, cb.handle, cb.status, idempotency, enqueueTimeoutMs + 1000);
   if (admit.kind !== "admitted") return admit;
   const job: CallbackJob = {
     v: 1,
