@@ -134,9 +134,9 @@ const SCENARIOS: Record<string, () => Response | Promise<Response>> = {
   "postExecutionStatus 405": () => app.request(cbPath("1"), { headers: auth(T.job) }),
   "postExecutionStatus 409": async () => {
     const r = await registered();
-    // the record a gateway leaves while its admit → enqueue of this very call is under way
-    const fp = digest(`UPDATE\n${r.handle}\n\u0000`);
-    await ctx.redis.set(ctx.keys.idempotency(ctx.keys.partition(r.id), r.id, "k-pending"), `${fp}|1|pending`, "EX", 30);
+    // the record a gateway (ENQUEUE_MODE=queue) leaves while its admit → enqueue of this very call is under way
+    const fingerprint = digest(`UPDATE\n${r.handle}\n\u0000`);
+    await ctx.store.admit(r.id, r.handle, "UPDATE", { key: "k-pending", fingerprint }, 60_000);
     return app.request(cbPath(r.id), {
       method: "POST",
       headers: { ...json(T.job), "idempotency-key": "k-pending" },

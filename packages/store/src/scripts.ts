@@ -55,10 +55,9 @@ function bullmqAddStandardJob(): string {
 export const SCRIPTS = {
   admit: 2,
   apply: 5,
-  register: 3,
+  register: 4,
   // scheduler side (issue 4)
   cancel: 5,
-  armTimeout: 2,
   sweepTimeouts: 2,
   // performance (issue 6): admit and BullMQ's add in one round trip
   admitEnqueue: 11,
