@@ -1,3 +1,4 @@
+#!lua
 --[[
   armTimeout-2: after a registration, puts the request in its partition's deadline set (scored by
   when its requestTimeout runs out), or takes it out when it has no requestTimeout. Kept apart from
