@@ -20,6 +20,8 @@ export interface GatewayDeps {
   enqueue?: "script" | "queue";
   /** Where unexpected errors go (never to the client). */
   logError: (err: unknown, context: Record<string, unknown>) => void;
+  /** Where expected trouble goes (a full Redis): one line, no stack; absent: not logged. */
+  logWarn?: (message: string, context: Record<string, unknown>) => void;
   /** Auth, metrics, backpressure, access logs, readiness (issue 5); absent: anonymous, no metrics. */
   ops?: OperationsDeps;
   /** Scheduler-side settings (issue 4); defaults apply when absent. */
