@@ -148,6 +148,10 @@ describe("Redis at maxmemory (noeviction)", () => {
       expect(r.res.retryAfter, r.kind).toBe("3");
       expect(r.res.body.errorCode, r.kind).toBe("ESS-50303");
     }
+    // reads still work (the read script is declared no-writes)
+    for (const t of targets) {
+      expect((await fetch(`${t.g.url}/ess/rest/scheduler/v1/requests/${t.id}`)).status).toBe(200);
+    }
     for (const { g } of gateways) {
       const ready = await fetch(`${g.url}/readyz`);
       expect(ready.status).toBe(503);

@@ -86,6 +86,8 @@ export const SCRIPTS = {
   sweepTimeouts: 2,
   // performance (issue 6): admit and BullMQ's add in one round trip
   admitEnqueue: 11,
+  // read-only (no-writes): request details while Redis is full
+  read: 2,
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 
