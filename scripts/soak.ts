@@ -137,7 +137,11 @@ function badCall(t: Target): Call {
     case 1:
       return { path: cb, body: good, expect: 415, headers: { "content-type": "text/plain" } };
     case 2:
-      return { path: cb, body: JSON.stringify({ requestHandle: t.handle, pad: "x".repeat(MAX_BODY_BYTES) }), expect: 413 };
+      return {
+        path: cb,
+        body: JSON.stringify({ requestHandle: t.handle, pad: "x".repeat(MAX_BODY_BYTES) }),
+        expect: 413,
+      };
     case 3:
       return { path: callbackPath(String(9_000_000_000_000_000_000n + BigInt(badCount))), body: good, expect: 404 };
     case 4:
@@ -198,7 +202,8 @@ function batchSize(rate: number): number {
 async function measureSustained(url: string, redis: Redis): Promise<number> {
   const targets = freshTargets(1500);
   const reg = await drive(url, registrationCalls(targets), { connections: 20, headers: AUTH });
-  if (statusCounts(reg)["201"] !== targets.length) throw new Error(`registration: ${JSON.stringify(statusCounts(reg))}`);
+  if (statusCounts(reg)["201"] !== targets.length)
+    throw new Error(`registration: ${JSON.stringify(statusCounts(reg))}`);
   const calls = buildMix(targets, UPDATES, 0);
   const t0 = performance.now();
   const res = await drive(url, calls, { connections: CONNECTIONS, headers: AUTH });

@@ -77,7 +77,7 @@ async function queuedJobs(p: number): Promise<Set<string>> {
   const prefix = keys.jobPrefix(p);
   const [wait, delayed] = await Promise.all([
     admin.lrange(`${prefix}wait`, 0, -1),
-    admin.zrange(`${prefix}delayed`, 0, -1),
+    admin.zrange(`${prefix}delayed`, "0", "-1"),
   ]);
   return new Set([...wait, ...delayed]);
 }

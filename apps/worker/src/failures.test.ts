@@ -21,9 +21,7 @@ describe("classify", () => {
     ["Redis refusing a script at maxmemory", new ReplyError("OOM command not allowed when used memory > 'maxmemory'.")],
     [
       "Redis refusing a write inside a script without flags",
-      new ReplyError(
-        "OOM command not allowed when used memory > 'maxmemory'. script: 3c9d0f8e, on @user_script:12.",
-      ),
+      new ReplyError("OOM command not allowed when used memory > 'maxmemory'. script: 3c9d0f8e, on @user_script:12."),
     ],
   ])("%s is overload (retried with backoff, attempts not spent)", (_, err) => {
     expect(classify(err)).toEqual({ kind: "overload" });

@@ -65,18 +65,28 @@ describe("worker: Redis at maxmemory during apply", () => {
     const a = await store.admit(id, "h", "UPDATE");
     if (a.kind !== "admitted") throw new Error("not admitted");
     fillOnApply = 1;
-    const job: CallbackJob = { v: 1, requestId: id, seq: a.seq, execution: a.execution, status: "UPDATE", acceptedAt: 1 };
+    const job: CallbackJob = {
+      v: 1,
+      requestId: id,
+      seq: a.seq,
+      execution: a.execution,
+      status: "UPDATE",
+      acceptedAt: 1,
+    };
     await queues.add(a.partition, job);
 
-    // refused whole: the job waits in the delayed set with no attempt spent, nothing applied
+    // refused whole: the job is delayed with no attempt spent, nothing applied
     const queue = queues.queue(a.partition);
-    await eventually(async () => (await queue.getDelayedCount()) === 1, 15000, "job delayed");
-    expect(warnings).toContain("Redis is full (maxmemory); job delayed, will retry");
-    const delayed = (await queue.getDelayed())[0];
-    expect(delayed?.attemptsMade).toBe(0);
+    const delayedMsg = "Redis is full (maxmemory); job delayed, will retry";
+    await eventually(async () => warnings.includes(delayedMsg), 15000, "job delayed");
+    const jobId = `${id}-${a.seq}`;
+    expect((await queue.getJob(jobId))?.attemptsMade).toBe(0);
     expect((await store.read(id))?.fields.applied).toBe("0");
-    // still full: it keeps waiting (and retrying) rather than failing
-    await new Promise((r) => setTimeout(r, 1500));
+    // still full: it keeps coming back and being delayed, more often than its 2 attempts, never failing
+    await eventually(async () => warnings.filter((w) => w === delayedMsg).length >= 4, 15000, "delayed again");
+    const stillDelayed = await queue.getJob(jobId);
+    expect(stillDelayed?.attemptsMade).toBe(0);
+    expect(await stillDelayed?.isFailed()).toBe(false);
     expect(await queue.getFailedCount()).toBe(0);
     expect((await store.read(id))?.fields.applied).toBe("0");
 
