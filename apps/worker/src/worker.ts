@@ -3,6 +3,7 @@ import {
   CALLBACK_QUEUE,
   type CallbackQueues,
   type DeadLetters,
+  isOutOfMemory,
   JOB_CALLBACK,
   JOB_GAP,
   OPS_QUEUE,
@@ -210,7 +211,11 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
         .catch(() => {});
     });
     w.on("stalled", (jobId) => log.warn({ partition: p, jobId }, "job stalled; handed to another worker"));
-    w.on("error", (err) => log.error({ partition: p, err: err.message }, "worker error"));
+    // a full Redis refuses BullMQ's own fetches and lock renewals too: overload, logged at warn
+    w.on("error", (err) => {
+      if (isOutOfMemory(err)) log.warn({ partition: p, err: err.message }, "worker error");
+      else log.error({ partition: p, err: err.message }, "worker error");
+    });
     return w;
   });
 
