@@ -74,6 +74,10 @@ const SEGMENT_SECONDS = 10;
 const UPDATES = 4;
 const CONNECTIONS = 100;
 const MAX_BODY_BYTES = 16384;
+/** Longer than the retention windows below (60 s), with a margin for Redis's active expiry. */
+const COOL_DOWN_SECONDS = 100;
+/** Keys a partition keeps without traffic: queue keys (meta, id, events, marker, ...) and the event stream. */
+const KEYS_PER_PARTITION = 12;
 
 const started = Date.now();
 const log = (msg: string) => console.error(`[soak +${((Date.now() - started) / 1000).toFixed(0)}s] ${msg}`);
@@ -411,34 +415,44 @@ async function main(): Promise<number> {
   let current = freshTargets(n);
   const first = await drive(gateway.url, registrationCalls(current), { connections: 20, headers: AUTH });
   if (statusCounts(first)["201"] !== current.length) throw new Error("first registrations failed");
-  // open loop across segments too: a segment starts when the previous one has sent its last call, not
-  // when its last answer came back, so a slow moment of the (shared) machine does not lower the rate
-  const running: Promise<void>[] = [];
-  let segmentStart = performance.now();
+  // segments one after the other: a segment's registrations are all answered before the next segment
+  // calls those requests back. Overlapping segments kept the rate when the shared machine slowed down,
+  // but then a callback could overtake its request's registration (404), leaving requests that never
+  // end: load-generator artefacts, not the system's. Within a segment the pacing is open-loop.
   while (Date.now() < end) {
     const next = freshTargets(n);
     const calls = segmentCalls(current, next);
     for (const c of calls) expected[c.expect] = (expected[c.expect] ?? 0) + 1;
-    running.push(
-      drivePaced(gateway.url, calls, rate, CONNECTIONS, AUTH).then((res) => {
-        for (const [k, v] of Object.entries(res.statusCounts)) counts[k] = (counts[k] ?? 0) + v;
-        errors += res.errors;
-        latencyP99.push(res.latencies[Math.floor(res.latencies.length * 0.99)] ?? 0);
-        latencies = res.latencies;
-      }),
-    );
+    const res = await drivePaced(gateway.url, calls, rate, CONNECTIONS, AUTH);
+    for (const [k, v] of Object.entries(res.statusCounts)) counts[k] = (counts[k] ?? 0) + v;
+    errors += res.errors;
     sent += calls.length;
+    latencyP99.push(res.latencies[Math.floor(res.latencies.length * 0.99)] ?? 0);
+    latencies = res.latencies;
     current = next;
-    segmentStart += (calls.length / rate) * 1000;
-    await sleep(Math.max(0, segmentStart - performance.now()));
   }
-  await Promise.all(running);
   // the last sample at the end of the traffic
   sampling = false;
   await sampler;
   samples.push(await sample(redis, gateway, worker));
   const from = (opts.minutes * 60) / 2;
   const verdicts = check(samples, from);
+
+  // cool-down: no traffic for the retention windows and a margin. Every key a callback, a registration
+  // or an idempotent call made must be gone by then; what may stay is the last batch (registered, never
+  // called back: hash and history) and a bounded number of keys per partition (queue and stream keys).
+  log(`cool-down: ${COOL_DOWN_SECONDS} s without traffic`);
+  await waitDrained(redis, KEY_PREFIX, PARTITIONS, 120000);
+  const coolDown: Sample[] = [];
+  const coolEnd = Date.now() + COOL_DOWN_SECONDS * 1000;
+  while (Date.now() < coolEnd) {
+    await sleep(Math.min(opts.sampleSeconds * 1000, Math.max(0, coolEnd - Date.now())));
+    coolDown.push(await sample(redis, gateway, worker));
+  }
+  const residualKeys = coolDown[coolDown.length - 1]?.redisKeys ?? Number.NaN;
+  const allowedKeys = 2 * current.length + KEYS_PER_PARTITION * PARTITIONS;
+  const keysReturned = residualKeys <= allowedKeys;
+  log(`after cool-down: ${residualKeys} keys (at most ${allowedKeys} allowed)`);
   const subtitle =
     `${opts.minutes} min at ${rate} calls/s` +
     (sustained ? ` (${opts.fraction} × sustained ${Math.round(sustained)}/s)` : "") +
@@ -452,6 +466,7 @@ async function main(): Promise<number> {
     .filter((k) => (counts[k] ?? 0) !== (expected[k] ?? 0))
     .map((k) => `${k}: expected ${expected[k] ?? 0}, got ${counts[k] ?? 0}`);
   const report = {
+    coolDown: { seconds: COOL_DOWN_SECONDS, residualKeys, allowedKeys, keysReturned, samples: coolDown },
     minutes: opts.minutes,
     rate,
     sustainedPerSecond: sustained === undefined ? null : round(sustained, 0),
@@ -483,7 +498,8 @@ async function main(): Promise<number> {
   await redis.quit();
   const fiveHundreds = Object.entries(counts).filter(([k]) => k.startsWith("5") && k !== "503");
   if (fiveHundreds.length > 0) console.log(`5xx answers: ${JSON.stringify(Object.fromEntries(fiveHundreds))}`);
-  return verdicts.every((v) => v.flat) && fiveHundreds.length === 0 ? 0 : 1;
+  console.log(`after ${COOL_DOWN_SECONDS} s without traffic: ${residualKeys} keys (at most ${allowedKeys} allowed)`);
+  return verdicts.every((v) => v.flat) && keysReturned && fiveHundreds.length === 0 ? 0 : 1;
 }
 
 main()
