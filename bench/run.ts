@@ -2,7 +2,7 @@
 // Starts its own redis-server, the bare-Hono ceiling, gateways and workers as real processes, drives
 // them with autocannon on 127.0.0.1, prints a markdown table and writes JSON under bench-results/.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { findRedisServer, RedisServer } from "@ess/testing";
@@ -20,6 +20,7 @@ import {
   statusCounts,
   type Target,
 } from "./load.js";
+import { backlog as backlogOf, cpuSeconds, rssMiB, waitDrained as waitDrainedOf } from "./measure.js";
 
 const HELP = `npm run bench -- [options]
 
@@ -100,29 +101,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- process and Redis measurements
 
-/** utime + stime of a process in seconds (Linux /proc). */
-function cpuSeconds(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
-
-/** VmRSS of a process in MiB. */
-function rssMiB(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : 0;
-  } catch {
-    return 0;
-  }
-}
-
 interface RedisSample {
   calls: number;
   byCommand: Record<string, number>;
@@ -166,26 +144,8 @@ function round(x: number, digits = 1): number {
   return Math.round(x * f) / f;
 }
 
-/** Jobs waiting or active over all partition queues. */
-async function backlog(redis: Redis): Promise<number> {
-  const pipe = redis.pipeline();
-  for (let p = 0; p < PARTITIONS; p++) {
-    const q = `${KEY_PREFIX}:{p${p}}:callbacks`;
-    // delayed jobs are gap checks due GAP_TIMEOUT_MS later: not backlog
-    pipe.llen(`${q}:wait`).llen(`${q}:active`);
-  }
-  const res = (await pipe.exec()) ?? [];
-  return res.reduce((sum, [, n]) => sum + Number(n ?? 0), 0);
-}
-
-async function waitDrained(redis: Redis, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if ((await backlog(redis)) === 0) return true;
-    await sleep(100);
-  }
-  return false;
-}
+const backlog = (redis: Redis) => backlogOf(redis, KEY_PREFIX, PARTITIONS);
+const waitDrained = (redis: Redis, timeoutMs: number) => waitDrainedOf(redis, KEY_PREFIX, PARTITIONS, timeoutMs);
 
 function partitionOf(id: string): number {
   let h = 0x811c9dc5;

@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const store = new RequestStore(redis, keys, storeLimits(config));
   const queues = new CallbackQueues(redis, keys, { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
   instrumentCallbackPath(store, queues, metrics);
-  const readiness = new Readiness(redis);
+  const readiness = new Readiness(redis, 1000, keys.readinessProbe());
   const backlog =
     config.BACKLOG_LIMIT > 0
       ? new BacklogMonitor(redis, keys, config.BACKLOG_LIMIT, config.BACKLOG_CHECK_MS, metrics).start()
@@ -77,6 +77,7 @@ async function main(): Promise<void> {
     logError: (err: unknown, context: Record<string, unknown>) => log.error({ err, ...context }, "unexpected error"),
     logDebug: (context: Record<string, unknown>, message: string) => log.debug(context, message),
     publicBaseUrl: config.PUBLIC_BASE_URL,
+    logWarn: (message: string, context: Record<string, unknown>) => log.warn(context, message),
     scheduler: {
       forceCancelQuietMs: config.FORCE_CANCEL_QUIET_MS,
       ssePollMs: config.SSE_POLL_MS,

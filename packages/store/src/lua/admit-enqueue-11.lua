@@ -1,3 +1,4 @@
+#!lua
 --[[
   admit-enqueue-11: admit-2 and BullMQ's own addStandardJob in ONE script, so an accepted callback
   costs the gateway one round trip, and its Idempotency-Key's final record is written in the same
