@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { signWebhook, WEBHOOK_HEADERS, type WebhookJob, webhookJobSchema } from "@ess/contract";
 import { isRequestState, isTerminal } from "@ess/domain";
 import { type DeadLetters, eventJson, type RequestStore, SchedulerStore, WEBHOOK_QUEUE } from "@ess/store";
-import { Queue, UnrecoverableError, Worker } from "bullmq";
+import { type Job, Queue, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { WorkerLogger } from "./worker.js";
 
@@ -28,6 +28,8 @@ export interface WebhookDeps {
   consumer: string;
   /** where deliveries that failed all their attempts go (replayable like any dead letter) */
   deadLetters: DeadLetters;
+  /** runs around each delivery of partition p (tracing); absent: the delivery runs as it is */
+  around?: (p: number, job: Job, deliver: () => Promise<number>) => Promise<number>;
 }
 
 /** The running webhook side: dispatcher loop plus delivery workers. */
@@ -175,7 +177,8 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
   }
 
   const workers = deps.partitions.map((p) => {
-    const w = new Worker(WEBHOOK_QUEUE, deliver, {
+    const around = deps.around;
+    const w = new Worker(WEBHOOK_QUEUE, around ? (job: Job) => around(p, job, () => deliver(job)) : deliver, {
       connection: deps.connection,
       prefix: keys.tag(p),
       concurrency: deps.concurrency,

@@ -15,12 +15,12 @@
   ARGV[6]     request id (canonical decimal)
   ARGV[7]     job name
   ARGV[8]     acceptedAt, ms: the job's timestamp and data.acceptedAt
-  ARGV[9]     the rest of the job data as a JSON object: {"status":..,"message":..,"acceptedAt":..}
+  ARGV[9]     the rest of the job data as a JSON object: {"status":..,"message"?:..,"acceptedAt":..,"traceparent"?:..}
   ARGV[10]    the job options as BullMQ's Queue.add encodes them (msgpack), captured once from
               BullMQ's own code; its jobId is replaced by this job's id
 
   Returns admit-2's reply. Code 1 (ADMITTED) is returned only after the job was added to the queue,
-  as job id "<requestId>-<seq>" with data {v,requestId,seq,execution,status,message?,acceptedAt}.
+  as job id "<requestId>-<seq>" with data {v,requestId,seq,execution,status,message?,acceptedAt,traceparent?}.
   If the add fails the script errors (the seq stays unused: the worker skips the gap after its timeout).
 ]]
 local function admit(KEYS, ARGV)
