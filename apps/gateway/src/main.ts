@@ -8,6 +8,7 @@ import { Authenticator, CredentialsError } from "./auth.js";
 import { BacklogMonitor, RateLimiter } from "./backpressure.js";
 import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
 import { type OperationsDeps, Readiness } from "./ops.js";
+import { registerProbes } from "./probes.js";
 import { traceGateway } from "./tracing.js";
 
 /** Entry point: reads config, opens Redis, serves, and shuts down cleanly on SIGTERM/SIGINT. */
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
   const deadLetters = new DeadLetters(redis, keys, (p, name) => queues.queue(p, name));
   if (tracing) traceGateway(tracing, { store, queues, deadLetters });
   const readiness = new Readiness(redis);
+  registerProbes(metrics.registry, redis, readiness);
   const backlog =
     config.BACKLOG_LIMIT > 0
       ? new BacklogMonitor(redis, keys, config.BACKLOG_LIMIT, config.BACKLOG_CHECK_MS, metrics).start()

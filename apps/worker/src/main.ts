@@ -2,7 +2,14 @@ import { hostname } from "node:os";
 import { configOrExit, createLogger, loadConfig, parsePartitionList, storeLimits } from "@ess/config";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
 import { startTracing } from "@ess/telemetry";
-import { instrumentStore, observeRedis, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
+import {
+  instrumentStore,
+  observeRedis,
+  observeWebhooks,
+  observeWorkers,
+  serveMetrics,
+  WorkerMetrics,
+} from "./observe.js";
 import { startTimeoutSweeper } from "./timeouts.js";
 import { traceDelivery, traceWorker } from "./tracing.js";
 import { startWebhooks } from "./webhooks.js";
@@ -81,6 +88,7 @@ async function main(): Promise<void> {
         ...(tracing ? { around: traceDelivery(tracing) } : {}),
       })
     : undefined;
+  if (webhooks) observeWebhooks(webhooks, metrics);
   if (!webhooks) log.warn({}, "WEBHOOK_SECRET is not set: webhook subscriptions are stored but not delivered");
   log.info({ partitions: partitions.length, concurrency: config.WORKER_CONCURRENCY }, "worker started");
 
