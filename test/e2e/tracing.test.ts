@@ -76,6 +76,7 @@ const deliveries: { headers: IncomingHttpHeaders; answered: number }[] = [];
 const answers: number[] = [];
 let gateway: RunningProcess;
 let worker: RunningProcess;
+let env: Record<string, string>;
 
 beforeAll(async () => {
   receiver = await startReceiver();
@@ -90,7 +91,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => subscriber.listen(0, "127.0.0.1", r));
   subscriberUrl = `http://127.0.0.1:${(subscriber.address() as AddressInfo).port}/hook`;
-  const env = {
+  env = {
     REDIS_URL: inject("redisUrl"),
     KEY_PREFIX: uniquePrefix(),
     PARTITIONS: "2",
@@ -216,5 +217,68 @@ describe("OpenTelemetry traces across real processes", () => {
     const again = await eventually(async () => deliveries[before], 20000, "the replayed delivery");
     expect(again.answered).toBe(200);
     expect(String(again.headers.traceparent)).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  });
+
+  it("a bulk replay runs in the worker under its own span, each entry's replay its child", async () => {
+    // one more failed delivery: the end of another subscribed request
+    answers.push(500);
+    const { requestHandle } = await registerRequest(gateway.url, "7002");
+    await postJson(`${gateway.url}/ess/rest/scheduler/v1/requests/7002/subscribe`, { callbackUrl: subscriberUrl });
+    const cb = await postJson(`${gateway.url}/ess/rest/scheduler/v1/requests/7002/executionStatus`, {
+      requestHandle,
+      status: "SUCCESS",
+    });
+    expect(cb.status).toBe(200);
+    await eventually(
+      async () => {
+        const r = await fetch(`${gateway.adminUrl}/admin/dead-letters`);
+        return ((await r.json()) as { items: unknown[] }).items.length > 0;
+      },
+      20000,
+      "a dead letter",
+    );
+    const res = await postJson(`${gateway.adminUrl}/admin/dead-letters/replay`, { all: true });
+    expect(res.status).toBe(202);
+    const { id: opId } = (await res.json()) as { id: string };
+    const bulk = await eventually(
+      async () =>
+        receiver.spans.find((s) => s.name === "ess.dead_letter.replay_bulk" && s.attributes["ess.replay.id"] === opId),
+      20000,
+      "the bulk replay span",
+    );
+    expect(bulk.service).toBe("ess-worker");
+    expect(bulk.attributes).toMatchObject({ "ess.outcome": "done", "ess.replay.replayed": 1 });
+    const children = receiver.spans.filter(
+      (s) => s.name === "ess.dead_letter.replay" && s.parentSpanId === bulk.spanId,
+    );
+    expect(children.map((c) => c.attributes["ess.outcome"])).toEqual(["replayed"]);
+  });
+
+  it("with ENQUEUE_MODE=queue: the admit and the enqueue have their spans, and the apply is the enqueue's child", async () => {
+    const queued = await startApp("gateway", { ...env, ENQUEUE_MODE: "queue" });
+    try {
+      const id = "7003";
+      const { requestHandle } = await registerRequest(queued.url, id);
+      const res = await postJson(`${queued.url}/ess/rest/scheduler/v1/requests/${id}/executionStatus`, {
+        requestHandle,
+        status: "UPDATE",
+      });
+      expect(res.status).toBe(200);
+      const apply = await eventually(
+        async () => receiver.spans.find((s) => s.name === "ess.apply" && s.attributes["ess.request_id"] === id),
+        20000,
+        "the apply span",
+      );
+      const enqueue = receiver.spans.find((s) => s.spanId === apply.parentSpanId);
+      expect(enqueue?.name).toBe("ess.enqueue");
+      expect(enqueue?.attributes).toMatchObject({ "ess.request_id": id, "ess.seq": 1, "ess.outcome": "enqueued" });
+      const admit = receiver.spans.find((s) => s.name === "ess.admit" && s.attributes["ess.request_id"] === id);
+      expect(admit?.attributes).toMatchObject({ "ess.seq": 1, "ess.outcome": "admitted" });
+      // siblings under the HTTP span
+      expect(admit?.parentSpanId).toBe(enqueue?.parentSpanId);
+      expect(receiver.spans.find((s) => s.spanId === admit?.parentSpanId)?.kind).toBe(2);
+    } finally {
+      expect(await queued.stop()).toBe(0);
+    }
   });
 });
