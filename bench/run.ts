@@ -40,6 +40,8 @@ const HELP = `npm run bench -- [options]
   --variants I,J       only these gateway variants (0-based, in the order above and in BENCHMARKS.md; default all:
                        0 ENQUEUE_MODE=queue, 1 REDIS_AUTO_PIPELINING, 2 ACCESS_LOG=false, 3 tracing on
                        but sampling nothing, 4 tracing on, every callback exported)
+  --baseline DIR       also measure the default gateway of another checkout (npm ci done there), as a variant:
+                       e.g. the commit before a change, to show the change's cost in the same rounds
   --out DIR            where the JSON goes (default bench-results/)
   --cpu-prof           run gateways and workers with node --cpu-prof (profiles in <out>/profiles/)
   --help               this text`;
@@ -60,6 +62,7 @@ const { values: args } = parseArgs({
     out: { type: "string", default: "bench-results" },
     "cpu-prof": { type: "boolean", default: false },
     variants: { type: "string" },
+    baseline: { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
@@ -83,6 +86,7 @@ const opts = {
   out: args.out,
   cpuProf: args["cpu-prof"],
   variants: args.variants?.split(",").map((x) => Number(x.trim())),
+  baseline: args.baseline,
 };
 for (const [k, v] of Object.entries(opts)) {
   if (typeof v === "number" && !(Number.isFinite(v) && v >= 0)) throw new Error(`bad --${k}: ${v}`);
@@ -288,10 +292,12 @@ const ALL_VARIANTS: { name: string; env: Record<string, string> }[] = [
     env: { OTEL_TRACES_EXPORTER: "otlp", OTEL_EXPORTER_OTLP_ENDPOINT: TRACE_SINK },
   },
 ];
-/** --variants picks some of them by index; default all. */
-const VARIANTS = opts.variants
-  ? opts.variants.map((i) => ALL_VARIANTS[i]).filter((v) => v !== undefined)
-  : ALL_VARIANTS;
+/** --variants picks some of them by index (default all); --baseline adds another checkout's gateway. */
+const VARIANTS: { name: string; env: Record<string, string>; root?: string }[] = [
+  ...(opts.variants ? opts.variants.map((i) => ALL_VARIANTS[i]).filter((v) => v !== undefined) : ALL_VARIANTS),
+  // the default gateway of another checkout (with its own node_modules), in the same rounds
+  ...(opts.baseline ? [{ name: `baseline: the gateway of ${opts.baseline}`, env: {}, root: opts.baseline }] : []),
+];
 
 let sinkUrl: Promise<string> | undefined;
 /** An OTLP/HTTP endpoint that takes every export and keeps nothing (started on first use). */
@@ -315,13 +321,18 @@ async function variantEnv(env: Record<string, string>): Promise<Record<string, s
   return out;
 }
 
-async function startGateway(url: string, name: string, extraEnv: Record<string, string> = {}): Promise<RunningProcess> {
+async function startGateway(
+  url: string,
+  name: string,
+  extraEnv: Record<string, string> = {},
+  root?: string,
+): Promise<RunningProcess> {
   // startApp waits for the "gateway listening" info line: keep LOG_LEVEL at info for the gateway
   const env = redisEnv(url, { LOG_LEVEL: "info", ...extraEnv });
   const nodeArgs = opts.cpuProf
     ? ["--cpu-prof", `--cpu-prof-dir=${opts.out}/profiles/${name.replace(/[^A-Za-z0-9-]+/g, "_")}`]
     : [];
-  return tracked(await startApp("gateway", env, nodeArgs));
+  return tracked(await startApp("gateway", env, nodeArgs, root));
 }
 
 let workerCount = 0;
@@ -572,10 +583,12 @@ async function runProfile(profile: "A" | "B", bin: string) {
     // gateway variants, each on its own key prefix (no worker serves it, so its backlog needs no drain)
     const variantGateways: RunningProcess[] = [];
     for (const [i, v] of (opts.compare && profile === opts.profiles[0] ? VARIANTS : []).entries()) {
-      const gv = await startGateway(server.url, `gateway-v${i}-${profile}`, {
-        ...(await variantEnv(v.env)),
-        KEY_PREFIX: `benchv${i}`,
-      });
+      const gv = await startGateway(
+        server.url,
+        `gateway-v${i}-${profile}`,
+        { ...(await variantEnv(v.env)), KEY_PREFIX: `benchv${i}` },
+        v.root,
+      );
       started.push(gv);
       variantGateways.push(gv);
       const vw = freshTargets(Math.min(quick ? 300 : 1000, opts.requests));

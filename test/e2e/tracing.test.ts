@@ -34,9 +34,11 @@ const attrs = (list: { key: string; value: OtlpValue }[] = []) =>
   Object.fromEntries(list.map((a) => [a.key, value(a.value)]));
 
 /** A minimal OTLP/HTTP trace receiver (JSON encoding): collects every span posted to /v1/traces. */
-async function startReceiver(): Promise<{ server: Server; url: string; spans: OtlpSpan[] }> {
+async function startReceiver(): Promise<{ server: Server; url: string; spans: OtlpSpan[]; paths: Set<string> }> {
   const spans: OtlpSpan[] = [];
+  const paths = new Set<string>();
   const server = createServer((req, res) => {
+    paths.add(req.url ?? "");
     let body = "";
     req.on("data", (d: Buffer) => {
       body += d.toString();
@@ -65,7 +67,7 @@ async function startReceiver(): Promise<{ server: Server; url: string; spans: Ot
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans };
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, paths };
 }
 
 let receiver: Awaited<ReturnType<typeof startReceiver>>;
@@ -100,8 +102,6 @@ beforeAll(async () => {
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
     // export within a fraction of a second, so the test need not wait
     OTEL_BSP_SCHEDULE_DELAY: "100",
-    OTEL_METRICS_EXPORTER: "none",
-    OTEL_LOGS_EXPORTER: "none",
     WEBHOOK_SECRET: "trace-test-secret-0123",
     WEBHOOK_ATTEMPTS: "1",
     WEBHOOK_BACKOFF_MS: "100",
@@ -115,6 +115,9 @@ afterAll(async () => {
   await new Promise((r) => subscriber?.close(r));
   await new Promise((r) => receiver?.server.close(r));
   expect(codes).toEqual([0, 0]);
+  // traces only, up to the flush at shutdown: no OTLP metrics or logs unless OTEL_METRICS_EXPORTER /
+  // OTEL_LOGS_EXPORTER ask for them
+  expect([...(receiver?.paths ?? [])]).toEqual(["/v1/traces"]);
 });
 
 const byName = (name: string, traceId: string) =>

@@ -73,6 +73,11 @@ export async function startTracing(
   ]);
   const sdk = new NodeSDK({
     ...(env.OTEL_SERVICE_NAME ? {} : { serviceName: service }),
+    // traces only: metrics are Prometheus's (/metrics) and logs are JSON lines; the SDK would
+    // otherwise export both over OTLP by default. OTEL_METRICS_EXPORTER / OTEL_LOGS_EXPORTER set
+    // explicitly still turn them on.
+    ...(env.OTEL_METRICS_EXPORTER ? {} : { metricReaders: [] }),
+    ...(env.OTEL_LOGS_EXPORTER ? {} : { logRecordProcessors: [] }),
     instrumentations: [
       new HttpInstrumentation({
         ignoreIncomingRequestHook: (req) => UNTRACED_PATHS.has((req.url ?? "/").split("?", 1)[0] ?? "/"),
