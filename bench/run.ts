@@ -40,8 +40,9 @@ const HELP = `npm run bench -- [options]
   --variants I,J       only these gateway variants (0-based, in the order above and in BENCHMARKS.md; default all:
                        0 ENQUEUE_MODE=queue, 1 REDIS_AUTO_PIPELINING, 2 ACCESS_LOG=false, 3 tracing on
                        but sampling nothing, 4 tracing on, every callback exported)
-  --baseline DIR       also measure the default gateway of another checkout (npm ci done there), as a variant:
-                       e.g. the commit before a change, to show the change's cost in the same rounds
+  --baseline DIR,...   also measure the default gateway of other checkouts (npm ci done there), as variants:
+                       e.g. the commit before a change, to show the change's cost in the same rounds, and a
+                       copy of this one (an A/A pair shows what the order within a round alone does)
   --out DIR            where the JSON goes (default bench-results/)
   --cpu-prof           run gateways and workers with node --cpu-prof (profiles in <out>/profiles/)
   --help               this text`;
@@ -86,7 +87,7 @@ const opts = {
   out: args.out,
   cpuProf: args["cpu-prof"],
   variants: args.variants?.split(",").map((x) => Number(x.trim())),
-  baseline: args.baseline,
+  baseline: args.baseline?.split(",").map((x) => x.trim()),
 };
 for (const [k, v] of Object.entries(opts)) {
   if (typeof v === "number" && !(Number.isFinite(v) && v >= 0)) throw new Error(`bad --${k}: ${v}`);
@@ -296,7 +297,7 @@ const ALL_VARIANTS: { name: string; env: Record<string, string> }[] = [
 const VARIANTS: { name: string; env: Record<string, string>; root?: string }[] = [
   ...(opts.variants ? opts.variants.map((i) => ALL_VARIANTS[i]).filter((v) => v !== undefined) : ALL_VARIANTS),
   // the default gateway of another checkout (with its own node_modules), in the same rounds
-  ...(opts.baseline ? [{ name: `baseline: the gateway of ${opts.baseline}`, env: {}, root: opts.baseline }] : []),
+  ...(opts.baseline ?? []).map((root) => ({ name: `baseline: the gateway of ${root}`, env: {}, root })),
 ];
 
 let sinkUrl: Promise<string> | undefined;
