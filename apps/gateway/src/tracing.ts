@@ -1,6 +1,6 @@
 import type { CallbackJob } from "@ess/contract";
 import type { CallbackQueues, DeadLetters, RequestStore } from "@ess/store";
-import type { Tracing } from "@ess/telemetry";
+import { type Tracing, traceReplays } from "@ess/telemetry";
 
 /**
  * Spans of the gateway's own work inside the HTTP request's span: the admit + enqueue script (or the
@@ -61,16 +61,4 @@ export function traceGateway(
     );
 
   traceReplays(t, deadLetters);
-}
-
-/** A span around each dead-letter replay (by id, here inside the admin API's request). */
-export function traceReplays(t: Tracing, deadLetters: DeadLetters): void {
-  const replay = deadLetters.replay.bind(deadLetters);
-  deadLetters.replay = (id: string) =>
-    t.span(
-      "ess.dead_letter.replay",
-      { attributes: { "ess.dead_letter.id": id } },
-      () => replay(id),
-      (r) => r,
-    );
 }

@@ -1,6 +1,6 @@
 import type { CallbackJob, WebhookJob } from "@ess/contract";
 import type { DeadLetters, RequestStore } from "@ess/store";
-import type { Tracing } from "@ess/telemetry";
+import { type Tracing, traceReplays } from "@ess/telemetry";
 
 /**
  * Spans of the worker, installed by main.ts only when tracing is on by wrapping the calls once:
@@ -39,14 +39,7 @@ export function traceWorker(t: Tracing, deps: { store: RequestStore; deadLetters
     );
   };
 
-  const replay = deadLetters.replay.bind(deadLetters);
-  deadLetters.replay = (id: string) =>
-    t.span(
-      "ess.dead_letter.replay",
-      { attributes: { "ess.dead_letter.id": id } },
-      () => replay(id),
-      (r) => r,
-    );
+  traceReplays(t, deadLetters);
   const runReplay = deadLetters.runReplay.bind(deadLetters);
   deadLetters.runReplay = (id, sleep) =>
     t.span(

@@ -141,3 +141,18 @@ export async function startTracing(
   };
   return tracing;
 }
+
+/**
+ * A span around each dead-letter replay by id (ess.dead_letter.replay: the entry's id and the
+ * outcome, "replayed" or "not-found"), in the gateway's admin API and in the workers' bulk replays.
+ */
+export function traceReplays<R extends string>(t: Tracing, deadLetters: { replay(id: string): Promise<R> }): void {
+  const replay = deadLetters.replay.bind(deadLetters);
+  deadLetters.replay = (id: string) =>
+    t.span(
+      "ess.dead_letter.replay",
+      { attributes: { "ess.dead_letter.id": id } },
+      () => replay(id),
+      (r) => r,
+    );
+}
