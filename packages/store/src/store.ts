@@ -165,17 +165,26 @@ export class RequestStore {
    */
   async admitAndEnqueue(
     queues: CallbackQueues,
-    cb: { requestId: string; handle: string; status: CallbackStatus; message?: string | undefined; acceptedAt: number },
+    cb: {
+      requestId: string;
+      handle: string;
+      status: CallbackStatus;
+      message?: string | undefined;
+      acceptedAt: number;
+      /** the trace the worker's apply joins (CallbackJob.traceparent) */
+      traceparent?: string | undefined;
+    },
     idempotency?: { key: string; fingerprint: string },
   ): Promise<AdmitResult> {
     const { requestId } = cb;
     const p = this.keys.partition(requestId);
     const template = queues.readyTemplate(p) ?? (await queues.template(p));
     const req = this.keys.request(p, requestId);
+    const trace = cb.traceparent === undefined ? "" : `,"traceparent":${JSON.stringify(cb.traceparent)}`;
     const rest =
       cb.message === undefined
-        ? `{"status":"${cb.status}","acceptedAt":${cb.acceptedAt}}`
-        : `{"status":"${cb.status}","message":${JSON.stringify(cb.message)},"acceptedAt":${cb.acceptedAt}}`;
+        ? `{"status":"${cb.status}","acceptedAt":${cb.acceptedAt}${trace}}`
+        : `{"status":"${cb.status}","message":${JSON.stringify(cb.message)},"acceptedAt":${cb.acceptedAt}${trace}}`;
     const k = template.keys;
     const reply = await this.redis.ess_admitEnqueue(
       req,
