@@ -97,6 +97,7 @@ describe.skipIf(missing)("the dashboard and the alert rules against a real Prome
       RATE_LIMIT_PER_SECOND: "100",
       RATE_LIMIT_BURST: "100",
       WEBHOOK_SECRET: "prometheus-test-secret-0123",
+      WEBHOOK_ALLOW_HOSTS: "127.0.0.1",
       WEBHOOK_ATTEMPTS: "2",
       WEBHOOK_BACKOFF_MS: "50",
       DLQ_SWEEP_INTERVAL_MS: "500",

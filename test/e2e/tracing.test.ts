@@ -103,6 +103,7 @@ beforeAll(async () => {
     // export within a fraction of a second, so the test need not wait
     OTEL_BSP_SCHEDULE_DELAY: "100",
     WEBHOOK_SECRET: "trace-test-secret-0123",
+    WEBHOOK_ALLOW_HOSTS: "127.0.0.1",
     WEBHOOK_ATTEMPTS: "1",
     WEBHOOK_BACKOFF_MS: "100",
     DLQ_SWEEP_INTERVAL_MS: "500",
