@@ -5,13 +5,16 @@
  *
  *   REDIS_URL=redis://127.0.0.1:6379 KEY_PREFIX=ess PARTITIONS=16 npx tsx examples/event-consumer.ts
  *
+ * On a Redis Cluster, add REDIS_CLUSTER_NODES=host:port,... (REDIS_URL then gives only credentials).
+ *
  * GROUP (default "example") names the group; CONSUMER (default host-pid) this consumer. A new group
  * starts at the streams' ends ("$"); FROM_START=1 reads what the streams still hold.
  */
 import { hostname } from "node:os";
-import { createRedis, Keys } from "@ess/store";
+import { createRedis, Keys, readGroup } from "@ess/store";
 
-const redis = createRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", "worker");
+const clusterNodes = process.env.REDIS_CLUSTER_NODES?.split(",").filter(Boolean);
+const redis = createRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", "worker", { clusterNodes });
 const keys = new Keys(process.env.KEY_PREFIX ?? "ess", Number(process.env.PARTITIONS ?? 16));
 const group = process.env.GROUP ?? "example";
 const consumer = process.env.CONSUMER ?? `${hostname()}-${process.pid}`;
@@ -32,20 +35,9 @@ async function main(): Promise<void> {
     stop = true;
   });
   while (!stop) {
-    // new entries for this consumer (">"), waiting up to 2 s
-    const res = (await redis.xreadgroup(
-      "GROUP",
-      group,
-      consumer,
-      "COUNT",
-      100,
-      "BLOCK",
-      2000,
-      "STREAMS",
-      ...streams,
-      ...streams.map(() => ">"),
-    )) as [string, [string, string[]][]][] | null;
-    for (const [stream, entries] of res ?? []) {
+    // new entries for this consumer (">"), waiting up to 2 s (one blocking read; on a Cluster, polls per stream)
+    const res = await readGroup(redis, redis, streams, group, consumer, 100, 2000);
+    for (const [stream, entries] of res) {
       for (const [id, flat] of entries) {
         const fields: Record<string, string> = {};
         for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;

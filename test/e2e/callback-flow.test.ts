@@ -1,6 +1,6 @@
 import "../support/provided.js";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniquePrefix } from "../support/context.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testRedisEnv, uniquePrefix } from "../support/context.js";
 import { callback, details, registerRequest } from "../support/http.js";
 import { eventually, type RunningProcess, startApp } from "../support/processes.js";
 
@@ -10,7 +10,7 @@ let worker: RunningProcess;
 let base: string;
 
 beforeAll(async () => {
-  const env = { REDIS_URL: inject("redisUrl"), KEY_PREFIX: uniquePrefix(), PARTITIONS: "4" };
+  const env = { ...testRedisEnv(), KEY_PREFIX: uniquePrefix(), PARTITIONS: "4" };
   [gateway, worker] = await Promise.all([startApp("gateway", env), startApp("worker", env)]);
   base = gateway.url;
 });

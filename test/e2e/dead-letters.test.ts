@@ -1,9 +1,9 @@
 import "../support/provided.js";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { CallbackQueues, createRedis, DeadLetters, Keys } from "@ess/store";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { dropPrefix, uniquePrefix } from "../support/context.js";
+import { CallbackQueues, DeadLetters, Keys } from "@ess/store";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dropPrefix, testRedis, testRedisEnv, uniquePrefix } from "../support/context.js";
 import { details, registerRequest } from "../support/http.js";
 import { eventually, ROOT, type RunningProcess, startApp } from "../support/processes.js";
 
@@ -11,7 +11,7 @@ const run = promisify(execFile);
 let gateway: RunningProcess;
 let worker: RunningProcess;
 const env = { REDIS_URL: "", KEY_PREFIX: uniquePrefix(), PARTITIONS: "4" };
-const redis = createRedis(inject("redisUrl"), "tool");
+const redis = testRedis("tool");
 const keys = new Keys(env.KEY_PREFIX, 4);
 const queues = new CallbackQueues(redis, keys, { attempts: 2, backoffMs: 10 });
 // polling reads the store directly; the CLI is run only for the operator's actions
@@ -32,7 +32,7 @@ async function cli(...args: string[]): Promise<{ code: number; out: string }> {
 }
 
 beforeAll(async () => {
-  env.REDIS_URL = inject("redisUrl");
+  Object.assign(env, testRedisEnv());
   [gateway, worker] = await Promise.all([startApp("gateway", env), startApp("worker", env)]);
 });
 

@@ -1,7 +1,7 @@
 import "../support/provided.js";
-import { CallbackQueues, createRedis, Keys, RequestStore } from "@ess/store";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { dropPrefix, uniquePrefix } from "../support/context.js";
+import { CallbackQueues, Keys, RequestStore } from "@ess/store";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dropPrefix, testRedis, testRedisEnv, uniquePrefix } from "../support/context.js";
 import { drive, FINAL_STATE, registerMany, type Sent } from "../support/load.js";
 import { eventually, type RunningProcess, startApp } from "../support/processes.js";
 
@@ -13,9 +13,9 @@ let store: RequestStore;
 const FINALS = ["SUCCESS", "WARNING", "ERROR", "BUSINESS_ERROR", "CANCEL", "PAUSE", "SUSPEND"];
 
 beforeAll(async () => {
-  env.REDIS_URL = inject("redisUrl");
+  Object.assign(env, testRedisEnv());
   procs.push(...(await Promise.all([startApp("gateway", env), startApp("worker", env), startApp("worker", env)])));
-  const redis = createRedis(env.REDIS_URL, "tool");
+  const redis = testRedis("tool");
   store = new RequestStore(redis, new Keys(env.KEY_PREFIX, 4));
 });
 

@@ -4,9 +4,9 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { EssClientError, EssJobClient } from "@ess/client";
 import { verifyWebhook, WEBHOOK_HEADERS } from "@ess/contract";
-import { compareStreamIds, createRedis, Keys } from "@ess/store";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniquePrefix } from "../support/context.js";
+import { compareStreamIds, Keys } from "@ess/store";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testRedis, testRedisEnv, uniquePrefix } from "../support/context.js";
 import { details, postJson, registerRequest } from "../support/http.js";
 import { eventually, ROOT, type RunningProcess, startApp } from "../support/processes.js";
 import { readSse } from "../support/sse.js";
@@ -26,7 +26,7 @@ const failFirst = new Set<string>();
 
 beforeAll(async () => {
   env = {
-    REDIS_URL: inject("redisUrl"),
+    ...testRedisEnv(),
     KEY_PREFIX: uniquePrefix(),
     PARTITIONS: "4",
     FORCE_CANCEL_QUIET_MS: String(QUIET_MS),
@@ -231,7 +231,7 @@ describe("the webhook address policy through the real processes (WEBHOOK_ALLOW_H
     );
     // 127.0.0.2 is loopback and outside the allowlist: written straight into Redis, the worker refuses it
     const stored = `http://127.0.0.2:${port}/refused/${id}`;
-    const redis = createRedis(env.REDIS_URL ?? "", "tool");
+    const redis = testRedis("tool");
     try {
       const keys = new Keys(env.KEY_PREFIX ?? "", 4);
       await redis.hset(keys.subscriptions(keys.partition(id), id), stored, "0");
@@ -327,7 +327,7 @@ describe("the example event consumer (examples/event-consumer.ts)", () => {
       child.kill("SIGTERM");
     }
     expect(await exited).toBe(0);
-    const redis = createRedis(env.REDIS_URL ?? "", "tool");
+    const redis = testRedis("tool");
     try {
       const keys = new Keys(env.KEY_PREFIX ?? "", 4);
       const groups = (await redis.xinfo("GROUPS", keys.events(keys.partition(id)))) as (string | number)[][];

@@ -6,6 +6,8 @@ import {
   DEFAULT_LIMITS,
   DeadLetters,
   Keys,
+  masters,
+  type RedisRole,
   RequestStore,
   type StoreLimits,
 } from "@ess/store";
@@ -13,14 +15,29 @@ import type { Redis } from "ioredis";
 import { afterAll, inject } from "vitest";
 import "./provided.js";
 
-/** Deletes every key under a test's prefix (tests may run against a user's REDIS_URL). */
+/** The Redis of the test project as the processes' environment: REDIS_URL, and REDIS_CLUSTER_NODES on a Cluster. */
+export function testRedisEnv(): { REDIS_URL: string; REDIS_CLUSTER_NODES?: string } {
+  const nodes = inject("redisClusterNodes");
+  return nodes ? { REDIS_URL: inject("redisUrl"), REDIS_CLUSTER_NODES: nodes } : { REDIS_URL: inject("redisUrl") };
+}
+
+/** A connection of a role to the test project's Redis (an ioredis Cluster when the project runs on one). */
+export function testRedis(role: RedisRole): Redis {
+  const nodes = inject("redisClusterNodes");
+  return createRedis(inject("redisUrl"), role, nodes ? { clusterNodes: nodes.split(",") } : {});
+}
+
+/** Deletes every key under a test's prefix (tests may run against a user's REDIS_URL); on a Cluster, on every master. */
 export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== "0");
+  for (const node of masters(redis)) {
+    let cursor = "0";
+    do {
+      const [next, keys] = await node.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+      cursor = next;
+      // one key at a time: on a Cluster the keys of one scan span slots
+      await Promise.all(keys.map((k) => node.unlink(k)));
+    } while (cursor !== "0");
+  }
 }
 
 /** A fresh key prefix, so test files can share one Redis without seeing each other. */
@@ -60,8 +77,8 @@ export function useTestContext(
 ): TestContext {
   const url = inject("redisUrl");
   const prefix = uniquePrefix();
-  const redis = createRedis(url, "tool");
-  const workerRedis = createRedis(url, "worker");
+  const redis = testRedis("tool");
+  const workerRedis = testRedis("worker");
   const keys = new Keys(prefix, opts.partitions ?? 4);
   const store = new RequestStore(redis, keys, { ...DEFAULT_LIMITS, ...opts.limits });
   const queues = new CallbackQueues(redis, keys, { attempts: opts.attempts ?? 3, backoffMs: opts.backoffMs ?? 10 });

@@ -6,6 +6,7 @@ import "./provided.js";
 export default async function setup(project: TestProject) {
   const redis = await provisionRedis();
   project.provide("redisUrl", redis.url);
+  project.provide("redisClusterNodes", "");
   return async () => {
     await redis.stop();
   };

@@ -2,6 +2,8 @@
 declare module "vitest" {
   export interface ProvidedContext {
     redisUrl: string;
+    /** "host:port,..." of a Redis Cluster's nodes when the project runs on one (redisUrl is then its first node), else "" */
+    redisClusterNodes: string;
   }
 }
 

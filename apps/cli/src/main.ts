@@ -20,7 +20,10 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  const redis = createRedis(config.REDIS_URL, "tool");
+  const redis = createRedis(config.REDIS_URL, "tool", {
+    clusterNodes: config.REDIS_CLUSTER_NODES,
+    clusterFailoverMs: config.REDIS_CLUSTER_FAILOVER_MS,
+  });
   redis.on("error", () => {});
   const keys = new Keys(config.KEY_PREFIX, config.PARTITIONS);
   const queues = new CallbackQueues(redis, keys, { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });

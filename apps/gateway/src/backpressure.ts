@@ -1,5 +1,5 @@
 import { EssError, parseRequestId } from "@ess/domain";
-import type { Keys } from "@ess/store";
+import { fanOut, type Keys } from "@ess/store";
 import type { MiddlewareHandler } from "hono";
 import type { Redis } from "ioredis";
 import type { AppEnv } from "./env.js";
@@ -7,7 +7,7 @@ import type { GatewayMetrics } from "./metrics.js";
 
 /**
  * The backlog of every partition queue (waiting + delayed jobs), refreshed in the background every
- * `intervalMs` with one pipelined round trip. Callbacks consult the cached numbers: no Redis call
+ * `intervalMs` with one round trip (the commands issued together). Callbacks consult the cached numbers: no Redis call
  * per request. When a refresh fails (Redis away) the last numbers stay; the Redis check catches that.
  */
 export class BacklogMonitor {
@@ -43,19 +43,17 @@ export class BacklogMonitor {
     this.running = (async () => {
       try {
         if (this.redis.status !== "ready") return;
-        const pipe = this.redis.pipeline();
-        for (let p = 0; p < this.keys.partitions; p++) {
+        // one command pair per partition, together (a Cluster refuses a pipeline across slots)
+        const all = Array.from({ length: this.keys.partitions }, (_, p) => p);
+        const replies = await fanOut(all, (p) => {
           const base = this.keys.jobPrefix(p);
-          pipe.llen(`${base}wait`);
-          pipe.zcard(`${base}delayed`);
-        }
-        const replies = (await pipe.exec()) ?? [];
+          return Promise.all([this.redis.llen(`${base}wait`), this.redis.zcard(`${base}delayed`)]);
+        });
         const next = this.counts.slice();
         for (let p = 0; p < this.keys.partitions; p++) {
-          const wait = replies[2 * p];
-          const delayed = replies[2 * p + 1];
-          if (!wait || wait[0] || !delayed || delayed[0]) continue;
-          next[p] = Number(wait[1]) + Number(delayed[1]);
+          const [err, counts] = replies[p] ?? [null, null];
+          if (err || !counts) continue;
+          next[p] = counts[0] + counts[1];
           this.metrics?.backlogCached.set({ queue: `p${p}` }, next[p] as number);
         }
         this.counts = next;

@@ -38,6 +38,8 @@ async function main(): Promise<void> {
   const redis = createRedis(config.REDIS_URL, "gateway", {
     commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
     autoPipelining: config.REDIS_AUTO_PIPELINING,
+    clusterNodes: config.REDIS_CLUSTER_NODES,
+    clusterFailoverMs: config.REDIS_CLUSTER_FAILOVER_MS,
   });
   redis.on("error", (err) => {
     metrics.redisErrors.inc();

@@ -36,7 +36,10 @@ async function main(): Promise<void> {
   // off unless OTEL_* variables ask for it (see @ess/telemetry); loads nothing when off
   const tracing = await startTracing("ess-worker");
   if (tracing) log.info({}, "OpenTelemetry tracing on");
-  const connection = createRedis(config.REDIS_URL, "worker");
+  const connection = createRedis(config.REDIS_URL, "worker", {
+    clusterNodes: config.REDIS_CLUSTER_NODES,
+    clusterFailoverMs: config.REDIS_CLUSTER_FAILOVER_MS,
+  });
   connection.on("error", (err) => log.warn({ err: err.message }, "redis connection error"));
   await waitReady(connection, 30000).catch((err: Error) => {
     log.fatal({ err: err.message }, "cannot reach Redis");

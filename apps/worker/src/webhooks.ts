@@ -11,7 +11,9 @@ import {
   compareStreamIds,
   type DeadLetters,
   eventJson,
+  isCluster,
   type RequestStore,
+  readGroup,
   reasonMessage,
   SchedulerStore,
   WEBHOOK_QUEUE,
@@ -74,8 +76,8 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
       return [p, q] as const;
     }),
   );
-  // XREADGROUP BLOCK holds its connection: it gets its own
-  const reader = deps.connection.duplicate();
+  // XREADGROUP BLOCK holds its connection: it gets its own (a Cluster polls on the shared one, see readGroup)
+  const reader = isCluster(deps.connection) ? deps.connection : deps.connection.duplicate();
   reader.on("error", () => {});
   let stopped = false;
   const transport = new WebhookTransport({ policy: deps.policy, resolve: deps.resolve, timeoutMs: deps.timeoutMs });
@@ -166,19 +168,8 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
           await claimAbandoned();
         }
         const streams = deps.partitions.map((p) => keys.events(p));
-        const res = (await reader.xreadgroup(
-          "GROUP",
-          WEBHOOK_GROUP,
-          deps.consumer,
-          "COUNT",
-          200,
-          "BLOCK",
-          1000,
-          "STREAMS",
-          ...streams,
-          ...streams.map(() => ">"),
-        )) as [string, [string, string[]][]][] | null;
-        for (const [stream, entries] of res ?? []) {
+        const res = await readGroup(store.redis, reader, streams, WEBHOOK_GROUP, deps.consumer, 200, 1000);
+        for (const [stream, entries] of res) {
           const p = deps.partitions[streams.indexOf(stream)] as number;
           for (const [id, flat] of entries) await dispatch(p, id, toFields(flat));
         }
@@ -255,7 +246,7 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
     workers,
     async close() {
       stopped = true;
-      reader.disconnect();
+      if (reader !== deps.connection) reader.disconnect();
       await running;
       await Promise.all(workers.map((w) => w.close()));
       await Promise.all([...queues.values()].map((q) => q.close()));

@@ -152,6 +152,29 @@ export const configSchema = z.object({
     .enum(["true", "false"])
     .default("false")
     .transform((v) => v === "true"),
+
+  // Redis Cluster
+  /**
+   * Redis Cluster seed nodes ("host:port,host:port"); set, every process uses one ioredis Cluster and
+   * REDIS_URL supplies only the credentials and TLS (rediss://). Empty: the single Redis at REDIS_URL.
+   */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^\s*[^\s,:]+:\d{1,5}\s*(,\s*[^\s,:]+:\d{1,5}\s*)*$/, 'must be "host:port,host:port,..."')
+    .transform((v) => v.split(",").map((n) => n.trim()))
+    .optional(),
+  /**
+   * Redis Cluster: the longest a failover takes (cluster-node-timeout plus the election, about 2x the
+   * node timeout); the worker's and tools' redirection budget is sized to outlast it.
+   */
+  REDIS_CLUSTER_FAILOVER_MS: int(500, 600000).default(35000),
+  /**
+   * Gateway: a callback is answered 200 only after WAIT reports this many replicas have its write
+   * (503 ESS-50304 on a shortfall). 0: after the master alone (the default).
+   */
+  ACK_REPLICAS: int(0, 16).default(0),
+  /** Gateway: how long the WAIT of ACK_REPLICAS may block, in ms. */
+  ACK_TIMEOUT_MS: int(1, 60000).default(500),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -71,6 +71,8 @@ export function errorInfo(code: ErrorCode): ErrorInfo {
       return { status: 503, errorCode: "ESS-50302" };
     case "STORE_OUT_OF_MEMORY":
       return { status: 503, errorCode: "ESS-50303" };
+    case "REPLICAS_UNACKNOWLEDGED":
+      return { status: 503, errorCode: "ESS-50304" };
     default:
       return assertNever(code);
   }

@@ -30,6 +30,7 @@ export const ERROR_CODES = [
   "RATE_LIMITED",
   "OVERLOADED",
   "STORE_OUT_OF_MEMORY",
+  "REPLICAS_UNACKNOWLEDGED",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -3,6 +3,7 @@ import { EssError } from "@ess/domain";
 import type { Job, JobsOptions, Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { DEAD_LETTER_QUEUE, type Keys } from "./keys.js";
+import { fanOut } from "./redis.js";
 
 /** Why a job ended in the dead-letter queue. */
 export const DEAD_LETTER_REASONS = [
@@ -211,9 +212,8 @@ export class DeadLetters {
 
   /** Number of dead letters in all partitions. */
   async count(): Promise<number> {
-    const m = this.redis.multi();
-    for (let p = 0; p < this.keys.partitions; p++) m.hlen(this.keys.deadLetters(p));
-    const replies = (await m.exec()) ?? [];
+    const all = Array.from({ length: this.keys.partitions }, (_, p) => p);
+    const replies = await fanOut(all, (p) => this.redis.hlen(this.keys.deadLetters(p)));
     return replies.reduce((sum, [, n]) => sum + Number(n ?? 0), 0);
   }
 
@@ -251,13 +251,12 @@ export class DeadLetters {
     const parts = this.partitionsOf(q);
     const items: DeadLetter[] = [];
     for (let round = 0; round < 100; round++) {
-      const m = this.redis.multi();
-      for (const p of parts) {
+      const at = cursor;
+      const replies = await fanOut(parts, (p) => {
         // order is (score, partition, id): a lower partition's entries at the cursor's score came before
-        const lo = cursor && cursor[0] >= min ? (p < cursor[1] ? `(${cursor[0]}` : `${cursor[0]}`) : `${min}`;
-        m.zrangebyscore(this.indexFor(p, q), lo, max, "WITHSCORES", "LIMIT", 0, fetchSize);
-      }
-      const replies = (await m.exec()) ?? [];
+        const lo = at && at[0] >= min ? (p < at[1] ? `(${at[0]}` : `${at[0]}`) : `${min}`;
+        return this.redis.zrangebyscore(this.indexFor(p, q), lo, max, "WITHSCORES", "LIMIT", 0, fetchSize);
+      });
       const candidates: Cursor[] = [];
       let bound: Cursor | null = null; // past the end of a partial read, order is unknown
       replies.forEach(([err, flat], i) => {
@@ -281,9 +280,7 @@ export class DeadLetters {
         continue;
       }
       const take = safe.slice(0, limit - items.length);
-      const fetch = this.redis.multi();
-      for (const c of take) fetch.hget(this.keys.deadLetters(c[1]), c[2]);
-      const rows = (await fetch.exec()) ?? [];
+      const rows = await fanOut(take, (c) => this.redis.hget(this.keys.deadLetters(c[1]), c[2]));
       take.forEach((_, i) => {
         const raw = rows[i]?.[1] as string | null | undefined;
         if (!raw) return;
@@ -300,9 +297,9 @@ export class DeadLetters {
 
   /** Entries matching a query (ZCOUNT on the chosen index: exact unless a second filter narrows it). */
   async countMatching(q: DeadLetterQuery): Promise<number> {
-    const m = this.redis.multi();
-    for (const p of this.partitionsOf(q)) m.zcount(this.indexFor(p, q), q.from ?? 0, q.to ?? Number.MAX_SAFE_INTEGER);
-    const replies = (await m.exec()) ?? [];
+    const replies = await fanOut(this.partitionsOf(q), (p) =>
+      this.redis.zcount(this.indexFor(p, q), q.from ?? 0, q.to ?? Number.MAX_SAFE_INTEGER),
+    );
     return replies.reduce((sum, [, n]) => sum + Number(n ?? 0), 0);
   }
 

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
+import { masters } from "./redis.js";
 import { SCRIPTS, type ScriptName, scriptSource } from "./scripts.js";
 
 let shas: Map<string, string> | undefined;
@@ -15,15 +16,20 @@ function scriptSources(): Map<string, string> {
 
 /**
  * True once every project script is in Redis's script cache; loads the missing ones (after a Redis
- * restart the cache is empty). For readiness probes, not the hot path.
+ * restart the cache is empty). On a Cluster, on every master (each has its own cache). For readiness
+ * probes, not the hot path.
  */
 export async function ensureScriptsLoaded(redis: Redis): Promise<boolean> {
   const sources = [...scriptSources().values()];
   const digests = sources.map((s) => createHash("sha1").update(s).digest("hex"));
-  const exists = (await redis.script("EXISTS", ...digests)) as number[];
-  for (let i = 0; i < sources.length; i++) {
-    if (exists[i] !== 1) await redis.script("LOAD", sources[i] as string);
-  }
+  await Promise.all(
+    masters(redis).map(async (node) => {
+      const exists = (await node.script("EXISTS", ...digests)) as number[];
+      for (let i = 0; i < sources.length; i++) {
+        if (exists[i] !== 1) await node.script("LOAD", sources[i] as string);
+      }
+    }),
+  );
   return true;
 }
 

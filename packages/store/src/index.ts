@@ -5,4 +5,5 @@ export * from "./queues.js";
 export * from "./redis.js";
 export * from "./scheduler.js";
 export * from "./scripts.js";
+export * from "./slot.js";
 export * from "./store.js";

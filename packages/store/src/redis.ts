@@ -1,4 +1,5 @@
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
+import { keySlot } from "./slot.js";
 
 /**
  * Connection roles. Never an ioredis keyPrefix: BullMQ builds its own keys.
@@ -9,6 +10,11 @@ import { Redis, type RedisOptions } from "ioredis";
  * - worker: wait. maxRetriesPerRequest null (BullMQ's requirement for blocking connections);
  *   commands queue while Redis is away and run when it is back.
  * - tool: CLI and tests; fail fast but with the offline queue for the first connect.
+ *
+ * With cluster nodes given, the same profile applies to every node connection of one ioredis Cluster
+ * (see clusterOptions). The Cluster is returned as a Redis: it has the same command surface, BullMQ
+ * takes it as a connection, and the few places that need a node (script cache, WAIT, per-partition
+ * fan-out) ask isCluster().
  */
 export type RedisRole = "gateway" | "worker" | "tool";
 
@@ -18,6 +24,100 @@ export interface RedisConnectOptions {
   connectionName?: string;
   /** ioredis auto-pipelining: commands issued in one event-loop tick share one socket write. */
   autoPipelining?: boolean;
+  /** Redis Cluster seed nodes ("host:port"); given, the connection is an ioredis Cluster. */
+  clusterNodes?: readonly string[] | undefined;
+  /** Redis Cluster: the longest failover to outlast (worker and tool roles). */
+  clusterFailoverMs?: number;
+}
+
+/** Delay between two tries of a command refused during a failover (CLUSTERDOWN, closed node, TRYAGAIN). */
+export const CLUSTER_RETRY_DELAY_MS = 200;
+
+/**
+ * The ioredis Cluster options of a role. Each one with its reason:
+ * - enableAutoPipelining false: an auto-pipeline batches the commands of a node into one write; after
+ *   a failover ioredis re-sends a whole batch to the new master, admits whose replies were lost
+ *   included, and the batch is split per slot anyway (16 partitions: little to gain).
+ * - scaleReads "master": every read sees the writes before it (replicas lag).
+ * - retryDelayOnFailover / retryDelayOnClusterDown / retryDelayOnTryAgain 200 ms and maxRedirections
+ *   failoverMs / 200 + 1 (worker, tool): a command waits out a failover (node timeout + election)
+ *   instead of failing in the middle of it; delay x redirections > REDIS_CLUSTER_FAILOVER_MS.
+ * - gateway: retryDelayOnFailover 0, so a command whose node connection closed is failed (503), never
+ *   re-sent to the promoted replica: the old master may have run it and the replica may have it, and
+ *   an admit without Idempotency-Key would then be admitted twice. MOVED, ASK, TRYAGAIN and CLUSTERDOWN
+ *   mean "not run" and are followed; the command timeout bounds the whole (503 in a failover).
+ * - slotsRefreshTimeout 2000 / slotsRefreshInterval 5000: the slot map is re-read soon after a
+ *   failover even with no MOVED to trigger it.
+ * - dnsLookup identity: the node addresses the cluster announces are used as they are.
+ */
+export function clusterOptions(
+  role: RedisRole,
+  redisOptions: NonNullable<ClusterOptions["redisOptions"]>,
+  failoverMs = 35000,
+): ClusterOptions & { redisOptions: NonNullable<ClusterOptions["redisOptions"]> } {
+  const redirections = Math.ceil(failoverMs / CLUSTER_RETRY_DELAY_MS) + 1;
+  return {
+    redisOptions,
+    enableAutoPipelining: false,
+    scaleReads: "master",
+    retryDelayOnFailover: role === "gateway" ? 0 : CLUSTER_RETRY_DELAY_MS,
+    retryDelayOnClusterDown: CLUSTER_RETRY_DELAY_MS,
+    retryDelayOnTryAgain: CLUSTER_RETRY_DELAY_MS,
+    retryDelayOnMoved: 0,
+    maxRedirections: role === "gateway" ? 16 : redirections,
+    slotsRefreshTimeout: 2000,
+    slotsRefreshInterval: 5000,
+    enableOfflineQueue: role !== "gateway",
+    enableReadyCheck: true,
+    dnsLookup: (address, callback) => callback(null, address),
+    // reconnect to the cluster forever, like a single connection: recovery needs no restart
+    clusterRetryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+  };
+}
+
+/** True when the connection is an ioredis Cluster. */
+export function isCluster(redis: Redis): boolean {
+  return (redis as unknown as { isCluster?: boolean }).isCluster === true;
+}
+
+/** The node connection (master) serving `key`: a Cluster's own pooled connection, or the connection itself. */
+export function nodeFor(redis: Redis, key: string): Redis {
+  if (!isCluster(redis)) return redis;
+  const cluster = redis as unknown as Cluster;
+  const owner = cluster.slots[keySlot(key)]?.[0];
+  const node = owner === undefined ? undefined : cluster.nodes("master").find((n) => nodeKey(n) === owner);
+  if (!node) throw new Error(`no master known for slot ${keySlot(key)} (cluster slots not loaded)`);
+  return node;
+}
+
+/** "host:port" as the Cluster's slot table names a node. */
+export function nodeKey(node: Redis): string {
+  return `${node.options.host}:${node.options.port}`;
+}
+
+/**
+ * Runs one command per item, for reads across partitions: their keys carry different hash tags, which
+ * neither a transaction nor a pipeline may span on a Cluster (CROSSSLOT). The commands are issued
+ * together, so on a single Redis they share the round trip as a pipeline would. Replies in item order
+ * as [error, value] pairs, like exec().
+ */
+export async function fanOut<T, R>(
+  items: readonly T[],
+  run: (item: T) => Promise<R>,
+): Promise<[Error | null, R | null][]> {
+  return Promise.all(
+    items.map((item) =>
+      run(item).then(
+        (v): [Error | null, R | null] => [null, v],
+        (err: Error): [Error | null, R | null] => [err, null],
+      ),
+    ),
+  );
+}
+
+/** The masters of a Cluster (the connection itself for a single Redis). */
+export function masters(redis: Redis): Redis[] {
+  return isCluster(redis) ? (redis as unknown as Cluster).nodes("master") : [redis];
 }
 
 /** The one Redis connection factory. */
@@ -39,6 +139,26 @@ export function createRedis(url: string, role: RedisRole, opts: RedisConnectOpti
       : role === "worker"
         ? { maxRetriesPerRequest: null, enableReadyCheck: true }
         : { maxRetriesPerRequest: 2, commandTimeout: opts.commandTimeoutMs ?? 10000 };
+  if (opts.clusterNodes && opts.clusterNodes.length > 0) {
+    // credentials and TLS from the URL; the nodes' addresses from the cluster's slot map
+    const u = new URL(url);
+    // a node connection does not reconnect by itself (the Cluster does) and queues nothing offline
+    const { retryStrategy: _r, enableOfflineQueue: _q, ...nodeBase } = { ...base, ...profile };
+    const nodeOptions = {
+      ...nodeBase,
+      replyMapping: "legacy" as const,
+      ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+      ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+      ...(u.protocol === "rediss:" ? { tls: {} } : {}),
+    };
+    const seeds = opts.clusterNodes.map((n) => {
+      const i = n.lastIndexOf(":");
+      return { host: n.slice(0, i), port: Number(n.slice(i + 1)) };
+    });
+    const options = clusterOptions(role, nodeOptions, opts.clusterFailoverMs);
+    const cluster = new Cluster(seeds, options as ConstructorParameters<typeof Cluster>[1]);
+    return cluster as unknown as Redis;
+  }
   const options = {
     ...base,
     ...profile,

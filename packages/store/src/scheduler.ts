@@ -1,4 +1,6 @@
 import { EssError, type RequestState } from "@ess/domain";
+import type { Redis } from "ioredis";
+import { isCluster } from "./redis.js";
 import type { RequestStore } from "./store.js";
 
 /** Outcome of a cancel: the state the request left and the state it is now in. */
@@ -156,18 +158,29 @@ export class SchedulerStore {
     const parts = [...cursors.keys()];
     const streams = parts.map((p) => keys.events(p));
     const ids = parts.map((p) => cursors.get(p) as string);
-    const res = (await redis
-      .multi()
-      .time()
-      .xread("COUNT", count, "STREAMS", ...streams, ...ids)
-      .exec()) as [[Error | null, [string, string]], [Error | null, [string, [string, string[]][]][] | null]];
-    if (res[0][0]) throw res[0][0];
-    if (res[1][0]) throw res[1][0];
-    const [sec, micro] = res[0][1];
-    const serverTimeMs = Number(sec) * 1000 + Math.floor(Number(micro) / 1000);
+    type Read = [[Error | null, [string, string]], [Error | null, [string, [string, string[]][]][] | null]];
+    const readAt = (s: string[], i: string[]) =>
+      redis
+        .multi()
+        .time()
+        .xread("COUNT", count, "STREAMS", ...s, ...i)
+        .exec() as Promise<Read>;
+    // on a Cluster one read per stream (each on its partition's master), and the earliest of their clocks
+    const reads = isCluster(redis)
+      ? await Promise.all(streams.map((s, i) => readAt([s], [ids[i] as string])))
+      : [await readAt(streams, ids)];
+    let serverTimeMs = Number.POSITIVE_INFINITY;
+    const read: [string, [string, string[]][]][] = [];
+    for (const res of reads) {
+      if (res[0][0]) throw res[0][0];
+      if (res[1][0]) throw res[1][0];
+      const [sec, micro] = res[0][1];
+      serverTimeMs = Math.min(serverTimeMs, Number(sec) * 1000 + Math.floor(Number(micro) / 1000));
+      read.push(...(res[1][1] ?? []));
+    }
     const events: StreamEvent[] = [];
     const full = new Set<number>();
-    for (const [stream, entries] of res[1][1] ?? []) {
+    for (const [stream, entries] of read) {
       const partition = parts[streams.indexOf(stream)] as number;
       if (entries.length >= count) full.add(partition);
       for (const [id, flat] of entries) events.push({ partition, id, fields: fieldsOf(flat) });
@@ -206,4 +219,56 @@ export function eventJson(id: string, fields: Record<string, string>): string {
   }
   const rid = fields.requestId ?? "0";
   return `{"requestId":${/^[0-9]+$/.test(rid) ? rid : JSON.stringify(rid)},${JSON.stringify(out).slice(1)}`;
+}
+
+/** Entries of several streams as XREADGROUP replies them: [stream, [id, flat fields][]][]. */
+export type GroupRead = [string, [string, string[]][]][];
+
+/** How often a Cluster's streams are polled while they are idle. */
+const CLUSTER_POLL_MS = 100;
+
+/**
+ * Reads new entries (">") of several streams through a consumer group, waiting up to blockMs when there
+ * are none. On a single Redis one XREADGROUP BLOCK over all streams, on `blocking` (a connection of its
+ * own, since BLOCK holds it). On a Cluster the streams of different partitions live in different slots,
+ * which one command may not span: one non-blocking XREADGROUP per stream on the shared connection,
+ * repeated every 100 ms until something comes or blockMs has passed. No connection per stream.
+ */
+export async function readGroup(
+  redis: Redis,
+  blocking: Redis,
+  streams: readonly string[],
+  group: string,
+  consumer: string,
+  count: number,
+  blockMs: number,
+): Promise<GroupRead> {
+  if (!isCluster(redis)) {
+    return (
+      ((await blocking.xreadgroup(
+        "GROUP",
+        group,
+        consumer,
+        "COUNT",
+        count,
+        "BLOCK",
+        blockMs,
+        "STREAMS",
+        ...streams,
+        ...streams.map(() => ">"),
+      )) as GroupRead | null) ?? []
+    );
+  }
+  const until = Date.now() + blockMs;
+  for (;;) {
+    const replies = await Promise.all(
+      streams.map(
+        (s) =>
+          redis.xreadgroup("GROUP", group, consumer, "COUNT", count, "STREAMS", s, ">") as Promise<GroupRead | null>,
+      ),
+    );
+    const read = replies.flatMap((r) => r ?? []).filter(([, entries]) => entries.length > 0);
+    if (read.length > 0 || Date.now() >= until) return read;
+    await new Promise((r) => setTimeout(r, Math.min(CLUSTER_POLL_MS, Math.max(until - Date.now(), 0))));
+  }
 }

@@ -1,2 +1,3 @@
 export * from "./provision.js";
+export * from "./redis-cluster.js";
 export * from "./redis-server.js";

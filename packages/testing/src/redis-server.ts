@@ -34,6 +34,8 @@ export interface RedisServerOptions {
   /** Data directory (default: a fresh temp dir). */
   dir?: string;
   port?: number;
+  /** More redis-server arguments (e.g. cluster mode). */
+  extraArgs?: readonly string[];
 }
 
 /** A redis-server child process the caller owns: start, kill -9, restart on the same port and dir. */
@@ -76,6 +78,7 @@ export class RedisServer {
       this.options.appendonly ? "yes" : "no",
     ];
     if (this.options.appendonly) args.push("--appendfsync", this.options.fsync ?? "always");
+    if (this.options.extraArgs) args.push(...this.options.extraArgs);
     const child = spawn(this.bin, args, { stdio: ["ignore", "ignore", "pipe"] });
     this.child = child;
     let stderr = "";
@@ -98,6 +101,16 @@ export class RedisServer {
         await new Promise((r) => setTimeout(r, 50));
       }
     }
+  }
+
+  /** True while the process runs. */
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** The process id (undefined when not running). */
+  get pid(): number | undefined {
+    return this.running ? this.child?.pid : undefined;
   }
 
   /** SIGKILL, as a crash would; resolves when the process is gone. */
