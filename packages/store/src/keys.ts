@@ -80,6 +80,18 @@ export class Keys {
   deadlines(p: number): string {
     return `${this.tag(p)}:deadlines`;
   }
+  /**
+   * Partition N's request index: one lexicographic sorted set (all scores 0) whose members are
+   * `a␟<submissionTime>␟<id>`, `j␟<jobDefinitionId>␟<submissionTime>␟<id>` and
+   * `s␟<state>␟<stateChangeTime>␟<id>` (times as 15-digit ms), kept by the scripts that change state.
+   */
+  requestIndex(p: number): string {
+    return `${this.tag(p)}:ix`;
+  }
+  /** Partition N's terminal requests' index members, scored by when their request hash expires (ms). */
+  requestIndexExpiry(p: number): string {
+    return `${this.tag(p)}:ix:exp`;
+  }
   /** Hash of the webhook URLs subscribed to a request's state changes → when subscribed (ms). */
   subscriptions(p: number, id: string): string {
     return `${this.tag(p)}:req:${id}:subs`;

@@ -17,6 +17,8 @@ export interface SweepResult {
   dropped: number;
   /** due members remain (the call hit its limit) */
   more: boolean;
+  /** expired terminal requests taken out of the request index */
+  pruned: number;
 }
 
 /** One entry of a partition's event stream: its stream id and its fields. */
@@ -51,6 +53,8 @@ export class SchedulerStore {
       keys.history(p, requestId),
       keys.events(p),
       keys.skipped(p, requestId),
+      keys.requestIndex(p),
+      keys.requestIndexExpiry(p),
       op,
       now,
       limits.historyLimit,
@@ -98,12 +102,17 @@ export class SchedulerStore {
     return Number(await redis.ess_armTimeout(keys.request(p, requestId), keys.deadlines(p), requestId));
   }
 
-  /** Marks (or ends, policy 'error') the due requests of one partition; call again while `more`. */
+  /**
+   * Marks (or ends, policy 'error') the due requests of one partition and takes expired terminal
+   * requests out of its request index; call again while `more`.
+   */
   async sweepTimeouts(partition: number, policy: TimeoutPolicy, now = Date.now()): Promise<SweepResult> {
     const { keys, limits, redis } = this.store;
     const r = await redis.ess_sweepTimeouts(
       keys.deadlines(partition),
       keys.events(partition),
+      keys.requestIndex(partition),
+      keys.requestIndexExpiry(partition),
       now,
       SWEEP_BATCH,
       keys.requestPrefix(partition),
@@ -112,7 +121,13 @@ export class SchedulerStore {
       limits.eventsMaxLen,
       limits.retentionSeconds,
     );
-    return { timedOut: Number(r[0]), rescheduled: Number(r[1]), dropped: Number(r[2]), more: Number(r[3]) === 1 };
+    return {
+      timedOut: Number(r[0]),
+      rescheduled: Number(r[1]),
+      dropped: Number(r[2]),
+      more: Number(r[3]) === 1,
+      pruned: Number(r[4]),
+    };
   }
 
   /**

@@ -31,6 +31,7 @@ export function loadScript(name: string): string {
   return source
     .replace(/^--@TABLES$/m, () => luaTables())
     .replace(/^--@ADMIT$/m, () => loadScript("admit-2"))
+    .replace(/^--@INDEX$/m, () => loadScript("index"))
     .replace(/^--@ADD_STANDARD_JOB$/m, () => bullmqAddStandardJob());
 }
 
@@ -54,12 +55,12 @@ function bullmqAddStandardJob(): string {
 /** name → number of keys; the numbers are also in the file names (BullMQ's convention). */
 export const SCRIPTS = {
   admit: 2,
-  apply: 5,
-  register: 3,
-  // scheduler side (issue 4)
-  cancel: 5,
+  apply: 7,
+  register: 4,
+  // scheduler side
+  cancel: 7,
   armTimeout: 2,
-  sweepTimeouts: 2,
+  sweepTimeouts: 4,
   // performance (issue 6): admit and BullMQ's add in one round trip
   admitEnqueue: 11,
 } as const;
