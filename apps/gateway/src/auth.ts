@@ -43,6 +43,7 @@ export const ACCESS_RULES: readonly AccessRule[] = [
   { operation: "forceCancel", pattern: new RegExp(`^${ESS}/forceCancel$`), roles: ["scheduler"] },
   { operation: "subscribe", pattern: new RegExp(`^${ESS}/subscribe$`), roles: ["scheduler"] },
   { operation: "getRequest", pattern: new RegExp(`^${ESS}$`), roles: ["scheduler"] },
+  { operation: "queryRequests", pattern: /^\/ess\/rest\/scheduler\/v1\/requests\/?$/, roles: ["scheduler"] },
   { operation: "register", pattern: new RegExp(`^${GW}/requests/[^/]+/executions$`), roles: ["scheduler"] },
   { operation: "events", pattern: new RegExp(`^${GW}/events$`), roles: ["scheduler"] },
 ];
