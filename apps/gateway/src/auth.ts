@@ -1,11 +1,11 @@
 import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual } from "node:crypto";
+import { assertRoles, GATEWAY_ROUTES, ROLES, type Role, type RouteDeclaration } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "./env.js";
+import { ADMIN_ROUTES } from "./routes/admin-routes.js";
 
-/** The three roles. `admin` covers every operation. */
-export const ROLES = ["job", "scheduler", "admin"] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, type Role } from "@ess/contract";
 
 /** Who is calling: the credential's label (never its secret) and its roles. */
 export interface Principal {
@@ -24,37 +24,41 @@ export interface AccessRule {
   roles: readonly Role[] | "public";
 }
 
-const ESS = "/ess/rest/scheduler/v1/requests/[^/]+";
-const GW = "/gateway/v1";
+const PARAM = /\{\w+\}/g;
+
+/** The path pattern of a declared route: `{param}` is one segment; a subtree also covers what is below. */
+function pathPattern(route: RouteDeclaration): RegExp {
+  const literals = route.path.split(PARAM).map((p) => p.replaceAll(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(`^${literals.join("[^/]+")}${route.subtree ? "(/.*)?" : ""}$`);
+}
 
 /**
- * THE access table of the callback listener: first match wins; a path no rule matches needs admin.
- * Rules match by path (any method) so that a wrong method still gets its 405 from the route.
- * Routes built elsewhere (cancel, forceCancel, checkInCancelling, subscribe, events) are covered here.
+ * A listener's access table, derived from its route declarations: one rule per path (any method,
+ * so that a wrong method still gets its 405 from the route), literal paths before parameterised
+ * ones; admin is allowed everywhere and a path no rule matches needs admin. The routes of one path
+ * must agree on operation and roles.
  */
-export const ACCESS_RULES: readonly AccessRule[] = [
-  { operation: "healthz", pattern: /^\/healthz$/, roles: "public" },
-  { operation: "readyz", pattern: /^\/readyz$/, roles: "public" },
-  { operation: "openapi", pattern: /^\/openapi\.json$/, roles: "public" },
-  { operation: "docs", pattern: /^\/docs(\/.*)?$/, roles: "public" },
-  { operation: "executionStatus", pattern: new RegExp(`^${ESS}/executionStatus$`), roles: ["job"] },
-  { operation: "checkInCancelling", pattern: new RegExp(`^${ESS}/checkInCancelling$`), roles: ["job"] },
-  { operation: "cancel", pattern: new RegExp(`^${ESS}/cancel$`), roles: ["scheduler"] },
-  { operation: "forceCancel", pattern: new RegExp(`^${ESS}/forceCancel$`), roles: ["scheduler"] },
-  { operation: "subscribe", pattern: new RegExp(`^${ESS}/subscribe$`), roles: ["scheduler"] },
-  { operation: "getRequest", pattern: new RegExp(`^${ESS}$`), roles: ["scheduler"] },
-  { operation: "queryRequests", pattern: /^\/ess\/rest\/scheduler\/v1\/requests\/?$/, roles: ["scheduler"] },
-  { operation: "register", pattern: new RegExp(`^${GW}/requests/[^/]+/executions$`), roles: ["scheduler"] },
-  { operation: "events", pattern: new RegExp(`^${GW}/events$`), roles: ["scheduler"] },
-];
+export function accessRules(routes: readonly RouteDeclaration[]): AccessRule[] {
+  const byPath = new Map<string, AccessRule>();
+  for (const route of routes) {
+    assertRoles(route);
+    const roles = route.roles === "public" ? "public" : route.roles.filter((r) => r !== "admin");
+    const rule: AccessRule = { operation: route.operation, pattern: pathPattern(route), roles };
+    const seen = byPath.get(route.path);
+    if (seen && (seen.operation !== rule.operation || JSON.stringify(seen.roles) !== JSON.stringify(rule.roles))) {
+      throw new Error(`the routes of ${route.path} disagree on operation or roles`);
+    }
+    if (!seen) byPath.set(route.path, rule);
+  }
+  const params = (path: string) => path.match(PARAM)?.length ?? 0;
+  return [...byPath.entries()].sort(([a], [b]) => params(a) - params(b)).map(([, rule]) => rule);
+}
+
+/** THE access table of the callback listener, from its route declarations. */
+export const ACCESS_RULES: readonly AccessRule[] = accessRules(GATEWAY_ROUTES);
 
 /** The admin listener's table: health is public, everything else (metrics, dashboard, dead letters) needs admin. */
-export const ADMIN_ACCESS_RULES: readonly AccessRule[] = [
-  { operation: "healthz", pattern: /^\/healthz$/, roles: "public" },
-  { operation: "readyz", pattern: /^\/readyz$/, roles: "public" },
-  { operation: "metrics", pattern: /^\/metrics$/, roles: [] },
-  { operation: "dashboard", pattern: /^\/admin\/queues(\/.*)?$/, roles: [] },
-];
+export const ADMIN_ACCESS_RULES: readonly AccessRule[] = accessRules(ADMIN_ROUTES);
 
 const FALLBACK: AccessRule = { operation: "other", pattern: /.*/, roles: [] };
 

@@ -57,6 +57,7 @@ async function main(): Promise<void> {
     gapTimeoutMs: config.GAP_TIMEOUT_MS,
     lockMs: config.WORKER_LOCK_MS,
     stalledIntervalMs: config.WORKER_STALLED_INTERVAL_MS,
+    name: `${hostname()}:${process.pid}`,
     sweepIntervalMs: config.DLQ_SWEEP_INTERVAL_MS,
     deadLetterRetentionMs: config.DLQ_RETENTION_SECONDS * 1000,
     log,

@@ -31,10 +31,17 @@ export interface WorkerDeps {
   partitions: number[];
   concurrency: number;
   gapTimeoutMs: number;
-  /** BullMQ lock: a job whose worker died is handed to another this long after its last renewal */
+  /**
+   * BullMQ lock: renewed every lockMs/2 while a job runs; a job whose worker died is handed to another
+   * at the first stalled check after its lock ran out, so between lockMs/2 and lockMs + stalledIntervalMs
+   * after the death. A worker whose event loop or Redis link stalls longer than lockMs/2 loses its
+   * locks (a false stall: the job runs again, which the apply script makes a no-op).
+   */
   lockMs: number;
   /** how often stalled (orphaned) jobs are looked for */
   stalledIntervalMs: number;
+  /** Names this process in every job it takes (BullMQ's processedBy), e.g. `host:pid`. */
+  name?: string | undefined;
   /** how often the failed sets are swept into the dead letters (catches a crash mid-move) */
   sweepIntervalMs: number;
   /** dead letters older than this are purged (hourly, by one worker at a time) */
@@ -169,6 +176,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
       lockDuration: deps.lockMs,
       stalledInterval: deps.stalledIntervalMs,
       maxStalledCount: 3,
+      ...(deps.name === undefined ? {} : { name: deps.name }),
     });
     w.on("failed", (job, err) => {
       if (!job || err instanceof DelayedError || err.name === "DelayedError") return;

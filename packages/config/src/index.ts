@@ -31,10 +31,15 @@ export const configSchema = z.object({
   WORKER_CONCURRENCY: int(1, 1000).default(32),
   /** Worker: which partitions this process serves ("all" or a list like "0-7,12"). */
   WORKER_PARTITIONS: z.string().default("all"),
-  /** Worker: a job's lock; if its worker dies, another takes the job this long after the last renewal. */
-  WORKER_LOCK_MS: int(1000, 600000).default(30000),
-  /** Worker: how often orphaned (stalled) jobs are looked for. */
-  WORKER_STALLED_INTERVAL_MS: int(500, 600000).default(5000),
+  /**
+   * Worker: a job's lock, renewed every half of it. A job whose worker died is taken over at the first
+   * stalled check after the lock ran out: at most WORKER_LOCK_MS + WORKER_STALLED_INTERVAL_MS after the
+   * death, while the later callbacks of its request wait. A worker blocked (event loop or Redis link)
+   * longer than half of it loses its locks: its jobs run again, harmlessly (seq-idempotent apply).
+   */
+  WORKER_LOCK_MS: int(1000, 600000).default(6000),
+  /** Worker: how often orphaned (stalled) jobs are looked for (one cheap script per partition per interval). */
+  WORKER_STALLED_INTERVAL_MS: int(500, 600000).default(1500),
   /** Worker: how often failed jobs are swept into the dead letters (catches a crash mid-move). */
   DLQ_SWEEP_INTERVAL_MS: int(100, 3600000).default(15000),
   /** Dead letters older than this are purged (checked hourly). */

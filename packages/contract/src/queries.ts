@@ -153,14 +153,50 @@ export function indexRange(q: RequestQuery): { min: number; max: number } {
   return { min, max };
 }
 
+/** `fields` and `excludeFields`: ESS's field selection, on the read and the query. */
+export const fieldSelectionParamsSchema = z.strictObject({
+  fields: z
+    .string()
+    .max(2000)
+    .optional()
+    .meta({ description: "Comma-separated RequestDetails fields to return, and only those (fields=state)" }),
+  excludeFields: z
+    .string()
+    .max(2000)
+    .optional()
+    .meta({ description: "Comma-separated RequestDetails fields to leave out; not together with fields" }),
+});
+
 /** Query string of GET /ess/rest/scheduler/v1/requests. */
-export const requestQueryParamsSchema = z.strictObject({
-  q: z.string().max(4000).optional(),
-  orderBy: z.string().max(100).optional(),
-  limit: z.coerce.number().int().min(1).max(QUERY_LIMIT_MAX).optional(),
-  cursor: z.string().max(1000).optional(),
-  fields: z.string().max(2000).optional(),
-  excludeFields: z.string().max(2000).optional(),
+export const requestQueryParamsSchema = fieldSelectionParamsSchema.extend({
+  q: z
+    .string()
+    .max(4000)
+    .optional()
+    .meta({
+      description:
+        "ESS filter, clauses joined by ';' (all must hold): state=RUNNING or state=RUNNING,CANCELLING; " +
+        "errorType, jobDefinitionId, application, submitter, requestType with '='; isTimedOut=true|false; " +
+        "submissionTime, stateChangeTime, completedTime, lastCheckInTime with >=, >, <=, < or = and an ISO 8601 " +
+        "time or ms since the epoch. Quote a value holding ';' in single quotes.",
+    }),
+  orderBy: z
+    .string()
+    .max(100)
+    .optional()
+    .meta({
+      description:
+        "submissionTime or stateChangeTime (needs a state filter), optionally :asc or :desc (default desc); " +
+        "default stateChangeTime:desc with a state filter, else submissionTime:desc",
+    }),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(QUERY_LIMIT_MAX)
+    .optional()
+    .meta({ description: `Items per page, 1-${QUERY_LIMIT_MAX} (default ${QUERY_LIMIT_DEFAULT})` }),
+  cursor: z.string().max(1000).optional().meta({ description: "Opaque: from the previous page's next link" }),
 });
 
 /** The RequestDetails fields a client can select (`fields`, `excludeFields`). */

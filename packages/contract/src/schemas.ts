@@ -155,10 +155,15 @@ export function describeIssues(error: z.ZodError): string {
     .join("; ");
 }
 
+/** The 400 EssError of a failed parse: UNKNOWN_PROPERTY or INVALID_BODY, naming what was wrong. */
+export function invalidInput(error: z.ZodError): EssError {
+  const unknown = error.issues.some((i) => i.code === "unrecognized_keys");
+  return new EssError(unknown ? "UNKNOWN_PROPERTY" : "INVALID_BODY", describeIssues(error));
+}
+
 /** Parses with a schema or throws the matching 400 EssError naming what was wrong. */
 export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const unknown = result.error.issues.some((i) => i.code === "unrecognized_keys");
-  throw new EssError(unknown ? "UNKNOWN_PROPERTY" : "INVALID_BODY", describeIssues(result.error));
+  throw invalidInput(result.error);
 }

@@ -95,13 +95,6 @@ export class SchedulerStore {
     return { from, to: "CANCELLED" };
   }
 
-  /** Puts a (re-)registered request into its partition's deadline set, or out when it has no timeout. */
-  async armTimeout(requestId: string): Promise<number> {
-    const { keys, redis } = this.store;
-    const p = keys.partition(requestId);
-    return Number(await redis.ess_armTimeout(keys.request(p, requestId), keys.deadlines(p), requestId));
-  }
-
   /**
    * Marks (or ends, policy 'error') the due requests of one partition and takes expired terminal
    * requests out of its request index; call again while `more`.

@@ -56,10 +56,9 @@ function bullmqAddStandardJob(): string {
 export const SCRIPTS = {
   admit: 2,
   apply: 7,
-  register: 4,
+  register: 5,
   // scheduler side
   cancel: 7,
-  armTimeout: 2,
   sweepTimeouts: 4,
   // performance (issue 6): admit and BullMQ's add in one round trip
   admitEnqueue: 11,

@@ -1,10 +1,8 @@
+import type { API_ROUTES } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { compareStreamIds, eventJson, previousStreamId, SchedulerStore, type StreamEvent } from "@ess/store";
-import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import { requireRequestId } from "../body.js";
-import type { AppEnv } from "../env.js";
-import { methodNotAllowed } from "./method.js";
+import type { RouteHandlers } from "./bind.js";
 
 /** Default poll interval of an idle SSE connection (SSE_POLL_MS). */
 export const DEFAULT_SSE_POLL_MS = 250;
@@ -49,11 +47,10 @@ function cursorsFrom(lastEventId: string | undefined, partitions: number[], star
 }
 
 /** GET /gateway/v1/events: state changes as Server-Sent Events, optionally for one request, resumable. */
-export const eventRoutes = new Hono<AppEnv>()
-  .get("/gateway/v1/events", async (c) => {
+export const eventHandlers: RouteHandlers<Pick<typeof API_ROUTES, "getEvents">> = {
+  getEvents: async (c, { query }) => {
     const { store, scheduler } = c.get("deps");
-    const rawId = c.req.query("requestId");
-    const requestId = rawId === undefined ? undefined : requireRequestId(rawId);
+    const requestId = query.requestId;
     const partitions =
       requestId === undefined
         ? Array.from({ length: store.keys.partitions }, (_, i) => i)
@@ -107,5 +104,5 @@ export const eventRoutes = new Hono<AppEnv>()
         await stream.writeSSE({ event: "error", data: JSON.stringify({ detail: "the event stream failed" }) });
       },
     );
-  })
-  .all("/gateway/v1/events", methodNotAllowed("GET"));
+  },
+};

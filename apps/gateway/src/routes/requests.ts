@@ -1,69 +1,50 @@
 import { randomBytes } from "node:crypto";
 import {
+  type API_ROUTES,
   formatExecutionContext,
   parseFieldSelection,
-  parseOrThrow,
   parseRequestQuery,
   QUERY_LIMIT_DEFAULT,
   type RequestDetailsField,
-  registrationBodySchema,
-  requestQueryParamsSchema,
 } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { RequestIndex } from "@ess/store";
-import { type Context, Hono } from "hono";
-import { readJson, requireJsonMediaType, requireRequestId } from "../body.js";
 import { publicHref, requestDetailsJson, requestHref } from "../details.js";
-import type { AppEnv } from "../env.js";
-import { methodNotAllowed } from "./method.js";
+import type { RouteHandlers } from "./bind.js";
 
 /** A fresh request handle: 144 random bits, URL-safe. */
 export function mintHandle(): string {
   return randomBytes(18).toString("base64url");
 }
 
-const REGISTER = "/gateway/v1/requests/:requestId/executions";
-const DETAILS = "/ess/rest/scheduler/v1/requests/:requestId";
-const QUERY = "/ess/rest/scheduler/v1/requests";
+/** Every field but history: the items of a query carry no history (read one request for it). */
+const QUERY_FIELDS = parseFieldSelection(undefined, "history") as ReadonlySet<RequestDetailsField>;
 
-/** Field selection of a read: `fields` / `excludeFields` from the query string. */
-function selection(c: Context<AppEnv>): ReadonlySet<RequestDetailsField> | null {
-  return parseFieldSelection(c.req.query("fields"), c.req.query("excludeFields"));
-}
-
-/** The items of a query carry no history (read one request for it). */
-function querySelection(c: Context<AppEnv>): ReadonlySet<RequestDetailsField> {
-  const sel = selection(c);
-  if (sel?.has("history") && c.req.query("fields") !== undefined) {
+/** The fields of a query's items: the selection, without history. */
+function querySelection(fields: string | undefined, excludeFields: string | undefined): Set<RequestDetailsField> {
+  const sel = parseFieldSelection(fields, excludeFields);
+  if (sel?.has("history") && fields !== undefined) {
     throw new EssError("INVALID_BODY", "fields: history is only on GET /ess/rest/scheduler/v1/requests/{requestId}");
   }
-  const out = new Set(sel ?? []);
-  if (!sel) for (const f of ALL_FIELDS) out.add(f);
+  const out = new Set(sel ?? QUERY_FIELDS);
   out.delete("history");
   return out;
 }
 
-const ALL_FIELDS = parseFieldSelection(undefined, "history") as ReadonlySet<RequestDetailsField>;
-
-/** The scheduler side: registration (our API) and the ESS request read. */
-export const requestRoutes = new Hono<AppEnv>()
-  .post(REGISTER, async (c) => {
-    const { store, maxBodyBytes } = c.get("deps");
-    const requestId = requireRequestId(c.req.param("requestId"));
-    // an empty body is allowed: every field is optional
-    const hasBody = c.req.header("content-length") !== "0" && c.req.header("content-type") !== undefined;
-    let body: ReturnType<typeof registrationBodySchema.parse> = {};
-    if (hasBody) {
-      requireJsonMediaType(c);
-      body = parseOrThrow(registrationBodySchema, await readJson(c, maxBodyBytes));
-    }
+/** The scheduler side: registration (our API), the ESS request read and the ESS request query. */
+export const requestHandlers: RouteHandlers<
+  Pick<typeof API_ROUTES, "registerExecution" | "getRequest" | "queryRequests">
+> = {
+  // an empty body is allowed: every field is optional
+  registerExecution: async (c, { params: { requestId }, body = {} }) => {
+    const { store } = c.get("deps");
     const handle = body.requestHandle ?? mintHandle();
     const result = await store.register(requestId, handle, { ...body, metadata: body });
     const out: Record<string, unknown> = {
       requestHandle: handle,
       state: "RUNNING",
       execution: result.execution,
-      // what the job passes to checkInCancelling (issue 4)
+      // what the job passes to checkInCancelling
       requestExecutionContext: formatExecutionContext(requestId, handle),
     };
     if (body.resumed) out.pausedState = result.pausedState;
@@ -71,24 +52,21 @@ export const requestRoutes = new Hono<AppEnv>()
     return c.body(`{"requestId":${requestId},${JSON.stringify(out).slice(1)}`, 201, {
       "content-type": "application/json",
     });
-  })
-  .all(REGISTER, methodNotAllowed("POST"))
-  .get(DETAILS, async (c) => {
+  },
+  getRequest: async (c, { params: { requestId }, query }) => {
     const { store } = c.get("deps");
-    const requestId = requireRequestId(c.req.param("requestId"));
+    const select = parseFieldSelection(query.fields, query.excludeFields);
     const stored = await store.read(requestId);
     if (!stored) throw new EssError("REQUEST_NOT_FOUND", `request ${requestId} is not registered`);
     const self = requestHref(c, requestId);
-    return c.body(requestDetailsJson(requestId, stored, self, Date.now(), selection(c)), 200, {
+    return c.body(requestDetailsJson(requestId, stored, self, Date.now(), select), 200, {
       "content-type": "application/json",
     });
-  })
-  .all(DETAILS, methodNotAllowed("GET"))
-  .get(QUERY, async (c) => {
+  },
+  queryRequests: async (c, { query: params }) => {
     const { store } = c.get("deps");
-    const params = parseOrThrow(requestQueryParamsSchema, c.req.query());
     const query = parseRequestQuery(params.q, params.orderBy);
-    const select = querySelection(c);
+    const select = querySelection(params.fields, params.excludeFields);
     const limit = params.limit ?? QUERY_LIMIT_DEFAULT;
     const page = await new RequestIndex(store.redis, store.keys).query(query, { limit, cursor: params.cursor });
     const now = Date.now();
@@ -103,5 +81,5 @@ export const requestRoutes = new Hono<AppEnv>()
     }
     const tail = JSON.stringify({ count: items.length, hasMore: page.nextCursor !== null, limit, links });
     return c.body(`{"items":[${items.join(",")}],${tail.slice(1)}`, 200, { "content-type": "application/json" });
-  })
-  .all(QUERY, methodNotAllowed("GET"));
+  },
+};

@@ -1,9 +1,13 @@
 --[[
-  register-4: creates a request in RUNNING with a fresh handle, or re-arms a non-terminal one
+  register-5: creates a request in RUNNING with a fresh handle, or re-arms a non-terminal one
   (retry from ERROR_AUTO_RETRY, resume from PAUSED, operator recovery, re-dispatch). The old
-  handle stops working at once: admit-2 compares against the new one.
+  handle stops working at once: admit-2 compares against the new one. In the same atomic step it
+  puts the request in its partition's deadline set (scored by when its requestTimeout runs out), or
+  takes it out when it has none, so no crash leaves a registered request that never times out.
 
-  KEYS[1] request hash   KEYS[2] history   KEYS[3] event stream   KEYS[4] request index
+  KEYS[1] request hash   KEYS[2] history   KEYS[3] event stream
+  KEYS[4] deadline set   (zset: request id scored by due time, ms; read by sweepTimeouts-4)
+  KEYS[5] request index  (index.lua)
   ARGV[1] sha256 of the new handle (hex)
   ARGV[2] now (ms)
   ARGV[3] maxRetries ('' keeps the current value; 0 for a new request)
@@ -21,7 +25,7 @@
 --@TABLES
 --@INDEX
 
-local req, hist, events = KEYS[1], KEYS[2], KEYS[3]
+local req, hist, events, deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, rid = ARGV[2], ARGV[8]
 local s = redis.call('HMGET', req, 'state', 'execution', 'pausedState')
 local from = s[1]
@@ -45,10 +49,10 @@ end
 
 if ARGV[9] ~= '' then
   local meta = cjson.decode(ARGV[9])
-  if meta.jobDefinitionId then indexJob(KEYS[4], req, rid, meta.jobDefinitionId) end
+  if meta.jobDefinitionId then indexJob(KEYS[5], req, rid, meta.jobDefinitionId) end
   for k, v in pairs(meta) do redis.call('HSET', req, k, v) end
 end
-indexState(KEYS[4], nil, req, rid, from, 'RUNNING', now, 0)
+indexState(KEYS[5], nil, req, rid, from, 'RUNNING', now, 0)
 redis.call('HSET', req, 'state', 'RUNNING', 'handle', ARGV[1], 'execution', execution,
   'processStartTime', now, 'updatedAt', now, 'cause', 'SCHEDULER_DISPATCH')
 if ARGV[3] ~= '' then redis.call('HSET', req, 'maxRetries', ARGV[3]) end
@@ -63,4 +67,12 @@ local ev = { 'event', 'REQUEST_RUNNING', 'requestId', rid, 'state', 'RUNNING', '
   tostring(execution), 'at', now }
 if from then table.insert(ev, 'previousState'); table.insert(ev, from) end
 redis.call('XADD', events, 'MAXLEN', '~', ARGV[7], '*', unpack(ev))
+
+-- the timeout sweep looks only at requests in the deadline set
+local timeout = redis.call('HGET', req, 'requestTimeout')
+if timeout then
+  redis.call('ZADD', deadlines, math.floor(tonumber(now) + tonumber(timeout) * 60000), rid)
+else
+  redis.call('ZREM', deadlines, rid)
+end
 return { code, execution, 'RUNNING', paused }
