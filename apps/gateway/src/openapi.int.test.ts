@@ -53,6 +53,7 @@ const json = (t: string) => ({ "content-type": "application/json", ...auth(t) })
 const cbPath = (id: string) => `/ess/rest/scheduler/v1/requests/${id}/executionStatus`;
 const regPath = (id: string) => `/gateway/v1/requests/${id}/executions`;
 const getPath = (id: string) => `/ess/rest/scheduler/v1/requests/${id}`;
+const QUERY = "/ess/rest/scheduler/v1/requests";
 const opPath = (id: string, op: string) => `${getPath(id)}/${op}`;
 const EVENTS = "/gateway/v1/events";
 
@@ -203,6 +204,16 @@ const SCENARIOS: Record<string, () => Response | Promise<Response>> = {
   "getRequest 404": () => app.request(getPath(newRequestId()), { headers: auth(T.scheduler) }),
   "getRequest 429": () => secondOf(() => limited.request(getPath("1"), { headers: auth(T.admin) })),
   "getRequest 503": () => down.request(getPath("1"), { headers: auth(T.scheduler) }),
+
+  "queryRequests 200": async () => {
+    await registered();
+    return app.request(`${QUERY}?q=state=RUNNING&limit=1`, { headers: auth(T.scheduler) });
+  },
+  "queryRequests 400": () => app.request(`${QUERY}?q=colour=red`, { headers: auth(T.scheduler) }),
+  "queryRequests 401": () => app.request(QUERY),
+  "queryRequests 403": () => app.request(QUERY, { headers: auth(T.job) }),
+  "queryRequests 429": () => secondOf(() => limited.request(QUERY, { headers: auth(T.admin) })),
+  "queryRequests 503": () => down.request(QUERY, { headers: auth(T.scheduler) }),
 
   "cancelRequest 200": async () => {
     const r = await registered();
