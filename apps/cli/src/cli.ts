@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { parseRequestQuery, QUERY_LIMIT_DEFAULT } from "@ess/contract";
 import { parseRequestId } from "@ess/domain";
 import {
   type CallbackQueues,
@@ -7,6 +8,7 @@ import {
   type DeadLetterQuery,
   type DeadLetterReason,
   type DeadLetters,
+  RequestIndex,
   type RequestStore,
 } from "@ess/store";
 
@@ -20,9 +22,13 @@ export const USAGE = `ess-cli — operate the ESS callback gateway (talks to Red
   dlq purge   <id>... | --all | filters | --older-than 7d     delete dead letters
   dlq count                                                   how many dead letters there are
   request show <requestId>                                    a request's state and history (JSON)
+  requests    [query] [--limit N] [--cursor C] [--json]       find requests (a table, newest first)
 
 filters: --partition N --request ID --status S --reason R --since T --until T
-         (R: ${DEAD_LETTER_REASONS.join(", ")}; T: ISO 8601, ms since the epoch, or an age like 30m, 2h, 7d)`;
+         (R: ${DEAD_LETTER_REASONS.join(", ")}; T: ISO 8601, ms since the epoch, or an age like 30m, 2h, 7d)
+query:   --state S[,S] --job JOB_DEFINITION_ID --application A --submitter U --error-type T
+         --since T --until T (when it entered its state with --state, else when it was submitted)
+         --q 'ESS q filter' --order-by submissionTime|stateChangeTime[:asc|:desc]`;
 
 /** What the commands need; main.ts builds it from the environment. */
 export interface CliDeps {
@@ -64,7 +70,42 @@ const options = {
   wait: { type: "boolean" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  state: { type: "string" },
+  job: { type: "string" },
+  application: { type: "string" },
+  submitter: { type: "string" },
+  "error-type": { type: "string" },
+  q: { type: "string" },
+  "order-by": { type: "string" },
 } as const;
+
+const quote = (v: string) => `'${v.replaceAll("'", "''")}'`;
+
+/** The `requests` options as an ESS q filter: the gateway's one parser reads both. */
+export function requestsFilter(v: Record<string, string | boolean | undefined>, now: number): string {
+  const clauses: string[] = [];
+  if (typeof v.q === "string") clauses.push(v.q);
+  if (typeof v.state === "string") clauses.push(`state=${v.state.toUpperCase()}`);
+  const text: [string, string][] = [
+    ["job", "jobDefinitionId"],
+    ["application", "application"],
+    ["submitter", "submitter"],
+    ["error-type", "errorType"],
+  ];
+  for (const [opt, field] of text) if (typeof v[opt] === "string") clauses.push(`${field}=${quote(v[opt] as string)}`);
+  const time = typeof v.state === "string" ? "stateChangeTime" : "submissionTime";
+  if (typeof v.since === "string") clauses.push(`${time}>=${parseTime(v.since, now)}`);
+  if (typeof v.until === "string") clauses.push(`${time}<=${parseTime(v.until, now)}`);
+  return clauses.join(";");
+}
+
+const iso = (ms: string | undefined) => (ms ? new Date(Number(ms)).toISOString() : "-");
+
+/** Pads the columns of a table to their widest cell. */
+function table(rows: string[][]): string[] {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  "));
+}
 
 function filters(v: Record<string, string | boolean | undefined>, now: number): DeadLetterQuery | null {
   const q: DeadLetterQuery = {};
@@ -111,6 +152,40 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
     }
     const { handle: _h, closedHandle: _c, ...fields } = stored.fields;
     out(JSON.stringify({ requestId: id, ...fields, history: stored.history }, null, 2));
+    return 0;
+  }
+  if (area === "requests") {
+    if (command) throw new UsageError(`requests takes options only, not '${command}'`);
+    const query = parseRequestQuery(requestsFilter(values, now), values["order-by"]);
+    const limit = Number(values.limit ?? QUERY_LIMIT_DEFAULT);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new UsageError("--limit must be 1-500");
+    const page = await new RequestIndex(deps.store.redis, deps.store.keys).query(query, {
+      limit,
+      cursor: values.cursor,
+    });
+    if (values.json) {
+      const items = page.items.map(({ requestId, fields: { handle: _h, closedHandle: _c, ...f } }) => ({
+        requestId,
+        ...f,
+      }));
+      out(JSON.stringify({ items, nextCursor: page.nextCursor }, null, 2));
+      return 0;
+    }
+    const rows = [["requestId", "state", "since", "submitted", "jobDefinitionId", "submitter", "errorType", "message"]];
+    for (const { requestId, fields: f } of page.items) {
+      rows.push([
+        requestId,
+        f.state ?? "-",
+        iso(f.stateChangeTime),
+        iso(f.registeredAt),
+        f.jobDefinitionId ?? "-",
+        f.submitter ?? "-",
+        f.errorType ?? "-",
+        (f.errorWarningMessage ?? "").slice(0, 60),
+      ]);
+    }
+    for (const line of table(rows)) out(line);
+    out(page.nextCursor ? `more: --cursor ${page.nextCursor}` : `${page.items.length} shown, no more`);
     return 0;
   }
   if (area !== "dlq") throw new UsageError(`unknown command: ${positionals.join(" ")}`);
