@@ -48,13 +48,24 @@ let nextId = 1_000_000;
 async function round(sha: string | null): Promise<[number, number]> {
   const ids = Array.from({ length: REQUESTS }, () => String(nextId++));
   for (let i = 0; i < ids.length; i += 500) {
-    await Promise.all(ids.slice(i, i + 500).map((id) => store.register(id, "h", { metadata: { jobDefinitionId: "JobDefinition://bench" } })));
+    await Promise.all(
+      ids
+        .slice(i, i + 500)
+        .map((id) => store.register(id, "h", { metadata: { jobDefinitionId: "JobDefinition://bench" } })),
+    );
   }
   const calls: (string | number)[][] = [];
   for (let seq = 1; seq <= UPDATES + 1; seq++) {
     for (const id of ids) {
       const p = keys.partition(id);
-      const job = { v: 1, requestId: id, seq, execution: 1, status: seq > UPDATES ? "SUCCESS" : "UPDATE", acceptedAt: Date.now() };
+      const job = {
+        v: 1,
+        requestId: id,
+        seq,
+        execution: 1,
+        status: seq > UPDATES ? "SUCCESS" : "UPDATE",
+        acceptedAt: Date.now(),
+      };
       calls.push([
         7,
         keys.request(p, id),
@@ -124,14 +135,25 @@ console.log(
       requests: REQUESTS,
       callsPerRound: REQUESTS * (UPDATES + 1),
       rounds: ROUNDS,
-      medianPerSecond: { ceiling: Math.round(m("ceiling")), index: Math.round(m("index")), noIndex: Math.round(m("no-index")) },
-      ratioToCeiling: { index: +(m("index") / m("ceiling")).toFixed(3), noIndex: +(m("no-index") / m("ceiling")).toFixed(3) },
+      medianPerSecond: {
+        ceiling: Math.round(m("ceiling")),
+        index: Math.round(m("index")),
+        noIndex: Math.round(m("no-index")),
+      },
+      ratioToCeiling: {
+        index: +(m("index") / m("ceiling")).toFixed(3),
+        noIndex: +(m("no-index") / m("ceiling")).toFixed(3),
+      },
       redisCpuMicrosPerCallback: {
         ceiling: +median(cpuPer.ceiling ?? []).toFixed(1),
         index: +median(cpuPer.index ?? []).toFixed(1),
         noIndex: +median(cpuPer["no-index"] ?? []).toFixed(1),
       },
-      indexOverNoIndexSameRound: { median: +median(ratio).toFixed(3), min: +Math.min(...ratio).toFixed(3), max: +Math.max(...ratio).toFixed(3) },
+      indexOverNoIndexSameRound: {
+        median: +median(ratio).toFixed(3),
+        min: +Math.min(...ratio).toFixed(3),
+        max: +Math.max(...ratio).toFixed(3),
+      },
     },
     null,
     2,
