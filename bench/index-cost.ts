@@ -31,8 +31,8 @@ const keys = new Keys("ix", 16);
 const store = new RequestStore(redis, keys);
 const shipped = scriptSource("apply");
 const variants = {
-  index: await redis.script("LOAD", shipped),
-  "no-index": await redis.script("LOAD", shipped.replace(loadScript("index"), NO_INDEX)),
+  index: (await redis.script("LOAD", shipped)) as string,
+  "no-index": (await redis.script("LOAD", shipped.replace(loadScript("index"), NO_INDEX))) as string,
 };
 const ceiling = (await redis.script("LOAD", "return 1")) as string;
 
