@@ -264,6 +264,7 @@ describe("commands per page", () => {
     await seed(redis, keys, 10_000, 90_000);
     expect(await redis.zcard(keys.requestIndex(0))).toBeGreaterThan(100_000 / 16);
     const at100k = await measure();
+    console.log(`commands per page (5 queries): 10k ${at10k.join(" ")} · 100k ${at100k.join(" ")}`);
     expect(at100k).toEqual(at10k);
     // one page: at most 4 rounds of (MULTI, one range read per partition and state, EXEC) and (MULTI, ≤ 50 HGETALL, EXEC)
     for (const n of at100k) expect(n).toBeLessThanOrEqual(4 * (2 + 16 * 2 + 2 + 50));
