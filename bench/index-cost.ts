@@ -32,7 +32,10 @@ const store = new RequestStore(redis, keys);
 const shipped = scriptSource("apply");
 const variants = {
   index: (await redis.script("LOAD", shipped)) as string,
-  "no-index": (await redis.script("LOAD", shipped.replace(loadScript("index"), NO_INDEX))) as string,
+  "no-index": (await redis.script(
+    "LOAD",
+    shipped.replace(loadScript("index").replace(/^#!lua[^\n]*\n/, ""), NO_INDEX),
+  )) as string,
 };
 const ceiling = (await redis.script("LOAD", "return 1")) as string;
 

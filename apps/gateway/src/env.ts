@@ -28,6 +28,8 @@ export interface GatewayDeps {
    * `https://ess.example.com` (PUBLIC_BASE_URL). Absent: the URL the request came in on (its Host header).
    */
   publicBaseUrl?: string | undefined;
+  /** Where expected trouble goes (a full Redis): one line, no stack; absent: not logged. */
+  logWarn?: (message: string, context: Record<string, unknown>) => void;
   /** Auth, metrics, backpressure, access logs, readiness (issue 5); absent: anonymous, no metrics. */
   ops?: OperationsDeps;
   /** Scheduler-side settings (issue 4); defaults apply when absent. */

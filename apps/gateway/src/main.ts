@@ -1,13 +1,16 @@
 import { armShutdownDeadline, configOrExit, createLogger, httpTimeouts, loadConfig, storeLimits } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
+import { startTracing } from "@ess/telemetry";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
 import { Authenticator, CredentialsError } from "./auth.js";
 import { BacklogMonitor, RateLimiter } from "./backpressure.js";
 import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
 import { type OperationsDeps, Readiness } from "./ops.js";
+import { registerProbes } from "./probes.js";
 import { serveApp } from "./server.js";
+import { traceGateway } from "./tracing.js";
 
 /** Entry point: reads config, opens Redis, serves, and shuts down cleanly on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -16,6 +19,9 @@ async function main(): Promise<void> {
     return { config, timeouts: httpTimeouts(config) };
   });
   const log = createLogger(config, "gateway");
+  // off unless OTEL_* variables ask for it (see @ess/telemetry); loads nothing when off
+  const tracing = await startTracing("ess-gateway");
+  if (tracing) log.info({}, "OpenTelemetry tracing on");
   let auth: Authenticator;
   try {
     auth = await Authenticator.fromConfig(config);
@@ -45,7 +51,10 @@ async function main(): Promise<void> {
   const store = new RequestStore(redis, keys, storeLimits(config));
   const queues = new CallbackQueues(redis, keys, { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
   instrumentCallbackPath(store, queues, metrics);
-  const readiness = new Readiness(redis);
+  const deadLetters = new DeadLetters(redis, keys, (p, name) => queues.queue(p, name));
+  if (tracing) traceGateway(tracing, { store, queues, deadLetters });
+  const readiness = new Readiness(redis, 1000, keys.readinessProbe());
+  registerProbes(metrics.registry, redis, readiness);
   const backlog =
     config.BACKLOG_LIMIT > 0
       ? new BacklogMonitor(redis, keys, config.BACKLOG_LIMIT, config.BACKLOG_CHECK_MS, metrics).start()
@@ -69,7 +78,7 @@ async function main(): Promise<void> {
     ops,
     store,
     queues,
-    deadLetters: new DeadLetters(redis, keys, (p, name) => queues.queue(p, name)),
+    deadLetters,
     replayRate: config.DLQ_REPLAY_RATE,
     maxBodyBytes: config.MAX_BODY_BYTES,
     enqueueTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
@@ -77,6 +86,7 @@ async function main(): Promise<void> {
     logError: (err: unknown, context: Record<string, unknown>) => log.error({ err, ...context }, "unexpected error"),
     logDebug: (context: Record<string, unknown>, message: string) => log.debug(context, message),
     publicBaseUrl: config.PUBLIC_BASE_URL,
+    logWarn: (message: string, context: Record<string, unknown>) => log.warn(context, message),
     scheduler: {
       forceCancelQuietMs: config.FORCE_CANCEL_QUIET_MS,
       ssePollMs: config.SSE_POLL_MS,
@@ -109,6 +119,7 @@ async function main(): Promise<void> {
     server.close(async () => {
       await queues.close().catch(() => {});
       await redis.quit().catch(() => {});
+      await tracing?.shutdown().catch(() => {});
       log.info("stopped");
       process.exit(0);
     });

@@ -1,3 +1,4 @@
+#!lua
 --[[
   index: the request index's upkeep, injected where a script says "--@INDEX" (not a script itself).
   The calling script passes the keys (built by packages/store/src/keys.ts) and calls these functions
