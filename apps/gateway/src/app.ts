@@ -9,6 +9,7 @@ import { callbackRoutes } from "./routes/callback.js";
 import { eventRoutes } from "./routes/events.js";
 import { requestRoutes } from "./routes/requests.js";
 import { schedulerRoutes } from "./routes/scheduler.js";
+import { subscriptionRoutes } from "./routes/subscriptions.js";
 
 export { createAdminApp } from "./admin.js";
 export type { AppEnv, GatewayDeps, SchedulerSettings } from "./env.js";
@@ -28,6 +29,7 @@ export function createApp(deps: GatewayDeps) {
   app.route("/", requestRoutes);
   app.route("/", schedulerRoutes);
   app.route("/", eventRoutes);
+  app.route("/", subscriptionRoutes);
   app.notFound((c) => handleError(new EssError("ROUTE_NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`), c));
   app.onError(handleError);
   return app;

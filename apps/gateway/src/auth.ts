@@ -45,6 +45,11 @@ export const ACCESS_RULES: readonly AccessRule[] = [
   { operation: "getRequest", pattern: new RegExp(`^${ESS}$`), roles: ["scheduler"] },
   { operation: "register", pattern: new RegExp(`^${GW}/requests/[^/]+/executions$`), roles: ["scheduler"] },
   { operation: "events", pattern: new RegExp(`^${GW}/events$`), roles: ["scheduler"] },
+  {
+    operation: "subscriptions",
+    pattern: new RegExp(`^${GW}/requests/[^/]+/subscriptions(/[^/]+(/(rotate|deliveries|redeliver))?)?$`),
+    roles: ["scheduler"],
+  },
 ];
 
 /** The admin listener's table: health is public, everything else (metrics, dashboard, dead letters) needs admin. */

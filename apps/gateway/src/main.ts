@@ -1,6 +1,15 @@
 import { armShutdownDeadline, configOrExit, createLogger, loadConfig, storeLimits } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
-import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
+import {
+  CallbackQueues,
+  createRedis,
+  DeadLetters,
+  Keys,
+  RequestStore,
+  SecretBox,
+  WebhookStore,
+  waitReady,
+} from "@ess/store";
 import { serve } from "@hono/node-server";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
@@ -72,7 +81,14 @@ async function main(): Promise<void> {
     enqueueTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
     enqueue: config.ENQUEUE_MODE,
     logError: (err: unknown, context: Record<string, unknown>) => log.error({ err, ...context }, "unexpected error"),
+    // the subscriptions' secrets are sealed under WEBHOOK_SECRET; without it subscribe answers 503
+    webhooks: new WebhookStore(
+      store,
+      config.WEBHOOK_SECRET ? SecretBox.fromKeyEncryptionKey(config.WEBHOOK_SECRET) : undefined,
+      config.WEBHOOK_LOG_LIMIT,
+    ),
     scheduler: {
+      webhookRotationGraceMs: config.WEBHOOK_ROTATION_GRACE_SECONDS * 1000,
       forceCancelQuietMs: config.FORCE_CANCEL_QUIET_MS,
       ssePollMs: config.SSE_POLL_MS,
       shutdown: sseShutdown.signal,

@@ -8,7 +8,16 @@ import {
   storeLimits,
 } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
-import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
+import {
+  CallbackQueues,
+  createRedis,
+  DeadLetters,
+  Keys,
+  RequestStore,
+  SecretBox,
+  WebhookStore,
+  waitReady,
+} from "@ess/store";
 import { instrumentStore, observeRedis, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
 import { startTimeoutSweeper } from "./timeouts.js";
 import { startWebhooks } from "./webhooks.js";
@@ -75,7 +84,12 @@ async function main(): Promise<void> {
         connection,
         store,
         partitions,
-        secret: config.WEBHOOK_SECRET,
+        webhooks: new WebhookStore(
+          store,
+          SecretBox.fromKeyEncryptionKey(config.WEBHOOK_SECRET),
+          config.WEBHOOK_LOG_LIMIT,
+        ),
+        gapTimeoutMs: config.GAP_TIMEOUT_MS,
         attempts: config.WEBHOOK_ATTEMPTS,
         backoffMs: config.WEBHOOK_BACKOFF_MS,
         timeoutMs: config.WEBHOOK_TIMEOUT_MS,

@@ -3,3 +3,5 @@ export * from "./openapi.js";
 export * from "./scheduler.js";
 export * from "./schemas.js";
 export * from "./webhook-policy.js";
+export * from "./cloudevents.js";
+export * from "./webhook-signing.js";

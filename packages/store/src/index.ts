@@ -6,3 +6,5 @@ export * from "./redis.js";
 export * from "./scheduler.js";
 export * from "./scripts.js";
 export * from "./store.js";
+export * from "./secret-box.js";
+export * from "./webhooks.js";

@@ -62,6 +62,8 @@ export const SCRIPTS = {
   sweepTimeouts: 2,
   // performance (issue 6): admit and BullMQ's add in one round trip
   admitEnqueue: 11,
+  // a webhook subscription, atomic with the request's event sequence number
+  subscribe: 3,
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 

@@ -1,5 +1,6 @@
+import { cloudEventJson, eventSource } from "@ess/contract";
 import { EssError } from "@ess/domain";
-import { compareStreamIds, eventJson, previousStreamId, SchedulerStore, type StreamEvent } from "@ess/store";
+import { compareStreamIds, previousStreamId, SchedulerStore, type StreamEvent } from "@ess/store";
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { requireRequestId } from "../body.js";
@@ -57,6 +58,7 @@ export const eventRoutes = new Hono<AppEnv>()
     const cursors = cursorsFrom(lastEventId || undefined, partitions, Date.now());
     const pollMs = scheduler?.ssePollMs ?? DEFAULT_SSE_POLL_MS;
     const events = new SchedulerStore(store);
+    const source = eventSource(store.keys.prefix);
 
     return streamSSE(
       c,
@@ -84,7 +86,8 @@ export const eventRoutes = new Hono<AppEnv>()
             await stream.writeSSE({
               id: single ? e.id : `${e.id}/${e.partition}`,
               event: e.fields.event ?? "message",
-              data: eventJson(e.id, e.fields),
+              // the CloudEvent of the state change, as webhooks carry it
+              data: cloudEventJson(source, e.partition, e.id, e.fields),
             });
             emitted++;
           }

@@ -4,10 +4,11 @@ import {
   parseOrThrow,
   refusalMessage,
   subscribeBodySchema,
+  unsubscribeBodySchema,
   WebhookAddressPolicy,
 } from "@ess/contract";
 import { EssError } from "@ess/domain";
-import { SchedulerStore } from "@ess/store";
+import { SchedulerStore, WebhookStore } from "@ess/store";
 import { type Context, Hono } from "hono";
 import { acceptCallback } from "../accept.js";
 import { readJson, requireJsonMediaType, requireRequestId } from "../body.js";
@@ -22,6 +23,12 @@ const BASE = "/ess/rest/scheduler/v1/requests/:requestId";
 
 /** Without a configured allowlist: every inward address refused. */
 const DEFAULT_WEBHOOK_POLICY = new WebhookAddressPolicy();
+
+/** The webhook subscriptions of the deps; without a configured store, one that refuses new subscriptions (503). */
+export function webhookStore(c: Context<AppEnv>): WebhookStore {
+  const deps = c.get("deps");
+  return deps.webhooks ?? new WebhookStore(deps.store, undefined);
+}
 
 /** The ESS answer to a successful state-changing POST: 200 with a `link` to the request. */
 function linkAnswer(c: Context<AppEnv>, requestId: string, extra: Record<string, unknown>) {
@@ -79,17 +86,24 @@ export const schedulerRoutes = new Hono<AppEnv>()
   .all(`${BASE}/checkInCancelling`, methodNotAllowed("POST"))
   .post(`${BASE}/subscribe`, async (c) => {
     const requestId = requireRequestId(c.req.param("requestId"));
-    const body = await jsonBody<{ callbackUrl: string }>(c, subscribeBodySchema);
+    const body = await jsonBody<{ callbackUrl: string; secret?: string }>(c, subscribeBodySchema);
     // a URL aimed inward is refused here; a name is checked again on the address the worker connects to
     const refused = (c.get("deps").scheduler?.webhookPolicy ?? DEFAULT_WEBHOOK_POLICY).checkUrl(body.callbackUrl);
     if (refused) throw new EssError("INVALID_BODY", refusalMessage("callbackUrl", refused));
-    const added = await new SchedulerStore(c.get("deps").store).subscribe(requestId, body.callbackUrl);
-    return linkAnswer(c, requestId, { callbackUrl: body.callbackUrl, subscribed: true, added });
+    const result = await webhookStore(c).subscribe(requestId, body.callbackUrl, body.secret);
+    // the secret is answered once, when the subscription is made; it is stored only encrypted
+    return linkAnswer(c, requestId, {
+      callbackUrl: body.callbackUrl,
+      subscribed: true,
+      added: result.added,
+      subscriptionId: result.subscription.id,
+      ...(result.secret === undefined ? {} : { secret: result.secret }),
+    });
   })
   .delete(`${BASE}/subscribe`, async (c) => {
     const requestId = requireRequestId(c.req.param("requestId"));
-    const body = await jsonBody<{ callbackUrl: string }>(c, subscribeBodySchema);
-    const removed = await new SchedulerStore(c.get("deps").store).unsubscribe(requestId, body.callbackUrl);
+    const body = await jsonBody<{ callbackUrl: string }>(c, unsubscribeBodySchema);
+    const removed = await webhookStore(c).unsubscribe(requestId, body.callbackUrl);
     return linkAnswer(c, requestId, { callbackUrl: body.callbackUrl, subscribed: false, removed });
   })
   .all(`${BASE}/subscribe`, methodNotAllowed("POST, DELETE"));
