@@ -1,7 +1,7 @@
 import { STATE_NAMES } from "@ess/domain";
 import { z } from "zod";
 import { simpleExceptionDetailSchema } from "./errors.js";
-import { checkInBodySchema, subscribeBodySchema } from "./scheduler.js";
+import { checkInBodySchema, subscribeBodySchema, unsubscribeBodySchema } from "./scheduler.js";
 import { callbackBodySchema, registrationBodySchema } from "./schemas.js";
 
 /** 201 answer of registration. */
@@ -62,6 +62,10 @@ const subscriptionResponseSchema = z.object({
 export const subscribeResponseSchema = subscriptionResponseSchema.extend({
   subscribed: z.literal(true),
   added: z.boolean(),
+  /** 16 hex digits: names the subscription in /gateway/v1/requests/{requestId}/subscriptions/… */
+  subscriptionId: z.string().regex(/^[0-9a-f]{16}$/),
+  /** the signing secret (`whsec_…`), answered only when the subscription was made by this call */
+  secret: z.string().startsWith("whsec_").optional(),
 });
 /** 200 answer of DELETE .../subscribe; `removed` is false when the URL was not subscribed. */
 export const unsubscribeResponseSchema = subscriptionResponseSchema.extend({
@@ -114,6 +118,7 @@ const named: [z.ZodType, string][] = [
   [checkInBodySchema, "CheckInBody"],
   [checkInResponseSchema, "CheckInResponse"],
   [subscribeBodySchema, "SubscribeBody"],
+  [unsubscribeBodySchema, "UnsubscribeBody"],
   [subscribeResponseSchema, "SubscribeResponse"],
   [unsubscribeResponseSchema, "UnsubscribeResponse"],
   [stateChangeResponseSchema, "StateChangeResponse"],
@@ -266,7 +271,11 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     roles: ["scheduler"],
     requestBody: { schema: subscribeBodySchema, required: true },
     responses: {
-      200: { description: "Subscribed (added: false when it was already)", schema: subscribeResponseSchema },
+      200: {
+        description:
+          "Subscribed (added: false when it was already). A new subscription's signing secret (the one given, or a generated `whsec_…`) is answered here once",
+        schema: subscribeResponseSchema,
+      },
       400: err(
         "Invalid request id, JSON or body (callbackUrl not an absolute http(s) URL without credentials, or aimed at an address the webhook address policy refuses: loopback, private, link-local, multicast, metadata)",
       ),
@@ -282,7 +291,7 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     summary: "Drop a webhook URL of the request (idempotent)",
     tag: "scheduler",
     roles: ["scheduler"],
-    requestBody: { schema: subscribeBodySchema, required: true },
+    requestBody: { schema: unsubscribeBodySchema, required: true },
     responses: {
       200: {
         description: "Unsubscribed (removed: false when it was not subscribed)",

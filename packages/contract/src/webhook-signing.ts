@@ -69,7 +69,7 @@ export function verifyWebhook(
   secret: string,
   headers: Record<string, string | string[] | undefined>,
   body: string,
-  opts: { toleranceSeconds?: number; nowSeconds?: number } = {},
+  opts: { toleranceSeconds?: number | undefined; nowSeconds?: number | undefined } = {},
 ): WebhookVerifyFailure | null {
   const get = (name: string) => {
     const v = headers[name] ?? headers[name.toLowerCase()];
