@@ -87,7 +87,16 @@ export class DeliveryOrder {
       await redis.hdel(subKey, "gapAt");
     }
     const event = JSON.parse(body) as { id: string };
-    const job: WebhookJob = { v: 2, kind: "ordered", requestId, subscriptionId: subId, url, eventId: event.id, seq, body };
+    const job: WebhookJob = {
+      v: 2,
+      kind: "ordered",
+      requestId,
+      subscriptionId: subId,
+      url,
+      eventId: event.id,
+      seq,
+      body,
+    };
     await this.queueFor(p).add(JOB_DELIVER, job, {
       jobId: deliveryJobId(requestId, subId, seq),
       attempts: this.opts.attempts,

@@ -173,7 +173,13 @@ describe("webhook deliveries", () => {
       const page = await ctx.deadLetters.list({ partition: ctx.keys.partition(id) });
       return page.items.find((e) => (e.payload as { url?: string }).url === `${base}/down/${id}`);
     });
-    expect(dead).toMatchObject({ queue: WEBHOOK_QUEUE, attempts: 2, reason: "attempts-exhausted", requestId: id, seq: 2 });
+    expect(dead).toMatchObject({
+      queue: WEBHOOK_QUEUE,
+      attempts: 2,
+      reason: "attempts-exhausted",
+      requestId: id,
+      seq: 2,
+    });
     expect(dead.error).toMatch(/500/);
     // the dead-lettered seq 2 no longer holds back seq 3
     const after = await eventually(async () => received.find((r) => r.path === `/down/${id}` && r.answered === 200));

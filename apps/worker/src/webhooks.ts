@@ -218,7 +218,7 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
   }
 
   /** The ESS event name of a delivery (for the log). */
-  const typeOf = (job: WebhookJob) => (/"event":"([A-Z_]+)"/.exec(job.body)?.[1] ?? "");
+  const typeOf = (job: WebhookJob) => /"event":"([A-Z_]+)"/.exec(job.body)?.[1] ?? "";
 
   /**
    * One attempt to deliver one event: POSTs the CloudEvent signed with the subscription's current
@@ -295,7 +295,9 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
           const d = data.data;
           void logAttempt(d, attemptWithoutAnswer(d, typeOf(d), job.attemptsMade, "dead-lettered", err.message))
             .then(() => order.advance(p, d.requestId, d.subscriptionId, d.seq, d.body))
-            .catch((e: Error) => log.warn({ partition: p, err: e.message }, "webhook queue not advanced; the sweep will"));
+            .catch((e: Error) =>
+              log.warn({ partition: p, err: e.message }, "webhook queue not advanced; the sweep will"),
+            );
         }
         // out of attempts: into the dead letters (if this fails the job stays failed; the worker's sweep moves it)
         log.error(

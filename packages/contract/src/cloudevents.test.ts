@@ -63,7 +63,8 @@ describe("the CloudEvent of a stream entry", () => {
     for (const drop of ["id", "source", "type", "subject", "time"]) {
       const { [drop]: _gone, ...rest } = parsed;
       // the SDK fills in a missing id and time itself; source and type it cannot
-      if (drop === "source" || drop === "type") expect(() => new CloudEvent(rest, true).validate()).toThrow(ValidationError);
+      if (drop === "source" || drop === "type")
+        expect(() => new CloudEvent(rest, true).validate()).toThrow(ValidationError);
       expect(cloudEventSchema.safeParse(rest).success).toBe(false);
     }
     expect(cloudEventSchema.safeParse({ ...parsed, specversion: "0.3" }).success).toBe(false);

@@ -57,7 +57,12 @@ function dataJson(fields: Record<string, string>): string {
 }
 
 /** The CloudEvent (structured JSON, one line) of stream entry `entryId` of partition p with these fields. */
-export function cloudEventJson(source: string, partition: number, entryId: string, fields: Record<string, string>): string {
+export function cloudEventJson(
+  source: string,
+  partition: number,
+  entryId: string,
+  fields: Record<string, string>,
+): string {
   const head = {
     specversion: CLOUDEVENTS_SPECVERSION,
     id: eventId(entryId, partition),

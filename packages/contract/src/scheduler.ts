@@ -8,16 +8,16 @@ export const checkInBodySchema = z.strictObject({
 });
 
 const callbackUrlSchema = z
-    .string()
-    .max(2048)
-    .refine((u) => {
-      try {
-        const url = new URL(u);
-        return (url.protocol === "http:" || url.protocol === "https:") && url.username === "" && url.password === "";
-      } catch {
-        return false;
-      }
-    }, "callbackUrl must be an absolute http or https URL without credentials");
+  .string()
+  .max(2048)
+  .refine((u) => {
+    try {
+      const url = new URL(u);
+      return (url.protocol === "http:" || url.protocol === "https:") && url.username === "" && url.password === "";
+    } catch {
+      return false;
+    }
+  }, "callbackUrl must be an absolute http or https URL without credentials");
 
 /** Body of POST .../requests/{requestId}/subscribe: the URL, and optionally the signing secret to use. */
 export const subscribeBodySchema = z.strictObject({
@@ -34,12 +34,19 @@ export const rotateSecretBodySchema = z.strictObject({
   /** the new `whsec_…`; absent: generated and answered once */
   secret: webhookSecretSchema.optional(),
   /** how long the previous secret stays valid (its signature is sent too); absent: WEBHOOK_ROTATION_GRACE_SECONDS */
-  graceSeconds: z.number().int().min(0).max(30 * 86400).optional(),
+  graceSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(30 * 86400)
+    .optional(),
 });
 
 /** Body of POST .../subscriptions/{subscriptionId}/redeliver: the CloudEvent id of the event to send again. */
 export const redeliverBodySchema = z.strictObject({
-  eventId: z.string().regex(/^[0-9]{1,20}-[0-9]{1,20}\/[0-9]{1,4}$/, "eventId must be an event id like 1732841234567-0/3"),
+  eventId: z
+    .string()
+    .regex(/^[0-9]{1,20}-[0-9]{1,20}\/[0-9]{1,4}$/, "eventId must be an event id like 1732841234567-0/3"),
 });
 
 /** Version tag that starts every requestExecutionContext this project issues. */

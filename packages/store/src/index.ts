@@ -5,6 +5,6 @@ export * from "./queues.js";
 export * from "./redis.js";
 export * from "./scheduler.js";
 export * from "./scripts.js";
-export * from "./store.js";
 export * from "./secret-box.js";
+export * from "./store.js";
 export * from "./webhooks.js";

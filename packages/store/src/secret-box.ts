@@ -24,7 +24,9 @@ export class SecretBox {
     const cipher = createCipheriv("aes-256-gcm", this.key, iv);
     cipher.setAAD(Buffer.from(aad));
     const ct = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);
-    return [VERSION, iv, cipher.getAuthTag(), ct].map((x) => (typeof x === "string" ? x : x.toString("base64url"))).join(".");
+    return [VERSION, iv, cipher.getAuthTag(), ct]
+      .map((x) => (typeof x === "string" ? x : x.toString("base64url")))
+      .join(".");
   }
 
   /** The plaintext of a sealed value; throws when it was sealed under another key or for another aad. */

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { cloudEventJson, eventSource, newWebhookSecret, parseEventId } from "@ess/contract";
+import { cloudEventJson, eventSource, newWebhookSecret, parseEventId, type WebhookJob } from "@ess/contract";
 import { EssError } from "@ess/domain";
+import type { Queue } from "bullmq";
 import type { SecretBox } from "./secret-box.js";
 import type { RequestStore } from "./store.js";
 
@@ -194,13 +195,18 @@ export class WebhookStore {
    * The secrets a delivery is signed with now, newest first: the current one, and the previous one
    * while its rotation window lasts. Null when the subscription is gone.
    */
-  async signingSecrets(requestId: string, subId: string, now = Date.now()): Promise<{ url: string; secrets: string[] } | null> {
+  async signingSecrets(
+    requestId: string,
+    subId: string,
+    now = Date.now(),
+  ): Promise<{ url: string; secrets: string[] } | null> {
     const { keys, redis } = this.store;
     const box = this.requireBox();
     const h = await redis.hgetall(keys.subscription(keys.partition(requestId), requestId, subId));
     if (!h.url || !h.secret) return null;
     const secrets = [box.open(h.secret, secretAad(requestId, subId, "secret"))];
-    if (h.previous && Number(h.previousUntil) > now) secrets.push(box.open(h.previous, secretAad(requestId, subId, "previous")));
+    if (h.previous && Number(h.previousUntil) > now)
+      secrets.push(box.open(h.previous, secretAad(requestId, subId, "previous")));
     return { url: h.url, secrets };
   }
 
@@ -224,7 +230,9 @@ export class WebhookStore {
     const current = box.open(currentSealed, secretAad(requestId, subId, "secret"));
     const plain = secret ?? newWebhookSecret();
     const until = graceMs > 0 ? now + graceMs : null;
-    const m = redis.multi().hset(key, "secret", box.seal(plain, secretAad(requestId, subId, "secret")), "rotatedAt", now);
+    const m = redis
+      .multi()
+      .hset(key, "secret", box.seal(plain, secretAad(requestId, subId, "secret")), "rotatedAt", now);
     if (until === null) m.hdel(key, "previous", "previousUntil");
     else m.hset(key, "previous", box.seal(current, secretAad(requestId, subId, "previous")), "previousUntil", until);
     await m.exec();
@@ -235,7 +243,11 @@ export class WebhookStore {
   async record(requestId: string, subId: string, attempt: DeliveryAttempt): Promise<void> {
     const { keys, redis } = this.store;
     const key = keys.deliveryLog(keys.partition(requestId), requestId, subId);
-    await redis.multi().lpush(key, JSON.stringify(attempt)).ltrim(key, 0, this.logLimit - 1).exec();
+    await redis
+      .multi()
+      .lpush(key, JSON.stringify(attempt))
+      .ltrim(key, 0, this.logLimit - 1)
+      .exec();
   }
 
   /** The newest `limit` entries of a subscription's delivery log, newest first. */
@@ -265,6 +277,43 @@ export class WebhookStore {
       seq: Number(fields.eventSeq),
       type: fields.event ?? "",
     };
+  }
+
+  /**
+   * Sends one event of the request to a subscription again, now, outside the order: one attempt on the
+   * partition's webhook queue, its outcome in the delivery log, never dead-lettered. 404 when the
+   * subscription is unknown or the event is no longer in the stream.
+   */
+  async redeliver(
+    requestId: string,
+    subId: string,
+    eventId: string,
+    queueFor: (partition: number) => Queue,
+  ): Promise<{ seq: number; jobId: string }> {
+    const subscription = await this.require(requestId, subId);
+    const event = await this.event(requestId, eventId);
+    if (!event) {
+      throw new EssError(
+        "ROUTE_NOT_FOUND",
+        `event ${eventId.slice(0, 60)} of request ${requestId} is not in the event stream (not this request's, or trimmed)`,
+      );
+    }
+    const job: WebhookJob = {
+      v: 2,
+      kind: "redelivery",
+      requestId,
+      subscriptionId: subId,
+      url: subscription.callbackUrl,
+      eventId,
+      seq: event.seq,
+      body: event.body,
+    };
+    const added = await queueFor(this.store.keys.partition(requestId)).add(JOB_REDELIVER, job, {
+      attempts: 1,
+      removeOnComplete: true,
+      removeOnFail: true,
+    });
+    return { seq: event.seq, jobId: String(added.id) };
   }
 
   private async requireRequest(requestId: string): Promise<void> {

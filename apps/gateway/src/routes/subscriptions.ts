@@ -1,6 +1,5 @@
-import { parseOrThrow, redeliverBodySchema, rotateSecretBodySchema, type WebhookJob } from "@ess/contract";
-import { EssError } from "@ess/domain";
-import { JOB_REDELIVER, WEBHOOK_QUEUE } from "@ess/store";
+import { parseOrThrow, redeliverBodySchema, rotateSecretBodySchema } from "@ess/contract";
+import { WEBHOOK_QUEUE } from "@ess/store";
 import { Hono } from "hono";
 import { z } from "zod";
 import { readJson, requireJsonMediaType, requireRequestId } from "../body.js";
@@ -45,7 +44,8 @@ export const subscriptionRoutes = new Hono<AppEnv>()
       subscriptionId: subId,
       // answered once; stored only encrypted
       secret: r.secret,
-      previousSecretValidUntil: r.previousSecretValidUntil === null ? null : new Date(r.previousSecretValidUntil).toISOString(),
+      previousSecretValidUntil:
+        r.previousSecretValidUntil === null ? null : new Date(r.previousSecretValidUntil).toISOString(),
     });
   })
   .all(`${ONE}/rotate`, methodNotAllowed("POST"))
@@ -62,34 +62,9 @@ export const subscriptionRoutes = new Hono<AppEnv>()
     const { requestId, subId } = ids(c.req.param("requestId"), c.req.param("subscriptionId"));
     requireJsonMediaType(c);
     const body = parseOrThrow(redeliverBodySchema, await readJson(c, c.get("deps").maxBodyBytes));
-    const store = webhookStore(c);
-    const subscription = await store.require(requestId, subId);
-    const event = await store.event(requestId, body.eventId);
-    if (!event) {
-      throw new EssError(
-        "ROUTE_NOT_FOUND",
-        `event ${body.eventId} of request ${requestId} is not in the event stream (not this request's, or trimmed)`,
-      );
-    }
-    const job: WebhookJob = {
-      v: 2,
-      kind: "redelivery",
-      requestId,
-      subscriptionId: subId,
-      url: subscription.callbackUrl,
-      eventId: body.eventId,
-      seq: event.seq,
-      body: event.body,
-    };
-    const { store: requests, queues } = c.get("deps");
-    const p = requests.keys.partition(requestId);
-    const added = await queues.queue(p, WEBHOOK_QUEUE).add(JOB_REDELIVER, job, {
-      // one attempt, its outcome in the delivery log; never dead-lettered
-      attempts: 1,
-      removeOnComplete: true,
-      removeOnFail: true,
-    });
-    return c.json({ requestId, subscriptionId: subId, eventId: body.eventId, seq: event.seq, jobId: added.id }, 202);
+    const { queues } = c.get("deps");
+    const r = await webhookStore(c).redeliver(requestId, subId, body.eventId, (p) => queues.queue(p, WEBHOOK_QUEUE));
+    return c.json({ requestId, subscriptionId: subId, eventId: body.eventId, seq: r.seq, jobId: r.jobId }, 202);
   })
   .all(`${ONE}/redeliver`, methodNotAllowed("POST"))
   .get(ONE, async (c) => {
