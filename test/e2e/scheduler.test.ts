@@ -318,12 +318,17 @@ describe("the example event consumer (examples/event-consumer.ts)", () => {
       FROM_START: "1",
     });
     try {
-      await eventually(async () => output().includes(`"requestId":"${id}"`), 30000, "the consumer to print the event");
+      await eventually(async () => output().includes(`"subject":"${id}"`), 30000, "the consumer to print the event");
       const line =
         output()
           .split("\n")
-          .find((l) => l.includes(`"requestId":"${id}"`)) ?? "{}";
-      expect(JSON.parse(line)).toMatchObject({ event: "REQUEST_RUNNING", state: "RUNNING", requestId: id });
+          .find((l) => l.includes(`"subject":"${id}"`)) ?? "{}";
+      // the CloudEvent of the state change, as webhooks and SSE carry it
+      expect(cloudEventSchema.parse(JSON.parse(line))).toMatchObject({
+        type: "ess.request.running",
+        subject: id,
+        data: { event: "REQUEST_RUNNING", state: "RUNNING", seq: 1 },
+      });
     } finally {
       child.kill("SIGTERM");
     }
