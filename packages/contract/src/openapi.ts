@@ -1,7 +1,13 @@
 import { STATE_NAMES } from "@ess/domain";
 import { z } from "zod";
 import { simpleExceptionDetailSchema } from "./errors.js";
-import { checkInBodySchema, subscribeBodySchema, unsubscribeBodySchema } from "./scheduler.js";
+import {
+  checkInBodySchema,
+  redeliverBodySchema,
+  rotateSecretBodySchema,
+  subscribeBodySchema,
+  unsubscribeBodySchema,
+} from "./scheduler.js";
 import { callbackBodySchema, registrationBodySchema } from "./schemas.js";
 
 /** 201 answer of registration. */
@@ -73,6 +79,59 @@ export const unsubscribeResponseSchema = subscriptionResponseSchema.extend({
   removed: z.boolean(),
 });
 
+/** A webhook subscription as the API shows it (never its secret). */
+export const subscriptionSchema = z.object({
+  id: z.string().regex(/^[0-9a-f]{16}$/),
+  requestId: z.string().regex(/^[0-9]+$/),
+  callbackUrl: z.string(),
+  createdAt: z.number().int(),
+  since: z.number().int().min(0),
+  next: z.number().int().min(1),
+  pending: z.number().int().min(0),
+  rotatedAt: z.number().int().nullable(),
+  previousSecretValidUntil: z.number().int().nullable(),
+});
+/** 200 answer of GET /gateway/v1/requests/{requestId}/subscriptions. */
+export const subscriptionListSchema = z.object({
+  requestId: z.string(),
+  items: z.array(subscriptionSchema),
+  count: z.number().int().min(0),
+});
+/** One entry of a subscription's delivery log. */
+export const deliveryAttemptSchema = z.object({
+  at: z.number().int(),
+  eventId: z.string(),
+  seq: z.number().int().min(1),
+  type: z.string(),
+  kind: z.enum(["ordered", "redelivery"]),
+  attempt: z.number().int().min(0),
+  outcome: z.enum(["delivered", "failed", "dead-lettered", "skipped", "refused"]),
+  status: z.number().int().nullable(),
+  latencyMs: z.number().int().nullable(),
+  error: z.string().nullable(),
+});
+/** 200 answer of GET .../subscriptions/{subscriptionId}/deliveries: the newest attempts first. */
+export const deliveriesResponseSchema = z.object({
+  subscription: subscriptionSchema,
+  items: z.array(deliveryAttemptSchema),
+  count: z.number().int().min(0),
+});
+/** 200 answer of POST .../rotate: the new secret (answered once). */
+export const rotateSecretResponseSchema = z.object({
+  requestId: z.string(),
+  subscriptionId: z.string(),
+  secret: z.string().startsWith("whsec_"),
+  previousSecretValidUntil: z.iso.datetime().nullable(),
+});
+/** 202 answer of POST .../redeliver. */
+export const redeliverResponseSchema = z.object({
+  requestId: z.string(),
+  subscriptionId: z.string(),
+  eventId: z.string(),
+  seq: z.number().int().min(1),
+  jobId: z.string(),
+});
+
 /** 200 answer of POST .../checkInCancelling: a JSON boolean, true while a cancel is under way. */
 export const checkInResponseSchema = z.boolean();
 
@@ -122,6 +181,14 @@ const named: [z.ZodType, string][] = [
   [subscribeResponseSchema, "SubscribeResponse"],
   [unsubscribeResponseSchema, "UnsubscribeResponse"],
   [stateChangeResponseSchema, "StateChangeResponse"],
+  [subscriptionSchema, "Subscription"],
+  [subscriptionListSchema, "SubscriptionList"],
+  [deliveryAttemptSchema, "DeliveryAttempt"],
+  [deliveriesResponseSchema, "DeliveriesResponse"],
+  [rotateSecretBodySchema, "RotateSecretBody"],
+  [rotateSecretResponseSchema, "RotateSecretResponse"],
+  [redeliverBodySchema, "RedeliverBody"],
+  [redeliverResponseSchema, "RedeliverResponse"],
   [simpleExceptionDetailSchema, "SimpleExceptionDetail"],
   [healthSchema, "Health"],
   [readinessSchema, "Readiness"],
@@ -141,6 +208,7 @@ const AUTH_ERRORS: Record<number, ApiResponse> = {
 };
 const REQUEST_ID = "/ess/rest/scheduler/v1/requests/{requestId}";
 const REQUEST_ID_PATTERN = "^[0-9]{1,19}$";
+const SUBSCRIPTIONS = "/gateway/v1/requests/{requestId}/subscriptions";
 const UNSUPPORTED_STATE = 'title "Unsupported state for operation" (ESS-40005)';
 
 /**
@@ -332,6 +400,81 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     },
   },
   {
+    operationId: "listSubscriptions",
+    method: "get",
+    path: SUBSCRIPTIONS,
+    summary: "The request's webhook subscriptions (never their secrets)",
+    tag: "scheduler",
+    roles: ["scheduler"],
+    responses: {
+      200: { description: "The subscriptions, oldest first", schema: subscriptionListSchema },
+      400: err("Invalid request id"),
+      ...AUTH_ERRORS,
+      404: err("The request is not registered"),
+    },
+  },
+  {
+    operationId: "getSubscription",
+    method: "get",
+    path: `${SUBSCRIPTIONS}/{subscriptionId}`,
+    summary: "One webhook subscription: where its ordered delivery stands, its rotation window",
+    tag: "scheduler",
+    roles: ["scheduler"],
+    responses: {
+      200: { description: "The subscription", schema: subscriptionSchema },
+      400: err("Invalid request id or subscription id (16 hex digits)"),
+      ...AUTH_ERRORS,
+      404: err("The request is not registered (ESS-40401) or has no such subscription (ESS-40402)"),
+    },
+  },
+  {
+    operationId: "getDeliveries",
+    method: "get",
+    path: `${SUBSCRIPTIONS}/{subscriptionId}/deliveries`,
+    summary: "A subscription's delivery log: its last attempts, newest first",
+    tag: "scheduler",
+    roles: ["scheduler"],
+    query: [{ name: "limit", description: "At most this many entries (default: all kept)", pattern: "^[0-9]{1,5}$" }],
+    responses: {
+      200: { description: "The attempts (time, event, HTTP status, latency, error)", schema: deliveriesResponseSchema },
+      400: err("Invalid request id, subscription id or limit"),
+      ...AUTH_ERRORS,
+      404: err("The request is not registered (ESS-40401) or has no such subscription (ESS-40402)"),
+    },
+  },
+  {
+    operationId: "rotateSecret",
+    method: "post",
+    path: `${SUBSCRIPTIONS}/{subscriptionId}/rotate`,
+    summary: "A new signing secret; the previous one keeps signing too for graceSeconds",
+    tag: "scheduler",
+    roles: ["scheduler"],
+    requestBody: { schema: rotateSecretBodySchema, required: true },
+    responses: {
+      200: { description: "Rotated: the new secret, answered this once", schema: rotateSecretResponseSchema },
+      400: err("Invalid request id, subscription id, JSON or body (secret not whsec_…, graceSeconds out of range)"),
+      ...AUTH_ERRORS,
+      404: err("The request is not registered (ESS-40401) or has no such subscription (ESS-40402)"),
+      415: err("Content-Type is not JSON"),
+    },
+  },
+  {
+    operationId: "redeliver",
+    method: "post",
+    path: `${SUBSCRIPTIONS}/{subscriptionId}/redeliver`,
+    summary: "Send one event to the subscription again, now, outside the order (one attempt, logged)",
+    tag: "scheduler",
+    roles: ["scheduler"],
+    requestBody: { schema: redeliverBodySchema, required: true },
+    responses: {
+      202: { description: "Queued; the attempt will be in the delivery log", schema: redeliverResponseSchema },
+      400: err("Invalid request id, subscription id, JSON or eventId"),
+      ...AUTH_ERRORS,
+      404: err("Unknown request (ESS-40401), subscription or event no longer in the stream (ESS-40402)"),
+      415: err("Content-Type is not JSON"),
+    },
+  },
+  {
     operationId: "healthz",
     method: "get",
     path: "/healthz",
@@ -372,13 +515,23 @@ export function buildOpenApi(info: { version: string; serverUrl?: string } = { v
   }
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of API_OPERATIONS) {
-    const params = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
-      name: m[1],
-      in: "path",
-      required: true,
-      description: "ESS request id: a positive 64-bit integer",
-      schema: { type: "string", pattern: REQUEST_ID_PATTERN },
-    }));
+    const params = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) =>
+      m[1] === "subscriptionId"
+        ? {
+            name: m[1],
+            in: "path",
+            required: true,
+            description: "Webhook subscription id: the first 16 hex digits of SHA-256(callbackUrl)",
+            schema: { type: "string", pattern: "^[0-9a-f]{16}$" },
+          }
+        : {
+            name: m[1],
+            in: "path",
+            required: true,
+            description: "ESS request id: a positive 64-bit integer",
+            schema: { type: "string", pattern: REQUEST_ID_PATTERN },
+          },
+    );
     const responses: Record<string, unknown> = {};
     for (const [code, r] of Object.entries(op.responses)) {
       const entry: Record<string, unknown> = { description: r.description };
