@@ -100,7 +100,7 @@ async function main(): Promise<void> {
         policy: new WebhookAddressPolicy(config.WEBHOOK_ALLOW_HOSTS),
       })
     : undefined;
-  if (!webhooks) log.warn({}, "WEBHOOK_SECRET is not set: webhook subscriptions are stored but not delivered");
+  if (!webhooks) log.warn({}, "WEBHOOK_SECRET is not set: webhook deliveries are off (their secrets cannot be opened)");
   log.info({ partitions: partitions.length, concurrency: config.WORKER_CONCURRENCY }, "worker started");
 
   let stopping = false;

@@ -392,7 +392,7 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
       200: {
         description:
           "An event stream: `event: ready` first, then one event per state change (id: stream entry id, " +
-          "event: its name, data: the event JSON), `: keep-alive` comments when idle",
+          "event: its name, data: the state change as a CloudEvents 1.0 JSON event), `: keep-alive` comments when idle",
         mediaType: "text/event-stream",
       },
       400: err("Invalid requestId (ESS-40001) or Last-Event-ID (ESS-40009)"),
