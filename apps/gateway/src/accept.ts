@@ -1,5 +1,5 @@
 import type { CallbackJob } from "@ess/contract";
-import { type CallbackStatus, EssError } from "@ess/domain";
+import type { CallbackStatus } from "@ess/domain";
 import type { AdmitResult } from "@ess/store";
 import type { GatewayDeps } from "./env.js";
 
@@ -28,9 +28,12 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 /**
  * Admits a callback (404/403 and Idempotency-Key rules, next seq) and enqueues it; resolves only once
- * Redis has the job. ENQUEUE_MODE "script" (default) does both in one script and one round trip;
- * "queue" runs the admit script, then BullMQ's Queue.add. If the enqueue fails the seq stays unused
- * (the worker skips the gap after GAP_TIMEOUT_MS) and an in-flight Idempotency-Key is forgotten.
+ * Redis has the job. ENQUEUE_MODE "script" (default) does both, and writes an Idempotency-Key's final
+ * record, in one script and one round trip. "queue" runs the admit script (which leaves the key
+ * pending under a lease), then BullMQ's Queue.add, then the final record; a repeat that finds the
+ * lease run out (this gateway died or failed in between) resumes the call under its first seq and
+ * job id. Either way an error leaves the key as it is: a retry gets the first call's seq, never a new
+ * one. If the enqueue fails the seq stays unused (the worker skips the gap after GAP_TIMEOUT_MS).
  */
 export async function acceptCallback(
   deps: GatewayDeps,
@@ -38,33 +41,26 @@ export async function acceptCallback(
   idempotency?: Idempotency,
 ): Promise<AdmitResult> {
   const { store, queues, enqueueTimeoutMs, enqueue = "script" } = deps;
-  let admit: AdmitResult;
-  try {
-    if (enqueue === "script") {
-      // bounded by the gateway connection's command timeout
-      admit = await store.admitAndEnqueue(queues, { ...cb, acceptedAt: Date.now() }, idempotency);
-    } else {
-      admit = await store.admit(cb.requestId, cb.handle, cb.status, idempotency);
-      if (admit.kind === "admitted") {
-        const job: CallbackJob = {
-          v: 1,
-          requestId: cb.requestId,
-          seq: admit.seq,
-          execution: admit.execution,
-          status: cb.status,
-          acceptedAt: Date.now(),
-        };
-        if (cb.message !== undefined) job.message = cb.message;
-        await withTimeout(queues.add(admit.partition, job), enqueueTimeoutMs);
-      }
-    }
-  } catch (err) {
-    if (idempotency && !(err instanceof EssError)) {
-      await store.abandonIdempotency(cb.requestId, idempotency.key).catch(() => {});
-    }
-    throw err;
+  if (enqueue === "script") {
+    // bounded by the gateway connection's command timeout
+    return store.admitAndEnqueue(queues, { ...cb, acceptedAt: Date.now() }, idempotency);
   }
-  if (idempotency && admit.kind === "admitted") {
+  // a live gateway is done with the add within its bound; a repeat past the lease takes over (and should
+  // it overlap a slow but live gateway, both add the same job id: one job, or a duplicate the apply drops).
+  // Short enough for packages/client's default retries (about 4.6 s through 409s) to outlast it.
+  const admit = await store.admit(cb.requestId, cb.handle, cb.status, idempotency, enqueueTimeoutMs + 1000);
+  if (admit.kind !== "admitted") return admit;
+  const job: CallbackJob = {
+    v: 1,
+    requestId: cb.requestId,
+    seq: admit.seq,
+    execution: admit.execution,
+    status: cb.status,
+    acceptedAt: Date.now(),
+  };
+  if (cb.message !== undefined) job.message = cb.message;
+  await withTimeout(queues.add(admit.partition, job), enqueueTimeoutMs);
+  if (idempotency) {
     await store.completeIdempotency(cb.requestId, idempotency.key, idempotency.fingerprint, admit.seq);
   }
   return admit;

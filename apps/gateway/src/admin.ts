@@ -1,27 +1,29 @@
+import { ADMIN_OPERATIONS_ROUTES } from "@ess/contract";
 import { EssError } from "@ess/domain";
-import { Hono } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import { ADMIN_ACCESS_RULES } from "./auth.js";
 import { mountDashboard } from "./dashboard.js";
 import type { AppEnv, GatewayDeps } from "./env.js";
 import { handleError } from "./errors.js";
 import { installOperations } from "./ops.js";
-import { deadLetterRoutes } from "./routes/dead-letters.js";
+import { bindRoutes, validationHook } from "./routes/bind.js";
+import { DEAD_LETTER_ROUTES, deadLetterHandlers } from "./routes/dead-letters.js";
 
 /**
  * The admin listener (ADMIN_PORT): operations the job fleet must not reach — dead letters, metrics,
  * the queue dashboard — kept off the callback port so they can be firewalled separately.
  */
 export function createAdminApp(deps: GatewayDeps) {
-  const app = new Hono<AppEnv>();
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.use(async (c, next) => {
     c.set("deps", deps);
     await next();
   });
-  // request id, access log, metrics, admin role for all but health, /healthz and /readyz (issue 5)
+  // request id, access log, metrics, admin role for all but health, /healthz and /readyz
   installOperations(app, deps, "admin", ADMIN_ACCESS_RULES);
   const { metrics, catalog } = deps.ops ?? {};
   if (metrics) {
-    app.get("/metrics", async (c) => {
+    app.get(ADMIN_OPERATIONS_ROUTES.metrics.path, async (c) => {
       if (catalog) {
         await metrics
           .refreshQueues(catalog, Date.now(), () => deps.deadLetters.count())
@@ -31,7 +33,8 @@ export function createAdminApp(deps: GatewayDeps) {
     });
   }
   if (catalog) mountDashboard(app, catalog);
-  app.route("/", deadLetterRoutes);
+  // dead-letter requests may list many ids: up to 8 × MAX_BODY_BYTES
+  bindRoutes(app, DEAD_LETTER_ROUTES, deadLetterHandlers, { bodyLimit: (d) => d.maxBodyBytes * 8 });
   app.notFound((c) => handleError(new EssError("ROUTE_NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`), c));
   app.onError(handleError);
   return app;

@@ -1,8 +1,10 @@
+import { declareRoute, type RouteDeclaration } from "@ess/contract";
 import { describe, expect, it } from "vitest";
 import {
   ACCESS_RULES,
   ADMIN_ACCESS_RULES,
   Authenticator,
+  accessRules,
   allows,
   CredentialsError,
   hashPassword,
@@ -15,6 +17,46 @@ import { RateLimiter } from "./backpressure.js";
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
 const who = (...roles: Role[]): Principal => ({ name: "x", roles: new Set(roles), scheme: "bearer" });
+
+describe("access rules derived from route declarations", () => {
+  const route = (path: string, operation: string, roles: RouteDeclaration["roles"], extra = {}) =>
+    declareRoute({
+      method: "get",
+      path,
+      operationId: operation,
+      operation,
+      roles,
+      summary: operation,
+      responses: { 200: { description: "ok" } },
+      ...extra,
+    });
+
+  it("one rule per path: {param} is one segment, literal paths win over parameterised ones, a subtree covers below", () => {
+    const rules = accessRules([
+      route("/items/{id}", "item", ["scheduler"]),
+      route("/items/{id}", "item", ["scheduler"], { method: "delete" }),
+      route("/items/export", "export", ["admin"]),
+      route("/ui", "ui", "public", { subtree: true }),
+    ]);
+    expect(rules.map((r) => r.operation)).toEqual(["export", "ui", "item"]);
+    expect(ruleFor(rules, "GET", "/items/export").operation).toBe("export");
+    expect(ruleFor(rules, "DELETE", "/items/42").roles).toEqual(["scheduler"]);
+    expect(ruleFor(rules, "GET", "/items/42/more").operation).toBe("other");
+    expect(ruleFor(rules, "GET", "/ui/app.js").roles).toBe("public");
+    expect(ruleFor(rules, "GET", "/uix").operation).toBe("other");
+    // admin only: no role besides admin
+    expect(ruleFor(rules, "GET", "/items/export").roles).toEqual([]);
+  });
+
+  it("refuses a declaration without roles, and routes of one path that disagree", () => {
+    const bare = { ...route("/a", "a", "public") } as Partial<RouteDeclaration>;
+    delete bare.roles;
+    expect(() => accessRules([bare as RouteDeclaration])).toThrow(/GET \/a declares no roles/);
+    expect(() => accessRules([route("/a", "a", ["job"]), route("/a", "a", ["scheduler"], { method: "post" })])).toThrow(
+      /routes of \/a disagree/,
+    );
+  });
+});
 
 describe("access table", () => {
   const R = "/ess/rest/scheduler/v1/requests/42";

@@ -1,11 +1,11 @@
 import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual } from "node:crypto";
+import { assertRoles, GATEWAY_ROUTES, ROLES, type Role, type RouteDeclaration } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "./env.js";
+import { ADMIN_ROUTES } from "./routes/admin-routes.js";
 
-/** The three roles. `admin` covers every operation. */
-export const ROLES = ["job", "scheduler", "admin"] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, type Role } from "@ess/contract";
 
 /** Who is calling: the credential's label (never its secret) and its roles. */
 export interface Principal {
@@ -24,41 +24,41 @@ export interface AccessRule {
   roles: readonly Role[] | "public";
 }
 
-const ESS = "/ess/rest/scheduler/v1/requests/[^/]+";
-const GW = "/gateway/v1";
+const PARAM = /\{\w+\}/g;
+
+/** The path pattern of a declared route: `{param}` is one segment; a subtree also covers what is below. */
+function pathPattern(route: RouteDeclaration): RegExp {
+  const literals = route.path.split(PARAM).map((p) => p.replaceAll(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(`^${literals.join("[^/]+")}${route.subtree ? "(/.*)?" : ""}$`);
+}
 
 /**
- * THE access table of the callback listener: first match wins; a path no rule matches needs admin.
- * Rules match by path (any method) so that a wrong method still gets its 405 from the route.
- * Routes built elsewhere (cancel, forceCancel, checkInCancelling, subscribe, events) are covered here.
+ * A listener's access table, derived from its route declarations: one rule per path (any method,
+ * so that a wrong method still gets its 405 from the route), literal paths before parameterised
+ * ones; admin is allowed everywhere and a path no rule matches needs admin. The routes of one path
+ * must agree on operation and roles.
  */
-export const ACCESS_RULES: readonly AccessRule[] = [
-  { operation: "healthz", pattern: /^\/healthz$/, roles: "public" },
-  { operation: "readyz", pattern: /^\/readyz$/, roles: "public" },
-  { operation: "openapi", pattern: /^\/openapi\.json$/, roles: "public" },
-  { operation: "docs", pattern: /^\/docs(\/.*)?$/, roles: "public" },
-  { operation: "executionStatus", pattern: new RegExp(`^${ESS}/executionStatus$`), roles: ["job"] },
-  { operation: "checkInCancelling", pattern: new RegExp(`^${ESS}/checkInCancelling$`), roles: ["job"] },
-  { operation: "cancel", pattern: new RegExp(`^${ESS}/cancel$`), roles: ["scheduler"] },
-  { operation: "forceCancel", pattern: new RegExp(`^${ESS}/forceCancel$`), roles: ["scheduler"] },
-  { operation: "subscribe", pattern: new RegExp(`^${ESS}/subscribe$`), roles: ["scheduler"] },
-  { operation: "getRequest", pattern: new RegExp(`^${ESS}$`), roles: ["scheduler"] },
-  { operation: "register", pattern: new RegExp(`^${GW}/requests/[^/]+/executions$`), roles: ["scheduler"] },
-  { operation: "events", pattern: new RegExp(`^${GW}/events$`), roles: ["scheduler"] },
-  {
-    operation: "subscriptions",
-    pattern: new RegExp(`^${GW}/requests/[^/]+/subscriptions(/[^/]+(/(rotate|deliveries|redeliver))?)?$`),
-    roles: ["scheduler"],
-  },
-];
+export function accessRules(routes: readonly RouteDeclaration[]): AccessRule[] {
+  const byPath = new Map<string, AccessRule>();
+  for (const route of routes) {
+    assertRoles(route);
+    const roles = route.roles === "public" ? "public" : route.roles.filter((r) => r !== "admin");
+    const rule: AccessRule = { operation: route.operation, pattern: pathPattern(route), roles };
+    const seen = byPath.get(route.path);
+    if (seen && (seen.operation !== rule.operation || JSON.stringify(seen.roles) !== JSON.stringify(rule.roles))) {
+      throw new Error(`the routes of ${route.path} disagree on operation or roles`);
+    }
+    if (!seen) byPath.set(route.path, rule);
+  }
+  const params = (path: string) => path.match(PARAM)?.length ?? 0;
+  return [...byPath.entries()].sort(([a], [b]) => params(a) - params(b)).map(([, rule]) => rule);
+}
+
+/** THE access table of the callback listener, from its route declarations. */
+export const ACCESS_RULES: readonly AccessRule[] = accessRules(GATEWAY_ROUTES);
 
 /** The admin listener's table: health is public, everything else (metrics, dashboard, dead letters) needs admin. */
-export const ADMIN_ACCESS_RULES: readonly AccessRule[] = [
-  { operation: "healthz", pattern: /^\/healthz$/, roles: "public" },
-  { operation: "readyz", pattern: /^\/readyz$/, roles: "public" },
-  { operation: "metrics", pattern: /^\/metrics$/, roles: [] },
-  { operation: "dashboard", pattern: /^\/admin\/queues(\/.*)?$/, roles: [] },
-];
+export const ADMIN_ACCESS_RULES: readonly AccessRule[] = accessRules(ADMIN_ROUTES);
 
 const FALLBACK: AccessRule = { operation: "other", pattern: /.*/, roles: [] };
 
@@ -174,27 +174,124 @@ function cacheKey(scheme: string, value: string): string {
 }
 
 const CACHE_LIMIT = 1000;
+/** Wrong credentials remembered at most (oldest forgotten first). */
+const FAILURE_CACHE_LIMIT = 10000;
+
+/** How the password checks are bounded (AUTH_SCRYPT_CONCURRENCY, AUTH_SCRYPT_QUEUE, AUTH_FAILURE_CACHE_SECONDS). */
+export interface PasswordCheckLimits {
+  /** scrypt runs at once at most (each holds one of libuv's 4 pool threads for tens of ms). */
+  concurrency: number;
+  /** checks that may wait for a slot; one user's checks may take a quarter of it at most. */
+  queue: number;
+  /** a wrong credential is refused without a new scrypt for this long; 0: not remembered. */
+  failureCacheMs: number;
+}
+
+export const DEFAULT_PASSWORD_CHECK_LIMITS: PasswordCheckLimits = { concurrency: 2, queue: 64, failureCacheMs: 60000 };
+
+/**
+ * A semaphore for scrypt with a bounded wait queue that is fair between users: waiting checks are
+ * kept per bucket (one per configured user name, one shared by every unknown name) and slots are
+ * handed out round-robin over the buckets, so a flood of wrong passwords, for unknown names or for
+ * one user, delays another user's login by about one scrypt per busy bucket, not by the whole flood.
+ * Past its queue a check is refused at once (429 with Retry-After) instead of waiting.
+ */
+export class ScryptGate {
+  private running = 0;
+  private waiting = 0;
+  /** waiting checks per bucket; Map order is the round-robin order */
+  private readonly queues = new Map<string, (() => void)[]>();
+  private readonly perBucket: number;
+
+  constructor(
+    private readonly concurrency: number,
+    private readonly maxWaiting: number,
+  ) {
+    this.perBucket = Math.max(1, Math.ceil(maxWaiting / 4));
+  }
+
+  /** Checks in progress and waiting (for tests and metrics). */
+  get load(): { running: number; waiting: number } {
+    return { running: this.running, waiting: this.waiting };
+  }
+
+  async run<T>(bucket: string, work: () => Promise<T>): Promise<T> {
+    if (this.running < this.concurrency) {
+      this.running++;
+    } else {
+      const queue = this.queues.get(bucket) ?? [];
+      if (this.waiting >= this.maxWaiting || queue.length >= this.perBucket) {
+        throw new EssError("RATE_LIMITED", "too many password checks are waiting; retry later", { retryAfter: 1 });
+      }
+      this.waiting++;
+      // release() hands its slot over: `running` stays counted
+      await new Promise<void>((resolve) => {
+        queue.push(resolve);
+        this.queues.set(bucket, queue);
+      });
+    }
+    try {
+      return await work();
+    } finally {
+      this.release();
+    }
+  }
+
+  private release(): void {
+    const next = this.queues.entries().next();
+    if (next.done) {
+      this.running--;
+      return;
+    }
+    const [bucket, queue] = next.value;
+    const resolve = queue.shift() as () => void;
+    // the bucket goes to the back of the round
+    this.queues.delete(bucket);
+    if (queue.length > 0) this.queues.set(bucket, queue);
+    this.waiting--;
+    resolve();
+  }
+}
 
 /**
  * Verifies credentials from configuration. Passwords are kept only as scrypt hashes (a plain
  * password in AUTH_USERS is hashed at startup); tokens only as sha256 digests. Comparisons are
  * constant-time. A verified Basic credential is remembered (by a digest of it) so that scrypt runs
- * once per credential, not once per callback: the hot path stays a hash and a map lookup.
+ * once per credential, not once per callback: the hot path stays a hash and a map lookup, and never
+ * waits behind a password check. Wrong credentials are bounded too: scrypt runs through a ScryptGate,
+ * concurrent checks of one credential share one scrypt, and a credential that failed is refused
+ * from memory for a while.
  */
 export class Authenticator {
   private readonly verified = new Map<string, Principal>();
+  /** digest of a wrong credential → when it may be checked again (ms) */
+  private readonly failed = new Map<string, number>();
+  /** checks in progress by credential digest: a burst of the same credential costs one scrypt */
+  private readonly pending = new Map<string, Promise<Principal | null>>();
+  private readonly gate: ScryptGate;
 
   private constructor(
     private readonly users: Map<string, BasicUser>,
     private readonly tokens: BearerToken[],
     readonly anonymous: boolean,
-  ) {}
+    private readonly limits: PasswordCheckLimits,
+  ) {
+    this.gate = new ScryptGate(limits.concurrency, limits.queue);
+  }
+
+  /** Password checks running and waiting. */
+  get passwordChecks(): { running: number; waiting: number } {
+    return this.gate.load;
+  }
 
   /** Builds from AUTH_USERS / AUTH_TOKENS; anonymous when both are empty and allowAnonymous is set. */
   static async fromConfig(cfg: {
     AUTH_USERS: string;
     AUTH_TOKENS: string;
     ALLOW_ANONYMOUS: boolean;
+    AUTH_SCRYPT_CONCURRENCY?: number;
+    AUTH_SCRYPT_QUEUE?: number;
+    AUTH_FAILURE_CACHE_SECONDS?: number;
   }): Promise<Authenticator> {
     const users = new Map<string, BasicUser>();
     for (const e of parseEntries("AUTH_USERS", cfg.AUTH_USERS)) {
@@ -221,7 +318,13 @@ export class Authenticator {
         "no credentials configured: set AUTH_USERS and/or AUTH_TOKENS, or ALLOW_ANONYMOUS=true for local use",
       );
     }
-    return new Authenticator(users, tokens, none);
+    const d = DEFAULT_PASSWORD_CHECK_LIMITS;
+    return new Authenticator(users, tokens, none, {
+      concurrency: cfg.AUTH_SCRYPT_CONCURRENCY ?? d.concurrency,
+      queue: cfg.AUTH_SCRYPT_QUEUE ?? d.queue,
+      failureCacheMs:
+        cfg.AUTH_FAILURE_CACHE_SECONDS === undefined ? d.failureCacheMs : cfg.AUTH_FAILURE_CACHE_SECONDS * 1000,
+    });
   }
 
   /** The principal of an Authorization header; null when missing or wrong. */
@@ -249,6 +352,20 @@ export class Authenticator {
     const key = cacheKey("basic", value);
     const hit = this.verified.get(key);
     if (hit) return hit;
+    const until = this.failed.get(key);
+    if (until !== undefined) {
+      if (until > Date.now()) return null;
+      this.failed.delete(key);
+    }
+    let check = this.pending.get(key);
+    if (!check) {
+      check = this.checkPassword(key, value).finally(() => this.pending.delete(key));
+      this.pending.set(key, check);
+    }
+    return check;
+  }
+
+  private async checkPassword(key: string, value: string): Promise<Principal | null> {
     const decoded = Buffer.from(value, "base64").toString("utf8");
     const colon = decoded.indexOf(":");
     if (colon < 0) return null;
@@ -256,12 +373,26 @@ export class Authenticator {
     const password = decoded.slice(colon + 1);
     // an unknown user costs the same scrypt as a known one
     const hash = user?.hash ?? DUMMY_HASH;
-    const key2 = await scrypt(password, hash.salt, { N: hash.N, r: hash.r, p: hash.p, keylen: hash.key.length });
-    if (!user || !timingSafeEqual(key2, hash.key)) return null;
+    const key2 = await this.gate.run(user ? `user:${user.name}` : "unknown", () =>
+      scrypt(password, hash.salt, { N: hash.N, r: hash.r, p: hash.p, keylen: hash.key.length }),
+    );
+    if (!user || !timingSafeEqual(key2, hash.key)) {
+      this.rememberFailure(key);
+      return null;
+    }
     const principal: Principal = { name: user.name, roles: user.roles, scheme: "basic" };
     if (this.verified.size >= CACHE_LIMIT) this.verified.clear();
     this.verified.set(key, principal);
     return principal;
+  }
+
+  private rememberFailure(key: string): void {
+    if (this.limits.failureCacheMs <= 0) return;
+    if (this.failed.size >= FAILURE_CACHE_LIMIT) {
+      const oldest = this.failed.keys().next();
+      if (!oldest.done) this.failed.delete(oldest.value);
+    }
+    this.failed.set(key, Date.now() + this.limits.failureCacheMs);
   }
 }
 

@@ -1,5 +1,6 @@
 import { EssError, parseRequestId } from "@ess/domain";
 import type { Context } from "hono";
+import type { AppEnv } from "./env.js";
 import { VENDOR_JSON } from "./errors.js";
 
 /** The path's requestId in canonical form, or a 400 naming the problem. */
@@ -33,24 +34,164 @@ function tooLarge(limit: number): EssError {
 }
 
 /**
+ * Thrown while reading a body the client did not finish sending: the connection closed mid-body or
+ * the chunked framing broke. Routine for a server on the internet, so it is answered 400 (if anyone
+ * is still listening) and logged at debug, never as an unexpected error.
+ */
+export class BodyAbortedError extends EssError {
+  constructor(cause: unknown) {
+    super("INVALID_BODY", "the request body ended before it was complete (connection closed or broken framing)", {
+      cause,
+    });
+  }
+}
+
+/**
  * Reads and parses a JSON body of at most `limit` bytes. A declared Content-Length over the limit
  * is refused before reading; a chunked body is counted while it streams and cut off at the limit.
  */
-export async function readJson(c: Context, limit: number): Promise<unknown> {
+export async function readJson(c: Context<AppEnv>, limit: number): Promise<unknown> {
   const declared = c.req.header("content-length");
   let text: string;
-  if (declared !== undefined) {
-    const length = Number(declared);
-    if (!Number.isFinite(length) || length > limit) throw tooLarge(limit);
-    text = Buffer.from(await c.req.arrayBuffer()).toString("utf8");
-  } else {
-    text = await readLimited(c.req.raw.body, limit);
+  try {
+    if (declared !== undefined) {
+      const length = Number(declared);
+      if (!Number.isFinite(length) || length > limit) throw tooLarge(limit);
+      text = Buffer.from(await c.req.arrayBuffer()).toString("utf8");
+    } else {
+      text = await readLimited(c.req.raw.body, limit);
+    }
+  } catch (err) {
+    if (err instanceof EssError) throw err;
+    const aborted = new BodyAbortedError(err);
+    c.get("deps")?.logDebug?.(
+      { method: c.req.method, path: c.req.path, reason: err instanceof Error ? err.message : String(err) },
+      "client aborted the request body",
+    );
+    throw aborted;
   }
   if (text.length === 0) throw new EssError("MALFORMED_JSON", "the body is empty; a JSON object is required");
   try {
     return JSON.parse(text);
-  } catch (err) {
-    throw new EssError("MALFORMED_JSON", `the body is not valid JSON: ${(err as Error).message}`);
+  } catch {
+    // the position only: the text around it may be part of a request handle or another secret
+    throw new EssError("MALFORMED_JSON", `the body is not valid JSON: ${describeJsonError(text)}`);
+  }
+}
+
+/** Where and why `text` stops being JSON, as "<what> at line L, column C (character N)"; never its content. */
+export function describeJsonError(text: string): string {
+  const found = findJsonError(text);
+  if (!found) return "it could not be parsed";
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < found.at; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return `${found.what} at line ${line}, column ${found.at - lineStart + 1} (character ${found.at + 1})`;
+}
+
+const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
+const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+const STRING_ESCAPE = /\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})/y;
+
+/**
+ * The offset of the first error in `text` as RFC 8259 sees it (what JSON.parse refuses), or null
+ * if it is valid. Iterative, so deep nesting cannot overflow the stack.
+ */
+export function findJsonError(text: string): { at: number; what: string } | null {
+  let i = 0;
+  const n = text.length;
+  // what each open container expects next
+  const stack: ("array" | "object")[] = [];
+  const skipWs = () => {
+    while (i < n && WS.has(text.charCodeAt(i))) i++;
+  };
+  const unexpected = () =>
+    i >= n ? { at: n, what: "unexpected end of input" } : { at: i, what: "unexpected character" };
+  const readString = (): { at: number; what: string } | null => {
+    i++; // opening quote
+    for (;;) {
+      if (i >= n) return { at: n, what: "unterminated string" };
+      const ch = text.charCodeAt(i);
+      if (ch === 0x22) {
+        i++;
+        return null;
+      }
+      if (ch === 0x5c) {
+        STRING_ESCAPE.lastIndex = i;
+        if (!STRING_ESCAPE.test(text)) return { at: i, what: "invalid escape in a string" };
+        i = STRING_ESCAPE.lastIndex;
+        continue;
+      }
+      if (ch < 0x20) return { at: i, what: "control character in a string" };
+      i++;
+    }
+  };
+  // a property name and its colon; the value follows
+  const readKey = (): { at: number; what: string } | null => {
+    skipWs();
+    if (text[i] !== '"') return i >= n ? unexpected() : { at: i, what: "expected a property name" };
+    const bad = readString();
+    if (bad) return bad;
+    skipWs();
+    if (text[i] !== ":") return i >= n ? unexpected() : { at: i, what: "expected ':'" };
+    i++;
+    return null;
+  };
+  let expectValue = true;
+  for (;;) {
+    if (expectValue) {
+      skipWs();
+      const ch = text[i];
+      if (ch === "{" || ch === "[") {
+        const close = ch === "{" ? "}" : "]";
+        stack.push(ch === "{" ? "object" : "array");
+        i++;
+        skipWs();
+        if (text[i] === close) {
+          stack.pop();
+          i++;
+          expectValue = false;
+        } else if (ch === "{") {
+          const bad = readKey();
+          if (bad) return bad;
+        }
+        continue;
+      }
+      if (ch === '"') {
+        const bad = readString();
+        if (bad) return bad;
+      } else if (ch !== undefined && ["true", "false", "null"].some((w) => text.startsWith(w, i))) {
+        i += ch === "f" ? 5 : 4;
+      } else {
+        NUMBER.lastIndex = i;
+        if (!NUMBER.test(text)) return unexpected();
+        i = NUMBER.lastIndex;
+      }
+      expectValue = false;
+      continue;
+    }
+    skipWs();
+    const top = stack.at(-1);
+    if (!top) return i < n ? { at: i, what: "unexpected data after the JSON value" } : null;
+    const close = top === "object" ? "}" : "]";
+    if (text[i] === close) {
+      stack.pop();
+      i++;
+    } else if (text[i] === ",") {
+      i++;
+      if (top === "object") {
+        const bad = readKey();
+        if (bad) return bad;
+      }
+      expectValue = true;
+    } else {
+      return i >= n ? unexpected() : { at: i, what: `expected ',' or '${close}'` };
+    }
   }
 }
 

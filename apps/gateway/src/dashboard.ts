@@ -1,13 +1,14 @@
 import { createBullBoard } from "@bull-board/api";
 import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { HonoAdapter } from "@bull-board/hono";
+import { ADMIN_OPERATIONS_ROUTES } from "@ess/contract";
 import { serveStatic } from "@hono/node-server/serve-static";
 import type { Hono } from "hono";
 import type { AppEnv } from "./env.js";
 import type { QueueCatalog } from "./metrics.js";
 
-/** Where the dashboard is mounted on the admin listener. */
-export const DASHBOARD_PATH = "/admin/queues";
+/** Where the dashboard is mounted on the admin listener (its declaration covers the subtree). */
+export const DASHBOARD_PATH = ADMIN_OPERATIONS_ROUTES.dashboard.path;
 
 /**
  * bull-board on the admin listener: every queue of the catalog (all partitions, and the dead-letter

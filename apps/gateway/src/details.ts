@@ -1,5 +1,7 @@
 import { isTerminal, type RequestState } from "@ess/domain";
 import type { StoredRequest } from "@ess/store";
+import type { Context } from "hono";
+import type { AppEnv } from "./env.js";
 
 const iso = (ms: string | undefined): string | null => (ms ? new Date(Number(ms)).toISOString() : null);
 
@@ -31,6 +33,17 @@ export function describeState(f: Record<string, string>): string {
     default:
       return `The request is ${state}.`;
   }
+}
+
+/**
+ * The absolute URL of a request's ESS resource, for `Location` and `links[].href`: on the configured
+ * public base URL when there is one (a proxy in front, or a client-chosen Host must not steer
+ * clients elsewhere), else on the URL the request came in on.
+ */
+export function requestHref(c: Context<AppEnv>, requestId: string): string {
+  const path = `/ess/rest/scheduler/v1/requests/${requestId}`;
+  const base = c.get("deps").publicBaseUrl;
+  return base === undefined ? new URL(path, c.req.url).href : `${base.replace(/\/+$/, "")}${path}`;
 }
 
 /** Links that apply in the current state (ESS's rel names). */

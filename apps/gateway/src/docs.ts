@@ -5,10 +5,12 @@ import { buildOpenApi } from "@ess/contract";
 import type { Hono } from "hono";
 import type { AppEnv } from "./env.js";
 
-const ASSETS: Record<string, string> = {
-  "swagger-ui.css": "text/css; charset=utf-8",
-  "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
-};
+// a Map, not an object literal: a path segment such as `__proto__` or `constructor` must not find
+// a prototype property
+const ASSETS: ReadonlyMap<string, string> = new Map([
+  ["swagger-ui.css", "text/css; charset=utf-8"],
+  ["swagger-ui-bundle.js", "text/javascript; charset=utf-8"],
+]);
 
 let assetDir: string | undefined;
 const cache = new Map<string, Buffer>();
@@ -51,7 +53,7 @@ export function docsRoutes(app: Hono<AppEnv>): void {
   app.get("/docs/init.js", (c) => c.body(INIT, 200, { "content-type": "text/javascript; charset=utf-8" }));
   app.get("/docs/:file", (c) => {
     const file = c.req.param("file");
-    const type = ASSETS[file];
+    const type = ASSETS.get(file);
     if (!type) return c.notFound();
     return c.body(new Uint8Array(asset(file)), 200, { "content-type": type, "cache-control": "public, max-age=86400" });
   });

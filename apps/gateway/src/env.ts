@@ -21,6 +21,15 @@ export interface GatewayDeps {
   enqueue?: "script" | "queue";
   /** Where unexpected errors go (never to the client). */
   logError: (err: unknown, context: Record<string, unknown>) => void;
+  /** Routine events worth a debug line (a client that aborted its body); absent: not logged. */
+  logDebug?: (context: Record<string, unknown>, message: string) => void;
+  /**
+   * Origin (and optional path prefix) that `Location` and `links[].href` are built on, e.g.
+   * `https://ess.example.com` (PUBLIC_BASE_URL). Absent: the URL the request came in on (its Host header).
+   */
+  publicBaseUrl?: string | undefined;
+  /** Where expected trouble goes (a full Redis): one line, no stack; absent: not logged. */
+  logWarn?: (message: string, context: Record<string, unknown>) => void;
   /** Auth, metrics, backpressure, access logs, readiness (issue 5); absent: anonymous, no metrics. */
   ops?: OperationsDeps;
   /** Webhook subscriptions, their sealed secrets and delivery logs; absent: subscribe answers 503. */

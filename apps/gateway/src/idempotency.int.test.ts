@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { newRequestId, useTestContext } from "../../../test/support/context.js";
+import { createApp } from "./app.js";
 
 const ctx = useTestContext({ limits: { idempotencyTtlSeconds: 120 } });
 
@@ -108,5 +109,117 @@ describe("Idempotency-Key", () => {
     await post(id, { requestHandle, status: "UPDATE" });
     await post(id, { requestHandle, status: "UPDATE" });
     expect((await jobs(id)).map((j) => j.data.seq).sort()).toEqual([1, 2]);
+  });
+});
+
+// The gateway or Redis dies after the admit ran but before the client got its answer: the client's
+// retry with the same key must get the first call's answer and seq, never a second admission.
+describe("Idempotency-Key across a crash between admit and answer", () => {
+  const body = (requestHandle: string) => ({ requestHandle, status: "UPDATE", statusMessage: "once" });
+  const fingerprint = async (requestHandle: string) =>
+    (await import("@ess/store")).digest(`UPDATE\n${requestHandle}\nonce`);
+  const seqOf = async (id: string) => Number(await ctx.redis.hget(ctx.keys.request(ctx.keys.partition(id), id), "seq"));
+  const record = (id: string, key: string) => ctx.redis.get(ctx.keys.idempotency(ctx.keys.partition(id), id, key));
+  const queueApp = createApp({ ...ctx.deps, enqueue: "queue" });
+  const postTo = (app: typeof ctx.app, id: string, b: unknown, key: string) =>
+    app.request(`/ess/rest/scheduler/v1/requests/${id}/executionStatus`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "idempotency-key": key },
+      body: JSON.stringify(b),
+    });
+
+  it("ENQUEUE_MODE=script: the one script leaves the key answered; the retry gets 200 and the same job", async () => {
+    const id = newRequestId();
+    const requestHandle = await register(id);
+    // the gateway's only call, then it "dies" before answering
+    const first = await ctx.store.admitAndEnqueue(
+      ctx.queues,
+      { requestId: id, handle: requestHandle, status: "UPDATE", message: "once", acceptedAt: Date.now() },
+      { key: "crash-s", fingerprint: await fingerprint(requestHandle) },
+    );
+    expect(first).toMatchObject({ kind: "admitted", seq: 1 });
+    expect(await record(id, "crash-s")).toMatch(/\|1\|done$/);
+    for (const app of [ctx.app, queueApp]) {
+      expect((await postTo(app, id, body(requestHandle), "crash-s")).status).toBe(200);
+    }
+    expect(await seqOf(id)).toBe(1);
+    expect((await jobs(id)).map((j) => j.id)).toEqual([`${id}-1`]);
+  });
+
+  describe("ENQUEUE_MODE=queue", () => {
+    async function admitAndDie(id: string, requestHandle: string, key: string, leaseMs: number) {
+      const r = await ctx.store.admit(
+        id,
+        requestHandle,
+        "UPDATE",
+        { key, fingerprint: await fingerprint(requestHandle) },
+        leaseMs,
+      );
+      expect(r).toMatchObject({ kind: "admitted", seq: 1, resumed: false });
+      return r;
+    }
+
+    it("died before the add: within the lease 409, after it the retry enqueues the first seq, once", async () => {
+      const id = newRequestId();
+      const requestHandle = await register(id);
+      await admitAndDie(id, requestHandle, "crash-q1", 60_000);
+      expect((await postTo(queueApp, id, body(requestHandle), "crash-q1")).status).toBe(409);
+      // the lease runs out (its gateway is gone): the retry resumes the call, no new seq
+      const id2 = newRequestId();
+      const h2 = await register(id2);
+      await admitAndDie(id2, h2, "crash-q2", 1);
+      await new Promise((r) => setTimeout(r, 20));
+      expect((await postTo(queueApp, id2, body(h2), "crash-q2")).status).toBe(200);
+      expect((await postTo(queueApp, id2, body(h2), "crash-q2")).status).toBe(200);
+      expect(await seqOf(id2)).toBe(1);
+      expect((await jobs(id2)).map((j) => [j.id, j.data.seq, j.data.message])).toEqual([[`${id2}-1`, 1, "once"]]);
+      expect(await record(id2, "crash-q2")).toMatch(/\|1\|done$/);
+    });
+
+    it("died after the add: the resumed retry finds the job by its id and adds none", async () => {
+      const id = newRequestId();
+      const requestHandle = await register(id);
+      const r = await admitAndDie(id, requestHandle, "crash-q3", 1);
+      if (r.kind !== "admitted") throw new Error("not admitted");
+      await ctx.queues.add(r.partition, {
+        v: 1,
+        requestId: id,
+        seq: r.seq,
+        execution: r.execution,
+        status: "UPDATE",
+        message: "once",
+        acceptedAt: Date.now(),
+      });
+      await new Promise((res) => setTimeout(res, 20));
+      expect((await postTo(queueApp, id, body(requestHandle), "crash-q3")).status).toBe(200);
+      expect(await seqOf(id)).toBe(1);
+      expect((await jobs(id)).map((j) => j.id)).toEqual([`${id}-1`]);
+    });
+
+    it("died after the job was applied and removed: the retry's job is a duplicate, one history entry", async () => {
+      const id = newRequestId();
+      const requestHandle = await register(id);
+      const r = await admitAndDie(id, requestHandle, "crash-q4", 1);
+      if (r.kind !== "admitted") throw new Error("not admitted");
+      const job = {
+        v: 1 as const,
+        requestId: id,
+        seq: r.seq,
+        execution: r.execution,
+        status: "UPDATE" as const,
+        message: "once",
+        acceptedAt: Date.now(),
+      };
+      expect((await ctx.store.apply(id, "cb", job)).result).toBe("applied");
+      // the retry reaches another gateway in ENQUEUE_MODE=script: same rules
+      await new Promise((res) => setTimeout(res, 20));
+      expect((await postTo(ctx.app, id, body(requestHandle), "crash-q4")).status).toBe(200);
+      expect(await seqOf(id)).toBe(1);
+      const [again] = await jobs(id);
+      expect(again?.data.seq).toBe(1);
+      expect((await ctx.store.apply(id, "cb", again?.data)).result).toBe("duplicate");
+      const stored = await ctx.store.read(id);
+      expect(stored?.history.filter((h) => h.message === "once")).toHaveLength(1);
+    });
   });
 });

@@ -1,4 +1,4 @@
-import { armShutdownDeadline, configOrExit, createLogger, loadConfig, storeLimits } from "@ess/config";
+import { armShutdownDeadline, configOrExit, createLogger, httpTimeouts, loadConfig, storeLimits } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
 import {
   CallbackQueues,
@@ -10,18 +10,27 @@ import {
   WebhookStore,
   waitReady,
 } from "@ess/store";
-import { serve } from "@hono/node-server";
+import { startTracing } from "@ess/telemetry";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
 import { Authenticator, CredentialsError } from "./auth.js";
 import { BacklogMonitor, RateLimiter } from "./backpressure.js";
 import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
 import { type OperationsDeps, Readiness } from "./ops.js";
+import { registerProbes } from "./probes.js";
+import { serveApp } from "./server.js";
+import { traceGateway } from "./tracing.js";
 
 /** Entry point: reads config, opens Redis, serves, and shuts down cleanly on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
-  const config = configOrExit("gateway", () => loadConfig());
+  const { config, timeouts } = configOrExit("gateway", () => {
+    const config = loadConfig();
+    return { config, timeouts: httpTimeouts(config) };
+  });
   const log = createLogger(config, "gateway");
+  // off unless OTEL_* variables ask for it (see @ess/telemetry); loads nothing when off
+  const tracing = await startTracing("ess-gateway");
+  if (tracing) log.info({}, "OpenTelemetry tracing on");
   let auth: Authenticator;
   try {
     auth = await Authenticator.fromConfig(config);
@@ -51,7 +60,10 @@ async function main(): Promise<void> {
   const store = new RequestStore(redis, keys, storeLimits(config));
   const queues = new CallbackQueues(redis, keys, { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
   instrumentCallbackPath(store, queues, metrics);
-  const readiness = new Readiness(redis);
+  const deadLetters = new DeadLetters(redis, keys, (p, name) => queues.queue(p, name));
+  if (tracing) traceGateway(tracing, { store, queues, deadLetters });
+  const readiness = new Readiness(redis, 1000, keys.readinessProbe());
+  registerProbes(metrics.registry, redis, readiness);
   const backlog =
     config.BACKLOG_LIMIT > 0
       ? new BacklogMonitor(redis, keys, config.BACKLOG_LIMIT, config.BACKLOG_CHECK_MS, metrics).start()
@@ -75,12 +87,15 @@ async function main(): Promise<void> {
     ops,
     store,
     queues,
-    deadLetters: new DeadLetters(redis, keys, (p, name) => queues.queue(p, name)),
+    deadLetters,
     replayRate: config.DLQ_REPLAY_RATE,
     maxBodyBytes: config.MAX_BODY_BYTES,
     enqueueTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
     enqueue: config.ENQUEUE_MODE,
     logError: (err: unknown, context: Record<string, unknown>) => log.error({ err, ...context }, "unexpected error"),
+    logDebug: (context: Record<string, unknown>, message: string) => log.debug(context, message),
+    publicBaseUrl: config.PUBLIC_BASE_URL,
+    logWarn: (message: string, context: Record<string, unknown>) => log.warn(context, message),
     // the subscriptions' secrets are sealed under WEBHOOK_SECRET; without it subscribe answers 503
     webhooks: new WebhookStore(
       store,
@@ -98,13 +113,14 @@ async function main(): Promise<void> {
   const app = createApp(deps);
   const adminApp = createAdminApp(deps);
 
-  const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
-    log.info({ port: info.port, host: config.HOST }, "gateway listening");
-  });
-
-  const adminServer = serve({ fetch: adminApp.fetch, port: config.ADMIN_PORT, hostname: config.ADMIN_HOST }, (info) => {
-    log.info({ port: info.port, host: config.ADMIN_HOST }, "admin listening");
-  });
+  const server = serveApp(
+    { fetch: app.fetch, port: config.PORT, hostname: config.HOST, timeouts, logError: deps.logError },
+    (info) => log.info({ port: info.port, host: config.HOST }, "gateway listening"),
+  );
+  const adminServer = serveApp(
+    { fetch: adminApp.fetch, port: config.ADMIN_PORT, hostname: config.ADMIN_HOST, timeouts, logError: deps.logError },
+    (info) => log.info({ port: info.port, host: config.ADMIN_HOST }, "admin listening"),
+  );
 
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -119,13 +135,12 @@ async function main(): Promise<void> {
     server.close(async () => {
       await queues.close().catch(() => {});
       await redis.quit().catch(() => {});
+      await tracing?.shutdown().catch(() => {});
       log.info("stopped");
       process.exit(0);
     });
     // idle keep-alive connections would hold close() open
-    for (const s of [server, adminServer]) {
-      if ("closeIdleConnections" in s) (s as { closeIdleConnections(): void }).closeIdleConnections();
-    }
+    for (const s of [server, adminServer]) s.closeIdleConnections();
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));

@@ -18,8 +18,17 @@ import {
   WebhookStore,
   waitReady,
 } from "@ess/store";
-import { instrumentStore, observeRedis, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
+import { startTracing } from "@ess/telemetry";
+import {
+  instrumentStore,
+  observeRedis,
+  observeWebhooks,
+  observeWorkers,
+  serveMetrics,
+  WorkerMetrics,
+} from "./observe.js";
 import { startTimeoutSweeper } from "./timeouts.js";
+import { traceDelivery, traceWorker } from "./tracing.js";
 import { startWebhooks } from "./webhooks.js";
 import { createWorker } from "./worker.js";
 
@@ -33,6 +42,9 @@ async function main(): Promise<void> {
     return { config: c, partitions: parsePartitionList(c.WORKER_PARTITIONS, c.PARTITIONS) };
   });
   const log = createLogger(config, "worker");
+  // off unless OTEL_* variables ask for it (see @ess/telemetry); loads nothing when off
+  const tracing = await startTracing("ess-worker");
+  if (tracing) log.info({}, "OpenTelemetry tracing on");
   const connection = createRedis(config.REDIS_URL, "worker");
   connection.on("error", (err) => log.warn({ err: err.message }, "redis connection error"));
   await waitReady(connection, 30000).catch((err: Error) => {
@@ -49,6 +61,7 @@ async function main(): Promise<void> {
   const metrics = new WorkerMetrics();
   observeRedis(connection, metrics);
   instrumentStore(store, metrics, config.ACCESS_LOG ? log : undefined);
+  if (tracing) traceWorker(tracing, { store, deadLetters });
   const metricsServer = await serveMetrics(metrics, config.WORKER_METRICS_PORT, config.WORKER_METRICS_HOST).catch(
     (err: Error) => {
       log.fatal({ err: err.message, port: config.WORKER_METRICS_PORT }, "cannot open the metrics port");
@@ -66,6 +79,7 @@ async function main(): Promise<void> {
     gapTimeoutMs: config.GAP_TIMEOUT_MS,
     lockMs: config.WORKER_LOCK_MS,
     stalledIntervalMs: config.WORKER_STALLED_INTERVAL_MS,
+    name: `${hostname()}:${process.pid}`,
     sweepIntervalMs: config.DLQ_SWEEP_INTERVAL_MS,
     deadLetterRetentionMs: config.DLQ_RETENTION_SECONDS * 1000,
     log,
@@ -98,8 +112,10 @@ async function main(): Promise<void> {
         consumer: `${hostname()}-${process.pid}`,
         deadLetters,
         policy: new WebhookAddressPolicy(config.WEBHOOK_ALLOW_HOSTS),
+        ...(tracing ? { around: traceDelivery(tracing) } : {}),
       })
     : undefined;
+  if (webhooks) observeWebhooks(webhooks, metrics);
   if (!webhooks) log.warn({}, "WEBHOOK_SECRET is not set: webhook deliveries are off (their secrets cannot be opened)");
   log.info({ partitions: partitions.length, concurrency: config.WORKER_CONCURRENCY }, "worker started");
 
@@ -116,6 +132,7 @@ async function main(): Promise<void> {
     metricsServer.server.close();
     await queues.close().catch(() => {});
     await connection.quit().catch(() => {});
+    await tracing?.shutdown().catch(() => {});
     log.info({}, "stopped");
     process.exit(0);
   };

@@ -31,10 +31,15 @@ export const configSchema = z.object({
   WORKER_CONCURRENCY: int(1, 1000).default(32),
   /** Worker: which partitions this process serves ("all" or a list like "0-7,12"). */
   WORKER_PARTITIONS: z.string().default("all"),
-  /** Worker: a job's lock; if its worker dies, another takes the job this long after the last renewal. */
-  WORKER_LOCK_MS: int(1000, 600000).default(30000),
-  /** Worker: how often orphaned (stalled) jobs are looked for. */
-  WORKER_STALLED_INTERVAL_MS: int(500, 600000).default(5000),
+  /**
+   * Worker: a job's lock, renewed every half of it. A job whose worker died is taken over at the first
+   * stalled check after the lock ran out: at most WORKER_LOCK_MS + WORKER_STALLED_INTERVAL_MS after the
+   * death, while the later callbacks of its request wait. A worker blocked (event loop or Redis link)
+   * longer than half of it loses its locks: its jobs run again, harmlessly (seq-idempotent apply).
+   */
+  WORKER_LOCK_MS: int(1000, 600000).default(6000),
+  /** Worker: how often orphaned (stalled) jobs are looked for (one cheap script per partition per interval). */
+  WORKER_STALLED_INTERVAL_MS: int(500, 600000).default(1500),
   /** Worker: how often failed jobs are swept into the dead letters (catches a crash mid-move). */
   DLQ_SWEEP_INTERVAL_MS: int(100, 3600000).default(15000),
   /** Dead letters older than this are purged (checked hourly). */
@@ -119,6 +124,29 @@ export const configSchema = z.object({
   RETRY_AFTER_SECONDS: int(1, 3600).default(1),
   /** "false" turns off the one-log-line-per-request (gateway) and per-job (worker) info logs. */
   ACCESS_LOG: bool.default(true),
+  /** Gateway: absolute http(s) URL (origin, optional path prefix) that Location and links[].href are built on; unset: the request's Host. */
+  PUBLIC_BASE_URL: z
+    .url({
+      protocol: /^https?$/,
+      hostname: z.regexes.hostname,
+      normalize: true,
+      error: "must be an absolute http(s) URL",
+    })
+    .refine((u) => !/[?#]/.test(u), "must not carry a query or fragment")
+    .transform((u) => u.replace(/\/+$/, ""))
+    .optional(),
+  /** Gateway: a client must send its whole request head within this many seconds (408 and close otherwise). */
+  HTTP_HEADERS_TIMEOUT_SECONDS: int(1, 600).default(10),
+  /** Gateway: a client must send its whole request (head and body) within this many seconds (408 and close otherwise). */
+  HTTP_REQUEST_TIMEOUT_SECONDS: int(1, 3600).default(30),
+  /** Gateway: an idle keep-alive connection is closed after this many seconds (keep it above a load balancer's idle timeout). */
+  HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: int(1, 600).default(5),
+  /** Gateway: Basic-password checks (scrypt) run at once at most; the rest wait in a bounded, per-user fair queue. */
+  AUTH_SCRYPT_CONCURRENCY: int(1, 64).default(2),
+  /** Gateway: Basic-password checks that may wait for a slot; past it a caller gets 429 with Retry-After. */
+  AUTH_SCRYPT_QUEUE: int(1, 100000).default(64),
+  /** Gateway: a wrong Basic credential is refused without a new scrypt for this many seconds; 0 turns it off. */
+  AUTH_FAILURE_CACHE_SECONDS: int(0, 86400).default(60),
   /** Worker: port of its own metrics listener (/metrics, /healthz); 0 picks a free port. */
   WORKER_METRICS_PORT: int(0, 65535).default(9464),
   /** Worker: bind address of its metrics listener. */
@@ -180,6 +208,21 @@ export function storeLimits(config: Config) {
     retentionSeconds: config.RETENTION_SECONDS,
     gapTimeoutMs: config.GAP_TIMEOUT_MS,
     idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+  };
+}
+
+/** The gateway's HTTP server timeouts in ms; a ConfigError when the head may take longer than the whole request. */
+export function httpTimeouts(config: Config) {
+  if (config.HTTP_HEADERS_TIMEOUT_SECONDS > config.HTTP_REQUEST_TIMEOUT_SECONDS) {
+    throw new ConfigError(
+      "invalid configuration:\n  HTTP_HEADERS_TIMEOUT_SECONDS: must not exceed HTTP_REQUEST_TIMEOUT_SECONDS " +
+        `(got ${config.HTTP_HEADERS_TIMEOUT_SECONDS} > ${config.HTTP_REQUEST_TIMEOUT_SECONDS})`,
+    );
+  }
+  return {
+    headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_SECONDS * 1000,
+    requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_SECONDS * 1000,
+    keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_SECONDS * 1000,
   };
 }
 

@@ -81,6 +81,11 @@ export const callbackJobSchema = z.strictObject({
   message: z.string().max(4000).optional(),
   /** ms since the epoch, when the gateway admitted it */
   acceptedAt: z.number().int().min(0),
+  /** W3C traceparent of the gateway's admit span, when tracing is on: the worker's apply joins that trace */
+  traceparent: z
+    .string()
+    .regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/)
+    .optional(),
 });
 export type CallbackJob = z.output<typeof callbackJobSchema>;
 
@@ -106,10 +111,15 @@ export function describeIssues(error: z.ZodError): string {
     .join("; ");
 }
 
+/** The 400 EssError of a failed parse: UNKNOWN_PROPERTY or INVALID_BODY, naming what was wrong. */
+export function invalidInput(error: z.ZodError): EssError {
+  const unknown = error.issues.some((i) => i.code === "unrecognized_keys");
+  return new EssError(unknown ? "UNKNOWN_PROPERTY" : "INVALID_BODY", describeIssues(error));
+}
+
 /** Parses with a schema or throws the matching 400 EssError naming what was wrong. */
 export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const unknown = result.error.issues.some((i) => i.code === "unrecognized_keys");
-  throw new EssError(unknown ? "UNKNOWN_PROPERTY" : "INVALID_BODY", describeIssues(result.error));
+  throw invalidInput(result.error);
 }

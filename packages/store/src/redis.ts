@@ -3,7 +3,9 @@ import { Redis, type RedisOptions } from "ioredis";
 /**
  * Connection roles. Never an ioredis keyPrefix: BullMQ builds its own keys.
  * - gateway: fail fast. No offline queue (a command while disconnected fails at once → 503),
- *   one retry per command, a command timeout, so no request hangs and no memory piles up.
+ *   one retry per command, a command timeout, so no request hangs and no memory piles up. A command
+ *   whose reply was lost with the connection is not re-sent after the reconnect: the admit script
+ *   is not idempotent for a call without an Idempotency-Key, so a re-send could admit it twice.
  * - worker: wait. maxRetriesPerRequest null (BullMQ's requirement for blocking connections);
  *   commands queue while Redis is away and run when it is back.
  * - tool: CLI and tests; fail fast but with the offline queue for the first connect.
@@ -31,6 +33,7 @@ export function createRedis(url: string, role: RedisRole, opts: RedisConnectOpti
       ? {
           enableOfflineQueue: false,
           maxRetriesPerRequest: 1,
+          autoResendUnfulfilledCommands: false,
           commandTimeout: opts.commandTimeoutMs ?? 2000,
         }
       : role === "worker"
@@ -63,4 +66,17 @@ export async function waitReady(redis: Redis, timeoutMs = 10000): Promise<void> 
     };
     redis.on("ready", onReady);
   });
+}
+
+/**
+ * True for Redis's refusal of a write at `maxmemory` under `noeviction` ("OOM command not allowed
+ * when used memory > 'maxmemory'"): the store is full, not broken. Also matches the same refusal
+ * reported from inside a script (BullMQ's, whose scripts declare no flags) and the error ioredis
+ * raises for a pipeline or transaction that contained it.
+ */
+export function isOutOfMemory(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (/^(?:ERR [^\n]*?)?-?OOM\b/.test(err.message) || err.message.includes("OOM command not allowed")) return true;
+  const previous = (err as { previousErrors?: unknown[] }).previousErrors;
+  return Array.isArray(previous) && previous.some(isOutOfMemory);
 }

@@ -30,6 +30,31 @@ describe("requestTimeout", () => {
     expect(await ctx.redis.zscore(ctx.keys.deadlines(0), b)).toBeNull();
   });
 
+  it("registration and its deadline are one script: a caller that dies after it leaves the request armed", async () => {
+    const id = newRequestId();
+    // the one call a registration makes; nothing after it
+    const reply = await ctx.store.redis.ess_register(
+      hkey(id),
+      ctx.keys.history(0, id),
+      ctx.keys.events(0),
+      ctx.keys.deadlines(0),
+      "digest",
+      1_000_000,
+      "",
+      3,
+      "0",
+      50,
+      1000,
+      id,
+    );
+    expect(Number(reply[0])).toBe(1);
+    expect(Number(await ctx.redis.zscore(ctx.keys.deadlines(0), id))).toBe(1_000_000 + 3 * MIN);
+    // re-armed without a timeout: out of the set in the same step
+    await ctx.store.redis.hdel(hkey(id), "requestTimeout");
+    await ctx.store.register(id, `h-${id}`, {});
+    expect(await ctx.redis.zscore(ctx.keys.deadlines(0), id)).toBeNull();
+  });
+
   it("marks the request isTimedOut and publishes REQUEST_TIMED_OUT once due, state unchanged (policy mark)", async () => {
     const id = newRequestId();
     const start = await startAt(id, { requestTimeout: 1 });

@@ -91,13 +91,6 @@ export class SchedulerStore {
     return { from, to: "CANCELLED" };
   }
 
-  /** Puts a (re-)registered request into its partition's deadline set, or out when it has no timeout. */
-  async armTimeout(requestId: string): Promise<number> {
-    const { keys, redis } = this.store;
-    const p = keys.partition(requestId);
-    return Number(await redis.ess_armTimeout(keys.request(p, requestId), keys.deadlines(p), requestId));
-  }
-
   /** Marks (or ends, policy 'error') the due requests of one partition; call again while `more`. */
   async sweepTimeouts(partition: number, policy: TimeoutPolicy, now = Date.now()): Promise<SweepResult> {
     const { keys, limits, redis } = this.store;

@@ -23,8 +23,11 @@ export const DEFAULT_LIMITS: StoreLimits = {
   idempotencyTtlSeconds: 86400,
 };
 
-/** Seconds an Idempotency-Key stays "in flight" if its gateway dies before the enqueue. */
-const IDEMPOTENCY_IN_FLIGHT_SECONDS = 30;
+/**
+ * Default in-flight lease of an Idempotency-Key in ENQUEUE_MODE=queue: a repeat within it gets 409,
+ * a repeat after it resumes the call under its first seq (its gateway is presumed dead).
+ */
+export const DEFAULT_IDEMPOTENCY_LEASE_MS = 5000;
 
 /**
  * sha256 hex: handles are stored and compared only as digests. crypto.hash (Node >= 20.12) is the
@@ -38,7 +41,15 @@ export function digest(value: string): string {
 }
 
 export type AdmitResult =
-  | { kind: "admitted"; partition: number; seq: number; execution: number; cancelling: boolean }
+  | {
+      kind: "admitted";
+      partition: number;
+      seq: number;
+      execution: number;
+      cancelling: boolean;
+      /** a repeat that took over a call its gateway did not finish: same seq, enqueue it again */
+      resumed: boolean;
+    }
   | { kind: "repeat"; cancelling: boolean };
 
 /** What the apply script reports for one job. */
@@ -68,7 +79,15 @@ function toAdmitResult(requestId: string, p: number, reply: (string | number | n
   const cancelling = reply[3] === 1;
   switch (code) {
     case 1:
-      return { kind: "admitted", partition: p, seq: Number(reply[1]), execution: Number(reply[2]), cancelling };
+    case 3:
+      return {
+        kind: "admitted",
+        partition: p,
+        seq: Number(reply[1]),
+        execution: Number(reply[2]),
+        cancelling,
+        resumed: code === 3,
+      };
     case 2:
       return { kind: "repeat", cancelling };
     case -1:
@@ -113,13 +132,16 @@ export class RequestStore {
 
   /**
    * The gateway's admit decision (404/403/idempotency) and sequence number, in one script.
-   * `idempotency`: the Idempotency-Key and the fingerprint of the callback's content.
+   * `idempotency`: the Idempotency-Key and the fingerprint of the callback's content; an admitted
+   * call leaves a pending record for `leaseMs` that `completeIdempotency` makes final once its job is
+   * in the queue. A repeat after the lease is answered "admitted" with `resumed` and the first seq.
    */
   async admit(
     requestId: string,
     handle: string,
     status: CallbackStatus,
     idempotency?: { key: string; fingerprint: string },
+    leaseMs = DEFAULT_IDEMPOTENCY_LEASE_MS,
   ): Promise<AdmitResult> {
     const p = this.keys.partition(requestId);
     const req = this.keys.request(p, requestId);
@@ -129,7 +151,8 @@ export class RequestStore {
       digest(handle),
       status,
       idempotency?.fingerprint ?? "",
-      IDEMPOTENCY_IN_FLIGHT_SECONDS,
+      this.limits.idempotencyTtlSeconds,
+      leaseMs,
     );
     return toAdmitResult(requestId, p, reply);
   }
@@ -138,20 +161,30 @@ export class RequestStore {
    * admit and enqueue in one script (admit-enqueue-11): the admit decision of `admit`, and for an
    * admitted callback BullMQ's own addStandardJob on the partition queue, in one round trip. The job
    * is the one `queues.add` would add (same id, data, options); resolves only after Redis has it.
+   * An Idempotency-Key's final record is written by the same script: there is no in-flight window.
    */
   async admitAndEnqueue(
     queues: CallbackQueues,
-    cb: { requestId: string; handle: string; status: CallbackStatus; message?: string | undefined; acceptedAt: number },
+    cb: {
+      requestId: string;
+      handle: string;
+      status: CallbackStatus;
+      message?: string | undefined;
+      acceptedAt: number;
+      /** the trace the worker's apply joins (CallbackJob.traceparent) */
+      traceparent?: string | undefined;
+    },
     idempotency?: { key: string; fingerprint: string },
   ): Promise<AdmitResult> {
     const { requestId } = cb;
     const p = this.keys.partition(requestId);
     const template = queues.readyTemplate(p) ?? (await queues.template(p));
     const req = this.keys.request(p, requestId);
+    const trace = cb.traceparent === undefined ? "" : `,"traceparent":${JSON.stringify(cb.traceparent)}`;
     const rest =
       cb.message === undefined
-        ? `{"status":"${cb.status}","acceptedAt":${cb.acceptedAt}}`
-        : `{"status":"${cb.status}","message":${JSON.stringify(cb.message)},"acceptedAt":${cb.acceptedAt}}`;
+        ? `{"status":"${cb.status}","acceptedAt":${cb.acceptedAt}${trace}}`
+        : `{"status":"${cb.status}","message":${JSON.stringify(cb.message)},"acceptedAt":${cb.acceptedAt}${trace}}`;
     const k = template.keys;
     const reply = await this.redis.ess_admitEnqueue(
       req,
@@ -168,7 +201,7 @@ export class RequestStore {
       digest(cb.handle),
       cb.status,
       idempotency?.fingerprint ?? "",
-      IDEMPOTENCY_IN_FLIGHT_SECONDS,
+      this.limits.idempotencyTtlSeconds,
       template.jobPrefix,
       requestId,
       JOB_CALLBACK,
@@ -179,7 +212,7 @@ export class RequestStore {
     return toAdmitResult(requestId, p, reply);
   }
 
-  /** Marks an Idempotency-Key as answered 200, for the configured window. */
+  /** Marks an Idempotency-Key as answered 200, for the configured window (ENQUEUE_MODE=queue, after the add). */
   async completeIdempotency(requestId: string, key: string, fingerprint: string, seq: number): Promise<void> {
     const p = this.keys.partition(requestId);
     await this.redis.set(
@@ -190,13 +223,7 @@ export class RequestStore {
     );
   }
 
-  /** Forgets an in-flight Idempotency-Key whose callback could not be enqueued. */
-  async abandonIdempotency(requestId: string, key: string): Promise<void> {
-    const p = this.keys.partition(requestId);
-    await this.redis.del(this.keys.idempotency(p, requestId, key));
-  }
-
-  /** Creates or re-arms a request in RUNNING under a new handle. */
+  /** Creates or re-arms a request in RUNNING under a new handle, and arms its requestTimeout, in one script. */
   async register(
     requestId: string,
     handle: string,
@@ -207,6 +234,7 @@ export class RequestStore {
       this.keys.request(p, requestId),
       this.keys.history(p, requestId),
       this.keys.events(p),
+      this.keys.deadlines(p),
       digest(handle),
       Date.now(),
       opts.maxRetries ?? "",
@@ -229,8 +257,6 @@ export class RequestStore {
         `resumed=true needs a PAUSED request; request ${requestId} is ${String(reply[2])}`,
       );
     }
-    // the timeout sweep only looks at requests in the deadline set (issue 4)
-    await this.redis.ess_armTimeout(this.keys.request(p, requestId), this.keys.deadlines(p), requestId);
     return {
       created: code === 1,
       execution: Number(reply[1]),
@@ -268,16 +294,14 @@ export class RequestStore {
   /** Reads a request's fields and history; null when unknown or expired. */
   async read(requestId: string): Promise<StoredRequest | null> {
     const p = this.keys.partition(requestId);
-    const [fieldsReply, histReply] = (await this.redis
-      .multi()
-      .hgetall(this.keys.request(p, requestId))
-      .lrange(this.keys.history(p, requestId), 0, -1)
-      .exec()) as [[Error | null, Record<string, string>], [Error | null, string[]]];
-    if (fieldsReply[0]) throw fieldsReply[0];
-    if (histReply[0]) throw histReply[0];
-    const fields = fieldsReply[1];
+    const [flat, history] = (await this.redis.ess_read(
+      this.keys.request(p, requestId),
+      this.keys.history(p, requestId),
+    )) as unknown as [string[], string[]];
+    const fields: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
     if (!fields.state) return null;
-    return { fields, history: histReply[1].map((h) => JSON.parse(h) as Record<string, unknown>) };
+    return { fields, history: history.map((h) => JSON.parse(h) as Record<string, unknown>) };
   }
 
   /** The state field alone (tests, tools). */

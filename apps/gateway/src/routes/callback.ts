@@ -1,26 +1,18 @@
-import { parseCallbackBody, tokenSchema } from "@ess/contract";
+import { type API_ROUTES, tokenSchema } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { digest } from "@ess/store";
-import { Hono } from "hono";
 import { acceptCallback } from "../accept.js";
-import { readJson, requireJsonMediaType, requireRequestId } from "../body.js";
-import type { AppEnv } from "../env.js";
-import { methodNotAllowed } from "./method.js";
+import type { RouteHandlers } from "./bind.js";
 
 /** Response header set on a 200 when the request is being cancelled: the job should stop. */
 export const CANCEL_HEADER = "X-ESS-Cancel-Requested";
 
-const PATH = "/ess/rest/scheduler/v1/requests/:requestId/executionStatus";
-
 /**
  * The ESS callback: validate, admit and enqueue (acceptCallback), answer 200 once Redis has the job.
+ * The body arrives parsed by the declaration's fast parser (parseCallbackBody).
  */
-export const callbackRoutes = new Hono<AppEnv>()
-  .post(PATH, async (c) => {
-    const { maxBodyBytes } = c.get("deps");
-    const requestId = requireRequestId(c.req.param("requestId"));
-    requireJsonMediaType(c);
-    const body = parseCallbackBody(await readJson(c, maxBodyBytes));
+export const callbackHandlers: RouteHandlers<Pick<typeof API_ROUTES, "postExecutionStatus">> = {
+  postExecutionStatus: async (c, { params: { requestId }, body }) => {
     c.set("callbackStatus", body.status);
 
     const rawKey = c.req.header("idempotency-key");
@@ -40,5 +32,5 @@ export const callbackRoutes = new Hono<AppEnv>()
     );
     if (admit.cancelling) c.header(CANCEL_HEADER, "true");
     return c.body(null, 200);
-  })
-  .all(PATH, methodNotAllowed("POST"));
+  },
+};

@@ -1,10 +1,9 @@
-import { parseOrThrow } from "@ess/contract";
+import { declareRoute } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { DEAD_LETTER_REASONS, type DeadLetterQuery } from "@ess/store";
-import { type Context, Hono } from "hono";
 import { z } from "zod";
-import { readJson, requireJsonMediaType, requireRequestId } from "../body.js";
-import type { AppEnv } from "../env.js";
+import { requireRequestId } from "../body.js";
+import type { RouteHandlers } from "./bind.js";
 
 const time = z.union([z.number().int().min(0), z.iso.datetime().transform((s) => Date.parse(s))]);
 
@@ -57,32 +56,120 @@ function oneTarget(body: Record<string, unknown>, keys: string[]): void {
   if (given.length !== 1) throw new EssError("INVALID_BODY", `give exactly one of ${keys.join(", ")}`);
 }
 
-async function jsonBody(c: Context<AppEnv>) {
-  requireJsonMediaType(c);
-  return readJson(c, c.get("deps").maxBodyBytes * 8);
-}
+const opId = z.object({ opId: z.string() });
+const entryId = z.object({ id: z.string() });
+const adminOnly = { roles: ["admin"], hide: true } as const;
+const ok = (description: string) => ({ 200: { description } });
 
-/** Dead-letter operations, on the admin listener: list, show, replay, purge, bulk-replay progress. */
-export const deadLetterRoutes = new Hono<AppEnv>()
-  .get("/admin/dead-letters", async (c) => {
+/**
+ * Dead-letter operations, on the admin listener (admin only): list, show, replay, purge, bulk-replay
+ * progress. Not in the callback listener's OpenAPI document.
+ */
+export const DEAD_LETTER_ROUTES = {
+  listDeadLetters: declareRoute({
+    ...adminOnly,
+    method: "get",
+    path: "/admin/dead-letters",
+    operationId: "listDeadLetters",
+    operation: "deadLetters",
+    summary: "Dead letters matching a filter, a page at a time",
+    request: { query: listSchema },
+    responses: ok("A page of dead letters"),
+  }),
+  getReplay: declareRoute({
+    ...adminOnly,
+    method: "get",
+    path: "/admin/dead-letters/replays/{opId}",
+    operationId: "getReplay",
+    operation: "deadLetterReplay",
+    summary: "Progress of a bulk replay",
+    request: { params: opId },
+    responses: ok("The replay operation"),
+  }),
+  cancelReplay: declareRoute({
+    ...adminOnly,
+    method: "post",
+    path: "/admin/dead-letters/replays/{opId}/cancel",
+    operationId: "cancelReplay",
+    operation: "deadLetterReplayCancel",
+    summary: "Stop a bulk replay",
+    request: { params: opId },
+    responses: ok("The replay operation"),
+  }),
+  replayDeadLetters: declareRoute({
+    ...adminOnly,
+    method: "post",
+    path: "/admin/dead-letters/replay",
+    operationId: "replayDeadLetters",
+    operation: "deadLettersReplay",
+    summary: "Replay a list of dead letters, or start a bulk replay of a filter",
+    request: { body: { required: true, content: { "application/json": { schema: replaySchema } } } },
+    responses: { ...ok("Per-id results"), 202: { description: "Bulk replay started; Location points at it" } },
+  }),
+  purgeDeadLetters: declareRoute({
+    ...adminOnly,
+    method: "post",
+    path: "/admin/dead-letters/purge",
+    operationId: "purgeDeadLetters",
+    operation: "deadLettersPurge",
+    summary: "Remove dead letters by id, filter or age",
+    request: { body: { required: true, content: { "application/json": { schema: purgeSchema } } } },
+    responses: ok("How many were removed"),
+  }),
+  getDeadLetter: declareRoute({
+    ...adminOnly,
+    method: "get",
+    path: "/admin/dead-letters/{id}",
+    operationId: "getDeadLetter",
+    operation: "deadLetter",
+    summary: "One dead letter",
+    request: { params: entryId },
+    responses: ok("The dead letter"),
+  }),
+  replayDeadLetter: declareRoute({
+    ...adminOnly,
+    method: "post",
+    path: "/admin/dead-letters/{id}/replay",
+    operationId: "replayDeadLetter",
+    operation: "deadLetterReplayOne",
+    summary: "Replay one dead letter",
+    request: { params: entryId },
+    responses: ok("The result"),
+  }),
+  deleteDeadLetter: declareRoute({
+    ...adminOnly,
+    method: "delete",
+    path: "/admin/dead-letters/{id}",
+    operationId: "deleteDeadLetter",
+    operation: "deadLetter",
+    summary: "Remove one dead letter",
+    request: { params: entryId },
+    responses: { 204: { description: "Removed" } },
+  }),
+} as const;
+
+/** The dead-letter handlers, bound to DEAD_LETTER_ROUTES (bodies read up to 8 × MAX_BODY_BYTES: id lists). */
+export const deadLetterHandlers: RouteHandlers<typeof DEAD_LETTER_ROUTES> = {
+  listDeadLetters: async (c, { query }) => {
     const { deadLetters, store } = c.get("deps");
-    const q = parseOrThrow(listSchema, c.req.query());
-    const page = await deadLetters.list(toQuery(q, store.keys.partitions), { limit: q.limit ?? 100, cursor: q.cursor });
+    const page = await deadLetters.list(toQuery(query, store.keys.partitions), {
+      limit: query.limit ?? 100,
+      cursor: query.cursor,
+    });
     return c.json({ ...page, count: page.items.length });
-  })
-  .get("/admin/dead-letters/replays/:opId", async (c) => {
-    const op = await c.get("deps").deadLetters.getReplay(c.req.param("opId"));
+  },
+  getReplay: async (c, { params }) => {
+    const op = await c.get("deps").deadLetters.getReplay(params.opId);
     if (!op) throw new EssError("ROUTE_NOT_FOUND", "no such replay operation");
     return c.json(op);
-  })
-  .post("/admin/dead-letters/replays/:opId/cancel", async (c) => {
-    const op = await c.get("deps").deadLetters.cancelReplay(c.req.param("opId"));
+  },
+  cancelReplay: async (c, { params }) => {
+    const op = await c.get("deps").deadLetters.cancelReplay(params.opId);
     if (!op) throw new EssError("ROUTE_NOT_FOUND", "no such replay operation");
     return c.json(op);
-  })
-  .post("/admin/dead-letters/replay", async (c) => {
+  },
+  replayDeadLetters: async (c, { body }) => {
     const { deadLetters, queues, store, replayRate } = c.get("deps");
-    const body = parseOrThrow(replaySchema, await jsonBody(c));
     oneTarget(body, ["ids", "filter", "all"]);
     if (body.ids) {
       const results: Record<string, string> = {};
@@ -93,10 +180,9 @@ export const deadLetterRoutes = new Hono<AppEnv>()
     const op = await deadLetters.startReplay(filter, body.rate ?? replayRate, queues.ops());
     c.header("Location", `/admin/dead-letters/replays/${op.id}`);
     return c.json(op, 202);
-  })
-  .post("/admin/dead-letters/purge", async (c) => {
+  },
+  purgeDeadLetters: async (c, { body }) => {
     const { deadLetters, store } = c.get("deps");
-    const body = parseOrThrow(purgeSchema, await jsonBody(c));
     oneTarget(body, ["ids", "filter", "all", "olderThanSeconds"]);
     let purged = 0;
     if (body.ids) {
@@ -107,21 +193,22 @@ export const deadLetterRoutes = new Hono<AppEnv>()
       purged = await deadLetters.purgeMatching(body.filter ? toQuery(body.filter, store.keys.partitions) : {});
     }
     return c.json({ purged });
-  })
-  .get("/admin/dead-letters/:id", async (c) => {
-    const entry = await c.get("deps").deadLetters.get(c.req.param("id"));
-    if (!entry) throw new EssError("ROUTE_NOT_FOUND", `no dead letter ${c.req.param("id").slice(0, 80)}`);
+  },
+  getDeadLetter: async (c, { params }) => {
+    const entry = await c.get("deps").deadLetters.get(params.id);
+    if (!entry) throw new EssError("ROUTE_NOT_FOUND", `no dead letter ${params.id.slice(0, 80)}`);
     return c.json(entry);
-  })
-  .post("/admin/dead-letters/:id/replay", async (c) => {
-    const id = c.req.param("id");
+  },
+  replayDeadLetter: async (c, { params }) => {
+    const { id } = params;
     const result = await c.get("deps").deadLetters.replay(id);
     if (result === "not-found") throw new EssError("ROUTE_NOT_FOUND", `no dead letter ${id.slice(0, 80)}`);
     return c.json({ id, result });
-  })
-  .delete("/admin/dead-letters/:id", async (c) => {
-    const id = c.req.param("id");
+  },
+  deleteDeadLetter: async (c, { params }) => {
+    const { id } = params;
     if (!(await c.get("deps").deadLetters.remove(id)))
       throw new EssError("ROUTE_NOT_FOUND", `no dead letter ${id.slice(0, 80)}`);
     return c.body(null, 204);
-  });
+  },
+};

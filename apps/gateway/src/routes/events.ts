@@ -1,11 +1,8 @@
-import { cloudEventJson, eventSource } from "@ess/contract";
+import { type API_ROUTES, cloudEventJson, eventSource } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { compareStreamIds, previousStreamId, SchedulerStore, type StreamEvent } from "@ess/store";
-import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import { requireRequestId } from "../body.js";
-import type { AppEnv } from "../env.js";
-import { methodNotAllowed } from "./method.js";
+import type { RouteHandlers } from "./bind.js";
 
 /** Default poll interval of an idle SSE connection (SSE_POLL_MS). */
 export const DEFAULT_SSE_POLL_MS = 250;
@@ -14,7 +11,9 @@ const BATCH = 500;
 /** A comment line this often keeps proxies from closing an idle stream. */
 const KEEPALIVE_MS = 15000;
 
-const EVENT_ID = /^([0-9]{1,20}-[0-9]{1,20})(?:\/([0-9]{1,4}))?$/;
+const EVENT_ID = /^(([0-9]{1,20})-([0-9]{1,20}))(?:\/([0-9]{1,4}))?$/;
+/** Both parts of a Redis stream id are unsigned 64-bit integers. */
+const U64_MAX = 2n ** 64n - 1n;
 
 /** Orders events as the SSE stream emits them: by stream id, then partition. */
 function byPosition(a: StreamEvent, b: StreamEvent): number {
@@ -34,21 +33,24 @@ function cursorsFrom(lastEventId: string | undefined, partitions: number[], star
     return cursors;
   }
   const m = EVENT_ID.exec(lastEventId);
-  if (!m?.[1]) {
+  if (!m?.[1] || !m[2] || !m[3]) {
     throw new EssError("INVALID_EVENT_ID", "Last-Event-ID must be an event id of this stream, like 1732841234567-0/3");
   }
-  const id = m[1];
-  const seen = m[2] === undefined ? Number.POSITIVE_INFINITY : Number(m[2]);
+  // Redis refuses a part past 2^64-1 (the read would fail after the stream has started)
+  if (BigInt(m[2]) > U64_MAX || BigInt(m[3]) > U64_MAX) {
+    throw new EssError("INVALID_EVENT_ID", "Last-Event-ID: each part of a stream id is at most 18446744073709551615");
+  }
+  const id = `${BigInt(m[2])}-${BigInt(m[3])}`;
+  const seen = m[4] === undefined ? Number.POSITIVE_INFINITY : Number(m[4]);
   for (const p of partitions) cursors.set(p, p <= seen ? id : previousStreamId(id));
   return cursors;
 }
 
 /** GET /gateway/v1/events: state changes as Server-Sent Events, optionally for one request, resumable. */
-export const eventRoutes = new Hono<AppEnv>()
-  .get("/gateway/v1/events", async (c) => {
+export const eventHandlers: RouteHandlers<Pick<typeof API_ROUTES, "getEvents">> = {
+  getEvents: async (c, { query }) => {
     const { store, scheduler } = c.get("deps");
-    const rawId = c.req.query("requestId");
-    const requestId = rawId === undefined ? undefined : requireRequestId(rawId);
+    const requestId = query.requestId;
     const partitions =
       requestId === undefined
         ? Array.from({ length: store.keys.partitions }, (_, i) => i)
@@ -104,5 +106,5 @@ export const eventRoutes = new Hono<AppEnv>()
         await stream.writeSSE({ event: "error", data: JSON.stringify({ detail: "the event stream failed" }) });
       },
     );
-  })
-  .all("/gateway/v1/events", methodNotAllowed("GET"));
+  },
+};

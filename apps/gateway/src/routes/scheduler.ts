@@ -1,25 +1,15 @@
-import {
-  checkInBodySchema,
-  parseExecutionContext,
-  parseOrThrow,
-  refusalMessage,
-  subscribeBodySchema,
-  unsubscribeBodySchema,
-  WebhookAddressPolicy,
-} from "@ess/contract";
+import { type API_ROUTES, parseExecutionContext, refusalMessage, WebhookAddressPolicy } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { SchedulerStore, WebhookStore } from "@ess/store";
-import { type Context, Hono } from "hono";
+import type { Context } from "hono";
 import { acceptCallback } from "../accept.js";
-import { readJson, requireJsonMediaType, requireRequestId } from "../body.js";
+import { requestHref } from "../details.js";
 import type { AppEnv } from "../env.js";
+import type { RouteHandlers } from "./bind.js";
 import { CANCEL_HEADER } from "./callback.js";
-import { methodNotAllowed } from "./method.js";
 
 /** ESS's default quiet period before forceCancel: 30 minutes. */
 export const DEFAULT_FORCE_CANCEL_QUIET_MS = 30 * 60000;
-
-const BASE = "/ess/rest/scheduler/v1/requests/:requestId";
 
 /** Without a configured allowlist: every inward address refused. */
 const DEFAULT_WEBHOOK_POLICY = new WebhookAddressPolicy();
@@ -32,39 +22,30 @@ export function webhookStore(c: Context<AppEnv>): WebhookStore {
 
 /** The ESS answer to a successful state-changing POST: 200 with a `link` to the request. */
 function linkAnswer(c: Context<AppEnv>, requestId: string, extra: Record<string, unknown>) {
-  const href = new URL(`/ess/rest/scheduler/v1/requests/${requestId}`, c.req.url).href;
+  const href = requestHref(c, requestId);
   // requestId written by hand: an exact JSON integer past 2^53
   const rest = JSON.stringify({ ...extra, link: { href, rel: "self" } }).slice(1);
   return c.body(`{"requestId":${requestId},${rest}`, 200, { "content-type": "application/json" });
-}
-
-async function jsonBody<T>(c: Context<AppEnv>, schema: Parameters<typeof parseOrThrow>[0]): Promise<T> {
-  requireJsonMediaType(c);
-  return parseOrThrow(schema, await readJson(c, c.get("deps").maxBodyBytes)) as T;
 }
 
 /**
  * The scheduler side of ESS REST v1 that touches execution: cancel, forceCancel, the job's
  * checkInCancelling, and webhook subscriptions (ess-semantics §4).
  */
-export const schedulerRoutes = new Hono<AppEnv>()
-  .post(`${BASE}/cancel`, async (c) => {
-    const requestId = requireRequestId(c.req.param("requestId"));
+export const schedulerHandlers: RouteHandlers<
+  Pick<typeof API_ROUTES, "cancelRequest" | "forceCancelRequest" | "checkInCancelling" | "subscribe" | "unsubscribe">
+> = {
+  cancelRequest: async (c, { params: { requestId } }) => {
     const result = await new SchedulerStore(c.get("deps").store).cancel(requestId);
     return linkAnswer(c, requestId, { state: result.to, previousState: result.from });
-  })
-  .all(`${BASE}/cancel`, methodNotAllowed("POST"))
-  .post(`${BASE}/forceCancel`, async (c) => {
+  },
+  forceCancelRequest: async (c, { params: { requestId } }) => {
     const { store, scheduler } = c.get("deps");
-    const requestId = requireRequestId(c.req.param("requestId"));
     const quiet = scheduler?.forceCancelQuietMs ?? DEFAULT_FORCE_CANCEL_QUIET_MS;
     const result = await new SchedulerStore(store).forceCancel(requestId, quiet);
     return linkAnswer(c, requestId, { state: result.to, previousState: result.from });
-  })
-  .all(`${BASE}/forceCancel`, methodNotAllowed("POST"))
-  .post(`${BASE}/checkInCancelling`, async (c) => {
-    const requestId = requireRequestId(c.req.param("requestId"));
-    const body = await jsonBody<{ requestExecutionContext: string }>(c, checkInBodySchema);
+  },
+  checkInCancelling: async (c, { params: { requestId }, body }) => {
     const context = parseExecutionContext(body.requestExecutionContext);
     if (context.requestId !== requestId) {
       throw new EssError(
@@ -82,11 +63,8 @@ export const schedulerRoutes = new Hono<AppEnv>()
     });
     if (admit.cancelling) c.header(CANCEL_HEADER, "true");
     return c.body(admit.cancelling ? "true" : "false", 200, { "content-type": "application/json" });
-  })
-  .all(`${BASE}/checkInCancelling`, methodNotAllowed("POST"))
-  .post(`${BASE}/subscribe`, async (c) => {
-    const requestId = requireRequestId(c.req.param("requestId"));
-    const body = await jsonBody<{ callbackUrl: string; secret?: string }>(c, subscribeBodySchema);
+  },
+  subscribe: async (c, { params: { requestId }, body }) => {
     // a URL aimed inward is refused here; a name is checked again on the address the worker connects to
     const refused = (c.get("deps").scheduler?.webhookPolicy ?? DEFAULT_WEBHOOK_POLICY).checkUrl(body.callbackUrl);
     if (refused) throw new EssError("INVALID_BODY", refusalMessage("callbackUrl", refused));
@@ -99,11 +77,9 @@ export const schedulerRoutes = new Hono<AppEnv>()
       subscriptionId: result.subscription.id,
       ...(result.secret === undefined ? {} : { secret: result.secret }),
     });
-  })
-  .delete(`${BASE}/subscribe`, async (c) => {
-    const requestId = requireRequestId(c.req.param("requestId"));
-    const body = await jsonBody<{ callbackUrl: string }>(c, unsubscribeBodySchema);
+  },
+  unsubscribe: async (c, { params: { requestId }, body }) => {
     const removed = await webhookStore(c).unsubscribe(requestId, body.callbackUrl);
     return linkAnswer(c, requestId, { callbackUrl: body.callbackUrl, subscribed: false, removed });
-  })
-  .all(`${BASE}/subscribe`, methodNotAllowed("POST, DELETE"));
+  },
+};

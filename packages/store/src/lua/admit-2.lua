@@ -1,3 +1,4 @@
+#!lua
 --[[
   admit-2: decides whether the gateway may accept one executionStatus callback, and assigns its
   sequence number. The only script on the gateway's hot path.
@@ -8,10 +9,22 @@
   ARGV[1] sha256 of the request handle (hex)
   ARGV[2] callback status
   ARGV[3] idempotency fingerprint (sha256 of status, handle, message), '' when no Idempotency-Key
-  ARGV[4] seconds an in-flight idempotency record lives (until the gateway marks it done)
+  ARGV[4] seconds an idempotency record lives (the Idempotency-Key window)
+  ARGV[5] in-flight lease (ms): an admitted call with a key leaves a "pending" record that its gateway
+          turns into "done" once the job is in the queue; a repeat finding the lease run out takes the
+          call over under the same seq. '0': write no pending record (the caller writes the final
+          record in the same script, as admit-enqueue-11 does)
+
+  Idempotency record: "<fingerprint>|<seq>|done"
+                   or "<fingerprint>|<seq>|pending|<lease end, ms, Redis time>|<execution>"
+  A pending record never expires into a second admission: it lives as long as a done one, and a
+  repeat after its lease resumes it (code 3) instead of assigning a new seq.
 
   Returns { code, seq, execution, cancelling }
     code  1 ADMITTED            seq assigned, the gateway must enqueue it
+          3 RESUMED             a repeat of a call whose gateway did not finish it: enqueue it again
+                                under its first seq (the job id is deterministic, so a job that is
+                                still there is not added twice, and one already applied is a duplicate)
           2 REPEAT              repeat of the callback that closed the request, or of an
                                 Idempotency-Key already answered 200: answer 200, enqueue nothing
          -1 NOT_FOUND           -2 STALE_HANDLE     -3 NOT_ACCEPTING (state in seq's place)
@@ -23,15 +36,27 @@ local state = r[1]
 if not state then return { -1, 0, 0, 0 } end
 local cancelling = (state == 'CANCELLING') and 1 or 0
 
-local fp = ARGV[3]
+local fp, ttl, lease = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function pending(seq, execution)
+  redis.call('SET', KEYS[2], fp .. '|' .. seq .. '|pending|' .. (nowMs() + lease) .. '|' .. execution, 'EX', ttl)
+end
+
 if fp ~= '' then
   local rec = redis.call('GET', KEYS[2])
   if rec then
-    -- record: "<fingerprint>|<seq>|<pending|done>"
-    local sep = string.find(rec, '|', 1, true)
-    if string.sub(rec, 1, sep - 1) ~= fp then return { -4, 0, 0, cancelling } end
-    if string.sub(rec, -4) == 'done' then return { 2, 0, tonumber(r[3]), cancelling } end
-    return { -5, 0, 0, cancelling }
+    local f = {}
+    for part in string.gmatch(rec, '[^|]+') do f[#f + 1] = part end
+    if f[1] ~= fp then return { -4, 0, 0, cancelling } end
+    if f[3] == 'done' then return { 2, 0, tonumber(r[3]), cancelling } end
+    if tonumber(f[4] or '0') > nowMs() then return { -5, 0, 0, cancelling } end
+    -- the gateway that admitted it died (or gave up) before the final record: take it over
+    local seq, execution = tonumber(f[2]), tonumber(f[5] or r[3])
+    if lease > 0 then pending(seq, execution) end
+    return { 3, seq, execution, cancelling }
   end
 end
 
@@ -39,9 +64,7 @@ local h = ARGV[1]
 if state == 'RUNNING' or state == 'CANCELLING' then
   if r[2] ~= h then return { -2, 0, 0, 0 } end
   local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-  if fp ~= '' then
-    redis.call('SET', KEYS[2], fp .. '|' .. seq .. '|pending', 'EX', tonumber(ARGV[4]))
-  end
+  if fp ~= '' and lease > 0 then pending(seq, r[3]) end
   return { 1, seq, tonumber(r[3]), cancelling }
 end
 if r[4] == h then

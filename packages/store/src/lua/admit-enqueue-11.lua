@@ -1,8 +1,11 @@
+#!lua
 --[[
   admit-enqueue-11: admit-2 and BullMQ's own addStandardJob in ONE script, so an accepted callback
-  costs the gateway one round trip. The loader (scripts.ts) injects both sources unchanged, each
-  wrapped as a function taking (KEYS, ARGV): admit-2.lua stays the one source of the admit rules, and
-  the enqueue is the exact script BullMQ's Queue.add runs (from the installed bullmq package).
+  costs the gateway one round trip, and its Idempotency-Key's final record is written in the same
+  atomic step as the job: no crash of the gateway or of Redis can leave an admitted key without its
+  answer. The loader (scripts.ts) injects both sources unchanged, each wrapped as a function taking
+  (KEYS, ARGV): admit-2.lua stays the one source of the admit rules, and the enqueue is the exact
+  script BullMQ's Queue.add runs (from the installed bullmq package).
   All keys carry the partition's hash tag: one slot, Redis Cluster-safe.
 
   KEYS[1]     request hash            <prefix>:{pN}:req:<id>
@@ -10,18 +13,20 @@
   KEYS[3..11] the partition queue's keys in addStandardJob's order:
               wait, paused, meta, id, completed, delayed, active, events, marker
 
-  ARGV[1..4]  as admit-2 (handle digest, status, idempotency fingerprint, in-flight seconds)
+  ARGV[1..4]  as admit-2 (handle digest, status, idempotency fingerprint, record lifetime in seconds)
   ARGV[5]     the queue's key prefix   <prefix>:{pN}:callbacks:   (BullMQ's queueKeys[''])
   ARGV[6]     request id (canonical decimal)
   ARGV[7]     job name
   ARGV[8]     acceptedAt, ms: the job's timestamp and data.acceptedAt
-  ARGV[9]     the rest of the job data as a JSON object: {"status":..,"message":..,"acceptedAt":..}
+  ARGV[9]     the rest of the job data as a JSON object: {"status":..,"message"?:..,"acceptedAt":..,"traceparent"?:..}
   ARGV[10]    the job options as BullMQ's Queue.add encodes them (msgpack), captured once from
               BullMQ's own code; its jobId is replaced by this job's id
 
-  Returns admit-2's reply. Code 1 (ADMITTED) is returned only after the job was added to the queue,
-  as job id "<requestId>-<seq>" with data {v,requestId,seq,execution,status,message?,acceptedAt}.
-  If the add fails the script errors (the seq stays unused: the worker skips the gap after its timeout).
+  Returns admit-2's reply. Codes 1 (ADMITTED) and 3 (RESUMED: a pending record left by a gateway in
+  ENQUEUE_MODE=queue that died) are returned only after the job is in the queue, as job id
+  "<requestId>-<seq>" with data {v,requestId,seq,execution,status,message?,acceptedAt,traceparent?}, and with the
+  Idempotency-Key's record "done". If the add fails the script errors before writing any record
+  (the seq stays unused: the worker skips the gap after its timeout; a retry is admitted afresh).
 ]]
 local function admit(KEYS, ARGV)
 --@ADMIT
@@ -31,8 +36,9 @@ local function addStandardJob(KEYS, ARGV)
 --@ADD_STANDARD_JOB
 end
 
-local r = admit({ KEYS[1], KEYS[2] }, { ARGV[1], ARGV[2], ARGV[3], ARGV[4] })
-if r[1] ~= 1 then return r end
+-- lease '0': no pending record, the final one is written below, after the add
+local r = admit({ KEYS[1], KEYS[2] }, { ARGV[1], ARGV[2], ARGV[3], ARGV[4], '0' })
+if r[1] ~= 1 and r[1] ~= 3 then return r end
 
 local rid, seq = ARGV[6], r[2]
 local jobId = rid .. '-' .. seq
@@ -47,5 +53,8 @@ local added = addStandardJob(
   { args, data, cmsgpack.pack(opts) })
 if type(added) == 'number' and added < 0 then
   return redis.error_reply('ERR addStandardJob failed with code ' .. added)
+end
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[3] .. '|' .. seq .. '|done', 'EX', ARGV[4])
 end
 return r

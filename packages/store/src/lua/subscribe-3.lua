@@ -1,3 +1,4 @@
+#!lua
 --[[
   subscribe-3: adds a webhook subscription to a request, atomically with reading where the request's
   events stand: the subscription receives the events after `since` (the request's eventSeq now).

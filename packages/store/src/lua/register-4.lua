@@ -1,9 +1,13 @@
+#!lua
 --[[
-  register-3: creates a request in RUNNING with a fresh handle, or re-arms a non-terminal one
+  register-4: creates a request in RUNNING with a fresh handle, or re-arms a non-terminal one
   (retry from ERROR_AUTO_RETRY, resume from PAUSED, operator recovery, re-dispatch). The old
-  handle stops working at once: admit-2 compares against the new one.
+  handle stops working at once: admit-2 compares against the new one. In the same atomic step it
+  puts the request in its partition's deadline set (scored by when its requestTimeout runs out), or
+  takes it out when it has none, so no crash leaves a registered request that never times out.
 
   KEYS[1] request hash   KEYS[2] history   KEYS[3] event stream
+  KEYS[4] deadline set   (zset: request id scored by due time, ms; read by sweepTimeouts-2)
   ARGV[1] sha256 of the new handle (hex)
   ARGV[2] now (ms)
   ARGV[3] maxRetries ('' keeps the current value; 0 for a new request)
@@ -19,7 +23,7 @@
 ]]
 --@TABLES
 
-local req, hist, events = KEYS[1], KEYS[2], KEYS[3]
+local req, hist, events, deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, rid = ARGV[2], ARGV[8]
 local s = redis.call('HMGET', req, 'state', 'execution', 'pausedState')
 local from = s[1]
@@ -56,4 +60,12 @@ local ev = { 'event', 'REQUEST_RUNNING', 'requestId', rid, 'state', 'RUNNING', '
 if from then table.insert(ev, 'previousState'); table.insert(ev, from) end
 table.insert(ev, 'eventSeq'); table.insert(ev, redis.call('HINCRBY', req, 'eventSeq', 1))
 redis.call('XADD', events, 'MAXLEN', '~', ARGV[7], '*', unpack(ev))
+
+-- the timeout sweep looks only at requests in the deadline set
+local timeout = redis.call('HGET', req, 'requestTimeout')
+if timeout then
+  redis.call('ZADD', deadlines, math.floor(tonumber(now) + tonumber(timeout) * 60000), rid)
+else
+  redis.call('ZREM', deadlines, rid)
+end
 return { code, execution, 'RUNNING', paused }

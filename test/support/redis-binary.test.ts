@@ -1,0 +1,30 @@
+import { findRedisServer } from "@ess/testing";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { requireRedisServer } from "./redis-binary.js";
+
+// The fault suites call requireRedisServer at load time: without redis-server they must fail in CI
+// and only skip (with a warning) on a developer's machine.
+describe("requireRedisServer", () => {
+  const path = process.env.PATH;
+  afterEach(() => {
+    process.env.PATH = path;
+    vi.restoreAllMocks();
+  });
+
+  it("fails in CI when redis-server is missing, naming what to install", () => {
+    process.env.PATH = "/nonexistent";
+    expect(() => requireRedisServer("crash suite", { CI: "true" })).toThrow(/crash suite: redis-server.*CI must run/);
+  });
+
+  it("warns and skips outside CI when redis-server is missing", () => {
+    process.env.PATH = "/nonexistent";
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    expect(requireRedisServer("crash suite", {})).toBeNull();
+    expect(requireRedisServer("crash suite", { CI: "false" })).toBeNull();
+    expect(warn).toHaveBeenCalledWith(expect.stringMatching(/crash suite: redis-server is not on PATH.*skipped/));
+  });
+
+  it.skipIf(!findRedisServer())("returns the binary when it is there, CI or not", () => {
+    expect(requireRedisServer("crash suite", { CI: "true" })).toMatch(/redis-server$/);
+  });
+});
