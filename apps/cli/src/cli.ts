@@ -8,8 +8,11 @@ import {
   type DeadLetterQuery,
   type DeadLetterReason,
   type DeadLetters,
+  type DeliveryAttempt,
   RequestIndex,
   type RequestStore,
+  WEBHOOK_QUEUE,
+  type WebhookStore,
 } from "@ess/store";
 
 export const USAGE = `ess-cli — operate the ESS callback gateway (talks to Redis: REDIS_URL, KEY_PREFIX, PARTITIONS)
@@ -23,6 +26,11 @@ export const USAGE = `ess-cli — operate the ESS callback gateway (talks to Red
   dlq count                                                   how many dead letters there are
   request show <requestId>                                    a request's state and history (JSON)
   requests    [query] [--limit N] [--cursor C] [--json]       find requests (a table, newest first)
+  webhooks list <requestId> [--json]                          a request's webhook subscriptions
+  webhooks log  <requestId> <subscriptionId> [--limit N] [--json]   its delivery attempts, newest first
+  webhooks redeliver <requestId> <subscriptionId> <eventId>   send one event again now (one attempt, logged)
+  webhooks rotate <requestId> <subscriptionId> [--grace S]    new signing secret (printed once); the old one
+                                                              stays valid S seconds (WEBHOOK_ROTATION_GRACE_SECONDS)
 
 filters: --partition N --request ID --status S --reason R --since T --until T
          (R: ${DEAD_LETTER_REASONS.join(", ")}; T: ISO 8601, ms since the epoch, or an age like 30m, 2h, 7d)
@@ -35,6 +43,10 @@ export interface CliDeps {
   deadLetters: DeadLetters;
   store: RequestStore;
   queues: CallbackQueues;
+  /** webhook subscriptions (rotate needs WEBHOOK_SECRET, the key that seals their secrets) */
+  webhooks: WebhookStore;
+  /** default window of a rotation, s (WEBHOOK_ROTATION_GRACE_SECONDS) */
+  rotationGraceSeconds: number;
   defaultRate: number;
   out: (line: string) => void;
   now?: () => number;
@@ -66,6 +78,7 @@ const options = {
   cursor: { type: "string" },
   rate: { type: "string" },
   "older-than": { type: "string" },
+  grace: { type: "string" },
   all: { type: "boolean" },
   wait: { type: "boolean" },
   json: { type: "boolean" },
@@ -133,6 +146,94 @@ function row(e: DeadLetter): string {
   );
 }
 
+function attemptRow(a: DeliveryAttempt): string {
+  return [
+    new Date(a.at).toISOString(),
+    a.eventId || "-",
+    a.seq,
+    a.kind,
+    a.attempt,
+    a.outcome,
+    a.status ?? "-",
+    a.latencyMs ?? "-",
+    (a.error ?? "").slice(0, 60),
+  ].join("\t");
+}
+
+function requestIdArg(raw: string | undefined): string {
+  const id = raw === undefined ? null : parseRequestId(raw);
+  if (!id) throw new UsageError(`not a request id: ${raw ?? "(none)"}`);
+  return id;
+}
+
+async function webhooksCommand(
+  command: string | undefined,
+  rest: string[],
+  values: Record<string, string | boolean | undefined>,
+  deps: CliDeps,
+): Promise<number> {
+  const { webhooks, out } = deps;
+  const requestId = requestIdArg(rest[0]);
+  const subId = rest[1] ?? "";
+  if (command !== "list" && !/^[0-9a-f]{16}$/.test(subId))
+    throw new UsageError(`not a subscription id: ${subId || "(none)"}`);
+  switch (command) {
+    case "list": {
+      const subs = await webhooks.list(requestId);
+      if (values.json) out(JSON.stringify(subs, null, 2));
+      else {
+        out(
+          ["subscriptionId", "callbackUrl", "createdAt", "since", "next", "pending", "previousSecretValidUntil"].join(
+            "\t",
+          ),
+        );
+        for (const s of subs) {
+          const until = s.previousSecretValidUntil ? new Date(s.previousSecretValidUntil).toISOString() : "-";
+          out([s.id, s.callbackUrl, new Date(s.createdAt).toISOString(), s.since, s.next, s.pending, until].join("\t"));
+        }
+      }
+      return 0;
+    }
+    case "log": {
+      await webhooks.require(requestId, subId);
+      const items = await webhooks.deliveries(requestId, subId, Number(values.limit ?? webhooks.logLimit));
+      if (values.json) out(JSON.stringify(items, null, 2));
+      else {
+        out(["at", "eventId", "seq", "kind", "attempt", "outcome", "status", "latencyMs", "error"].join("\t"));
+        for (const a of items) out(attemptRow(a));
+      }
+      return 0;
+    }
+    case "redeliver": {
+      const eventId = rest[2];
+      if (!eventId) throw new UsageError("redeliver needs the event id (e.g. 1732841234567-0/3)");
+      const r = await webhooks.redeliver(requestId, subId, eventId, (p) => deps.queues.queue(p, WEBHOOK_QUEUE));
+      out(`redelivery of ${eventId} (seq ${r.seq}) queued as job ${r.jobId}; its outcome will be in the log`);
+      return 0;
+    }
+    case "rotate": {
+      const grace = typeof values.grace === "string" ? Number(values.grace) : deps.rotationGraceSeconds;
+      if (!Number.isInteger(grace) || grace < 0)
+        throw new UsageError(`not a number of seconds: ${String(values.grace)}`);
+      const r = await webhooks.rotate(requestId, subId, grace * 1000);
+      out(
+        JSON.stringify(
+          {
+            secret: r.secret,
+            previousSecretValidUntil:
+              r.previousSecretValidUntil === null ? null : new Date(r.previousSecretValidUntil).toISOString(),
+          },
+          null,
+          2,
+        ),
+      );
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command: webhooks ${command ?? ""}`);
+  }
+}
+
 /** Runs one command line; returns the exit code. */
 export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
   const now = deps.now?.() ?? Date.now();
@@ -188,6 +289,7 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
     out(page.nextCursor ? `more: --cursor ${page.nextCursor}` : `${page.items.length} shown, no more`);
     return 0;
   }
+  if (area === "webhooks") return webhooksCommand(command, rest, values, deps);
   if (area !== "dlq") throw new UsageError(`unknown command: ${positionals.join(" ")}`);
   const q = filters(values, now);
   switch (command) {

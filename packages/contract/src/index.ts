@@ -1,3 +1,4 @@
+export * from "./cloudevents.js";
 export * from "./errors.js";
 export * from "./openapi.js";
 export * from "./queries.js";
@@ -6,3 +7,4 @@ export * from "./routes.js";
 export * from "./scheduler.js";
 export * from "./schemas.js";
 export * from "./webhook-policy.js";
+export * from "./webhook-signing.js";

@@ -93,11 +93,68 @@ const subscriptionResponseSchema = z.object({
 export const subscribeResponseSchema = subscriptionResponseSchema.extend({
   subscribed: z.literal(true),
   added: z.boolean(),
+  /** 16 hex digits: names the subscription in /gateway/v1/requests/{requestId}/subscriptions/… */
+  subscriptionId: z.string().regex(/^[0-9a-f]{16}$/),
+  /** the signing secret (`whsec_…`), answered only when the subscription was made by this call */
+  secret: z.string().startsWith("whsec_").optional(),
 });
 /** 200 answer of DELETE .../subscribe; `removed` is false when the URL was not subscribed. */
 export const unsubscribeResponseSchema = subscriptionResponseSchema.extend({
   subscribed: z.literal(false),
   removed: z.boolean(),
+});
+
+/** A webhook subscription as the API shows it (never its secret). */
+export const subscriptionSchema = z.object({
+  id: z.string().regex(/^[0-9a-f]{16}$/),
+  requestId: z.string().regex(/^[0-9]+$/),
+  callbackUrl: z.string(),
+  createdAt: z.number().int(),
+  since: z.number().int().min(0),
+  next: z.number().int().min(1),
+  pending: z.number().int().min(0),
+  rotatedAt: z.number().int().nullable(),
+  previousSecretValidUntil: z.number().int().nullable(),
+});
+/** 200 answer of GET /gateway/v1/requests/{requestId}/subscriptions. */
+export const subscriptionListSchema = z.object({
+  requestId: z.string(),
+  items: z.array(subscriptionSchema),
+  count: z.number().int().min(0),
+});
+/** One entry of a subscription's delivery log. */
+export const deliveryAttemptSchema = z.object({
+  at: z.number().int(),
+  eventId: z.string(),
+  seq: z.number().int().min(1),
+  type: z.string(),
+  kind: z.enum(["ordered", "redelivery"]),
+  attempt: z.number().int().min(0),
+  outcome: z.enum(["delivered", "failed", "dead-lettered", "skipped", "refused"]),
+  status: z.number().int().nullable(),
+  latencyMs: z.number().int().nullable(),
+  error: z.string().nullable(),
+});
+/** 200 answer of GET .../subscriptions/{subscriptionId}/deliveries: the newest attempts first. */
+export const deliveriesResponseSchema = z.object({
+  subscription: subscriptionSchema,
+  items: z.array(deliveryAttemptSchema),
+  count: z.number().int().min(0),
+});
+/** 200 answer of POST .../rotate: the new secret (answered once). */
+export const rotateSecretResponseSchema = z.object({
+  requestId: z.string(),
+  subscriptionId: z.string(),
+  secret: z.string().startsWith("whsec_"),
+  previousSecretValidUntil: z.iso.datetime().nullable(),
+});
+/** 202 answer of POST .../redeliver. */
+export const redeliverResponseSchema = z.object({
+  requestId: z.string(),
+  subscriptionId: z.string(),
+  eventId: z.string(),
+  seq: z.number().int().min(1),
+  jobId: z.string(),
 });
 
 /** 200 answer of POST .../checkInCancelling: a JSON boolean, true while a cancel is under way. */

@@ -6,4 +6,6 @@ export * from "./redis.js";
 export * from "./request-index.js";
 export * from "./scheduler.js";
 export * from "./scripts.js";
+export * from "./secret-box.js";
 export * from "./store.js";
+export * from "./webhooks.js";

@@ -96,9 +96,25 @@ export class Keys {
   requestIndexExpiry(p: number): string {
     return `${this.tag(p)}:ix:exp`;
   }
-  /** Hash of the webhook URLs subscribed to a request's state changes → when subscribed (ms). */
+  /** Hash of the webhook URLs subscribed to a request's state changes → subscription id. */
   subscriptions(p: number, id: string): string {
     return `${this.tag(p)}:req:${id}:subs`;
+  }
+  /** Hash of one subscription: url, sealed secret(s), since, next (the seq it delivers next), gapAt. */
+  subscription(p: number, id: string, subId: string): string {
+    return `${this.tag(p)}:req:${id}:sub:${subId}`;
+  }
+  /** Sorted set of one subscription's undelivered events of the request: CloudEvent JSON scored by seq. */
+  deliveryQueue(p: number, id: string, subId: string): string {
+    return `${this.tag(p)}:req:${id}:sub:${subId}:q`;
+  }
+  /** Capped list of one subscription's delivery attempts, newest first (JSON). */
+  deliveryLog(p: number, id: string, subId: string): string {
+    return `${this.tag(p)}:req:${id}:sub:${subId}:log`;
+  }
+  /** Set of partition N's delivery queues that hold events (`<requestId> <subId>`): the dispatcher's sweep. */
+  activeDeliveries(p: number): string {
+    return `${this.tag(p)}:wh:active`;
   }
   /** Prefix of BullMQ job hashes of partition N's callback queue (job key = this + job id). */
   jobPrefix(p: number): string {

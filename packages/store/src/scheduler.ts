@@ -124,42 +124,6 @@ export class SchedulerStore {
   }
 
   /**
-   * Adds a webhook URL to a request, remembering when (Redis server time): only events from then on
-   * are delivered to it. 404 for an unknown request. Returns false if it was there already.
-   */
-  async subscribe(requestId: string, callbackUrl: string): Promise<boolean> {
-    const { keys, redis } = this.store;
-    const p = keys.partition(requestId);
-    await this.requireExists(requestId);
-    const [sec, micro] = await redis.time();
-    const since = Number(sec) * 1000 + Math.floor(Number(micro) / 1000);
-    return (await redis.hsetnx(keys.subscriptions(p, requestId), callbackUrl, since)) === 1;
-  }
-
-  /** Drops a webhook URL of a request; 404 for an unknown request. Returns false if it was not there. */
-  async unsubscribe(requestId: string, callbackUrl: string): Promise<boolean> {
-    const { keys, redis } = this.store;
-    const p = keys.partition(requestId);
-    await this.requireExists(requestId);
-    return (await redis.hdel(keys.subscriptions(p, requestId), callbackUrl)) === 1;
-  }
-
-  /** The webhook URLs of a request with the time (ms) each was subscribed. */
-  async subscribers(requestId: string): Promise<Map<string, number>> {
-    const { keys, redis } = this.store;
-    const all = await redis.hgetall(keys.subscriptions(keys.partition(requestId), requestId));
-    return new Map(Object.entries(all).map(([url, since]) => [url, Number(since)]));
-  }
-
-  private async requireExists(requestId: string): Promise<void> {
-    const { keys, redis } = this.store;
-    const p = keys.partition(requestId);
-    if ((await redis.exists(keys.request(p, requestId))) === 0) {
-      throw new EssError("REQUEST_NOT_FOUND", `request ${requestId} is not registered`);
-    }
-  }
-
-  /**
    * Reads the event streams of some partitions after per-partition cursors (exclusive), at most
    * `count` per partition, together with the Redis server time (ms) of the read.
    */
@@ -207,18 +171,4 @@ export function previousStreamId(id: string): string {
   if (BigInt(seq) > 0n) return `${ms}-${BigInt(seq) - 1n}`;
   if (BigInt(ms) === 0n) return "0-0";
   return `${BigInt(ms) - 1n}-18446744073709551615`;
-}
-
-/** Converts stream fields to the public event JSON: requestId an exact integer, numbers as numbers, ISO times. */
-export function eventJson(id: string, fields: Record<string, string>): string {
-  const out: Record<string, unknown> = { eventId: id };
-  for (const [k, v] of Object.entries(fields)) {
-    if (k === "requestId") continue;
-    if (k === "seq" || k === "execution") out[k] = Number(v);
-    else if (k === "at") out[k] = new Date(Number(v)).toISOString();
-    else if (k === "isTimedOut") out[k] = v === "true";
-    else out[k] = v;
-  }
-  const rid = fields.requestId ?? "0";
-  return `{"requestId":${/^[0-9]+$/.test(rid) ? rid : JSON.stringify(rid)},${JSON.stringify(out).slice(1)}`;
 }

@@ -88,6 +88,8 @@ export const SCRIPTS = {
   admitEnqueue: 11,
   // read-only (no-writes): request details while Redis is full
   read: 2,
+  // a webhook subscription, atomic with the request's event sequence number
+  subscribe: 3,
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 

@@ -103,6 +103,7 @@ local function applyOne(cb, late)
         'seq', tostring(cb.seq), 'execution', tostring(cb.execution), 'at', tostring(now) }
       if rule.errorType then table.insert(ev, 'errorType'); table.insert(ev, rule.errorType) end
       if rule.cause then table.insert(ev, 'cause'); table.insert(ev, rule.cause) end
+      table.insert(ev, 'eventSeq'); table.insert(ev, redis.call('HINCRBY', req, 'eventSeq', 1))
       redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', unpack(ev))
     end
   end

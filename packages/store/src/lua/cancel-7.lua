@@ -71,5 +71,6 @@ redis.call('LTRIM', hist, 0, tonumber(ARGV[3]) - 1)
 local ev = { 'event', (to == 'CANCELLING') and 'REQUEST_CANCELLING' or 'REQUEST_CANCELLED', 'requestId', rid,
   'state', to, 'previousState', from, 'execution', tostring(s[2] or '0'), 'at', tostring(now),
   'cause', 'SCHEDULER_CANCEL' }
+table.insert(ev, 'eventSeq'); table.insert(ev, redis.call('HINCRBY', req, 'eventSeq', 1))
 redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '*', unpack(ev))
 return { (to == 'CANCELLING') and 2 or 1, from, 0 }

@@ -67,6 +67,7 @@ redis.call('LTRIM', hist, 0, tonumber(ARGV[6]) - 1)
 local ev = { 'event', 'REQUEST_RUNNING', 'requestId', rid, 'state', 'RUNNING', 'execution',
   tostring(execution), 'at', now }
 if from then table.insert(ev, 'previousState'); table.insert(ev, from) end
+table.insert(ev, 'eventSeq'); table.insert(ev, redis.call('HINCRBY', req, 'eventSeq', 1))
 redis.call('XADD', events, 'MAXLEN', '~', ARGV[7], '*', unpack(ev))
 
 -- the timeout sweep looks only at requests in the deadline set

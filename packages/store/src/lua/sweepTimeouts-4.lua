@@ -75,6 +75,7 @@ for _, rid in ipairs(due) do
       local ev = { 'event', 'REQUEST_TIMED_OUT', 'requestId', rid, 'state', to, 'previousState', state,
         'execution', tostring(s[7] or '0'), 'at', tostring(now), 'isTimedOut', 'true' }
       if to == 'ERROR' then table.insert(ev, 'errorType'); table.insert(ev, 'TIMEOUT') end
+      table.insert(ev, 'eventSeq'); table.insert(ev, redis.call('HINCRBY', req, 'eventSeq', 1))
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[6], '*', unpack(ev))
       timedOut = timedOut + 1
     end
