@@ -11,6 +11,7 @@
  * starts at the streams' ends ("$"); FROM_START=1 reads what the streams still hold.
  */
 import { hostname } from "node:os";
+import { cloudEventJson, eventSource } from "@ess/contract";
 import { createRedis, Keys, readGroup } from "@ess/store";
 
 const clusterNodes = process.env.REDIS_CLUSTER_NODES?.split(",").filter(Boolean);
@@ -38,10 +39,12 @@ async function main(): Promise<void> {
     // new entries for this consumer (">"), waiting up to 2 s (one blocking read; on a Cluster, polls per stream)
     const res = await readGroup(redis, redis, streams, group, consumer, 100, 2000);
     for (const [stream, entries] of res) {
+      const partition = streams.indexOf(stream);
       for (const [id, flat] of entries) {
         const fields: Record<string, string> = {};
         for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
-        console.log(JSON.stringify({ stream, id, ...fields })); // handle the event here
+        // the same CloudEvent that webhooks and SSE carry; handle the event here
+        console.log(cloudEventJson(eventSource(keys.prefix), partition, id, fields));
         await redis.xack(stream, group, id);
       }
     }
