@@ -1,6 +1,7 @@
 // Measurements shared by the bench (bench/run.ts) and the soak (scripts/soak.ts): process CPU and
 // RSS from Linux /proc, and the backlog of the partition queues.
 import { readFileSync } from "node:fs";
+import { fanOut, Keys } from "@ess/store";
 import type { Redis } from "ioredis";
 
 /** utime + stime of a process in seconds (Linux /proc). */
@@ -28,14 +29,13 @@ export function rssMiB(pid: number | undefined): number {
 
 /** Jobs waiting or active over all partition queues of a key prefix. */
 export async function backlog(redis: Redis, keyPrefix: string, partitions: number): Promise<number> {
-  const pipe = redis.pipeline();
-  for (let p = 0; p < partitions; p++) {
-    const q = `${keyPrefix}:{p${p}}:callbacks`;
-    // delayed jobs are gap checks due GAP_TIMEOUT_MS later: not backlog
-    pipe.llen(`${q}:wait`).llen(`${q}:active`);
-  }
-  const res = (await pipe.exec()) ?? [];
-  return res.reduce((sum, [, n]) => sum + Number(n ?? 0), 0);
+  const keys = new Keys(keyPrefix, partitions);
+  const all = Array.from({ length: partitions }, (_, p) => p);
+  // delayed jobs are gap checks due GAP_TIMEOUT_MS later: not backlog
+  const res = await fanOut(all, (p) =>
+    Promise.all([redis.llen(`${keys.jobPrefix(p)}wait`), redis.llen(`${keys.jobPrefix(p)}active`)]),
+  );
+  return res.reduce((sum, [, n]) => sum + (n ? n[0] + n[1] : 0), 0);
 }
 
 /** Waits until the backlog is empty; false after timeoutMs. */

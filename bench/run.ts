@@ -7,6 +7,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
+import { Keys } from "@ess/store";
 import { findRedisServer, RedisServer } from "@ess/testing";
 import type { Result } from "autocannon";
 import { Redis } from "ioredis";
@@ -159,15 +160,8 @@ function round(x: number, digits = 1): number {
 const backlog = (redis: Redis) => backlogOf(redis, KEY_PREFIX, PARTITIONS);
 const waitDrained = (redis: Redis, timeoutMs: number) => waitDrainedOf(redis, KEY_PREFIX, PARTITIONS, timeoutMs);
 
-function partitionOf(id: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) {
-    h ^= id.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % PARTITIONS;
-}
-const reqKey = (id: string) => `${KEY_PREFIX}:{p${partitionOf(id)}}:req:${id}`;
+const benchKeys = new Keys(KEY_PREFIX, PARTITIONS);
+const reqKey = (id: string) => benchKeys.request(benchKeys.partition(id), id);
 
 interface HistoryStats {
   entries: number;

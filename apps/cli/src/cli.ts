@@ -9,6 +9,7 @@ import {
   type DeadLetterReason,
   type DeadLetters,
   type DeliveryAttempt,
+  partitionMap,
   RequestIndex,
   type RequestStore,
   WEBHOOK_QUEUE,
@@ -25,6 +26,7 @@ export const USAGE = `ess-cli — operate the ESS callback gateway (talks to Red
   dlq purge   <id>... | --all | filters | --older-than 7d     delete dead letters
   dlq count                                                   how many dead letters there are
   request show <requestId>                                    a request's state and history (JSON)
+  partitions  [--json]                                        partition -> hash slot -> master serving it now
   requests    [query] [--limit N] [--cursor C] [--json]       find requests (a table, newest first)
   webhooks list <requestId> [--json]                          a request's webhook subscriptions
   webhooks log  <requestId> <subscriptionId> [--limit N] [--json]   its delivery attempts, newest first
@@ -244,6 +246,20 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
     return values.help ? 0 : 2;
   }
   const { deadLetters, out } = deps;
+  if (area === "partitions") {
+    if (command) throw new UsageError(`partitions takes options only, not '${command}'`);
+    const map = await partitionMap(deps.store.redis, deps.store.keys);
+    if (values.json) {
+      out(JSON.stringify(map, null, 2));
+      return 0;
+    }
+    const rows = map.map((m) => [`${m.partition}`, m.tag, `${m.slot}`, m.master]);
+    for (const line of table([["partition", "tag", "slot", "master"], ...rows])) out(line);
+    const per = new Map<string, number>();
+    for (const m of map) per.set(m.master, (per.get(m.master) ?? 0) + 1);
+    for (const [master, n] of [...per].sort()) out(`${master}: ${n} partitions`);
+    return 0;
+  }
   if (area === "request" && command === "show" && rest[0]) {
     const id = parseRequestId(rest[0]);
     const stored = id ? await deps.store.read(id) : null;

@@ -40,6 +40,23 @@ export async function acceptCallback(
   cb: IncomingCallback,
   idempotency?: Idempotency,
 ): Promise<AdmitResult> {
+  const result = await admitAndEnqueue(deps, cb, idempotency);
+  if (deps.replicaAck) {
+    // ACK_REPLICAS: 200 only once the replicas have it. A repeat or a resumed call may be answered from
+    // what another connection wrote: a fence write of its own first makes the WAIT cover that too.
+    const { keys } = deps.store;
+    const p = keys.partition(cb.requestId);
+    const wroteNothing = result.kind === "repeat" || result.resumed;
+    await deps.replicaAck.acknowledge(keys.request(p, cb.requestId), wroteNothing ? keys.ackFence(p) : undefined);
+  }
+  return result;
+}
+
+async function admitAndEnqueue(
+  deps: GatewayDeps,
+  cb: IncomingCallback,
+  idempotency?: Idempotency,
+): Promise<AdmitResult> {
   const { store, queues, enqueueTimeoutMs, enqueue = "script" } = deps;
   if (enqueue === "script") {
     // bounded by the gateway connection's command timeout

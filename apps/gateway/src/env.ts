@@ -1,5 +1,5 @@
 import type { WebhookAddressPolicy } from "@ess/contract";
-import type { CallbackQueues, DeadLetters, RequestStore, WebhookStore } from "@ess/store";
+import type { CallbackQueues, DeadLetters, ReplicaAck, RequestStore, WebhookStore } from "@ess/store";
 import type { Principal } from "./auth.js";
 import type { OperationsDeps } from "./ops.js";
 
@@ -19,6 +19,8 @@ export interface GatewayDeps {
    * one round trip; "queue" the admit script then BullMQ's Queue.add.
    */
   enqueue?: "script" | "queue";
+  /** ACK_REPLICAS: a callback is answered 200 only once this many replicas have it (absent: the master alone). */
+  replicaAck?: ReplicaAck | undefined;
   /** Where unexpected errors go (never to the client). */
   logError: (err: unknown, context: Record<string, unknown>) => void;
   /** Routine events worth a debug line (a client that aborted its body); absent: not logged. */

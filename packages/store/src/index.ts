@@ -3,6 +3,7 @@ export * from "./health.js";
 export * from "./keys.js";
 export * from "./queues.js";
 export * from "./redis.js";
+export * from "./replicas.js";
 export * from "./request-index.js";
 export * from "./scheduler.js";
 export * from "./scripts.js";

@@ -1,4 +1,25 @@
 import { partitionOf } from "@ess/domain";
+import { keySlot } from "./slot.js";
+
+/** Hash slots of Redis Cluster. */
+export const CLUSTER_SLOTS = 16384;
+
+/**
+ * The hash tag of partition p of P: "p<p>" when its slot falls in the p-th of P equal slot ranges,
+ * else "p<p>.<k>" with the smallest k that puts it there. Masters that own equal contiguous ranges
+ * (as `redis-cli --cluster create` assigns them) then serve P/masters partitions each, give or take
+ * one; plain "p<p>" tags land by chance (16 partitions on 3 masters: 4, 5 and 7).
+ */
+export function partitionTag(p: number, partitions: number): string {
+  const lo = Math.floor((p * CLUSTER_SLOTS) / partitions);
+  const hi = Math.floor(((p + 1) * CLUSTER_SLOTS) / partitions);
+  const fits = (tag: string) => {
+    const slot = keySlot(`{${tag}}`);
+    return slot >= lo && slot < hi;
+  };
+  if (fits(`p${p}`)) return `p${p}`;
+  for (let k = 0; ; k++) if (fits(`p${p}.${k}`)) return `p${p}.${k}`;
+}
 
 /** Name of the BullMQ queue inside each partition's prefix. */
 export const CALLBACK_QUEUE = "callbacks";
@@ -19,6 +40,8 @@ export const WEBHOOK_QUEUE = "webhooks";
  * script can touch a request, its partition's stream and queue atomically, also on Redis Cluster.
  */
 export class Keys {
+  private readonly tags: string[] = [];
+
   constructor(
     readonly prefix: string,
     readonly partitions: number,
@@ -29,9 +52,19 @@ export class Keys {
     return partitionOf(requestId, this.partitions);
   }
 
-  /** `<prefix>:{pN}`: also the BullMQ prefix of partition N's queue. */
+  /** `<prefix>:{pN}` (the tag chosen by slot, see partitionTag): also the BullMQ prefix of partition N's queue. */
   tag(p: number): string {
-    return `${this.prefix}:{p${p}}`;
+    let tag = this.tags[p];
+    if (tag === undefined) {
+      tag = `${this.prefix}:{${partitionTag(p, this.partitions)}}`;
+      this.tags[p] = tag;
+    }
+    return tag;
+  }
+
+  /** Redis Cluster's hash slot of partition p (every key of the partition is in it). */
+  slot(p: number): number {
+    return keySlot(this.tag(p));
   }
 
   request(p: number, id: string): string {
@@ -67,6 +100,10 @@ export class Keys {
   /** A bulk replay operation's progress hash. */
   replayOp(opId: string): string {
     return `${this.opsTag()}:replay:${opId}`;
+  }
+  /** A key of partition N written before a WAIT by a gateway that wrote nothing itself (see ReplicaAck). */
+  ackFence(p: number): string {
+    return `${this.tag(p)}:ackfence`;
   }
   /** The key the gateway's readiness probe writes (a small value with a short expiry). */
   readinessProbe(): string {

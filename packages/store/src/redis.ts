@@ -200,3 +200,33 @@ export function isOutOfMemory(err: unknown): boolean {
   const previous = (err as { previousErrors?: unknown[] }).previousErrors;
   return Array.isArray(previous) && previous.some(isOutOfMemory);
 }
+
+/** Where a partition lives: its hash tag, its slot, and the master serving that slot ("host:port"). */
+export interface PartitionPlacement {
+  partition: number;
+  tag: string;
+  slot: number;
+  master: string;
+}
+
+/**
+ * The partition → slot → master map, as the cluster serves it now (CLUSTER SLOTS). On a single Redis
+ * every partition is on the one server, named by its connection's address.
+ */
+export async function partitionMap(
+  redis: Redis,
+  keys: { partitions: number; tag(p: number): string; slot(p: number): number },
+): Promise<PartitionPlacement[]> {
+  let masterOf = (_slot: number) => nodeKey(redis);
+  if (isCluster(redis)) {
+    const ranges = (await redis.cluster("SLOTS")) as unknown as [number, number, [string, number]][];
+    masterOf = (slot) => {
+      const r = ranges.find(([lo, hi]) => slot >= lo && slot <= hi);
+      return r ? `${r[2][0]}:${r[2][1]}` : "unassigned";
+    };
+  }
+  return Array.from({ length: keys.partitions }, (_, p) => {
+    const slot = keys.slot(p);
+    return { partition: p, tag: keys.tag(p), slot, master: masterOf(slot) };
+  });
+}
