@@ -3,17 +3,19 @@
  * - REDIS_URL set: use it.
  * - else redis-server on PATH: start a private one with AOF on, data under .data/redis.
  * - else: say exactly what to install or run, and exit 1.
+ * `npm start -- --cluster` (or REDIS_CLUSTER=1): a local Redis Cluster instead, 3 masters and 3 replicas
+ * from redis-server and redis-cli (fresh, in a temp dir), and every process on it (REDIS_CLUSTER_NODES).
  * Ctrl-C (or SIGTERM) stops everything this script started.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { findRedisServer, RedisServer } from "@ess/testing";
+import { findRedisServer, type RedisCluster, RedisServer, startLocalCluster } from "@ess/testing";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const children: ChildProcess[] = [];
-let redis: RedisServer | null = null;
+let redis: RedisServer | RedisCluster | null = null;
 let stopping = false;
 
 async function stopAll(code: number): Promise<never> {
@@ -61,7 +63,21 @@ process.on("SIGINT", () => void stopAll(0));
 process.on("SIGTERM", () => void stopAll(0));
 
 let redisUrl = process.env.REDIS_URL;
-if (!redisUrl) {
+const clusterEnv: NodeJS.ProcessEnv = {};
+if (process.argv.includes("--cluster") || process.env.REDIS_CLUSTER === "1") {
+  const started = await startLocalCluster();
+  if (!started.cluster) {
+    console.error(`No local Redis Cluster: ${started.reason}`);
+    process.exit(1);
+  }
+  redis = started.cluster;
+  redisUrl = started.cluster.url;
+  clusterEnv.REDIS_CLUSTER_NODES = started.cluster.seeds.join(",");
+  console.log(`[redis] Redis Cluster, 3 masters + 3 replicas: ${clusterEnv.REDIS_CLUSTER_NODES}`);
+  console.log(
+    `[redis] partition map: REDIS_URL=${redisUrl} REDIS_CLUSTER_NODES=${clusterEnv.REDIS_CLUSTER_NODES} npm run cli -- partitions`,
+  );
+} else if (!redisUrl) {
   const bin = findRedisServer();
   if (!bin) {
     console.error(
@@ -86,7 +102,7 @@ if (!redisUrl) {
 
 const port = process.env.PORT ?? "8080";
 // local use: no credentials needed unless AUTH_USERS / AUTH_TOKENS are set (the gateway logs a warning)
-const env = { ALLOW_ANONYMOUS: "true", ...process.env, REDIS_URL: redisUrl, PORT: port };
+const env = { ALLOW_ANONYMOUS: "true", ...process.env, ...clusterEnv, REDIS_URL: redisUrl, PORT: port };
 run("gateway", "apps/gateway/src/main.ts", env);
 run("worker", "apps/worker/src/main.ts", env);
 
