@@ -65,12 +65,17 @@ async function main(): Promise<void> {
   observeRedis(connection, metrics);
   instrumentStore(store, metrics, config.ACCESS_LOG ? log : undefined);
   if (tracing) traceWorker(tracing, { store, deadLetters });
-  const metricsServer = await serveMetrics(metrics, config.WORKER_METRICS_PORT, config.WORKER_METRICS_HOST).catch(
-    (err: Error) => {
-      log.fatal({ err: err.message, port: config.WORKER_METRICS_PORT }, "cannot open the metrics port");
-      process.exit(1);
-    },
-  );
+  let stopping = false;
+  const ready = () => !stopping && connection.status === "ready";
+  const metricsServer = await serveMetrics(
+    metrics,
+    config.WORKER_METRICS_PORT,
+    config.WORKER_METRICS_HOST,
+    ready,
+  ).catch((err: Error) => {
+    log.fatal({ err: err.message, port: config.WORKER_METRICS_PORT }, "cannot open the metrics port");
+    process.exit(1);
+  });
   log.info({ port: metricsServer.port, host: config.WORKER_METRICS_HOST }, "metrics listening");
   const worker = createWorker({
     connection,
@@ -122,7 +127,6 @@ async function main(): Promise<void> {
   if (!webhooks) log.warn({}, "WEBHOOK_SECRET is not set: webhook deliveries are off (their secrets cannot be opened)");
   log.info({ partitions: partitions.length, concurrency: config.WORKER_CONCURRENCY }, "worker started");
 
-  let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;

@@ -141,11 +141,15 @@ export function observeWebhooks(webhooks: Pick<Webhooks, "workers">, metrics: Wo
   }
 }
 
-/** Serves GET /metrics and GET /healthz; resolves with the port once listening. */
+/**
+ * Serves GET /metrics, GET /healthz (alive) and GET /readyz (200 while `ready()` says the Redis
+ * connection is up and the process is not stopping, else 503); resolves with the port once listening.
+ */
 export async function serveMetrics(
   metrics: WorkerMetrics,
   port: number,
   host: string,
+  ready: () => boolean = () => true,
 ): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?", 1)[0];
@@ -165,6 +169,12 @@ export async function serveMetrics(
     if (req.method === "GET" && path === "/healthz") {
       res.writeHead(200, { "content-type": "application/json" });
       res.end('{"status":"ok"}');
+      return;
+    }
+    if (req.method === "GET" && path === "/readyz") {
+      const ok = ready();
+      res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
+      res.end(ok ? '{"status":"ready"}' : '{"status":"not ready"}');
       return;
     }
     res.writeHead(404, { "content-type": "application/json" });
