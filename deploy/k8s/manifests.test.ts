@@ -63,7 +63,8 @@ const MODELS: Record<string, (o: unknown) => { validate(): void }> = {
   "autoscaling/v2/HorizontalPodAutoscaler": (o) => new HorizontalPodAutoscaler(o as HorizontalPodAutoscaler),
 };
 
-const of = (kind: string, name: string) => docs.find((d) => d.doc.kind === kind && d.doc.metadata.name === name)?.doc;
+const of = (kind: string, name: string): unknown =>
+  docs.find((d) => d.doc.kind === kind && d.doc.metadata.name === name)?.doc;
 
 describe("deploy/k8s manifests", () => {
   it("every document validates against its schema", () => {
