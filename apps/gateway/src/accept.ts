@@ -1,7 +1,7 @@
 import type { CallbackJob } from "@ess/contract";
 import type { CallbackStatus } from "@ess/domain";
 import type { AdmitResult } from "@ess/store";
-import type { GatewayDeps } from "./env.js";
+import type { GatewayDeps } from "./context.js";
 
 /** A callback as the gateway accepts it (executionStatus, or a checkInCancelling as an UPDATE). */
 export interface IncomingCallback {

@@ -3,7 +3,7 @@ import { EssError } from "@ess/domain";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { ADMIN_ACCESS_RULES } from "./auth.js";
 import { mountDashboard } from "./dashboard.js";
-import type { AppEnv, GatewayDeps } from "./env.js";
+import type { AppEnv, GatewayDeps } from "./context.js";
 import { handleError } from "./errors.js";
 import { installOperations } from "./ops.js";
 import { bindRoutes, validationHook } from "./routes/bind.js";

@@ -3,7 +3,7 @@ import { EssError } from "@ess/domain";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { ACCESS_RULES } from "./auth.js";
 import { docsRoutes } from "./docs.js";
-import type { AppEnv, GatewayDeps } from "./env.js";
+import type { AppEnv, GatewayDeps } from "./context.js";
 import { handleError } from "./errors.js";
 import { installOperations } from "./ops.js";
 import { bindRoutes, validationHook } from "./routes/bind.js";
@@ -13,7 +13,7 @@ import { requestHandlers } from "./routes/requests.js";
 import { schedulerHandlers } from "./routes/scheduler.js";
 
 export { createAdminApp } from "./admin.js";
-export type { AppEnv, GatewayDeps, SchedulerSettings } from "./env.js";
+export type { AppEnv, GatewayDeps, SchedulerSettings } from "./context.js";
 export { CANCEL_HEADER } from "./routes/callback.js";
 
 /**

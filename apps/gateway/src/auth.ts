@@ -2,7 +2,7 @@ import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual } from "no
 import { assertRoles, GATEWAY_ROUTES, ROLES, type Role, type RouteDeclaration } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "./env.js";
+import type { AppEnv } from "./context.js";
 import { ADMIN_ROUTES } from "./routes/admin-routes.js";
 
 export { ROLES, type Role } from "@ess/contract";

@@ -2,7 +2,7 @@ import { EssError, parseRequestId } from "@ess/domain";
 import type { Keys } from "@ess/store";
 import type { MiddlewareHandler } from "hono";
 import type { Redis } from "ioredis";
-import type { AppEnv } from "./env.js";
+import type { AppEnv } from "./context.js";
 import type { GatewayMetrics } from "./metrics.js";
 
 /**

@@ -1,6 +1,6 @@
 import { EssError, parseRequestId } from "@ess/domain";
 import type { Context } from "hono";
-import type { AppEnv } from "./env.js";
+import type { AppEnv } from "./context.js";
 import { VENDOR_JSON } from "./errors.js";
 
 /** The path's requestId in canonical form, or a 400 naming the problem. */

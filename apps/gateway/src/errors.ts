@@ -3,7 +3,7 @@ import { type ErrorCode, EssError } from "@ess/domain";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { AppEnv } from "./env.js";
+import type { AppEnv } from "./context.js";
 
 /** The vendor media type a client may ask for; error bodies echo it when the request used it. */
 export const VENDOR_JSON = "application/vnd.oracle.resource+json";

@@ -12,7 +12,7 @@ import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createApp } from "./app.js";
 import { ACCESS_RULES, Authenticator, ruleFor } from "./auth.js";
 import { RateLimiter } from "./backpressure.js";
-import type { GatewayDeps } from "./env.js";
+import type { GatewayDeps } from "./context.js";
 import { type OperationsDeps, Readiness } from "./ops.js";
 
 const ctx = useTestContext({ partitions: 2 });

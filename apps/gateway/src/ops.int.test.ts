@@ -6,7 +6,7 @@ import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
 import { Authenticator } from "./auth.js";
 import { BacklogMonitor, RateLimiter } from "./backpressure.js";
-import type { GatewayDeps } from "./env.js";
+import type { GatewayDeps } from "./context.js";
 import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
 import { type OperationsDeps, Readiness } from "./ops.js";
 

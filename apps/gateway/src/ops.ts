@@ -5,7 +5,7 @@ import type { Hono, MiddlewareHandler } from "hono";
 import type { Redis } from "ioredis";
 import { type AccessRule, type Authenticator, authMiddleware, ruleFor } from "./auth.js";
 import { type BacklogMonitor, backpressureMiddleware, type RateLimiter } from "./backpressure.js";
-import type { AppEnv, GatewayDeps } from "./env.js";
+import type { AppEnv, GatewayDeps } from "./context.js";
 import type { GatewayMetrics, QueueCatalog } from "./metrics.js";
 
 /** What the operations layer needs (issue 5); built by main.ts, or by a test. */

@@ -6,7 +6,7 @@ import { useTestContext } from "../../../test/support/context.js";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
 import { Authenticator } from "./auth.js";
-import type { AppEnv } from "./env.js";
+import type { AppEnv } from "./context.js";
 import { GatewayMetrics, QueueCatalog } from "./metrics.js";
 import { ADMIN_ROUTES } from "./routes/admin-routes.js";
 import { bindRoutes, validationHook } from "./routes/bind.js";

@@ -4,7 +4,7 @@ import { SchedulerStore } from "@ess/store";
 import type { Context } from "hono";
 import { acceptCallback } from "../accept.js";
 import { requestHref } from "../details.js";
-import type { AppEnv } from "../env.js";
+import type { AppEnv } from "../context.js";
 import type { RouteHandlers } from "./bind.js";
 import { CANCEL_HEADER } from "./callback.js";
 
