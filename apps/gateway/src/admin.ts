@@ -1,9 +1,9 @@
 import { ADMIN_OPERATIONS_ROUTES } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { ADMIN_ACCESS_RULES } from "./auth.js";
-import { mountDashboard } from "./dashboard.js";
+import { ADMIN_ACCESS_RULES } from "./auth/access-rules.js";
 import type { AppEnv, GatewayDeps } from "./context.js";
+import { mountDashboard } from "./dashboard.js";
 import { handleError } from "./errors.js";
 import { installOperations } from "./ops.js";
 import { bindRoutes, validationHook } from "./routes/bind.js";

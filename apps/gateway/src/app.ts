@@ -1,9 +1,9 @@
 import { API_ROUTES } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { ACCESS_RULES } from "./auth.js";
-import { docsRoutes } from "./docs.js";
+import { ACCESS_RULES } from "./auth/access-rules.js";
 import type { AppEnv, GatewayDeps } from "./context.js";
+import { docsRoutes } from "./docs.js";
 import { handleError } from "./errors.js";
 import { installOperations } from "./ops.js";
 import { bindRoutes, validationHook } from "./routes/bind.js";

@@ -1,6 +1,6 @@
 import type { WebhookAddressPolicy } from "@ess/contract";
 import type { CallbackQueues, DeadLetters, RequestStore } from "@ess/store";
-import type { Principal } from "./auth.js";
+import type { Principal } from "./auth/authenticator.js";
 import type { OperationsDeps } from "./ops.js";
 
 /** What the gateway's handlers need; injected by main.ts (or a test). */

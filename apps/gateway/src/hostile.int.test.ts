@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createAdminApp, createApp } from "./app.js";
-import { Authenticator } from "./auth.js";
+import { Authenticator } from "./auth/authenticator.js";
 
 // Property-based probing of every route with hostile input, in-process against a real Redis:
 // never a 5xx while Redis is up, every error a SimpleExceptionDetail, nothing internal in a body.

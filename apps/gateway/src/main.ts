@@ -3,7 +3,7 @@ import { WebhookAddressPolicy } from "@ess/contract";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
-import { Authenticator, CredentialsError } from "./auth.js";
+import { Authenticator, CredentialsError } from "./auth/authenticator.js";
 import { BacklogMonitor, RateLimiter } from "./backpressure.js";
 import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
 import { type OperationsDeps, Readiness } from "./ops.js";

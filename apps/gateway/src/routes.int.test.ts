@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { useTestContext } from "../../../test/support/context.js";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
-import { Authenticator } from "./auth.js";
+import { Authenticator } from "./auth/authenticator.js";
 import type { AppEnv } from "./context.js";
 import { GatewayMetrics, QueueCatalog } from "./metrics.js";
 import { ADMIN_ROUTES } from "./routes/admin-routes.js";
