@@ -4,9 +4,10 @@ import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
 import { Authenticator, CredentialsError } from "./auth/authenticator.js";
-import { BacklogMonitor, RateLimiter } from "./backpressure.js";
+import { BacklogMonitor } from "./backlog.js";
 import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
 import { type OperationsDeps, Readiness } from "./ops.js";
+import { RateLimiter } from "./rate-limit.js";
 import { serveApp } from "./server.js";
 
 /** Entry point: reads config, opens Redis, serves, and shuts down cleanly on SIGTERM/SIGINT. */

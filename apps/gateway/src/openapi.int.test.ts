@@ -12,9 +12,9 @@ import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createApp } from "./app.js";
 import { ACCESS_RULES, ruleFor } from "./auth/access-rules.js";
 import { Authenticator } from "./auth/authenticator.js";
-import { RateLimiter } from "./backpressure.js";
 import type { GatewayDeps } from "./context.js";
 import { type OperationsDeps, Readiness } from "./ops.js";
+import { RateLimiter } from "./rate-limit.js";
 
 const ctx = useTestContext({ partitions: 2 });
 const T = { job: "oa-job", scheduler: "oa-sched", admin: "oa-admin" };

@@ -5,10 +5,11 @@ import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
 import { Authenticator } from "./auth/authenticator.js";
-import { BacklogMonitor, RateLimiter } from "./backpressure.js";
+import { BacklogMonitor } from "./backlog.js";
 import type { GatewayDeps } from "./context.js";
 import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
 import { type OperationsDeps, Readiness } from "./ops.js";
+import { RateLimiter } from "./rate-limit.js";
 
 const ctx = useTestContext({ partitions: 2 });
 const TOKENS = { job: "job-token-1", scheduler: "sched-token-1", admin: "admin-token-1" };

@@ -6,9 +6,11 @@ import type { Redis } from "ioredis";
 import { type AccessRule, ruleFor } from "./auth/access-rules.js";
 import type { Authenticator } from "./auth/authenticator.js";
 import { authMiddleware } from "./auth/middleware.js";
-import { type BacklogMonitor, backpressureMiddleware, type RateLimiter } from "./backpressure.js";
+import type { BacklogMonitor } from "./backlog.js";
+import { backpressureMiddleware } from "./backpressure.js";
 import type { AppEnv, GatewayDeps } from "./context.js";
 import type { GatewayMetrics, QueueCatalog } from "./metrics.js";
+import type { RateLimiter } from "./rate-limit.js";
 
 /** What the operations layer needs (issue 5); built by main.ts, or by a test. */
 export interface OperationsDeps {
