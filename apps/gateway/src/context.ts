@@ -1,5 +1,6 @@
 import type { WebhookAddressPolicy } from "@ess/contract";
 import type { CallbackQueues, DeadLetters, RequestStore } from "@ess/store";
+import type { AcceptObserver } from "./accept-observer.js";
 import type { Principal } from "./auth/authenticator.js";
 import type { OperationsDeps } from "./ops.js";
 
@@ -28,6 +29,8 @@ export interface GatewayDeps {
    * `https://ess.example.com` (PUBLIC_BASE_URL). Absent: the URL the request came in on (its Host header).
    */
   publicBaseUrl?: string | undefined;
+  /** Hooks around the admit and the enqueue of a callback (metrics, tracing); absent: unobserved. */
+  observe?: AcceptObserver | undefined;
   /** Auth, metrics, backpressure, access logs, readiness (issue 5); absent: anonymous, no metrics. */
   ops?: OperationsDeps;
   /** Scheduler-side settings (issue 4); defaults apply when absent. */

@@ -1,11 +1,12 @@
 import { armShutdownDeadline, configOrExit, createLogger, httpTimeouts, loadConfig, storeLimits } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
+import { acceptMetrics } from "./accept-metrics.js";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
 import { Authenticator, CredentialsError } from "./auth/authenticator.js";
 import { BacklogMonitor } from "./backlog.js";
-import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
+import { GatewayMetrics, QueueCatalog } from "./metrics.js";
 import { type OperationsDeps, Readiness } from "./ops.js";
 import { RateLimiter } from "./rate-limit.js";
 import { serveApp } from "./server.js";
@@ -45,7 +46,6 @@ async function main(): Promise<void> {
   const keys = new Keys(config.KEY_PREFIX, config.PARTITIONS);
   const store = new RequestStore(redis, keys, storeLimits(config));
   const queues = new CallbackQueues(redis, keys, { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
-  instrumentCallbackPath(store, queues, metrics);
   const readiness = new Readiness(redis);
   const backlog =
     config.BACKLOG_LIMIT > 0
@@ -68,6 +68,7 @@ async function main(): Promise<void> {
   const sseShutdown = new AbortController();
   const deps = {
     ops,
+    observe: acceptMetrics(metrics),
     store,
     queues,
     deadLetters: new DeadLetters(redis, keys, (p, name) => queues.queue(p, name)),

@@ -9,7 +9,7 @@ import {
 } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
-import { instrumentStore, observeRedis, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
+import { applyMetrics, observeRedis, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
 import { startTimeoutSweeper } from "./timeouts.js";
 import { startWebhooks } from "./webhooks.js";
 import { createWorker } from "./worker.js";
@@ -39,7 +39,6 @@ async function main(): Promise<void> {
   const deadLetters = new DeadLetters(connection, keys, (p, name) => queues.queue(p, name));
   const metrics = new WorkerMetrics();
   observeRedis(connection, metrics);
-  instrumentStore(store, metrics, config.ACCESS_LOG ? log : undefined);
   const metricsServer = await serveMetrics(metrics, config.WORKER_METRICS_PORT, config.WORKER_METRICS_HOST).catch(
     (err: Error) => {
       log.fatal({ err: err.message, port: config.WORKER_METRICS_PORT }, "cannot open the metrics port");
@@ -61,6 +60,7 @@ async function main(): Promise<void> {
     sweepIntervalMs: config.DLQ_SWEEP_INTERVAL_MS,
     deadLetterRetentionMs: config.DLQ_RETENTION_SECONDS * 1000,
     log,
+    observe: applyMetrics(metrics, config.ACCESS_LOG ? log : undefined),
   });
   observeWorkers(worker, metrics);
   // scheduler side: requestTimeout sweep and webhook deliveries

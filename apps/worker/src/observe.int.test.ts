@@ -3,7 +3,7 @@ import { createRedis, type RequestStore } from "@ess/store";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { eventually } from "../../../test/support/processes.js";
-import { instrumentStore, observeWorkers, WorkerMetrics } from "./observe.js";
+import { applyMetrics, observeWorkers, WorkerMetrics } from "./observe.js";
 import { type CallbackWorker, createWorker } from "./worker.js";
 
 const ctx = useTestContext({ partitions: 1 });
@@ -22,7 +22,6 @@ let failNext = 0;
 beforeAll(() => {
   // a transient Redis failure on demand, before the real apply (the worker retries it)
   const store = ctx.store as RequestStore;
-  instrumentStore(store, metrics, log);
   const apply = store.apply.bind(store);
   store.apply = async (...args: Parameters<RequestStore["apply"]>) => {
     if (failNext > 0) {
@@ -44,6 +43,7 @@ beforeAll(() => {
     sweepIntervalMs: 1000,
     deadLetterRetentionMs: 86400_000,
     log,
+    observe: applyMetrics(metrics, log),
   });
   observeWorkers(worker, metrics);
 });

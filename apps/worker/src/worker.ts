@@ -1,5 +1,6 @@
-import { callbackJobSchema } from "@ess/contract";
+import { type CallbackJob, callbackJobSchema } from "@ess/contract";
 import {
+  type ApplyResult,
   CALLBACK_QUEUE,
   type CallbackQueues,
   type DeadLetters,
@@ -21,6 +22,21 @@ export interface WorkerLogger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
+}
+
+/** One apply of a callback (`cb`, the job) or of a gap check (`gap`, the missing seq). */
+export interface ApplyCall {
+  requestId: string;
+  mode: "cb" | "gap";
+  arg: CallbackJob | number;
+}
+
+/**
+ * Hooks around the worker's apply, called where it happens: the metrics and the per-job log line
+ * (observe.ts), and a tracer's span. A hook runs `work` once and returns (or throws) what it did.
+ */
+export interface WorkerObserver {
+  apply(call: ApplyCall, work: () => Promise<ApplyResult>): Promise<ApplyResult>;
 }
 
 export interface WorkerDeps {
@@ -47,6 +63,8 @@ export interface WorkerDeps {
   /** dead letters older than this are purged (hourly, by one worker at a time) */
   deadLetterRetentionMs: number;
   log: WorkerLogger;
+  /** Hooks around each apply (metrics, tracing); absent: unobserved. */
+  observe?: WorkerObserver | undefined;
   /** Test seam: runs before a callback is applied; throwing simulates a failure of the attempt. */
   beforeApply?: (job: Job) => void | Promise<void>;
 }
@@ -74,6 +92,10 @@ export interface CallbackWorker {
  */
 export function createWorker(deps: WorkerDeps): CallbackWorker {
   const { store, queues, deadLetters, log } = deps;
+  const apply = (call: ApplyCall): Promise<ApplyResult> => {
+    const work = () => store.apply(call.requestId, call.mode, call.arg);
+    return deps.observe ? deps.observe.apply(call, work) : work();
+  };
 
   async function scheduleGapCheck(requestId: string, missing: number, delay: number): Promise<void> {
     const p = store.keys.partition(requestId);
@@ -101,7 +123,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     }
     const cb = parsed.data;
     await deps.beforeApply?.(job);
-    const res = await store.apply(cb.requestId, "cb", cb);
+    const res = await apply({ requestId: cb.requestId, mode: "cb", arg: cb });
     log.debug({ requestId: cb.requestId, seq: cb.seq, status: cb.status, result: res.result }, "callback processed");
     if (res.result === "gone") {
       throw new UnrecoverableError(
@@ -116,7 +138,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     const parsed = gapJobSchema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(reasonMessage("invalid-payload", "invalid gap-check payload"));
     const { requestId, missing } = parsed.data;
-    const res = await store.apply(requestId, "gap", missing);
+    const res = await apply({ requestId, mode: "gap", arg: missing });
     if (res.result === "wait") {
       await job.moveToDelayed(Date.now() + Math.max(res.n, 10), token);
       throw new DelayedError();
