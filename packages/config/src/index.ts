@@ -1,5 +1,6 @@
 import { WebhookAddressPolicy } from "@ess/contract";
 import { z } from "zod";
+import { LOG_LEVELS } from "./logger.js";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
@@ -61,7 +62,7 @@ export const configSchema = z.object({
   /** Idempotency-Key records are kept this many seconds. */
   IDEMPOTENCY_TTL_SECONDS: int(1, 604800).default(86400),
   /** Log level (fatal, error, warn, info, debug). */
-  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "silent"]).default("info"),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   /** Seconds the processes wait for in-flight work on SIGTERM before exiting. */
   SHUTDOWN_TIMEOUT_SECONDS: int(1, 600).default(20),
   // scheduler side (issue 4)
@@ -235,5 +236,5 @@ export function parsePartitionList(spec: string, partitions: number): number[] {
   return [...out].sort((x, y) => x - y);
 }
 
-export { createLogger, type Logger } from "./logger.js";
+export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./logger.js";
 export { armShutdownDeadline } from "./shutdown.js";
