@@ -205,6 +205,7 @@ async function readLimited(stream: ReadableStream<Uint8Array> | null, limit: num
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
+      // the answer is 413 whatever happens to the rest of the body; a failed cancel changes nothing
       await reader.cancel().catch(() => {});
       throw tooLarge(limit);
     }

@@ -31,9 +31,9 @@ export interface GatewayDeps {
   publicBaseUrl?: string | undefined;
   /** Hooks around the admit and the enqueue of a callback (metrics, tracing); absent: unobserved. */
   observe?: AcceptObserver | undefined;
-  /** Auth, metrics, backpressure, access logs, readiness (issue 5); absent: anonymous, no metrics. */
+  /** Auth, metrics, backpressure, access logs, readiness; absent: anonymous, no metrics. */
   ops?: OperationsDeps;
-  /** Scheduler-side settings (issue 4); defaults apply when absent. */
+  /** Scheduler-side settings; defaults apply when absent. */
   scheduler?: SchedulerSettings;
 }
 

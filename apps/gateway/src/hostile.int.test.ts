@@ -199,6 +199,7 @@ async function check(res: Response, what: string, secrets: string[] = []): Promi
   }
   if (res.status < 400) {
     // a stream (SSE) answer: take what is there and hang up, as a client would
+    // only the status matters here; the body may already be gone
     await res.body?.cancel().catch(() => {});
     return;
   }

@@ -109,8 +109,10 @@ async function main(): Promise<void> {
     sseShutdown.abort();
     adminServer.close();
     server.close(async () => {
-      await queues.close().catch(() => {});
-      await redis.quit().catch(() => {});
+      // exiting anyway: a close that fails (Redis gone) is logged and the next one still runs
+      const closing = (what: string) => (err: Error) => log.warn({ err: err.message }, `${what} did not close cleanly`);
+      await queues.close().catch(closing("queues"));
+      await redis.quit().catch(closing("redis connection"));
       log.info("stopped");
       process.exit(0);
     });

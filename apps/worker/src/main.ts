@@ -99,10 +99,12 @@ async function main(): Promise<void> {
     // active jobs get three quarters of the time; the rest is for handing back what still runs and closing
     await worker.close(config.SHUTDOWN_TIMEOUT_SECONDS * 750);
     await sweeper.stop();
-    await webhooks?.close().catch(() => {});
+    // exiting anyway: a close that fails (Redis gone) is logged and the next one still runs
+    const closing = (what: string) => (err: Error) => log.warn({ err: err.message }, `${what} did not close cleanly`);
+    await webhooks?.close().catch(closing("webhook worker"));
     metricsServer.server.close();
-    await queues.close().catch(() => {});
-    await connection.quit().catch(() => {});
+    await queues.close().catch(closing("queues"));
+    await connection.quit().catch(closing("redis connection"));
     log.info({}, "stopped");
     process.exit(0);
   };

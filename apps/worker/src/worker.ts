@@ -75,6 +75,18 @@ const gapJobSchema = z.strictObject({
 });
 const replayJobSchema = z.strictObject({ opId: z.string().regex(/^[0-9a-f]{16}$/) });
 
+/**
+ * A gap check re-runs (after GAP_CHECK_RETRY_MS) while Redis fails it, this many times at most: enough
+ * to outlast a long Redis outage, since a gap check that gives up leaves its request waiting for good.
+ */
+export const GAP_CHECK_ATTEMPTS = 1000;
+export const GAP_CHECK_RETRY_MS = 1000;
+/** How often a worker tries to purge dead letters past their retention; the first try comes soon after start. */
+export const PURGE_INTERVAL_MS = 3600_000;
+export const FIRST_PURGE_DELAY_MS = 5000;
+/** The purge lock outlives a purge; it expires on its own if the worker holding it dies. */
+export const PURGE_LOCK_SECONDS = 300;
+
 /** A running worker: one BullMQ Worker per served partition, plus the ops worker. */
 export interface CallbackWorker {
   workers: Worker[];
@@ -105,8 +117,8 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
       {
         jobId: `gap-${requestId}-${missing}`,
         delay,
-        attempts: 1000,
-        backoff: { type: "fixed", delay: 1000 },
+        attempts: GAP_CHECK_ATTEMPTS,
+        backoff: { type: "fixed", delay: GAP_CHECK_RETRY_MS },
         removeOnComplete: true,
         removeOnFail: false,
       },
@@ -205,7 +217,10 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
       void job
         .isFailed()
         .then((final) => (final ? deadLetter(p, job) : undefined))
-        .catch(() => {});
+        // the job stays in the failed set, where the next sweep moves it into the dead letters
+        .catch((err: Error) =>
+          log.warn({ partition: p, jobId: job.id, err: err.message }, "dead-lettering deferred to the sweep"),
+        );
     });
     w.on("stalled", (jobId) => log.warn({ partition: p, jobId }, "job stalled; handed to another worker"));
     w.on("error", (err) => log.error({ partition: p, err: err.message }, "worker error"));
@@ -242,7 +257,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
   async function purgeExpired(): Promise<number> {
     // one worker at a time: the lock expires on its own if this one dies
     const lock = store.keys.lock("dlq-purge");
-    if ((await deps.connection.set(lock, "1", "EX", 300, "NX")) !== "OK") return 0;
+    if ((await deps.connection.set(lock, "1", "EX", PURGE_LOCK_SECONDS, "NX")) !== "OK") return 0;
     try {
       const n = await deadLetters.purgeMatching({ to: Date.now() - deps.deadLetterRetentionMs });
       if (n > 0) log.info({ purged: n }, "dead letters past retention purged");
@@ -259,10 +274,13 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     ),
     setInterval(
       () => void purgeExpired().catch((err: Error) => log.warn({ err: err.message }, "purge failed")),
-      3600_000,
+      PURGE_INTERVAL_MS,
     ),
   ];
-  const firstPurge = setTimeout(() => void purgeExpired().catch(() => {}), 5000);
+  const firstPurge = setTimeout(
+    () => void purgeExpired().catch((err: Error) => log.warn({ err: err.message }, "purge failed")),
+    FIRST_PURGE_DELAY_MS,
+  );
   for (const t of [...timers, firstPurge]) t.unref();
 
   return {

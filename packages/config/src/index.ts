@@ -65,7 +65,7 @@ export const configSchema = z.object({
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   /** Seconds the processes wait for in-flight work on SIGTERM before exiting. */
   SHUTDOWN_TIMEOUT_SECONDS: int(1, 600).default(20),
-  // scheduler side (issue 4)
+  // scheduler side
   /** forceCancel is refused until a CANCELLING request has been quiet this long (since CANCELLING or its last check-in), ms. */
   FORCE_CANCEL_QUIET_MS: int(0, 7 * 86400000).default(30 * 60000),
   /** What a passed requestTimeout does: "mark" (isTimedOut=true, state kept, as ESS) or "error" (ERROR, errorType TIMEOUT). */
@@ -98,7 +98,7 @@ export const configSchema = z.object({
   /** Gateway: how often an idle SSE connection (GET /gateway/v1/events) polls the event streams, ms. */
   SSE_POLL_MS: int(20, 10000).default(250),
 
-  // operations (issue 5)
+  // operations
   /** "true" lets the gateway run with no credentials configured (every caller gets every role); local use only. */
   ALLOW_ANONYMOUS: bool.default(false),
   /** HTTP Basic users, comma-separated "name:role+role:secret"; secret = scrypt hash (npm run hash-secret) or a password. */
@@ -145,7 +145,7 @@ export const configSchema = z.object({
   /** Worker: bind address of its metrics listener. */
   WORKER_METRICS_HOST: z.string().min(1).default("127.0.0.1"),
 
-  // performance (issue 6)
+  // performance
   /** Gateway: "script" = admit and BullMQ's add in one Lua script (one round trip); "queue" = admit, then Queue.add. */
   ENQUEUE_MODE: z.enum(["script", "queue"]).default("script"),
   /** Gateway: ioredis auto-pipelining (callbacks arriving in one event-loop tick share one Redis write). */

@@ -56,10 +56,10 @@ export const SCRIPTS = {
   admit: 2,
   apply: 5,
   register: 4,
-  // scheduler side (issue 4)
+  // scheduler side
   cancel: 5,
   sweepTimeouts: 2,
-  // performance (issue 6): admit and BullMQ's add in one round trip
+  // admit and BullMQ's add in one round trip
   admitEnqueue: 11,
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
