@@ -5,7 +5,7 @@ import { ADMIN_ACCESS_RULES } from "./auth/access-rules.js";
 import type { AppEnv, GatewayDeps } from "./context.js";
 import { mountDashboard } from "./dashboard.js";
 import { handleError } from "./errors.js";
-import { installOperations } from "./ops.js";
+import { installOperations } from "./ops/install.js";
 import { bindRoutes, validationHook } from "./routes/bind.js";
 import { DEAD_LETTER_ROUTES, deadLetterHandlers } from "./routes/dead-letters.js";
 

@@ -5,7 +5,7 @@ import { ACCESS_RULES } from "./auth/access-rules.js";
 import type { AppEnv, GatewayDeps } from "./context.js";
 import { docsRoutes } from "./docs.js";
 import { handleError } from "./errors.js";
-import { installOperations } from "./ops.js";
+import { installOperations } from "./ops/install.js";
 import { bindRoutes, validationHook } from "./routes/bind.js";
 import { callbackHandlers } from "./routes/callback.js";
 import { eventHandlers } from "./routes/events.js";

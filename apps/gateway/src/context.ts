@@ -1,8 +1,12 @@
+import type { Logger } from "@ess/config";
 import type { WebhookAddressPolicy } from "@ess/contract";
 import type { CallbackQueues, DeadLetters, RequestStore } from "@ess/store";
 import type { AcceptObserver } from "./accept-observer.js";
-import type { Principal } from "./auth/authenticator.js";
-import type { OperationsDeps } from "./ops.js";
+import type { Authenticator, Principal } from "./auth/authenticator.js";
+import type { BacklogMonitor } from "./backlog.js";
+import type { GatewayMetrics, QueueCatalog } from "./metrics.js";
+import type { Readiness } from "./ops/readiness.js";
+import type { RateLimiter } from "./rate-limit.js";
 
 /** What the gateway's handlers need; injected by main.ts (or a test). */
 export interface GatewayDeps {
@@ -62,4 +66,17 @@ export interface AppEnv {
     /** The callback's ESS status once its body parsed (for the callbacks metric). */
     callbackStatus: string | undefined;
   };
+}
+
+/** What the operations layer needs; built by main.ts, or by a test. */
+export interface OperationsDeps {
+  auth: Authenticator;
+  metrics?: GatewayMetrics | undefined;
+  catalog?: QueueCatalog | undefined;
+  backlog?: BacklogMonitor | undefined;
+  rateLimit?: RateLimiter | undefined;
+  /** Access logs (one line per request) go here; absent: none. */
+  accessLog?: Logger | undefined;
+  readiness?: Readiness | undefined;
+  retryAfterSeconds: number;
 }

@@ -6,8 +6,9 @@ import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
 import { Authenticator, CredentialsError } from "./auth/authenticator.js";
 import { BacklogMonitor } from "./backlog.js";
+import type { OperationsDeps } from "./context.js";
 import { GatewayMetrics, QueueCatalog } from "./metrics.js";
-import { type OperationsDeps, Readiness } from "./ops.js";
+import { Readiness } from "./ops/readiness.js";
 import { RateLimiter } from "./rate-limit.js";
 import { serveApp } from "./server.js";
 

@@ -12,8 +12,8 @@ import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createApp } from "./app.js";
 import { ACCESS_RULES, ruleFor } from "./auth/access-rules.js";
 import { Authenticator } from "./auth/authenticator.js";
-import type { GatewayDeps } from "./context.js";
-import { type OperationsDeps, Readiness } from "./ops.js";
+import type { GatewayDeps, OperationsDeps } from "./context.js";
+import { Readiness } from "./ops/readiness.js";
 import { RateLimiter } from "./rate-limit.js";
 
 const ctx = useTestContext({ partitions: 2 });

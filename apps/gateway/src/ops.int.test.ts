@@ -7,9 +7,9 @@ import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { BacklogMonitor } from "./backlog.js";
-import type { GatewayDeps } from "./context.js";
+import type { GatewayDeps, OperationsDeps } from "./context.js";
 import { GatewayMetrics, QueueCatalog } from "./metrics.js";
-import { type OperationsDeps, Readiness } from "./ops.js";
+import { Readiness } from "./ops/readiness.js";
 import { RateLimiter } from "./rate-limit.js";
 
 const ctx = useTestContext({ partitions: 2 });
