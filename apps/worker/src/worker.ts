@@ -9,20 +9,15 @@ import {
   OPS_QUEUE,
   type RequestStore,
   reasonMessage,
-  WEBHOOK_QUEUE,
 } from "@ess/store";
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { z } from "zod";
+import { deadLetterUpkeep } from "./dead-letter-upkeep.js";
 import { classify } from "./failures.js";
+import type { WorkerLogger } from "./logger.js";
 
-/** Minimal logger surface (pino's). */
-export interface WorkerLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+export type { WorkerLogger } from "./logger.js";
 
 /** One apply of a callback (`cb`, the job) or of a gap check (`gap`, the missing seq). */
 export interface ApplyCall {
@@ -81,12 +76,6 @@ const replayJobSchema = z.strictObject({ opId: z.string().regex(/^[0-9a-f]{16}$/
  */
 export const GAP_CHECK_ATTEMPTS = 1000;
 export const GAP_CHECK_RETRY_MS = 1000;
-/** How often a worker tries to purge dead letters past their retention; the first try comes soon after start. */
-export const PURGE_INTERVAL_MS = 3600_000;
-export const FIRST_PURGE_DELAY_MS = 5000;
-/** The purge lock outlives a purge; it expires on its own if the worker holding it dies. */
-export const PURGE_LOCK_SECONDS = 300;
-
 /** A running worker: one BullMQ Worker per served partition, plus the ops worker. */
 export interface CallbackWorker {
   workers: Worker[];
@@ -104,6 +93,7 @@ export interface CallbackWorker {
  */
 export function createWorker(deps: WorkerDeps): CallbackWorker {
   const { store, queues, deadLetters, log } = deps;
+  const upkeep = deadLetterUpkeep(deps);
   const apply = (call: ApplyCall): Promise<ApplyResult> => {
     const work = () => store.apply(call.requestId, call.mode, call.arg);
     return deps.observe ? deps.observe.apply(call, work) : work();
@@ -189,19 +179,6 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     }
   };
 
-  async function deadLetter(p: number, job: Job): Promise<void> {
-    try {
-      const entry = await deadLetters.record(p, job);
-      log.warn(
-        { requestId: entry.requestId, seq: entry.seq, reason: entry.reason, attempts: entry.attempts, id: entry.id },
-        "job dead-lettered",
-      );
-    } catch (err) {
-      // the job stays in BullMQ's failed set; the next sweep moves it
-      log.error({ jobId: job.id, err: (err as Error).message }, "could not dead-letter; will retry on sweep");
-    }
-  }
-
   const workers = deps.partitions.map((p) => {
     const w = new Worker(CALLBACK_QUEUE, processor, {
       connection: deps.connection,
@@ -216,7 +193,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
       if (!job || err instanceof DelayedError || err.name === "DelayedError") return;
       void job
         .isFailed()
-        .then((final) => (final ? deadLetter(p, job) : undefined))
+        .then((final) => (final ? upkeep.deadLetter(p, job) : undefined))
         // the job stays in the failed set, where the next sweep moves it into the dead letters
         .catch((err: Error) =>
           log.warn({ partition: p, jobId: job.id, err: err.message }, "dead-lettering deferred to the sweep"),
@@ -240,56 +217,14 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
   );
   opsWorker.on("error", (err) => log.error({ err: err.message }, "ops worker error"));
 
-  async function sweep(): Promise<number> {
-    let moved = 0;
-    for (const p of deps.partitions) {
-      for (const name of [CALLBACK_QUEUE, WEBHOOK_QUEUE]) {
-        const failed = await queues.queue(p, name).getFailed(0, 199);
-        for (const job of failed) {
-          await deadLetter(p, job);
-          moved++;
-        }
-      }
-    }
-    return moved;
-  }
-
-  async function purgeExpired(): Promise<number> {
-    // one worker at a time: the lock expires on its own if this one dies
-    const lock = store.keys.lock("dlq-purge");
-    if ((await deps.connection.set(lock, "1", "EX", PURGE_LOCK_SECONDS, "NX")) !== "OK") return 0;
-    try {
-      const n = await deadLetters.purgeMatching({ to: Date.now() - deps.deadLetterRetentionMs });
-      if (n > 0) log.info({ purged: n }, "dead letters past retention purged");
-      return n;
-    } finally {
-      await deps.connection.del(lock);
-    }
-  }
-
-  const timers = [
-    setInterval(
-      () => void sweep().catch((err: Error) => log.warn({ err: err.message }, "sweep failed")),
-      deps.sweepIntervalMs,
-    ),
-    setInterval(
-      () => void purgeExpired().catch((err: Error) => log.warn({ err: err.message }, "purge failed")),
-      PURGE_INTERVAL_MS,
-    ),
-  ];
-  const firstPurge = setTimeout(
-    () => void purgeExpired().catch((err: Error) => log.warn({ err: err.message }, "purge failed")),
-    FIRST_PURGE_DELAY_MS,
-  );
-  for (const t of [...timers, firstPurge]) t.unref();
+  upkeep.start();
 
   return {
     workers,
-    sweep,
-    purgeExpired,
+    sweep: upkeep.sweep,
+    purgeExpired: upkeep.purgeExpired,
     async close(timeoutMs = 20000) {
-      for (const t of timers) clearInterval(t);
-      clearTimeout(firstPurge);
+      upkeep.stop();
       const all = [...workers, opsWorker];
       const closing = Promise.all(all.map((w) => w.close()));
       let timer: NodeJS.Timeout | undefined;
