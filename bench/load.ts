@@ -14,6 +14,10 @@ export interface Call {
   path: string;
   body: string;
   expect: number;
+  /** default POST */
+  method?: string;
+  /** sent on top of (and over) the driver's headers */
+  headers?: Record<string, string>;
 }
 
 const FINALS = ["SUCCESS", "SUCCESS", "SUCCESS", "WARNING", "ERROR", "CANCEL"] as const;
@@ -90,6 +94,8 @@ export interface LoadOptions {
   rate?: number;
   /** run for this many seconds instead of until the calls are used up (the calls then cycle) */
   duration?: number;
+  /** headers of every call (e.g. Authorization) */
+  headers?: Record<string, string>;
 }
 
 /**
@@ -102,9 +108,10 @@ export async function drive(url: string, calls: Call[], opts: LoadOptions): Prom
     method: "POST",
     setupRequest: (req) => {
       const call = calls[next++ % calls.length]!;
+      req.method = call.method ?? "POST";
       req.path = call.path;
       req.body = call.body;
-      req.headers = { "content-type": "application/json" };
+      req.headers = { "content-type": "application/json", ...opts.headers, ...call.headers };
       return req;
     },
   };
@@ -160,7 +167,13 @@ export interface PacedResult {
  * is not a steady 50 %). Latency counts from the scheduled start, so a stalled server is not hidden
  * (no coordinated omission). At most `connections` keep-alive sockets; calls beyond wait for one.
  */
-export async function drivePaced(url: string, calls: Call[], rate: number, connections: number): Promise<PacedResult> {
+export async function drivePaced(
+  url: string,
+  calls: Call[],
+  rate: number,
+  connections: number,
+  headers: Record<string, string> = {},
+): Promise<PacedResult> {
   const { hostname, port } = new URL(url);
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   const latencies: number[] = [];
@@ -177,9 +190,9 @@ export async function drivePaced(url: string, calls: Call[], rate: number, conne
           agent,
           hostname,
           port,
-          method: "POST",
+          method: call.method ?? "POST",
           path: call.path,
-          headers: { "content-type": "application/json", "content-length": body.length },
+          headers: { "content-type": "application/json", ...headers, ...call.headers, "content-length": body.length },
         },
         (res) => {
           res.resume();

@@ -3,6 +3,8 @@
 // them with autocannon on 127.0.0.1, prints a markdown table and writes JSON under bench-results/.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { findRedisServer, RedisServer } from "@ess/testing";
@@ -20,6 +22,7 @@ import {
   statusCounts,
   type Target,
 } from "./load.js";
+import { backlog as backlogOf, cpuSeconds, rssMiB, waitDrained as waitDrainedOf } from "./measure.js";
 
 const HELP = `npm run bench -- [options]
 
@@ -35,6 +38,12 @@ const HELP = `npm run bench -- [options]
   --no-scaling         skip the 2-gateway and 2-worker phases (first profile only; quick skips them)
   --no-compare         skip the gateway variants (ENQUEUE_MODE=queue, REDIS_AUTO_PIPELINING=true, ACCESS_LOG=false),
                        measured at max rate on the first profile (quick skips them)
+  --variants I,J       only these gateway variants (0-based, in the order above and in BENCHMARKS.md; default all:
+                       0 ENQUEUE_MODE=queue, 1 REDIS_AUTO_PIPELINING, 2 ACCESS_LOG=false, 3 tracing on
+                       but sampling nothing, 4 tracing on, every callback exported)
+  --baseline DIR,...   also measure the default gateway of other checkouts (npm ci done there), as variants:
+                       e.g. the commit before a change, to show the change's cost in the same rounds, and a
+                       copy of this one (an A/A pair shows what the order within a round alone does)
   --out DIR            where the JSON goes (default bench-results/)
   --cpu-prof           run gateways and workers with node --cpu-prof (profiles in <out>/profiles/)
   --help               this text`;
@@ -54,6 +63,8 @@ const { values: args } = parseArgs({
     rounds: { type: "string" },
     out: { type: "string", default: "bench-results" },
     "cpu-prof": { type: "boolean", default: false },
+    variants: { type: "string" },
+    baseline: { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
@@ -76,6 +87,8 @@ const opts = {
   rounds: Math.max(1, Number(args.rounds ?? (quick ? 1 : 3))),
   out: args.out,
   cpuProf: args["cpu-prof"],
+  variants: args.variants?.split(",").map((x) => Number(x.trim())),
+  baseline: args.baseline?.split(",").map((x) => x.trim()),
 };
 for (const [k, v] of Object.entries(opts)) {
   if (typeof v === "number" && !(Number.isFinite(v) && v >= 0)) throw new Error(`bad --${k}: ${v}`);
@@ -99,29 +112,6 @@ const log = (msg: string) => console.error(`[bench +${((Date.now() - started) / 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- process and Redis measurements
-
-/** utime + stime of a process in seconds (Linux /proc). */
-function cpuSeconds(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
-
-/** VmRSS of a process in MiB. */
-function rssMiB(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : 0;
-  } catch {
-    return 0;
-  }
-}
 
 interface RedisSample {
   calls: number;
@@ -166,26 +156,8 @@ function round(x: number, digits = 1): number {
   return Math.round(x * f) / f;
 }
 
-/** Jobs waiting or active over all partition queues. */
-async function backlog(redis: Redis): Promise<number> {
-  const pipe = redis.pipeline();
-  for (let p = 0; p < PARTITIONS; p++) {
-    const q = `${KEY_PREFIX}:{p${p}}:callbacks`;
-    // delayed jobs are gap checks due GAP_TIMEOUT_MS later: not backlog
-    pipe.llen(`${q}:wait`).llen(`${q}:active`);
-  }
-  const res = (await pipe.exec()) ?? [];
-  return res.reduce((sum, [, n]) => sum + Number(n ?? 0), 0);
-}
-
-async function waitDrained(redis: Redis, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if ((await backlog(redis)) === 0) return true;
-    await sleep(100);
-  }
-  return false;
-}
+const backlog = (redis: Redis) => backlogOf(redis, KEY_PREFIX, PARTITIONS);
+const waitDrained = (redis: Redis, timeoutMs: number) => waitDrainedOf(redis, KEY_PREFIX, PARTITIONS, timeoutMs);
 
 function partitionOf(id: string): number {
   let h = 0x811c9dc5;
@@ -264,20 +236,64 @@ function redisEnv(url: string, extra: Record<string, string> = {}): Record<strin
   return { REDIS_URL: url, KEY_PREFIX, PARTITIONS: String(PARTITIONS), LOG_LEVEL: "warn", ...extra };
 }
 
+/** Replaced by the URL of traceSink() in a variant's environment. */
+const TRACE_SINK = "@trace-sink";
 /** Gateway variants measured against the default in the same run (--no-compare skips them). */
-const VARIANTS: { name: string; env: Record<string, string> }[] = [
+const ALL_VARIANTS: { name: string; env: Record<string, string> }[] = [
   { name: "ENQUEUE_MODE=queue (admit script, then BullMQ Queue.add)", env: { ENQUEUE_MODE: "queue" } },
   { name: "REDIS_AUTO_PIPELINING=true", env: { REDIS_AUTO_PIPELINING: "true" } },
   { name: "ACCESS_LOG=false (no log line per request)", env: { ACCESS_LOG: "false" } },
+  // the default gateway has tracing off (no OTEL_* variables): these two show what turning it on costs
+  {
+    name: "OTEL tracing on, OTEL_TRACES_SAMPLER=always_off (SDK and instrumentation loaded, nothing recorded)",
+    env: { OTEL_TRACES_EXPORTER: "otlp", OTEL_EXPORTER_OTLP_ENDPOINT: TRACE_SINK, OTEL_TRACES_SAMPLER: "always_off" },
+  },
+  {
+    name: "OTEL tracing on, every callback traced and exported (OTLP/HTTP to a local sink)",
+    env: { OTEL_TRACES_EXPORTER: "otlp", OTEL_EXPORTER_OTLP_ENDPOINT: TRACE_SINK },
+  },
+];
+/** --variants picks some of them by index (default all); --baseline adds another checkout's gateway. */
+const VARIANTS: { name: string; env: Record<string, string>; root?: string }[] = [
+  ...(opts.variants ? opts.variants.map((i) => ALL_VARIANTS[i]).filter((v) => v !== undefined) : ALL_VARIANTS),
+  // the default gateway of another checkout (with its own node_modules), in the same rounds
+  ...(opts.baseline ?? []).map((root) => ({ name: `baseline: the gateway of ${root}`, env: {}, root })),
 ];
 
-async function startGateway(url: string, name: string, extraEnv: Record<string, string> = {}): Promise<RunningProcess> {
+let sinkUrl: Promise<string> | undefined;
+/** An OTLP/HTTP endpoint that takes every export and keeps nothing (started on first use). */
+function traceSink(): Promise<string> {
+  sinkUrl ??= new Promise((resolve) => {
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => res.end());
+    });
+    server.listen(0, "127.0.0.1", () => {
+      server.unref();
+      resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    });
+  });
+  return sinkUrl;
+}
+
+async function variantEnv(env: Record<string, string>): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) out[k] = v === TRACE_SINK ? await traceSink() : v;
+  return out;
+}
+
+async function startGateway(
+  url: string,
+  name: string,
+  extraEnv: Record<string, string> = {},
+  root?: string,
+): Promise<RunningProcess> {
   // startApp waits for the "gateway listening" info line: keep LOG_LEVEL at info for the gateway
   const env = redisEnv(url, { LOG_LEVEL: "info", ...extraEnv });
   const nodeArgs = opts.cpuProf
     ? ["--cpu-prof", `--cpu-prof-dir=${opts.out}/profiles/${name.replace(/[^A-Za-z0-9-]+/g, "_")}`]
     : [];
-  return tracked(await startApp("gateway", env, nodeArgs));
+  return tracked(await startApp("gateway", env, nodeArgs, root));
 }
 
 let workerCount = 0;
@@ -528,7 +544,12 @@ async function runProfile(profile: "A" | "B", bin: string) {
     // gateway variants, each on its own key prefix (no worker serves it, so its backlog needs no drain)
     const variantGateways: RunningProcess[] = [];
     for (const [i, v] of (opts.compare && profile === opts.profiles[0] ? VARIANTS : []).entries()) {
-      const gv = await startGateway(server.url, `gateway-v${i}-${profile}`, { ...v.env, KEY_PREFIX: `benchv${i}` });
+      const gv = await startGateway(
+        server.url,
+        `gateway-v${i}-${profile}`,
+        { ...(await variantEnv(v.env)), KEY_PREFIX: `benchv${i}` },
+        v.root,
+      );
       started.push(gv);
       variantGateways.push(gv);
       const vw = freshTargets(Math.min(quick ? 300 : 1000, opts.requests));

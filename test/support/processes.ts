@@ -23,15 +23,17 @@ export interface RunningProcess {
 
 /**
  * Starts apps/<app>/src/main.ts with env; resolves once it reports it is up. `nodeArgs` go to node
- * before the script (the bench's `--cpu-prof`, which NODE_OPTIONS does not allow).
+ * before the script (the bench's `--cpu-prof`, which NODE_OPTIONS does not allow). `root`: the
+ * checkout to run it from (the bench's --baseline), default this one.
  */
 export async function startApp(
   app: "gateway" | "worker",
   env: Record<string, string>,
   nodeArgs: string[] = [],
+  root: string = ROOT,
 ): Promise<RunningProcess> {
   const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", `apps/${app}/src/main.ts`], {
-    cwd: ROOT,
+    cwd: root,
     env: {
       ...process.env,
       PORT: "0",

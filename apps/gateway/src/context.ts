@@ -33,6 +33,8 @@ export interface GatewayDeps {
    * `https://ess.example.com` (PUBLIC_BASE_URL). Absent: the URL the request came in on (its Host header).
    */
   publicBaseUrl?: string | undefined;
+  /** Where expected trouble goes (a full Redis): one line, no stack; absent: not logged. */
+  logWarn?: (message: string, context: Record<string, unknown>) => void;
   /** Hooks around the admit and the enqueue of a callback (metrics, tracing); absent: unobserved. */
   observe?: AcceptObserver | undefined;
   /** Auth, metrics, backpressure, access logs, readiness; absent: anonymous, no metrics. */

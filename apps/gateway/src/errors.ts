@@ -1,5 +1,6 @@
 import { toExceptionDetail } from "@ess/contract";
 import { type ErrorCode, EssError } from "@ess/domain";
+import { isOutOfMemory } from "@ess/store";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -63,6 +64,20 @@ export function handleError(err: Error, c: Context<AppEnv>) {
   }
   if (isRedisUnavailable(err)) {
     return problem(c, "UNAVAILABLE", "the scheduling store is unreachable; retry later", { retryAfter: 1 });
+  }
+  if (isOutOfMemory(err)) {
+    // overload, not a defect: Redis refused the write before changing anything (the scripts declare
+    // their flags, so a full Redis refuses a script whole); the client retries after Retry-After
+    const deps = c.get("deps");
+    deps?.ops?.metrics?.redisOutOfMemory.inc();
+    deps?.logWarn?.("Redis is full (maxmemory, noeviction): write refused, answered 503", {
+      method: c.req.method,
+      path: c.req.path,
+      requestId: c.get("requestId"),
+    });
+    return problem(c, "STORE_OUT_OF_MEMORY", "the scheduling store is full; retry later", {
+      retryAfter: deps?.ops?.retryAfterSeconds ?? 1,
+    });
   }
   c.get("deps")?.logError(err, { method: c.req.method, path: c.req.path });
   return problem(c, "INTERNAL", "an unexpected error occurred; it has been logged");

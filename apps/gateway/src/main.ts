@@ -1,6 +1,7 @@
 import { armShutdownDeadline, configOrExit, createLogger, httpTimeouts, loadConfig, storeLimits } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
+import { startTracing } from "@ess/telemetry";
 import { acceptMetrics } from "./accept-metrics.js";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
@@ -9,8 +10,10 @@ import { BacklogMonitor } from "./backlog.js";
 import type { OperationsDeps } from "./context.js";
 import { GatewayMetrics, QueueCatalog } from "./metrics.js";
 import { Readiness } from "./ops/readiness.js";
+import { registerProbes } from "./probes.js";
 import { RateLimiter } from "./rate-limit.js";
 import { serveApp } from "./server.js";
+import { traceGateway } from "./tracing.js";
 
 /** Entry point: reads config, opens Redis, serves, and shuts down cleanly on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -19,6 +22,9 @@ async function main(): Promise<void> {
     return { config, timeouts: httpTimeouts(config) };
   });
   const log = createLogger(config, "gateway");
+  // off unless OTEL_* variables ask for it (see @ess/telemetry); loads nothing when off
+  const tracing = await startTracing("ess-gateway");
+  if (tracing) log.info({}, "OpenTelemetry tracing on");
   let auth: Authenticator;
   try {
     auth = await Authenticator.fromConfig(config);
@@ -47,7 +53,10 @@ async function main(): Promise<void> {
   const keys = new Keys(config.KEY_PREFIX, config.PARTITIONS);
   const store = new RequestStore(redis, keys, storeLimits(config));
   const queues = new CallbackQueues(redis, keys, { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
-  const readiness = new Readiness(redis);
+  const deadLetters = new DeadLetters(redis, keys, (p, name) => queues.queue(p, name));
+  if (tracing) traceGateway(tracing, { store, queues, deadLetters });
+  const readiness = new Readiness(redis, 1000, keys.readinessProbe());
+  registerProbes(metrics.registry, redis, readiness);
   const backlog =
     config.BACKLOG_LIMIT > 0
       ? new BacklogMonitor(redis, keys, config.BACKLOG_LIMIT, config.BACKLOG_CHECK_MS, metrics).start()
@@ -72,7 +81,7 @@ async function main(): Promise<void> {
     observe: acceptMetrics(metrics),
     store,
     queues,
-    deadLetters: new DeadLetters(redis, keys, (p, name) => queues.queue(p, name)),
+    deadLetters,
     replayRate: config.DLQ_REPLAY_RATE,
     maxBodyBytes: config.MAX_BODY_BYTES,
     enqueueTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
@@ -80,6 +89,7 @@ async function main(): Promise<void> {
     logError: (err: unknown, context: Record<string, unknown>) => log.error({ err, ...context }, "unexpected error"),
     logDebug: (context: Record<string, unknown>, message: string) => log.debug(context, message),
     publicBaseUrl: config.PUBLIC_BASE_URL,
+    logWarn: (message: string, context: Record<string, unknown>) => log.warn(context, message),
     scheduler: {
       forceCancelQuietMs: config.FORCE_CANCEL_QUIET_MS,
       ssePollMs: config.SSE_POLL_MS,
@@ -114,6 +124,7 @@ async function main(): Promise<void> {
       const closing = (what: string) => (err: Error) => log.warn({ err: err.message }, `${what} did not close cleanly`);
       await queues.close().catch(closing("queues"));
       await redis.quit().catch(closing("redis connection"));
+      await tracing?.shutdown().catch(closing("tracing"));
       log.info("stopped");
       process.exit(0);
     });

@@ -122,6 +122,11 @@ export class GatewayMetrics {
     help: "Redis connection errors and commands that failed because Redis was unreachable",
     registers: [this.registry],
   });
+  readonly redisOutOfMemory = new Counter({
+    name: "ess_redis_out_of_memory_total",
+    help: "Requests answered 503 because Redis refused a write at maxmemory (maxmemory-policy noeviction)",
+    registers: [this.registry],
+  });
   readonly rejections = new Counter({
     name: "ess_backpressure_rejections_total",
     help: "Requests refused before doing work, by reason (redis_unavailable, backlog, rate_limit)",

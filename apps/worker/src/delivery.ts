@@ -1,6 +1,6 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import http, { Agent as HttpAgent, type IncomingMessage } from "node:http";
+import https, { Agent as HttpsAgent } from "node:https";
 import type { LookupFunction } from "node:net";
 import { type AddressRefusal, refusalMessage, type WebhookAddressPolicy } from "@ess/contract";
 
@@ -84,7 +84,9 @@ export class WebhookTransport {
     const refusal = this.opts.policy.checkUrl(target);
     if (refusal) throw new WebhookAddressRefused(refusal, target.hostname);
     const secure = target.protocol === "https:";
-    const send = secure ? httpsRequest : httpRequest;
+    // looked up on the module object at call time, not bound at import: OpenTelemetry's http
+    // instrumentation (when on) patches it there, and the request then carries traceparent
+    const send = secure ? https.request : http.request;
     return new Promise<number>((resolve, reject) => {
       const req = send(
         target,

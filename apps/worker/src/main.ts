@@ -9,8 +9,10 @@ import {
 } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
-import { applyMetrics, observeRedis, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
+import { startTracing } from "@ess/telemetry";
+import { applyMetrics, observeRedis, observeWebhooks, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
 import { startTimeoutSweeper } from "./timeouts.js";
+import { traceDelivery, traceWorker } from "./tracing.js";
 import { startWebhooks } from "./webhooks.js";
 import { createWorker } from "./worker.js";
 
@@ -24,6 +26,9 @@ async function main(): Promise<void> {
     return { config: c, partitions: parsePartitionList(c.WORKER_PARTITIONS, c.PARTITIONS) };
   });
   const log = createLogger(config, "worker");
+  // off unless OTEL_* variables ask for it (see @ess/telemetry); loads nothing when off
+  const tracing = await startTracing("ess-worker");
+  if (tracing) log.info({}, "OpenTelemetry tracing on");
   const connection = createRedis(config.REDIS_URL, "worker");
   connection.on("error", (err) => log.warn({ err: err.message }, "redis connection error"));
   await waitReady(connection, 30000).catch((err: Error) => {
@@ -39,6 +44,7 @@ async function main(): Promise<void> {
   const deadLetters = new DeadLetters(connection, keys, (p, name) => queues.queue(p, name));
   const metrics = new WorkerMetrics();
   observeRedis(connection, metrics);
+  if (tracing) traceWorker(tracing, { store, deadLetters });
   const metricsServer = await serveMetrics(metrics, config.WORKER_METRICS_PORT, config.WORKER_METRICS_HOST).catch(
     (err: Error) => {
       log.fatal({ err: err.message, port: config.WORKER_METRICS_PORT }, "cannot open the metrics port");
@@ -85,8 +91,10 @@ async function main(): Promise<void> {
         consumer: `${hostname()}-${process.pid}`,
         deadLetters,
         policy: new WebhookAddressPolicy(config.WEBHOOK_ALLOW_HOSTS),
+        ...(tracing ? { around: traceDelivery(tracing) } : {}),
       })
     : undefined;
+  if (webhooks) observeWebhooks(webhooks, metrics);
   if (!webhooks) log.warn({}, "WEBHOOK_SECRET is not set: webhook subscriptions are stored but not delivered");
   log.info({ partitions: partitions.length, concurrency: config.WORKER_CONCURRENCY }, "worker started");
 
@@ -105,6 +113,7 @@ async function main(): Promise<void> {
     metricsServer.server.close();
     await queues.close().catch(closing("queues"));
     await connection.quit().catch(closing("redis connection"));
+    await tracing?.shutdown().catch(closing("tracing"));
     log.info({}, "stopped");
     process.exit(0);
   };

@@ -1,9 +1,13 @@
 import { createServer, type Server } from "node:http";
 import type { CallbackJob } from "@ess/contract";
-import type { ApplyResult } from "@ess/store";
+import { type ApplyResult, pingSeconds } from "@ess/store";
 import type { Redis } from "ioredis";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Webhooks } from "./webhooks.js";
 import type { CallbackWorker, WorkerLogger, WorkerObserver } from "./worker.js";
+
+/** Outcomes of a webhook delivery attempt (the label values of ess_webhook_deliveries_total). */
+const WEBHOOK_OUTCOMES = ["delivered", "retry", "failed"] as const;
 
 /**
  * The worker's Prometheus metrics, served by its own listener (WORKER_METRICS_PORT): what only the
@@ -54,9 +58,17 @@ export class WorkerMetrics {
     help: "Redis connection errors seen by this process",
     registers: [this.registry],
   });
+  readonly webhookDeliveries = new Counter({
+    name: "ess_webhook_deliveries_total",
+    help: "Webhook delivery attempts by outcome: delivered, retry (failed, will be retried), failed (out of attempts: dead-lettered)",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: "ess_worker_" });
+    // every outcome is exported from the start, so failure ratios read 0 rather than nothing
+    for (const outcome of WEBHOOK_OUTCOMES) this.webhookDeliveries.inc({ outcome }, 0);
   }
 }
 
@@ -102,9 +114,33 @@ export function observeWorkers(worker: CallbackWorker, metrics: WorkerMetrics): 
   }
 }
 
-/** Counts the connection's errors. */
+/**
+ * Counts the connection's errors, and measures its round trip (one PING, ess_redis_ping_seconds)
+ * when Prometheus scrapes; the gauge is absent while Redis does not answer.
+ */
 export function observeRedis(redis: Redis, metrics: WorkerMetrics): void {
   redis.on("error", () => metrics.redisErrors.inc());
+  new Gauge({
+    name: "ess_redis_ping_seconds",
+    help: "Round trip of a PING to Redis, measured at scrape time (absent while Redis does not answer)",
+    registers: [metrics.registry],
+    async collect() {
+      const s = await pingSeconds(redis, 1000).catch(() => undefined);
+      if (s === undefined) this.reset();
+      else this.set(s);
+    },
+  });
+}
+
+/** Counts webhook delivery attempts by outcome from the delivery workers' events. */
+export function observeWebhooks(webhooks: Pick<Webhooks, "workers">, metrics: WorkerMetrics): void {
+  for (const w of webhooks.workers) {
+    w.on("completed", () => metrics.webhookDeliveries.inc({ outcome: "delivered" }));
+    w.on("failed", (job, err) => {
+      const final = !job || err?.name === "UnrecoverableError" || job.attemptsMade >= (job.opts.attempts ?? 1);
+      metrics.webhookDeliveries.inc({ outcome: final ? "failed" : "retry" });
+    });
+  }
 }
 
 /** Serves GET /metrics and GET /healthz; resolves with the port once listening. */

@@ -16,7 +16,7 @@ import {
   SchedulerStore,
   WEBHOOK_QUEUE,
 } from "@ess/store";
-import { Queue, UnrecoverableError, Worker } from "bullmq";
+import { type Job, Queue, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { type Resolver, WebhookAddressRefused, WebhookTransport } from "./delivery.js";
 import type { WorkerLogger } from "./worker.js";
@@ -47,6 +47,8 @@ export interface WebhookDeps {
   policy: WebhookAddressPolicy;
   /** name resolution of the delivery connections (default: the system resolver); tests inject a stub */
   resolve?: Resolver;
+  /** runs around each delivery of partition p (tracing); absent: the delivery runs as it is */
+  around?: (p: number, job: Job, deliver: () => Promise<number>) => Promise<number>;
 }
 
 /** The running webhook side: dispatcher loop plus delivery workers. */
@@ -220,7 +222,8 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
   }
 
   const workers = deps.partitions.map((p) => {
-    const w = new Worker(WEBHOOK_QUEUE, deliver, {
+    const around = deps.around;
+    const w = new Worker(WEBHOOK_QUEUE, around ? (job: Job) => around(p, job, () => deliver(job)) : deliver, {
       connection: deps.connection,
       prefix: keys.tag(p),
       concurrency: deps.concurrency,

@@ -4,6 +4,7 @@ import {
   CALLBACK_QUEUE,
   type CallbackQueues,
   type DeadLetters,
+  isOutOfMemory,
   JOB_CALLBACK,
   JOB_GAP,
   OPS_QUEUE,
@@ -63,6 +64,9 @@ export interface WorkerDeps {
   /** Test seam: runs before a callback is applied; throwing simulates a failure of the attempt. */
   beforeApply?: (job: Job) => void | Promise<void>;
 }
+
+/** Longest wait between two attempts of a job refused by a full Redis. */
+const OUT_OF_MEMORY_MAX_DELAY_MS = 5000;
 
 const gapJobSchema = z.strictObject({
   requestId: z.string().regex(/^[1-9][0-9]{0,18}$/),
@@ -150,15 +154,44 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     return res.result;
   }
 
+  /**
+   * Consecutive attempts refused by a full Redis, over the whole worker: a full Redis refuses every
+   * job alike, so the backoff grows with the shortage, not per job; any success resets it.
+   */
+  let outOfMemoryStreak = 0;
+
+  /** Delay before a job refused by a full Redis runs again: exponential from the job backoff, capped, jittered. */
+  function outOfMemoryDelay(): number {
+    const base = Math.min(queues.policy.backoffMs * 2 ** Math.min(outOfMemoryStreak, 16), OUT_OF_MEMORY_MAX_DELAY_MS);
+    return Math.round(base * (0.5 + Math.random() / 2));
+  }
+
   /** Classifies a failure once: permanent ones are dead-lettered without retries. */
-  async function guarded(job: Job, run: () => Promise<string>): Promise<string> {
+  async function guarded(job: Job, token: string | undefined, run: () => Promise<string>): Promise<string> {
     try {
-      return await run();
+      const result = await run();
+      outOfMemoryStreak = 0;
+      return result;
     } catch (err) {
       if (err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
       const failure = classify(err);
       if (failure.kind === "permanent") {
         throw new UnrecoverableError(reasonMessage(failure.reason, (err as Error).message ?? String(err)));
+      }
+      if (failure.kind === "overload" && token !== undefined) {
+        // nothing was applied (a full Redis refuses the apply script whole): delay the job without
+        // spending one of its attempts, so no shortage, however long, dead-letters a good callback
+        const delay = outOfMemoryDelay();
+        outOfMemoryStreak++;
+        try {
+          await job.moveToDelayed(Date.now() + delay, token);
+        } catch (moveErr) {
+          // BullMQ could not move it either: an ordinary failed attempt, retried with backoff
+          log.warn({ jobId: job.id, err: (moveErr as Error).message }, "Redis is full; could not delay the job");
+          throw err;
+        }
+        log.warn({ jobId: job.id, delayMs: delay }, "Redis is full (maxmemory); job delayed, will retry");
+        throw new DelayedError();
       }
       log.warn(
         { jobId: job.id, attemptsMade: job.attemptsMade, err: (err as Error).message },
@@ -171,9 +204,9 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
   const processor = async (job: Job, token?: string): Promise<string> => {
     switch (job.name) {
       case JOB_CALLBACK:
-        return guarded(job, () => processCallback(job));
+        return guarded(job, token, () => processCallback(job));
       case JOB_GAP:
-        return guarded(job, () => processGap(job, token));
+        return guarded(job, token, () => processGap(job, token));
       default:
         throw new UnrecoverableError(reasonMessage("invalid-payload", `unknown job name ${job.name}`));
     }
@@ -200,7 +233,11 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
         );
     });
     w.on("stalled", (jobId) => log.warn({ partition: p, jobId }, "job stalled; handed to another worker"));
-    w.on("error", (err) => log.error({ partition: p, err: err.message }, "worker error"));
+    // a full Redis refuses BullMQ's own fetches and lock renewals too: overload, logged at warn
+    w.on("error", (err) => {
+      if (isOutOfMemory(err)) log.warn({ partition: p, err: err.message }, "worker error");
+      else log.error({ partition: p, err: err.message }, "worker error");
+    });
     return w;
   });
 

@@ -69,6 +69,8 @@ export function errorInfo(code: ErrorCode): ErrorInfo {
       return { status: 429, errorCode: "ESS-42901" };
     case "OVERLOADED":
       return { status: 503, errorCode: "ESS-50302" };
+    case "STORE_OUT_OF_MEMORY":
+      return { status: 503, errorCode: "ESS-50303" };
     default:
       return assertNever(code);
   }

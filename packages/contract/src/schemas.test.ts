@@ -1,6 +1,6 @@
 import { EssError } from "@ess/domain";
 import { describe, expect, it } from "vitest";
-import { callbackBodySchema, parseCallbackBody } from "./schemas.js";
+import { callbackBodySchema, callbackJobSchema, parseCallbackBody } from "./schemas.js";
 
 /** What the zod schema alone answers: the parsed body, or the error's code and detail. */
 function viaSchema(value: unknown): unknown {
@@ -53,5 +53,24 @@ describe("parseCallbackBody (fast path) answers exactly as callbackBodySchema", 
   it("truncates statusMessage to 1000 code points like the schema", () => {
     const out = parseCallbackBody({ requestHandle: "h", status: "WARNING", statusMessage: long });
     expect([...(out.statusMessage ?? "")].length).toBe(1000);
+  });
+});
+
+describe("the job's traceparent (contract)", () => {
+  const job = { v: 1, requestId: "7", seq: 1, execution: 1, status: "SUCCESS", acceptedAt: 1 };
+
+  it("is optional, and a W3C traceparent when present", () => {
+    expect(callbackJobSchema.safeParse(job).success).toBe(true);
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    expect(callbackJobSchema.parse({ ...job, traceparent }).traceparent).toBe(traceparent);
+  });
+
+  it.each([
+    "",
+    "00-xyz",
+    "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+  ])("rejects %j", (traceparent) => {
+    expect(callbackJobSchema.safeParse({ ...job, traceparent }).success).toBe(false);
   });
 });

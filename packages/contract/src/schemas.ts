@@ -81,6 +81,11 @@ export const callbackJobSchema = z.strictObject({
   message: z.string().max(4000).optional(),
   /** ms since the epoch, when the gateway admitted it */
   acceptedAt: z.number().int().min(0),
+  /** W3C traceparent of the gateway's admit span, when tracing is on: the worker's apply joins that trace */
+  traceparent: z
+    .string()
+    .regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/)
+    .optional(),
 });
 export type CallbackJob = z.output<typeof callbackJobSchema>;
 

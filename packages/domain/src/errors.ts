@@ -29,6 +29,7 @@ export const ERROR_CODES = [
   "FORBIDDEN",
   "RATE_LIMITED",
   "OVERLOADED",
+  "STORE_OUT_OF_MEMORY",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -26,3 +26,21 @@ export async function ensureScriptsLoaded(redis: Redis): Promise<boolean> {
   }
   return true;
 }
+
+/**
+ * Seconds one PING takes to come back; rejects when Redis does not answer within timeoutMs. For the
+ * round-trip gauge measured at scrape time, not the hot path.
+ */
+export async function pingSeconds(redis: Pick<Redis, "ping">, timeoutMs: number): Promise<number> {
+  const start = process.hrtime.bigint();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([redis.ping(), timeout]);
+    return Number(process.hrtime.bigint() - start) / 1e9;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -68,6 +68,10 @@ export class Keys {
   replayOp(opId: string): string {
     return `${this.opsTag()}:replay:${opId}`;
   }
+  /** The key the gateway's readiness probe writes (a small value with a short expiry). */
+  readinessProbe(): string {
+    return `${this.prefix}:readyz`;
+  }
   /** A short-lived lock so that one worker at a time runs a periodic task. */
   lock(name: string): string {
     return `${this.opsTag()}:lock:${name}`;

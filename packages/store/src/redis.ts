@@ -67,3 +67,16 @@ export async function waitReady(redis: Redis, timeoutMs = 10000): Promise<void> 
     redis.on("ready", onReady);
   });
 }
+
+/**
+ * True for Redis's refusal of a write at `maxmemory` under `noeviction` ("OOM command not allowed
+ * when used memory > 'maxmemory'"): the store is full, not broken. Also matches the same refusal
+ * reported from inside a script (BullMQ's, whose scripts declare no flags) and the error ioredis
+ * raises for a pipeline or transaction that contained it.
+ */
+export function isOutOfMemory(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (/^(?:ERR [^\n]*?)?-?OOM\b/.test(err.message) || err.message.includes("OOM command not allowed")) return true;
+  const previous = (err as { previousErrors?: unknown[] }).previousErrors;
+  return Array.isArray(previous) && previous.some(isOutOfMemory);
+}

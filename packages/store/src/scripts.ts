@@ -25,13 +25,37 @@ export function luaTables(): string {
   return `local TRANSITIONS = ${toLuaLiteral(TRANSITIONS)}\nlocal TERMINAL = ${toLuaLiteral(terminal)}`;
 }
 
-/** Reads a script file from ./lua and injects the domain tables and the sources it composes. */
-export function loadScript(name: string): string {
+/**
+ * The first line of every script file: a Redis 7 shebang declaring the script's flags. With flags
+ * declared, Redis checks them before the script runs: a script without `no-writes` is refused with
+ * OOM as a whole while Redis is at `maxmemory` under `noeviction`, instead of failing at its first
+ * write (or, after a first write that frees memory, not at all). Every script of the project writes,
+ * so none declares `no-writes`; none only frees memory, so none declares `allow-oom`.
+ */
+const SHEBANG = /^#!lua(?: flags=[a-z-]*(?:,[a-z-]+)*)?\n/;
+
+/** A script file's text (./lua/<name>.lua); throws when its first line is not a `#!lua` shebang. */
+function readScriptFile(name: string): string {
   const source = readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
-  return source
+  if (!SHEBANG.test(source)) throw new Error(`lua/${name}.lua must start with a '#!lua' shebang line`);
+  return source;
+}
+
+/** A source composed into another script: without its shebang (only a script's first line may be one). */
+function composable(source: string): string {
+  return source.replace(SHEBANG, "");
+}
+
+/**
+ * Reads a script file from ./lua and injects the domain tables and the sources it composes. The
+ * shebang stays the first line: injections replace marker lines further down, and a composed
+ * script's own shebang is dropped.
+ */
+export function loadScript(name: string): string {
+  return readScriptFile(name)
     .replace(/^--@TABLES$/m, () => luaTables())
-    .replace(/^--@ADMIT$/m, () => loadScript("admit-2"))
-    .replace(/^--@ADD_STANDARD_JOB$/m, () => bullmqAddStandardJob());
+    .replace(/^--@ADMIT$/m, () => composable(loadScript("admit-2")))
+    .replace(/^--@ADD_STANDARD_JOB$/m, () => composable(bullmqAddStandardJob()));
 }
 
 /**
@@ -61,6 +85,8 @@ export const SCRIPTS = {
   sweepTimeouts: 2,
   // admit and BullMQ's add in one round trip
   admitEnqueue: 11,
+  // read-only (no-writes): request details while Redis is full
+  read: 2,
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 

@@ -165,17 +165,26 @@ export class RequestStore {
    */
   async admitAndEnqueue(
     queues: CallbackQueues,
-    cb: { requestId: string; handle: string; status: CallbackStatus; message?: string | undefined; acceptedAt: number },
+    cb: {
+      requestId: string;
+      handle: string;
+      status: CallbackStatus;
+      message?: string | undefined;
+      acceptedAt: number;
+      /** the trace the worker's apply joins (CallbackJob.traceparent) */
+      traceparent?: string | undefined;
+    },
     idempotency?: { key: string; fingerprint: string },
   ): Promise<AdmitResult> {
     const { requestId } = cb;
     const p = this.keys.partition(requestId);
     const template = queues.readyTemplate(p) ?? (await queues.template(p));
     const req = this.keys.request(p, requestId);
+    const trace = cb.traceparent === undefined ? "" : `,"traceparent":${JSON.stringify(cb.traceparent)}`;
     const rest =
       cb.message === undefined
-        ? `{"status":"${cb.status}","acceptedAt":${cb.acceptedAt}}`
-        : `{"status":"${cb.status}","message":${JSON.stringify(cb.message)},"acceptedAt":${cb.acceptedAt}}`;
+        ? `{"status":"${cb.status}","acceptedAt":${cb.acceptedAt}${trace}}`
+        : `{"status":"${cb.status}","message":${JSON.stringify(cb.message)},"acceptedAt":${cb.acceptedAt}${trace}}`;
     const k = template.keys;
     const reply = await this.redis.ess_admitEnqueue(
       req,
@@ -285,16 +294,14 @@ export class RequestStore {
   /** Reads a request's fields and history; null when unknown or expired. */
   async read(requestId: string): Promise<StoredRequest | null> {
     const p = this.keys.partition(requestId);
-    const [fieldsReply, histReply] = (await this.redis
-      .multi()
-      .hgetall(this.keys.request(p, requestId))
-      .lrange(this.keys.history(p, requestId), 0, -1)
-      .exec()) as [[Error | null, Record<string, string>], [Error | null, string[]]];
-    if (fieldsReply[0]) throw fieldsReply[0];
-    if (histReply[0]) throw histReply[0];
-    const fields = fieldsReply[1];
+    const [flat, history] = (await this.redis.ess_read(
+      this.keys.request(p, requestId),
+      this.keys.history(p, requestId),
+    )) as unknown as [string[], string[]];
+    const fields: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
     if (!fields.state) return null;
-    return { fields, history: histReply[1].map((h) => JSON.parse(h) as Record<string, unknown>) };
+    return { fields, history: history.map((h) => JSON.parse(h) as Record<string, unknown>) };
   }
 
   /** The state field alone (tests, tools). */

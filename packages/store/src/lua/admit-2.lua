@@ -1,3 +1,4 @@
+#!lua
 --[[
   admit-2: decides whether the gateway may accept one executionStatus callback, and assigns its
   sequence number. The only script on the gateway's hot path.

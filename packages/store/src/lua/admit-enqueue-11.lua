@@ -1,3 +1,4 @@
+#!lua
 --[[
   admit-enqueue-11: admit-2 and BullMQ's own addStandardJob in ONE script, so an accepted callback
   costs the gateway one round trip, and its Idempotency-Key's final record is written in the same
@@ -17,13 +18,13 @@
   ARGV[6]     request id (canonical decimal)
   ARGV[7]     job name
   ARGV[8]     acceptedAt, ms: the job's timestamp and data.acceptedAt
-  ARGV[9]     the rest of the job data as a JSON object: {"status":..,"message":..,"acceptedAt":..}
+  ARGV[9]     the rest of the job data as a JSON object: {"status":..,"message"?:..,"acceptedAt":..,"traceparent"?:..}
   ARGV[10]    the job options as BullMQ's Queue.add encodes them (msgpack), captured once from
               BullMQ's own code; its jobId is replaced by this job's id
 
   Returns admit-2's reply. Codes 1 (ADMITTED) and 3 (RESUMED: a pending record left by a gateway in
   ENQUEUE_MODE=queue that died) are returned only after the job is in the queue, as job id
-  "<requestId>-<seq>" with data {v,requestId,seq,execution,status,message?,acceptedAt}, and with the
+  "<requestId>-<seq>" with data {v,requestId,seq,execution,status,message?,acceptedAt,traceparent?}, and with the
   Idempotency-Key's record "done". If the add fails the script errors before writing any record
   (the seq stays unused: the worker skips the gap after its timeout; a retry is admitted afresh).
 ]]

@@ -1,3 +1,4 @@
+#!lua
 --[[
   apply-5: applies accepted callbacks to one request, in sequence order, exactly once in effect.
   The worker's only script per job. The transition table is not written here: the loader replaces

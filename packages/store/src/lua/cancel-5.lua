@@ -1,3 +1,4 @@
+#!lua
 --[[
   cancel-5: the scheduler's cancel and forceCancel (ess-semantics §4), atomic with the history
   entry and the event.

@@ -1,3 +1,4 @@
+#!lua
 --[[
   register-4: creates a request in RUNNING with a fresh handle, or re-arms a non-terminal one
   (retry from ERROR_AUTO_RETRY, resume from PAUSED, operator recovery, re-dispatch). The old

@@ -1,3 +1,4 @@
+#!lua
 --[[
   sweepTimeouts-2: claims and handles the requests of one partition whose requestTimeout may have
   run out. Reads only the members that are due (ZRANGEBYSCORE … LIMIT), so the cost follows the

@@ -1,0 +1,78 @@
+import type { CallbackJob, WebhookJob } from "@ess/contract";
+import type { DeadLetters, RequestStore } from "@ess/store";
+import { type Tracing, traceReplays } from "@ess/telemetry";
+
+/**
+ * Spans of the worker, installed by main.ts only when tracing is on by wrapping the calls once:
+ * - ess.apply: the apply script of one callback, a child of the gateway span whose traceparent the
+ *   job carries (so one trace runs from the HTTP request to the state change);
+ * - ess.dead_letter.replay / ess.dead_letter.replay_bulk: replays run by the ops queue.
+ * Attributes: request id, seq, callback status, partition, outcome; never the handle (jobs carry none).
+ */
+export function traceWorker(t: Tracing, deps: { store: RequestStore; deadLetters: DeadLetters }): void {
+  const { store, deadLetters } = deps;
+  const { SpanKind } = t.api;
+
+  const apply = store.apply.bind(store);
+  store.apply = (requestId, mode, arg, now) => {
+    // gap checks are the worker's own housekeeping, not a callback: no span
+    if (mode !== "cb" || typeof arg === "number") return apply(requestId, mode, arg, now);
+    const job = arg as CallbackJob;
+    return t.span(
+      "ess.apply",
+      {
+        kind: SpanKind.CONSUMER,
+        parent: t.contextOf(job.traceparent),
+        attributes: {
+          "ess.request_id": requestId,
+          "ess.seq": job.seq,
+          "ess.callback.status": job.status,
+          "ess.partition": store.keys.partition(requestId),
+        },
+      },
+      async (span) => {
+        const res = await apply(requestId, mode, arg, now);
+        if (res.n > 0) span.setAttribute("ess.drained", res.n);
+        return res;
+      },
+      (res) => res.result,
+    );
+  };
+
+  traceReplays(t, deadLetters);
+  const runReplay = deadLetters.runReplay.bind(deadLetters);
+  deadLetters.runReplay = (id, sleep) =>
+    t.span(
+      "ess.dead_letter.replay_bulk",
+      { kind: SpanKind.CONSUMER, attributes: { "ess.replay.id": id } },
+      async (span) => {
+        const op = await runReplay(id, sleep);
+        if (op) span.setAttribute("ess.replay.replayed", op.replayed);
+        return op;
+      },
+      (op) => op?.state ?? "gone",
+    );
+}
+
+/**
+ * Wraps one webhook delivery in an ess.webhook.deliver span; the fetch inside it (instrumented)
+ * sends its traceparent to the subscriber. Attributes: partition, event, outcome (the HTTP status
+ * or the failure); not the URL, whose query may hold the subscriber's token.
+ */
+export function traceDelivery(
+  t: Tracing,
+): (p: number, job: { data: unknown }, run: () => Promise<number>) => Promise<number> {
+  return (p, job, run) =>
+    t.span(
+      "ess.webhook.deliver",
+      {
+        kind: t.api.SpanKind.PRODUCER,
+        attributes: {
+          "ess.partition": p,
+          "ess.webhook.event": String((job.data as Partial<WebhookJob> | undefined)?.event ?? "").slice(0, 64),
+        },
+      },
+      run,
+      (status) => String(status),
+    );
+}
