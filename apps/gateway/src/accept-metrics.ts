@@ -10,7 +10,7 @@ import type { GatewayMetrics } from "./metrics.js";
 export function acceptMetrics(metrics: GatewayMetrics): AcceptObserver {
   const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
   return {
-    async admit(work, alsoEnqueues) {
+    async admit(_call, work, alsoEnqueues) {
       const start = process.hrtime.bigint();
       try {
         const result = await work();
@@ -24,7 +24,7 @@ export function acceptMetrics(metrics: GatewayMetrics): AcceptObserver {
         throw err;
       }
     },
-    async enqueue(work) {
+    async enqueue(_job, work) {
       const end = metrics.enqueueSeconds.startTimer();
       try {
         await work();

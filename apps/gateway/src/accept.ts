@@ -42,14 +42,20 @@ export async function acceptCallback(
   idempotency?: Idempotency,
 ): Promise<AdmitResult> {
   const { store, queues, enqueueTimeoutMs, enqueue = "script", observe = UNOBSERVED } = deps;
+  const call = { requestId: cb.requestId, status: cb.status };
   if (enqueue === "script") {
     // bounded by the gateway connection's command timeout
-    return observe.admit(() => store.admitAndEnqueue(queues, { ...cb, acceptedAt: Date.now() }, idempotency), true);
+    return observe.admit(
+      call,
+      (traceparent) => store.admitAndEnqueue(queues, { ...cb, acceptedAt: Date.now(), traceparent }, idempotency),
+      true,
+    );
   }
   // a live gateway is done with the add within its bound; a repeat past the lease takes over (and should
   // it overlap a slow but live gateway, both add the same job id: one job, or a duplicate the apply drops).
   // Short enough for packages/client's default retries (about 4.6 s through 409s) to outlast it.
   const admit = await observe.admit(
+    call,
     () => store.admit(cb.requestId, cb.handle, cb.status, idempotency, enqueueTimeoutMs + 1000),
     false,
   );
@@ -64,7 +70,9 @@ export async function acceptCallback(
   };
   if (cb.message !== undefined) job.message = cb.message;
   await withTimeout(
-    observe.enqueue(() => queues.add(admit.partition, job)),
+    observe.enqueue(job, (traceparent) =>
+      queues.add(admit.partition, traceparent === undefined ? job : { ...job, traceparent }),
+    ),
     enqueueTimeoutMs,
   );
   if (idempotency) {

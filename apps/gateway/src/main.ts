@@ -3,6 +3,7 @@ import { WebhookAddressPolicy } from "@ess/contract";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
 import { startTracing } from "@ess/telemetry";
 import { acceptMetrics } from "./accept-metrics.js";
+import { observeAll } from "./accept-observer.js";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
 import { Authenticator, CredentialsError } from "./auth/authenticator.js";
@@ -13,7 +14,7 @@ import { Readiness } from "./ops/readiness.js";
 import { registerProbes } from "./probes.js";
 import { RateLimiter } from "./rate-limit.js";
 import { serveApp } from "./server.js";
-import { traceGateway } from "./tracing.js";
+import { acceptTracing, traceDeadLetters } from "./tracing.js";
 
 /** Entry point: reads config, opens Redis, serves, and shuts down cleanly on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -54,7 +55,7 @@ async function main(): Promise<void> {
   const store = new RequestStore(redis, keys, storeLimits(config));
   const queues = new CallbackQueues(redis, keys, { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
   const deadLetters = new DeadLetters(redis, keys, (p, name) => queues.queue(p, name));
-  if (tracing) traceGateway(tracing, { store, queues, deadLetters });
+  if (tracing) traceDeadLetters(tracing, deadLetters);
   const readiness = new Readiness(redis, 1000, keys.readinessProbe());
   registerProbes(metrics.registry, redis, readiness);
   const backlog =
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
   const sseShutdown = new AbortController();
   const deps = {
     ops,
-    observe: acceptMetrics(metrics),
+    observe: observeAll(tracing && acceptTracing(tracing, keys), acceptMetrics(metrics)),
     store,
     queues,
     deadLetters,

@@ -12,9 +12,9 @@ import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady
 import { startTracing } from "@ess/telemetry";
 import { applyMetrics, observeRedis, observeWebhooks, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
 import { startTimeoutSweeper } from "./timeouts.js";
-import { traceDelivery, traceWorker } from "./tracing.js";
+import { applyTracing, traceDeadLetters, traceDelivery } from "./tracing.js";
 import { startWebhooks } from "./webhooks.js";
-import { createWorker } from "./worker.js";
+import { createWorker, observeAll } from "./worker.js";
 
 /**
  * Entry point: config, Redis, one BullMQ worker per partition. SIGTERM drains and exits 0; a shutdown that
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   const deadLetters = new DeadLetters(connection, keys, (p, name) => queues.queue(p, name));
   const metrics = new WorkerMetrics();
   observeRedis(connection, metrics);
-  if (tracing) traceWorker(tracing, { store, deadLetters });
+  if (tracing) traceDeadLetters(tracing, deadLetters);
   const metricsServer = await serveMetrics(metrics, config.WORKER_METRICS_PORT, config.WORKER_METRICS_HOST).catch(
     (err: Error) => {
       log.fatal({ err: err.message, port: config.WORKER_METRICS_PORT }, "cannot open the metrics port");
@@ -66,7 +66,10 @@ async function main(): Promise<void> {
     sweepIntervalMs: config.DLQ_SWEEP_INTERVAL_MS,
     deadLetterRetentionMs: config.DLQ_RETENTION_SECONDS * 1000,
     log,
-    observe: applyMetrics(metrics, config.ACCESS_LOG ? log : undefined),
+    observe: observeAll(
+      tracing && applyTracing(tracing, keys),
+      applyMetrics(metrics, config.ACCESS_LOG ? log : undefined),
+    ),
   });
   observeWorkers(worker, metrics);
   // scheduler side: requestTimeout sweep and webhook deliveries

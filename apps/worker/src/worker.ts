@@ -29,10 +29,20 @@ export interface ApplyCall {
 
 /**
  * Hooks around the worker's apply, called where it happens: the metrics and the per-job log line
- * (observe.ts), and a tracer's span. A hook runs `work` once and returns (or throws) what it did.
+ * (observe.ts), and the tracer's span (tracing.ts). A hook runs `work` once and returns (or throws) what it did.
  */
 export interface WorkerObserver {
   apply(call: ApplyCall, work: () => Promise<ApplyResult>): Promise<ApplyResult>;
+}
+
+/** One observer made of several, the first outermost. */
+export function observeAll(...observers: (WorkerObserver | undefined)[]): WorkerObserver {
+  const list = observers.filter((o): o is WorkerObserver => o !== undefined);
+  if (list.length === 1) return list[0] as WorkerObserver;
+  return {
+    apply: (call, work) =>
+      list.reduceRight<() => Promise<ApplyResult>>((inner, o) => () => o.apply(call, inner), work)(),
+  };
 }
 
 export interface WorkerDeps {
