@@ -2,7 +2,7 @@
 // Starts its own redis-server, the bare-Hono ceiling, gateways and workers as real processes, drives
 // them with autocannon on 127.0.0.1, prints a markdown table and writes JSON under bench-results/.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { cpus, loadavg } from "node:os";

@@ -3,8 +3,9 @@ import { spawn } from "node:child_process";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { EssClientError, EssJobClient } from "@ess/client";
-import { verifyWebhook, WEBHOOK_HEADERS } from "@ess/contract";
-import { compareStreamIds, createRedis, Keys } from "@ess/store";
+import { cloudEventSchema, newWebhookSecret, WEBHOOK_HEADERS } from "@ess/contract";
+import { createRedis, Keys, RequestStore, SecretBox, WebhookStore } from "@ess/store";
+import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { uniquePrefix } from "../support/context.js";
 import { details, postJson, registerRequest } from "../support/http.js";
@@ -185,13 +186,14 @@ describe("events out end to end", () => {
     expect(rest.map((e) => e.event)).toEqual(["REQUEST_CANCELLING", "REQUEST_CANCELLED"]);
   });
 
-  it("webhooks: each state change POSTed, signed, retried after the receiver failed once", async () => {
+  it("webhooks: each state change POSTed in order as a signed CloudEvent, retried after the receiver failed once", async () => {
     const id = newId();
     const { requestHandle } = await registerRequest(base, id);
     const path = `/hooks/${id}`;
     failFirst.add(path);
     const sub = await postJson(R(id, "subscribe"), { callbackUrl: `${receiverUrl}${path}` });
     expect(sub.status).toBe(200);
+    const { secret } = (await sub.json()) as { secret: string };
     await scheduler(id, "cancel");
     await clientFor(id, requestHandle).reportStatus("CANCEL");
     const got = await eventually(
@@ -202,20 +204,18 @@ describe("events out end to end", () => {
       30000,
       "two deliveries",
     );
-    // deliveries are not ordered (a retried one arrives late): receivers order by eventId
-    const bodies = got.map((r) => JSON.parse(r.body) as { event: string; eventId: string });
-    bodies.sort((a, b) => compareStreamIds(a.eventId, b.eventId));
-    expect(bodies.map((b) => b.event)).toEqual(["REQUEST_CANCELLING", "REQUEST_CANCELLED"]);
+    // in order: the failed first event held back the second until its retry succeeded
     const all = received.filter((r) => r.path === path);
-    expect(all[0]?.answered).toBe(500);
-    const failedId = all[0]?.headers["x-ess-webhook-id"];
-    const retried = all.filter((r) => r.headers["x-ess-webhook-id"] === failedId);
-    expect(retried.map((r) => r.answered)).toEqual([500, 204]);
-    expect(retried[1]?.body).toBe(retried[0]?.body);
-    for (const r of got) {
-      const ts = String(r.headers[WEBHOOK_HEADERS.timestamp.toLowerCase()]);
-      expect(verifyWebhook(SECRET, ts, r.body, String(r.headers[WEBHOOK_HEADERS.signature.toLowerCase()]))).toBe(true);
-    }
+    expect(all.map((r) => r.answered)).toEqual([500, 204, 204]);
+    expect(all[1]?.body).toBe(all[0]?.body);
+    expect(all[1]?.headers[WEBHOOK_HEADERS.id]).toBe(all[0]?.headers[WEBHOOK_HEADERS.id]);
+    const events = got.map((r) =>
+      cloudEventSchema.parse(new Webhook(secret).verify(r.body, r.headers as Record<string, string>)),
+    );
+    expect(events.map((e) => [e.data.event, e.data.seq])).toEqual([
+      ["REQUEST_CANCELLING", 2],
+      ["REQUEST_CANCELLED", 3],
+    ]);
   });
 });
 
@@ -234,7 +234,8 @@ describe("the webhook address policy through the real processes (WEBHOOK_ALLOW_H
     const redis = createRedis(env.REDIS_URL ?? "", "tool");
     try {
       const keys = new Keys(env.KEY_PREFIX ?? "", 4);
-      await redis.hset(keys.subscriptions(keys.partition(id), id), stored, "0");
+      const hooks = new WebhookStore(new RequestStore(redis, keys), SecretBox.fromKeyEncryptionKey(SECRET));
+      await hooks.subscribe(id, stored, newWebhookSecret());
       await scheduler(id, "cancel");
       const dead = await eventually(
         async () => {
@@ -317,12 +318,17 @@ describe("the example event consumer (examples/event-consumer.ts)", () => {
       FROM_START: "1",
     });
     try {
-      await eventually(async () => output().includes(`"requestId":"${id}"`), 30000, "the consumer to print the event");
+      await eventually(async () => output().includes(`"subject":"${id}"`), 30000, "the consumer to print the event");
       const line =
         output()
           .split("\n")
-          .find((l) => l.includes(`"requestId":"${id}"`)) ?? "{}";
-      expect(JSON.parse(line)).toMatchObject({ event: "REQUEST_RUNNING", state: "RUNNING", requestId: id });
+          .find((l) => l.includes(`"subject":"${id}"`)) ?? "{}";
+      // the CloudEvent of the state change, as webhooks and SSE carry it
+      expect(cloudEventSchema.parse(JSON.parse(line))).toMatchObject({
+        type: "ess.request.running",
+        subject: id,
+        data: { event: "REQUEST_RUNNING", state: "RUNNING", seq: 1 },
+      });
     } finally {
       child.kill("SIGTERM");
     }

@@ -1,6 +1,6 @@
 import type { Logger } from "@ess/config";
 import type { WebhookAddressPolicy } from "@ess/contract";
-import type { CallbackQueues, DeadLetters, RequestStore } from "@ess/store";
+import type { CallbackQueues, DeadLetters, RequestStore, WebhookStore } from "@ess/store";
 import type { AcceptObserver } from "./accept-observer.js";
 import type { Authenticator, Principal } from "./auth/authenticator.js";
 import type { BacklogMonitor } from "./backlog.js";
@@ -39,6 +39,8 @@ export interface GatewayDeps {
   observe?: AcceptObserver | undefined;
   /** Auth, metrics, backpressure, access logs, readiness; absent: anonymous, no metrics. */
   ops?: OperationsDeps;
+  /** Webhook subscriptions, their sealed secrets and delivery logs; absent: subscribe answers 503. */
+  webhooks?: WebhookStore;
   /** Scheduler-side settings; defaults apply when absent. */
   scheduler?: SchedulerSettings;
 }
@@ -51,6 +53,8 @@ export interface SchedulerSettings {
   ssePollMs: number;
   /** Aborted when the process stops: open SSE streams end so the server can close. */
   shutdown?: AbortSignal;
+  /** How long a rotated-out webhook secret stays valid (WEBHOOK_ROTATION_GRACE_SECONDS); default one day. */
+  webhookRotationGraceMs?: number;
   /** Which callbackUrls a subscription may name (WEBHOOK_ALLOW_HOSTS); absent: the default policy. */
   webhookPolicy?: WebhookAddressPolicy;
 }

@@ -1,6 +1,15 @@
 import { armShutdownDeadline, configOrExit, createLogger, httpTimeouts, loadConfig, storeLimits } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
-import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
+import {
+  CallbackQueues,
+  createRedis,
+  DeadLetters,
+  Keys,
+  RequestStore,
+  SecretBox,
+  WebhookStore,
+  waitReady,
+} from "@ess/store";
 import { startTracing } from "@ess/telemetry";
 import { acceptMetrics } from "./accept-metrics.js";
 import { observeAll } from "./accept-observer.js";
@@ -91,7 +100,14 @@ async function main(): Promise<void> {
     logDebug: (context: Record<string, unknown>, message: string) => log.debug(context, message),
     publicBaseUrl: config.PUBLIC_BASE_URL,
     logWarn: (message: string, context: Record<string, unknown>) => log.warn(context, message),
+    // the subscriptions' secrets are sealed under WEBHOOK_SECRET; without it subscribe answers 503
+    webhooks: new WebhookStore(
+      store,
+      config.WEBHOOK_SECRET ? SecretBox.fromKeyEncryptionKey(config.WEBHOOK_SECRET) : undefined,
+      config.WEBHOOK_LOG_LIMIT,
+    ),
     scheduler: {
+      webhookRotationGraceMs: config.WEBHOOK_ROTATION_GRACE_SECONDS * 1000,
       forceCancelQuietMs: config.FORCE_CANCEL_QUIET_MS,
       ssePollMs: config.SSE_POLL_MS,
       shutdown: sseShutdown.signal,

@@ -55,6 +55,7 @@ export function loadScript(name: string): string {
   return readScriptFile(name)
     .replace(/^--@TABLES$/m, () => luaTables())
     .replace(/^--@ADMIT$/m, () => composable(loadScript("admit-2")))
+    .replace(/^--@INDEX$/m, () => composable(loadScript("index")))
     .replace(/^--@ADD_STANDARD_JOB$/m, () => composable(bullmqAddStandardJob()));
 }
 
@@ -78,15 +79,17 @@ function bullmqAddStandardJob(): string {
 /** name → number of keys; the numbers are also in the file names (BullMQ's convention). */
 export const SCRIPTS = {
   admit: 2,
-  apply: 5,
-  register: 4,
+  apply: 7,
+  register: 5,
   // scheduler side
-  cancel: 5,
-  sweepTimeouts: 2,
+  cancel: 7,
+  sweepTimeouts: 4,
   // admit and BullMQ's add in one round trip
   admitEnqueue: 11,
   // read-only (no-writes): request details while Redis is full
   read: 2,
+  // a webhook subscription, atomic with the request's event sequence number
+  subscribe: 3,
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 

@@ -1,6 +1,6 @@
 #!lua
 --[[
-  apply-5: applies accepted callbacks to one request, in sequence order, exactly once in effect.
+  apply-7: applies accepted callbacks to one request, in sequence order, exactly once in effect.
   The worker's only script per job. The transition table is not written here: the loader replaces
   the line "--@TABLES" with the table serialised from packages/domain (one source of truth).
 
@@ -9,6 +9,8 @@
   KEYS[3] history             <prefix>:{pN}:req:<id>:hist     list, newest first, capped
   KEYS[4] event stream        <prefix>:{pN}:events
   KEYS[5] skipped seqs        <prefix>:{pN}:req:<id>:skip     set of seqs skipped over as gaps
+  KEYS[6] request index       <prefix>:{pN}:ix                (index.lua)
+  KEYS[7] index expiry set    <prefix>:{pN}:ix:exp
 
   ARGV[1] mode: 'cb' (apply a callback) or 'gap' (skip an expired gap)
   ARGV[2] cb: the callback job JSON {v,requestId,seq,execution,status,message?,acceptedAt}
@@ -27,6 +29,7 @@
     n       callbacks taken out of the buffer and applied/ignored by this call ('wait': ms to wait)
 ]]
 --@TABLES
+--@INDEX
 
 local req, buf, hist, events, skip = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local mode, now = ARGV[1], tonumber(ARGV[3])
@@ -88,6 +91,7 @@ local function applyOne(cb, late)
       table.insert(fields, 'closedStatus'); table.insert(fields, cb.status)
       redis.call('HDEL', req, 'handle')
     end
+    indexState(KEYS[6], KEYS[7], req, rid, from, fields[2], now, retention)
     redis.call('HSET', req, unpack(fields))
     if TERMINAL[rule.to] then
       for _, k in ipairs({ req, buf, hist, skip }) do redis.call('EXPIRE', k, retention) end
@@ -99,6 +103,7 @@ local function applyOne(cb, late)
         'seq', tostring(cb.seq), 'execution', tostring(cb.execution), 'at', tostring(now) }
       if rule.errorType then table.insert(ev, 'errorType'); table.insert(ev, rule.errorType) end
       if rule.cause then table.insert(ev, 'cause'); table.insert(ev, rule.cause) end
+      table.insert(ev, 'eventSeq'); table.insert(ev, redis.call('HINCRBY', req, 'eventSeq', 1))
       redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', unpack(ev))
     end
   end

@@ -1,6 +1,6 @@
 #!lua
 --[[
-  sweepTimeouts-2: claims and handles the requests of one partition whose requestTimeout may have
+  sweepTimeouts-4: claims and handles the requests of one partition whose requestTimeout may have
   run out. Reads only the members that are due (ZRANGEBYSCORE … LIMIT), so the cost follows the
   number due, not the number registered; atomic, so several workers sweeping the same partition
   handle each request once.
@@ -13,6 +13,8 @@
 
   KEYS[1] deadline set       <prefix>:{pN}:deadlines
   KEYS[2] event stream       <prefix>:{pN}:events
+  KEYS[3] request index      <prefix>:{pN}:ix
+  KEYS[4] index expiry set   <prefix>:{pN}:ix:exp
   ARGV[1] now (ms)
   ARGV[2] most requests handled by one call
   ARGV[3] request key prefix <prefix>:{pN}:req:  (+ id = the request hash, + ':hist' its history)
@@ -21,9 +23,12 @@
   ARGV[6] event stream MAXLEN (approximate)
   ARGV[7] retention of terminal requests (s)
 
-  Returns { timedOut, rescheduled, dropped, more } (more = 1 when due members remain)
+  Also takes expired terminal requests out of the request index (at most ARGV[2] per call).
+
+  Returns { timedOut, rescheduled, dropped, more, pruned } (more = 1 when due members remain)
 ]]
 --@TABLES
+--@INDEX
 
 local deadlines, events = KEYS[1], KEYS[2]
 local now, limit, reqPrefix, policy = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
@@ -56,6 +61,7 @@ for _, rid in ipairs(due) do
           table.insert(fields, v)
         end
       end
+      indexState(KEYS[3], KEYS[4], req, rid, state, to, now, ARGV[7])
       redis.call('HSET', req, unpack(fields))
       local hist = req .. ':hist'
       if TERMINAL[to] then
@@ -69,10 +75,12 @@ for _, rid in ipairs(due) do
       local ev = { 'event', 'REQUEST_TIMED_OUT', 'requestId', rid, 'state', to, 'previousState', state,
         'execution', tostring(s[7] or '0'), 'at', tostring(now), 'isTimedOut', 'true' }
       if to == 'ERROR' then table.insert(ev, 'errorType'); table.insert(ev, 'TIMEOUT') end
+      table.insert(ev, 'eventSeq'); table.insert(ev, redis.call('HINCRBY', req, 'eventSeq', 1))
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[6], '*', unpack(ev))
       timedOut = timedOut + 1
     end
   end
 end
-local more = (#due == limit) and 1 or 0
-return { timedOut, rescheduled, dropped, more }
+local pruned = indexPrune(KEYS[3], KEYS[4], now, limit)
+local more = (#due == limit or pruned == limit) and 1 or 0
+return { timedOut, rescheduled, dropped, more, pruned }

@@ -1,6 +1,6 @@
 #!lua
 --[[
-  cancel-5: the scheduler's cancel and forceCancel (ess-semantics §4), atomic with the history
+  cancel-7: the scheduler's cancel and forceCancel (ess-semantics §4), atomic with the history
   entry and the event.
     cancel:  WAIT/READY/BLOCKED/HOLD → CANCELLED at once; RUNNING/COMPLETED → CANCELLING (the job
              learns it from X-ESS-Cancel-Requested and checkInCancelling, then reports)
@@ -8,7 +8,7 @@
              (since CANCELLING began or since its last check-in, whichever is later)
 
   KEYS[1] request hash   KEYS[2] reorder buffer   KEYS[3] history   KEYS[4] event stream
-  KEYS[5] skipped seqs
+  KEYS[5] skipped seqs   KEYS[6] request index   KEYS[7] index expiry set
 
   ARGV[1] operation: 'cancel' or 'force'
   ARGV[2] now (ms)
@@ -24,6 +24,7 @@
          -3 TOO_EARLY (n = ms until forceCancel is allowed)
 ]]
 --@TABLES
+--@INDEX
 
 local req, buf, hist, events, skip = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op, now = ARGV[1], tonumber(ARGV[2])
@@ -57,6 +58,7 @@ else
   table.insert(fields, 'processEndTime'); table.insert(fields, now)
   table.insert(fields, 'completedTime'); table.insert(fields, now)
 end
+indexState(KEYS[6], KEYS[7], req, rid, from, to, now, ARGV[5])
 redis.call('HSET', req, unpack(fields))
 if TERMINAL[to] then
   for _, k in ipairs({ req, buf, hist, skip }) do redis.call('EXPIRE', k, tonumber(ARGV[5])) end
@@ -69,5 +71,6 @@ redis.call('LTRIM', hist, 0, tonumber(ARGV[3]) - 1)
 local ev = { 'event', (to == 'CANCELLING') and 'REQUEST_CANCELLING' or 'REQUEST_CANCELLED', 'requestId', rid,
   'state', to, 'previousState', from, 'execution', tostring(s[2] or '0'), 'at', tostring(now),
   'cause', 'SCHEDULER_CANCEL' }
+table.insert(ev, 'eventSeq'); table.insert(ev, redis.call('HINCRBY', req, 'eventSeq', 1))
 redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '*', unpack(ev))
 return { (to == 'CANCELLING') and 2 or 1, from, 0 }
