@@ -1,6 +1,6 @@
 import "../support/provided.js";
+import { hashPassword } from "@ess/secrets";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { hashPassword } from "../../apps/gateway/src/auth.js";
 import { uniquePrefix } from "../support/context.js";
 import { eventually, type RunningProcess, startApp } from "../support/processes.js";
 

@@ -2,7 +2,7 @@ import { createApp } from "@ess/gateway";
 import { describe, expect, it } from "vitest";
 import { newRequestId, useTestContext } from "../../../test/support/context.js";
 
-// Both enqueue modes answer the same and leave the same job behind (ENQUEUE_MODE, issue 6).
+// Both enqueue modes answer the same and leave the same job behind (ENQUEUE_MODE).
 const ctx = useTestContext();
 
 describe.each(["script", "queue"] as const)("ENQUEUE_MODE=%s", (enqueue) => {

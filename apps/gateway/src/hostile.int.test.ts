@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createAdminApp, createApp } from "./app.js";
-import { Authenticator } from "./auth.js";
+import { Authenticator } from "./auth/authenticator.js";
 
 // Property-based probing of every route with hostile input, in-process against a real Redis:
 // never a 5xx while Redis is up, every error a SimpleExceptionDetail, nothing internal in a body.
@@ -199,6 +199,7 @@ async function check(res: Response, what: string, secrets: string[] = []): Promi
   }
   if (res.status < 400) {
     // a stream (SSE) answer: take what is there and hang up, as a client would
+    // only the status matters here; the body may already be gone
     await res.body?.cancel().catch(() => {});
     return;
   }

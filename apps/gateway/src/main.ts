@@ -12,15 +12,19 @@ import {
   waitReady,
 } from "@ess/store";
 import { startTracing } from "@ess/telemetry";
+import { acceptMetrics } from "./accept-metrics.js";
+import { observeAll } from "./accept-observer.js";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
-import { Authenticator, CredentialsError } from "./auth.js";
-import { BacklogMonitor, RateLimiter } from "./backpressure.js";
-import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
-import { type OperationsDeps, Readiness } from "./ops.js";
+import { Authenticator, CredentialsError } from "./auth/authenticator.js";
+import { BacklogMonitor } from "./backlog.js";
+import type { OperationsDeps } from "./context.js";
+import { GatewayMetrics, QueueCatalog } from "./metrics.js";
+import { Readiness } from "./ops/readiness.js";
 import { registerProbes } from "./probes.js";
+import { RateLimiter } from "./rate-limit.js";
 import { serveApp } from "./server.js";
-import { traceGateway } from "./tracing.js";
+import { acceptTracing, traceDeadLetters } from "./tracing.js";
 
 /** Entry point: reads config, opens Redis, serves, and shuts down cleanly on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -62,9 +66,8 @@ async function main(): Promise<void> {
   const keys = new Keys(config.KEY_PREFIX, config.PARTITIONS);
   const store = new RequestStore(redis, keys, storeLimits(config));
   const queues = new CallbackQueues(redis, keys, { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
-  instrumentCallbackPath(store, queues, metrics);
   const deadLetters = new DeadLetters(redis, keys, (p, name) => queues.queue(p, name));
-  if (tracing) traceGateway(tracing, { store, queues, deadLetters });
+  if (tracing) traceDeadLetters(tracing, deadLetters);
   const readiness = new Readiness(redis, 1000, keys.readinessProbe());
   registerProbes(metrics.registry, redis, readiness);
   const backlog =
@@ -88,6 +91,7 @@ async function main(): Promise<void> {
   const sseShutdown = new AbortController();
   const deps = {
     ops,
+    observe: observeAll(tracing && acceptTracing(tracing, keys), acceptMetrics(metrics)),
     store,
     queues,
     deadLetters,
@@ -137,9 +141,11 @@ async function main(): Promise<void> {
     sseShutdown.abort();
     adminServer.close();
     server.close(async () => {
-      await queues.close().catch(() => {});
-      await redis.quit().catch(() => {});
-      await tracing?.shutdown().catch(() => {});
+      // exiting anyway: a close that fails (Redis gone) is logged and the next one still runs
+      const closing = (what: string) => (err: Error) => log.warn({ err: err.message }, `${what} did not close cleanly`);
+      await queues.close().catch(closing("queues"));
+      await redis.quit().catch(closing("redis connection"));
+      await tracing?.shutdown().catch(closing("tracing"));
       log.info("stopped");
       process.exit(0);
     });

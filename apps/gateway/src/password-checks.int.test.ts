@@ -2,7 +2,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createApp } from "./app.js";
-import { Authenticator } from "./auth.js";
+import { Authenticator } from "./auth/authenticator.js";
 import { serveApp } from "./server.js";
 
 // 200 concurrent wrong Basic passwords over a real socket while valid callers keep calling.

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { eventually } from "../../../test/support/processes.js";
 import { createApp } from "./app.js";
-import { Authenticator } from "./auth.js";
+import { Authenticator } from "./auth/authenticator.js";
 import { serveApp } from "./server.js";
 
 // Clients that go away mid-body, over a real socket: routine, logged at debug, never an unexpected error.

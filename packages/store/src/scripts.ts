@@ -84,7 +84,7 @@ export const SCRIPTS = {
   // scheduler side
   cancel: 7,
   sweepTimeouts: 4,
-  // performance (issue 6): admit and BullMQ's add in one round trip
+  // admit and BullMQ's add in one round trip
   admitEnqueue: 11,
   // read-only (no-writes): request details while Redis is full
   read: 2,
