@@ -1,5 +1,5 @@
 import { EssError, parseRequestId } from "@ess/domain";
-import { fanOut, type Keys } from "@ess/store";
+import type { Keys } from "@ess/store";
 import type { MiddlewareHandler } from "hono";
 import type { Redis } from "ioredis";
 import type { BacklogMonitor } from "./backlog.js";
