@@ -1,7 +1,8 @@
 import * as crypto from "node:crypto";
 import type { CallbackJob } from "@ess/contract";
-import { type CallbackStatus, EssError, type RequestState } from "@ess/domain";
+import type { CallbackStatus, RequestState } from "@ess/domain";
 import type { Redis } from "ioredis";
+import { decodeReply } from "./codes.js";
 import type { Keys } from "./keys.js";
 import { type CallbackQueues, JOB_CALLBACK } from "./queues.js";
 import { defineScripts, type ScriptedRedis } from "./scripts.js";
@@ -75,43 +76,23 @@ export interface StoredRequest {
 
 /** Maps the admit scripts' reply to a result, or throws the EssError its code names. */
 function toAdmitResult(requestId: string, p: number, reply: (string | number | null)[]): AdmitResult {
-  const code = Number(reply[0]);
+  const code = decodeReply(reply, { requestId });
   const cancelling = reply[3] === 1;
   switch (code) {
-    case 1:
-    case 3:
+    case "ADMITTED":
+    case "RESUMED":
       return {
         kind: "admitted",
         partition: p,
         seq: Number(reply[1]),
         execution: Number(reply[2]),
         cancelling,
-        resumed: code === 3,
+        resumed: code === "RESUMED",
       };
-    case 2:
+    case "REPEAT":
       return { kind: "repeat", cancelling };
-    case -1:
-      throw new EssError("REQUEST_NOT_FOUND", `request ${requestId} is not registered`);
-    case -2:
-      throw new EssError("STALE_HANDLE", `requestHandle is not the handle of request ${requestId}'s current execution`);
-    case -3:
-      throw new EssError(
-        "NOT_ACCEPTING_CALLBACKS",
-        `request ${requestId} is ${String(reply[1])}, a state that takes no callbacks`,
-      );
-    case -4:
-      throw new EssError(
-        "IDEMPOTENCY_KEY_REUSED",
-        "Idempotency-Key was already used with a different status, requestHandle or statusMessage",
-      );
-    case -5:
-      throw new EssError(
-        "IDEMPOTENCY_KEY_IN_FLIGHT",
-        "a call with this Idempotency-Key is still being processed; retry shortly",
-        { retryAfter: 1 },
-      );
     default:
-      throw new Error(`admit script returned unknown code ${code}`);
+      throw new Error(`admit script replied ${code}`);
   }
 }
 
@@ -244,21 +225,10 @@ export class RequestStore {
       this.limits.eventsMaxLen,
       requestId,
     );
-    const code = Number(reply[0]);
-    if (code === -1) {
-      throw new EssError(
-        "ALREADY_TERMINAL",
-        `request ${requestId} has ended (${String(reply[2])}) and cannot be registered again`,
-      );
-    }
-    if (code === -2) {
-      throw new EssError(
-        "UNSUPPORTED_STATE",
-        `resumed=true needs a PAUSED request; request ${requestId} is ${String(reply[2])}`,
-      );
-    }
+    const code = decodeReply(reply, { requestId });
+    if (code !== "CREATED" && code !== "REARMED") throw new Error(`register script replied ${code}`);
     return {
-      created: code === 1,
+      created: code === "CREATED",
       execution: Number(reply[1]),
       pausedState: typeof reply[3] === "string" ? reply[3] : null,
     };

@@ -2,7 +2,7 @@
 --[[
   apply-5: applies accepted callbacks to one request, in sequence order, exactly once in effect.
   The worker's only script per job. The transition table is not written here: the loader replaces
-  the line "--@TABLES" with the table serialised from packages/domain (one source of truth).
+  the include 'transitions' with the table serialised from packages/domain (one source of truth).
 
   KEYS[1] request hash        <prefix>:{pN}:req:<id>
   KEYS[2] reorder buffer      <prefix>:{pN}:req:<id>:buf      zset: callback JSON scored by seq
@@ -26,7 +26,13 @@
     missing the lowest missing seq while later callbacks wait in the buffer, else 0
     n       callbacks taken out of the buffer and applied/ignored by this call ('wait': ms to wait)
 ]]
---@TABLES
+--@include transitions
+--@include terminal
+--@include callbackStates
+--@include history
+--@include event
+--@include expireTerminal
+--@include jobId
 
 local req, buf, hist, events, skip = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local mode, now = ARGV[1], tonumber(ARGV[3])
@@ -36,8 +42,7 @@ local gapTimeout, jobPrefix, rid = tonumber(ARGV[7]), ARGV[8], ARGV[9]
 if redis.call('EXISTS', req) == 0 then return { 'gone', 0, 0 } end
 
 local function record(entry)
-  redis.call('LPUSH', hist, cjson.encode(entry))
-  redis.call('LTRIM', hist, 0, histCap - 1)
+  appendHistory(hist, entry, histCap)
 end
 
 -- One callback through the state machine; returns 'applied', 'late' or 'ignored'.
@@ -48,7 +53,7 @@ local function applyOne(cb, late)
     seq = cb.seq, status = cb.status, execution = cb.execution, from = from,
     acceptedAt = cb.acceptedAt, appliedAt = now, message = cb.message,
   }
-  local column = TRANSITIONS[from]
+  local column = CALLBACK_STATES[from] and TRANSITIONS[from]
   if tonumber(cb.execution) ~= tonumber(s[2]) then
     entry.outcome = 'ignored'
     entry.reason = 'stale execution ' .. cb.execution .. ' (current ' .. s[2] .. ')'
@@ -81,7 +86,7 @@ local function applyOne(cb, late)
       table.insert(fields, 'processEndTime'); table.insert(fields, now)
       table.insert(fields, 'completedTime'); table.insert(fields, now)
     end
-    if not TRANSITIONS[rule.to] and s[5] then
+    if not CALLBACK_STATES[rule.to] and s[5] then
       -- leaving the states that take callbacks retires the handle; a repeat of this very
       -- callback is still answered 200 (admit-2) until the next registration
       table.insert(fields, 'closedHandle'); table.insert(fields, s[5])
@@ -90,7 +95,7 @@ local function applyOne(cb, late)
     end
     redis.call('HSET', req, unpack(fields))
     if TERMINAL[rule.to] then
-      for _, k in ipairs({ req, buf, hist, skip }) do redis.call('EXPIRE', k, retention) end
+      expireRequest({ req, buf, hist, skip }, retention)
     end
     entry.to = rule.to
     entry.outcome = late and 'late' or 'applied'
@@ -99,7 +104,7 @@ local function applyOne(cb, late)
         'seq', tostring(cb.seq), 'execution', tostring(cb.execution), 'at', tostring(now) }
       if rule.errorType then table.insert(ev, 'errorType'); table.insert(ev, rule.errorType) end
       if rule.cause then table.insert(ev, 'cause'); table.insert(ev, rule.cause) end
-      redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', unpack(ev))
+      publishEvent(events, maxlen, ev)
     end
   end
   record(entry)
@@ -146,7 +151,7 @@ if mode == 'gap' then
   local first = tonumber(head[2])
   -- a missing callback whose job still exists is being (re)tried: never skip it
   for seq = applied + 1, first - 1 do
-    if redis.call('EXISTS', jobPrefix .. rid .. '-' .. seq) == 1 then
+    if redis.call('EXISTS', jobPrefix .. callbackJobId(rid, seq)) == 1 then
       return { 'wait', applied + 1, gapTimeout }
     end
   end
