@@ -18,6 +18,7 @@ import {
   serveMetrics,
   WorkerMetrics,
 } from "./observe.js";
+import { BulkReplayRunner } from "./replay.js";
 import { startTimeoutSweeper } from "./timeouts.js";
 import { traceDelivery, traceWorker } from "./tracing.js";
 import { startWebhooks } from "./webhooks.js";
@@ -52,7 +53,8 @@ async function main(): Promise<void> {
   const metrics = new WorkerMetrics();
   observeRedis(connection, metrics);
   instrumentStore(store, metrics, config.ACCESS_LOG ? log : undefined);
-  if (tracing) traceWorker(tracing, { store, deadLetters });
+  const replays = new BulkReplayRunner(deadLetters);
+  if (tracing) traceWorker(tracing, { store, deadLetters, replays });
   const metricsServer = await serveMetrics(metrics, config.WORKER_METRICS_PORT, config.WORKER_METRICS_HOST).catch(
     (err: Error) => {
       log.fatal({ err: err.message, port: config.WORKER_METRICS_PORT }, "cannot open the metrics port");
@@ -65,6 +67,7 @@ async function main(): Promise<void> {
     store,
     queues,
     deadLetters,
+    replays,
     partitions,
     concurrency: config.WORKER_CONCURRENCY,
     gapTimeoutMs: config.GAP_TIMEOUT_MS,

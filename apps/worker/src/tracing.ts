@@ -1,6 +1,7 @@
 import type { CallbackJob, WebhookJob } from "@ess/contract";
 import type { DeadLetters, RequestStore } from "@ess/store";
 import { type Tracing, traceReplays } from "@ess/telemetry";
+import type { BulkReplayRunner } from "./replay.js";
 
 /**
  * Spans of the worker, installed by main.ts only when tracing is on by wrapping the calls once:
@@ -9,8 +10,11 @@ import { type Tracing, traceReplays } from "@ess/telemetry";
  * - ess.dead_letter.replay / ess.dead_letter.replay_bulk: replays run by the ops queue.
  * Attributes: request id, seq, callback status, partition, outcome; never the handle (jobs carry none).
  */
-export function traceWorker(t: Tracing, deps: { store: RequestStore; deadLetters: DeadLetters }): void {
-  const { store, deadLetters } = deps;
+export function traceWorker(
+  t: Tracing,
+  deps: { store: RequestStore; deadLetters: DeadLetters; replays: BulkReplayRunner },
+): void {
+  const { store, deadLetters, replays } = deps;
   const { SpanKind } = t.api;
 
   const apply = store.apply.bind(store);
@@ -40,13 +44,13 @@ export function traceWorker(t: Tracing, deps: { store: RequestStore; deadLetters
   };
 
   traceReplays(t, deadLetters);
-  const runReplay = deadLetters.runReplay.bind(deadLetters);
-  deadLetters.runReplay = (id, sleep) =>
+  const runReplay = replays.run.bind(replays);
+  replays.run = (id) =>
     t.span(
       "ess.dead_letter.replay_bulk",
       { kind: SpanKind.CONSUMER, attributes: { "ess.replay.id": id } },
       async (span) => {
-        const op = await runReplay(id, sleep);
+        const op = await runReplay(id);
         if (op) span.setAttribute("ess.replay.replayed", op.replayed);
         return op;
       },

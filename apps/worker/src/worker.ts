@@ -15,6 +15,7 @@ import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { classify } from "./failures.js";
+import { BulkReplayRunner } from "./replay.js";
 
 /** Minimal logger surface (pino's). */
 export interface WorkerLogger {
@@ -29,6 +30,8 @@ export interface WorkerDeps {
   store: RequestStore;
   queues: CallbackQueues;
   deadLetters: DeadLetters;
+  /** runs the bulk replays the ops queue hands out (default: a runner over deadLetters) */
+  replays?: BulkReplayRunner | undefined;
   partitions: number[];
   concurrency: number;
   gapTimeoutMs: number;
@@ -51,6 +54,19 @@ export interface WorkerDeps {
   /** Test seam: runs before a callback is applied; throwing simulates a failure of the attempt. */
   beforeApply?: (job: Job) => void | Promise<void>;
 }
+
+/**
+ * Attempts of a gap check, and the wait between two: a check fails only when Redis does (the
+ * script's 'wait' answer delays the same job without spending an attempt), so these ride out an
+ * outage of about GAP_CHECK_ATTEMPTS x GAP_CHECK_RETRY_MS without losing the check.
+ */
+const GAP_CHECK_ATTEMPTS = 1000;
+const GAP_CHECK_RETRY_MS = 1000;
+/** How often one worker purges the dead letters past their retention, the first time this soon after start. */
+const PURGE_INTERVAL_MS = 3600_000;
+const FIRST_PURGE_DELAY_MS = 5000;
+/** The purge lock's expiry: another worker may purge once a purging worker died this long ago. */
+const PURGE_LOCK_SECONDS = 300;
 
 /** Longest wait between two attempts of a job refused by a full Redis. */
 const OUT_OF_MEMORY_MAX_DELAY_MS = 5000;
@@ -78,6 +94,7 @@ export interface CallbackWorker {
  */
 export function createWorker(deps: WorkerDeps): CallbackWorker {
   const { store, queues, deadLetters, log } = deps;
+  const replays = deps.replays ?? new BulkReplayRunner(deadLetters);
 
   async function scheduleGapCheck(requestId: string, missing: number, delay: number): Promise<void> {
     const p = store.keys.partition(requestId);
@@ -87,8 +104,8 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
       {
         jobId: `gap-${requestId}-${missing}`,
         delay,
-        attempts: 1000,
-        backoff: { type: "fixed", delay: 1000 },
+        attempts: GAP_CHECK_ATTEMPTS,
+        backoff: { type: "fixed", delay: GAP_CHECK_RETRY_MS },
         removeOnComplete: true,
         removeOnFail: false,
       },
@@ -232,7 +249,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     async (job: Job) => {
       const parsed = replayJobSchema.safeParse(job.data);
       if (!parsed.success) throw new UnrecoverableError(reasonMessage("invalid-payload", "invalid replay job"));
-      const op = await deadLetters.runReplay(parsed.data.opId);
+      const op = await replays.run(parsed.data.opId);
       log.info({ opId: parsed.data.opId, state: op?.state, replayed: op?.replayed }, "bulk replay finished");
       return op?.state ?? "gone";
     },
@@ -257,7 +274,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
   async function purgeExpired(): Promise<number> {
     // one worker at a time: the lock expires on its own if this one dies
     const lock = store.keys.lock("dlq-purge");
-    if ((await deps.connection.set(lock, "1", "EX", 300, "NX")) !== "OK") return 0;
+    if ((await deps.connection.set(lock, "1", "EX", PURGE_LOCK_SECONDS, "NX")) !== "OK") return 0;
     try {
       const n = await deadLetters.purgeMatching({ to: Date.now() - deps.deadLetterRetentionMs });
       if (n > 0) log.info({ purged: n }, "dead letters past retention purged");
@@ -274,10 +291,10 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     ),
     setInterval(
       () => void purgeExpired().catch((err: Error) => log.warn({ err: err.message }, "purge failed")),
-      3600_000,
+      PURGE_INTERVAL_MS,
     ),
   ];
-  const firstPurge = setTimeout(() => void purgeExpired().catch(() => {}), 5000);
+  const firstPurge = setTimeout(() => void purgeExpired().catch(() => {}), FIRST_PURGE_DELAY_MS);
   for (const t of [...timers, firstPurge]) t.unref();
 
   return {
