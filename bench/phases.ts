@@ -1,8 +1,8 @@
 // The phases of a bench run (ceiling, max rate, drain, paced) and a profile's run through them.
 import type { ChildProcess } from "node:child_process";
+import type { RunningProcess } from "@ess/testing";
 import { RedisServer } from "@ess/testing";
 import { Redis } from "ioredis";
-import type { RunningProcess } from "../test/support/processes.js";
 import {
   buildMix,
   type Call,

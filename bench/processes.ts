@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { RedisServer } from "@ess/testing";
-import { ROOT, type RunningProcess, startApp } from "../test/support/processes.js";
+import { ROOT, type RunningProcess, startApp } from "@ess/testing";
 import { KEY_PREFIX, opts, PARTITIONS, sleep } from "./options.js";
 
 /** Every child the bench started, killed on Ctrl-C so nothing outlives an interrupted run. */

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { Keys } from "@ess/store";
-import { findRedisServer, RedisServer } from "@ess/testing";
+import { findRedisServer, RedisServer, type RunningProcess, startApp } from "@ess/testing";
 import { Redis } from "ioredis";
 import {
   buildMix,
@@ -21,7 +21,6 @@ import {
   type Target,
 } from "../bench/load.js";
 import { backlog, rssMiB, waitDrained } from "../bench/measure.js";
-import { type RunningProcess, startApp } from "../test/support/processes.js";
 
 const HELP = `npm run soak -- [options]
 

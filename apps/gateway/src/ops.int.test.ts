@@ -1,7 +1,7 @@
 import { createRedis, RequestStore, waitReady } from "@ess/store";
+import { newRequestId } from "@ess/testing/context";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
 import { Authenticator } from "./auth.js";
@@ -9,8 +9,9 @@ import { BacklogMonitor, RateLimiter } from "./backpressure.js";
 import type { GatewayDeps } from "./env.js";
 import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
 import { type OperationsDeps, Readiness } from "./ops.js";
+import { useGatewayTestContext } from "./test-context.js";
 
-const ctx = useTestContext({ partitions: 2 });
+const ctx = await useGatewayTestContext({ partitions: 2 });
 const TOKENS = { job: "job-token-1", scheduler: "sched-token-1", admin: "admin-token-1" };
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 

@@ -2,9 +2,9 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { verifyWebhook, WEBHOOK_HEADERS, WebhookAddressPolicy } from "@ess/contract";
 import { createRedis, SchedulerStore, WEBHOOK_QUEUE } from "@ess/store";
+import { eventually } from "@ess/testing";
+import { newRequestId, useTestContext } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
-import { eventually } from "../../../test/support/processes.js";
 import { startWebhooks, WEBHOOK_GROUP, type Webhooks } from "./webhooks.js";
 
 const ctx = useTestContext({ partitions: 2 });

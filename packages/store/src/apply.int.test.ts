@@ -11,8 +11,8 @@ import {
   schedulerTransition,
   transition,
 } from "@ess/domain";
+import { newRequestId, useTestContext } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { SchedulerStore } from "./scheduler.js";
 
 const ctx = useTestContext({ limits: { gapTimeoutMs: 200, historyLimit: 5 } });

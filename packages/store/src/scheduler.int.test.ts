@@ -1,5 +1,5 @@
+import { newRequestId, useTestContext } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { REPLY } from "./codes.js";
 import { SchedulerStore } from "./scheduler.js";
 
