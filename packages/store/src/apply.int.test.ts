@@ -278,6 +278,37 @@ describe("ordering, duplicates, gaps", () => {
     expect((await ctx.store.apply(id, "gap", 1, t0 + 10000)).result).toBe("skipped");
   });
 
+  it("a gap check whose job keys do not cover the gap as it is now skips nothing (the caller reads it again)", async () => {
+    const id = await registered();
+    const t0 = Date.now();
+    await ctx.store.apply(id, "cb", job(id, 3, "UPDATE"), t0);
+    const p = ctx.keys.partition(id);
+    const { limits } = ctx.store;
+    // the caller saw a gap of one seq (2), but 1 and 2 are missing: only seq 2's job key comes in
+    const reply = await ctx.store.redis.ess_apply(
+      6,
+      ctx.keys.request(p, id),
+      ctx.keys.buffer(p, id),
+      ctx.keys.history(p, id),
+      ctx.keys.events(p),
+      ctx.keys.skipped(p, id),
+      ctx.keys.callbackJob(p, id, 2),
+      "gap",
+      1,
+      t0 + 10_000,
+      limits.historyLimit,
+      limits.eventsMaxLen,
+      limits.retentionSeconds,
+      limits.gapTimeoutMs,
+      2,
+      id,
+    );
+    expect(reply).toEqual(["wait", 1, 0]);
+    expect(await ctx.redis.scard(ctx.keys.skipped(p, id))).toBe(0);
+    // read by the store itself, the gap is skipped
+    expect((await ctx.store.apply(id, "gap", 1, t0 + 10_000)).result).toBe("skipped");
+  });
+
   it("caps the history at the configured length", async () => {
     const id = await registered();
     for (let seq = 1; seq <= 8; seq++) await ctx.store.apply(id, "cb", job(id, seq, "UPDATE"));

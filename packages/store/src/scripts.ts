@@ -45,7 +45,7 @@ const luaSet = (names: readonly string[]) => Object.fromEntries(names.map((n) =>
  * Includes generated from TypeScript, so each rule has one source: the domain's tables
  * (packages/domain) and the reply codes (codes.ts). A script names them like file includes.
  */
-const GENERATED: Record<string, () => string> = {
+const GENERATED: Record<string, (seen: Set<string>) => string> = {
   /** TRANSITIONS: callback state → status → rule */
   transitions: () => luaLocals({ TRANSITIONS }),
   /** TERMINAL: state → true for the states a request never leaves */
@@ -67,8 +67,11 @@ const GENERATED: Record<string, () => string> = {
     }),
   /** CODE: reply code name → number */
   codes: () => luaLocals({ CODE: REPLY }),
-  /** admit-2, composed into admit-enqueue-11 (only a script's first line may be a shebang) */
-  admit: () => composable(loadScript("admit-2")),
+  /**
+   * admit-2, composed into admit-enqueue-11 (only a script's first line may be a shebang); what the
+   * composing script included above is not included again (its locals are in scope)
+   */
+  admit: (seen) => resolveIncludes(composable(readScriptFile("admit-2")), seen),
   /** BullMQ's addStandardJob, as the installed bullmq ships it */
   addStandardJob: () => composable(bullmqAddStandardJob()),
 };
@@ -105,7 +108,7 @@ const INCLUDE = /^--@include ([A-Za-z0-9_-]+)$/gm;
 /** An include's source: generated, or the file ./lua/includes/<name>.lua (which may include others). */
 function includeSource(name: string, seen: Set<string>): string {
   const generated = GENERATED[name];
-  if (generated) return generated();
+  if (generated) return generated(seen);
   let source: string;
   try {
     source = readFileSync(new URL(`./lua/includes/${name}.lua`, import.meta.url), "utf8");
@@ -156,7 +159,7 @@ function bullmqAddStandardJob(): string {
   return content;
 }
 
-/** name → number of keys; the numbers are also in the file names (BullMQ's convention). */
+/** name → number of (fixed) keys; the numbers are also in the file names (BullMQ's convention). */
 export const SCRIPTS = {
   admit: 2,
   apply: 5,
@@ -169,6 +172,12 @@ export const SCRIPTS = {
   read: 2,
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
+
+/**
+ * Scripts that take more keys than their fixed ones, after them (apply: the job keys of a gap). They
+ * are called with the number of keys first.
+ */
+export const VARIABLE_KEYS: ReadonlySet<ScriptName> = new Set<ScriptName>(["apply"]);
 
 /** Script file base names where they differ from the command name. */
 const FILES: Partial<Record<ScriptName, string>> = { admitEnqueue: "admit-enqueue" };
@@ -189,7 +198,10 @@ export type ScriptedRedis = Redis & {
 export function defineScripts(redis: Redis): ScriptedRedis {
   for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) {
     const command = `ess_${name}`;
-    if (!(command in redis)) redis.defineCommand(command, { numberOfKeys, lua: scriptSource(name as ScriptName) });
+    const lua = scriptSource(name as ScriptName);
+    if (command in redis) continue;
+    if (VARIABLE_KEYS.has(name as ScriptName)) redis.defineCommand(command, { lua });
+    else redis.defineCommand(command, { numberOfKeys, lua });
   }
   return redis as ScriptedRedis;
 }

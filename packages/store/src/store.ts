@@ -242,12 +242,17 @@ export class RequestStore {
     now = Date.now(),
   ): Promise<ApplyResult> {
     const p = this.keys.partition(requestId);
+    const req = this.keys.request(p, requestId);
+    const buf = this.keys.buffer(p, requestId);
+    const gap = mode === "gap" ? await this.readGap(p, requestId, req, buf) : { from: 0, jobKeys: [] };
     const reply = await this.redis.ess_apply(
-      this.keys.request(p, requestId),
-      this.keys.buffer(p, requestId),
+      5 + gap.jobKeys.length,
+      req,
+      buf,
       this.keys.history(p, requestId),
       this.keys.events(p),
       this.keys.skipped(p, requestId),
+      ...gap.jobKeys,
       mode,
       typeof arg === "number" ? arg : JSON.stringify(arg),
       now,
@@ -255,10 +260,31 @@ export class RequestStore {
       this.limits.eventsMaxLen,
       this.limits.retentionSeconds,
       this.limits.gapTimeoutMs,
-      this.keys.jobPrefix(p),
+      gap.from,
       requestId,
     );
     return { result: reply[0] as ApplyResult["result"], missing: Number(reply[1]), n: Number(reply[2]) };
+  }
+
+  /**
+   * The open gap of a request as it is now: its first seq and the job keys of its seqs (up to the
+   * first buffered one), which the apply script checks (a job still there is being retried). The
+   * script refuses to decide when the gap moved between this read and the call.
+   */
+  private async readGap(p: number, requestId: string, req: string, buf: string) {
+    const replies = (await this.redis
+      .pipeline()
+      .hget(req, "applied")
+      .zrangebyscore(buf, "-inf", "+inf", "WITHSCORES", "LIMIT", 0, 1)
+      .exec()) as [Error | null, unknown][] | null;
+    for (const [err] of replies ?? []) if (err) throw err;
+    const applied = replies?.[0]?.[1] as string | null | undefined;
+    const head = replies?.[1]?.[1] as string[] | undefined;
+    const from = Number(applied ?? 0) + 1;
+    const first = Number(head?.[1] ?? from);
+    const jobKeys: string[] = [];
+    for (let seq = from; seq < first; seq++) jobKeys.push(this.keys.callbackJob(p, requestId, seq));
+    return { from, jobKeys };
   }
 
   /** Reads a request's fields and history; null when unknown or expired. */

@@ -9,6 +9,8 @@
   KEYS[3] history             <prefix>:{pN}:req:<id>:hist     list, newest first, capped
   KEYS[4] event stream        <prefix>:{pN}:events
   KEYS[5] skipped seqs        <prefix>:{pN}:req:<id>:skip     set of seqs skipped over as gaps
+  KEYS[6..] gap: the BullMQ job hashes of the gap's seqs, ARGV[8] up to the first buffered seq - 1,
+          as the caller read the gap just before (<prefix>:{pN}:callbacks:<id>-<seq>); none for 'cb'
 
   ARGV[1] mode: 'cb' (apply a callback) or 'gap' (skip an expired gap)
   ARGV[2] cb: the callback job JSON {v,requestId,seq,execution,status,message?,acceptedAt}
@@ -18,7 +20,7 @@
   ARGV[5] event stream MAXLEN (approximate)
   ARGV[6] retention of terminal requests (s)
   ARGV[7] gap timeout (ms)
-  ARGV[8] job key prefix of the partition queue (<prefix>:{pN}:callbacks:) for the in-flight check
+  ARGV[8] gap: the first seq of the gap KEYS[6..] cover (applied + 1 when the caller read it); cb: 0
   ARGV[9] request id
 
   Returns { result, missing, n }
@@ -32,12 +34,11 @@
 --@include history
 --@include event
 --@include expireTerminal
---@include jobId
 
 local req, buf, hist, events, skip = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local mode, now = ARGV[1], tonumber(ARGV[3])
 local histCap, maxlen, retention = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
-local gapTimeout, jobPrefix, rid = tonumber(ARGV[7]), ARGV[8], ARGV[9]
+local gapTimeout, rid = tonumber(ARGV[7]), ARGV[9]
 
 if redis.call('EXISTS', req) == 0 then return { 'gone', 0, 0 } end
 
@@ -149,11 +150,12 @@ if mode == 'gap' then
   local since = tonumber(redis.call('HGET', req, 'gapSince') or now)
   if now - since < gapTimeout then return { 'wait', applied + 1, since + gapTimeout - now } end
   local first = tonumber(head[2])
+  -- the gap moved since the caller read it (its job keys are not those of this gap): decide nothing,
+  -- the check runs again at once with the gap as it is now
+  if tonumber(ARGV[8]) ~= applied + 1 or #KEYS - 5 ~= first - 1 - applied then return { 'wait', applied + 1, 0 } end
   -- a missing callback whose job still exists is being (re)tried: never skip it
-  for seq = applied + 1, first - 1 do
-    if redis.call('EXISTS', jobPrefix .. callbackJobId(rid, seq)) == 1 then
-      return { 'wait', applied + 1, gapTimeout }
-    end
+  for i = 6, #KEYS do
+    if redis.call('EXISTS', KEYS[i]) == 1 then return { 'wait', applied + 1, gapTimeout } end
   end
   for seq = applied + 1, first - 1 do redis.call('SADD', skip, seq) end
   record({ outcome = 'skipped', seq = applied + 1, lastSeq = first - 1, appliedAt = now,
