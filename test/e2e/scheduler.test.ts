@@ -1,11 +1,17 @@
 import "@ess/testing/provided";
 import { spawn } from "node:child_process";
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { EssClientError, EssJobClient } from "@ess/client";
 import { verifyWebhook, WEBHOOK_HEADERS } from "@ess/contract";
 import { compareStreamIds, createRedis, Keys } from "@ess/store";
-import { eventually, ROOT, type RunningProcess, readSse, startApp } from "@ess/testing";
+import {
+  eventually,
+  type RecordingServer,
+  ROOT,
+  type RunningProcess,
+  readSse,
+  startApp,
+  startRecordingServer,
+} from "@ess/testing";
 import { uniquePrefix } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { details, postJson, registerRequest } from "../support/http.js";
@@ -18,9 +24,8 @@ let worker: RunningProcess;
 let base: string;
 let env: Record<string, string>;
 
-let receiver: Server;
+let receiver: RecordingServer;
 let receiverUrl: string;
-const received: { path: string; headers: IncomingMessage["headers"]; body: string; answered: number }[] = [];
 const failFirst = new Set<string>();
 
 beforeAll(async () => {
@@ -36,28 +41,15 @@ beforeAll(async () => {
     WEBHOOK_BACKOFF_MS: "100",
     SSE_POLL_MS: "50",
   };
-  receiver = createServer((req, res) => {
-    let body = "";
-    req.on("data", (d: Buffer) => {
-      body += d.toString();
-    });
-    req.on("end", () => {
-      const path = req.url ?? "";
-      const answered = failFirst.delete(path) ? 500 : 204;
-      received.push({ path, headers: req.headers, body, answered });
-      res.statusCode = answered;
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
-  receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  receiver = await startRecordingServer((r) => (failFirst.delete(r.path) ? 500 : 204));
+  receiverUrl = receiver.url;
   [gateway, worker] = await Promise.all([startApp("gateway", env), startApp("worker", env)]);
   base = gateway.url;
 });
 
 afterAll(async () => {
   const codes = await Promise.all([gateway?.stop(), worker?.stop()]);
-  await new Promise((r) => receiver.close(r));
+  await receiver.close();
   expect(codes).toEqual([0, 0]);
 });
 
@@ -195,7 +187,7 @@ describe("events out end to end", () => {
     await clientFor(id, requestHandle).reportStatus("CANCEL");
     const got = await eventually(
       async () => {
-        const mine = received.filter((r) => r.path === path && r.answered === 204);
+        const mine = receiver.received.filter((r) => r.path === path && r.answered === 204);
         return mine.length >= 2 && mine;
       },
       30000,
@@ -205,7 +197,7 @@ describe("events out end to end", () => {
     const bodies = got.map((r) => JSON.parse(r.body) as { event: string; eventId: string });
     bodies.sort((a, b) => compareStreamIds(a.eventId, b.eventId));
     expect(bodies.map((b) => b.event)).toEqual(["REQUEST_CANCELLING", "REQUEST_CANCELLED"]);
-    const all = received.filter((r) => r.path === path);
+    const all = receiver.received.filter((r) => r.path === path);
     expect(all[0]?.answered).toBe(500);
     const failedId = all[0]?.headers["x-ess-webhook-id"];
     const retried = all.filter((r) => r.headers["x-ess-webhook-id"] === failedId);
@@ -251,7 +243,7 @@ describe("the webhook address policy through the real processes (WEBHOOK_ALLOW_H
       expect(dead.error).toBe(
         "webhook target 127.0.0.2 resolves to a loopback address (127.0.0.2), refused by the webhook address policy",
       );
-      expect(received.filter((r) => r.path.startsWith("/refused/"))).toEqual([]);
+      expect(receiver.received.filter((r) => r.path.startsWith("/refused/"))).toEqual([]);
     } finally {
       await redis.quit();
     }

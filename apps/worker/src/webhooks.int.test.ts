@@ -1,8 +1,6 @@
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { verifyWebhook, WEBHOOK_HEADERS, WebhookAddressPolicy } from "@ess/contract";
 import { createRedis, SchedulerStore, WEBHOOK_QUEUE } from "@ess/store";
-import { eventually } from "@ess/testing";
+import { eventually, type RecordingServer, startRecordingServer } from "@ess/testing";
 import { newRequestId, useTestContext } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWebhooks, WEBHOOK_GROUP, type Webhooks } from "./webhooks.js";
@@ -11,37 +9,16 @@ const ctx = useTestContext({ partitions: 2 });
 const SECRET = "test-secret-0123456789";
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
-interface Received {
-  path: string;
-  headers: IncomingMessage["headers"];
-  body: string;
-  answered: number;
-}
-
-let server: Server;
+let receiver: RecordingServer;
 let base: string;
-const received: Received[] = [];
 /** path → statuses to answer, in order (then 200) */
 const script = new Map<string, number[]>();
 let webhooks: Webhooks;
 const connection = createRedis(ctx.url, "worker");
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    let body = "";
-    req.on("data", (d: Buffer) => {
-      body += d.toString();
-    });
-    req.on("end", () => {
-      const path = req.url ?? "";
-      const answered = script.get(path)?.shift() ?? 200;
-      received.push({ path, headers: req.headers, body, answered });
-      res.statusCode = answered;
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  receiver = await startRecordingServer((r) => script.get(r.path)?.shift() ?? 200);
+  base = receiver.url;
   webhooks = startWebhooks({
     connection,
     store: ctx.store,
@@ -70,7 +47,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await webhooks.close();
   await connection.quit();
-  await new Promise((r) => server.close(r));
+  await receiver.close();
 });
 
 const scheduler = new SchedulerStore(ctx.store);
@@ -83,7 +60,7 @@ describe("webhook subscriptions", () => {
     await scheduler.cancel(id);
     await scheduler.forceCancel(id, 0);
     const got = await eventually(async () => {
-      const mine = received.filter((r) => r.path === `/a/${id}`);
+      const mine = receiver.received.filter((r) => r.path === `/a/${id}`);
       return mine.length >= 2 && mine;
     });
     expect(got.map((r) => JSON.parse(r.body).event)).toEqual(["REQUEST_CANCELLING", "REQUEST_CANCELLED"]);
@@ -106,7 +83,7 @@ describe("webhook subscriptions", () => {
     await scheduler.subscribe(id, `${base}/flaky/${id}`);
     await scheduler.cancel(id);
     const got = await eventually(async () => {
-      const mine = received.filter((r) => r.path === `/flaky/${id}`);
+      const mine = receiver.received.filter((r) => r.path === `/flaky/${id}`);
       return mine.length >= 2 && mine;
     });
     expect(got.map((r) => r.answered)).toEqual([503, 200]);
@@ -126,10 +103,12 @@ describe("webhook subscriptions", () => {
     });
     expect(dead).toMatchObject({ queue: WEBHOOK_QUEUE, attempts: 2, reason: "attempts-exhausted" });
     expect(dead.error).toMatch(/500/);
-    expect(received.filter((r) => r.path === `/down/${id}`)).toHaveLength(2);
+    expect(receiver.received.filter((r) => r.path === `/down/${id}`)).toHaveLength(2);
     // the receiver is back: the replay delivers the same body again
     expect(await ctx.deadLetters.replay(dead.id)).toBe("replayed");
-    await eventually(async () => received.filter((r) => r.path === `/down/${id}` && r.answered === 200).length === 1);
+    await eventually(
+      async () => receiver.received.filter((r) => r.path === `/down/${id}` && r.answered === 200).length === 1,
+    );
   });
 
   it("sends nothing for requests without subscribers, and nothing after unsubscribe", async () => {
@@ -143,7 +122,7 @@ describe("webhook subscriptions", () => {
     await scheduler.cancel(id);
     await scheduler.cancel(marker);
     // the marker's delivery comes after the dispatcher has read the earlier event
-    await eventually(async () => received.some((r) => r.path === `/marker/${marker}`));
-    expect(received.filter((r) => r.path === `/gone/${id}`)).toEqual([]);
+    await eventually(async () => receiver.received.some((r) => r.path === `/marker/${marker}`));
+    expect(receiver.received.filter((r) => r.path === `/gone/${id}`)).toEqual([]);
   });
 });
