@@ -9,6 +9,7 @@
  * starts at the streams' ends ("$"); FROM_START=1 reads what the streams still hold.
  */
 import { hostname } from "node:os";
+import { cloudEventJson, eventSource } from "@ess/contract";
 import { createRedis, Keys } from "@ess/store";
 
 const redis = createRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", "worker");
@@ -46,10 +47,12 @@ async function main(): Promise<void> {
       ...streams.map(() => ">"),
     )) as [string, [string, string[]][]][] | null;
     for (const [stream, entries] of res ?? []) {
+      const partition = streams.indexOf(stream);
       for (const [id, flat] of entries) {
         const fields: Record<string, string> = {};
         for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
-        console.log(JSON.stringify({ stream, id, ...fields })); // handle the event here
+        // the same CloudEvent that webhooks and SSE carry; handle the event here
+        console.log(cloudEventJson(eventSource(keys.prefix), partition, id, fields));
         await redis.xack(stream, group, id);
       }
     }

@@ -322,6 +322,7 @@ function chart(samples: Sample[], verdicts: Verdict[], from: number, subtitle: s
   const x = (t: number) => left + ((W - left - right) * t) / tMax;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<title>Soak: gateway and worker RSS, Redis used_memory and key count over time</title>`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${left}" y="22" font-size="16" font-weight="bold">Soak: memory over time</text>`,
     `<text x="${left}" y="42" fill="#444">${esc(subtitle)}</text>`,

@@ -1,18 +1,13 @@
 import "@ess/testing/provided";
 import { spawn } from "node:child_process";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { EssClientError, EssJobClient } from "@ess/client";
-import { verifyWebhook, WEBHOOK_HEADERS } from "@ess/contract";
-import { compareStreamIds, createRedis, Keys } from "@ess/store";
-import {
-  eventually,
-  type RecordingServer,
-  ROOT,
-  type RunningProcess,
-  readSse,
-  startApp,
-  startRecordingServer,
-} from "@ess/testing";
+import { cloudEventSchema, newWebhookSecret, WEBHOOK_HEADERS } from "@ess/contract";
+import { createRedis, Keys, RequestStore, SecretBox, WebhookStore } from "@ess/store";
+import { eventually, ROOT, type RunningProcess, readSse, startApp } from "@ess/testing";
 import { uniquePrefix } from "@ess/testing/context";
+import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { details, postJson, registerRequest } from "../support/http.js";
 
@@ -24,8 +19,9 @@ let worker: RunningProcess;
 let base: string;
 let env: Record<string, string>;
 
-let receiver: RecordingServer;
+let receiver: Server;
 let receiverUrl: string;
+const received: { path: string; headers: IncomingMessage["headers"]; body: string; answered: number }[] = [];
 const failFirst = new Set<string>();
 
 beforeAll(async () => {
@@ -41,15 +37,28 @@ beforeAll(async () => {
     WEBHOOK_BACKOFF_MS: "100",
     SSE_POLL_MS: "50",
   };
-  receiver = await startRecordingServer((r) => (failFirst.delete(r.path) ? 500 : 204));
-  receiverUrl = receiver.url;
+  receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => {
+      body += d.toString();
+    });
+    req.on("end", () => {
+      const path = req.url ?? "";
+      const answered = failFirst.delete(path) ? 500 : 204;
+      received.push({ path, headers: req.headers, body, answered });
+      res.statusCode = answered;
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+  receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
   [gateway, worker] = await Promise.all([startApp("gateway", env), startApp("worker", env)]);
   base = gateway.url;
 });
 
 afterAll(async () => {
   const codes = await Promise.all([gateway?.stop(), worker?.stop()]);
-  await receiver.close();
+  await new Promise((r) => receiver.close(r));
   expect(codes).toEqual([0, 0]);
 });
 
@@ -176,37 +185,36 @@ describe("events out end to end", () => {
     expect(rest.map((e) => e.event)).toEqual(["REQUEST_CANCELLING", "REQUEST_CANCELLED"]);
   });
 
-  it("webhooks: each state change POSTed, signed, retried after the receiver failed once", async () => {
+  it("webhooks: each state change POSTed in order as a signed CloudEvent, retried after the receiver failed once", async () => {
     const id = newId();
     const { requestHandle } = await registerRequest(base, id);
     const path = `/hooks/${id}`;
     failFirst.add(path);
     const sub = await postJson(R(id, "subscribe"), { callbackUrl: `${receiverUrl}${path}` });
     expect(sub.status).toBe(200);
+    const { secret } = (await sub.json()) as { secret: string };
     await scheduler(id, "cancel");
     await clientFor(id, requestHandle).reportStatus("CANCEL");
     const got = await eventually(
       async () => {
-        const mine = receiver.received.filter((r) => r.path === path && r.answered === 204);
+        const mine = received.filter((r) => r.path === path && r.answered === 204);
         return mine.length >= 2 && mine;
       },
       30000,
       "two deliveries",
     );
-    // deliveries are not ordered (a retried one arrives late): receivers order by eventId
-    const bodies = got.map((r) => JSON.parse(r.body) as { event: string; eventId: string });
-    bodies.sort((a, b) => compareStreamIds(a.eventId, b.eventId));
-    expect(bodies.map((b) => b.event)).toEqual(["REQUEST_CANCELLING", "REQUEST_CANCELLED"]);
-    const all = receiver.received.filter((r) => r.path === path);
-    expect(all[0]?.answered).toBe(500);
-    const failedId = all[0]?.headers["x-ess-webhook-id"];
-    const retried = all.filter((r) => r.headers["x-ess-webhook-id"] === failedId);
-    expect(retried.map((r) => r.answered)).toEqual([500, 204]);
-    expect(retried[1]?.body).toBe(retried[0]?.body);
-    for (const r of got) {
-      const ts = String(r.headers[WEBHOOK_HEADERS.timestamp.toLowerCase()]);
-      expect(verifyWebhook(SECRET, ts, r.body, String(r.headers[WEBHOOK_HEADERS.signature.toLowerCase()]))).toBe(true);
-    }
+    // in order: the failed first event held back the second until its retry succeeded
+    const all = received.filter((r) => r.path === path);
+    expect(all.map((r) => r.answered)).toEqual([500, 204, 204]);
+    expect(all[1]?.body).toBe(all[0]?.body);
+    expect(all[1]?.headers[WEBHOOK_HEADERS.id]).toBe(all[0]?.headers[WEBHOOK_HEADERS.id]);
+    const events = got.map((r) =>
+      cloudEventSchema.parse(new Webhook(secret).verify(r.body, r.headers as Record<string, string>)),
+    );
+    expect(events.map((e) => [e.data.event, e.data.seq])).toEqual([
+      ["REQUEST_CANCELLING", 2],
+      ["REQUEST_CANCELLED", 3],
+    ]);
   });
 });
 
@@ -225,7 +233,8 @@ describe("the webhook address policy through the real processes (WEBHOOK_ALLOW_H
     const redis = createRedis(env.REDIS_URL ?? "", "tool");
     try {
       const keys = new Keys(env.KEY_PREFIX ?? "", 4);
-      await redis.hset(keys.subscriptions(keys.partition(id), id), stored, "0");
+      const hooks = new WebhookStore(new RequestStore(redis, keys), SecretBox.fromKeyEncryptionKey(SECRET));
+      await hooks.subscribe(id, stored, newWebhookSecret());
       await scheduler(id, "cancel");
       const dead = await eventually(
         async () => {
@@ -243,7 +252,7 @@ describe("the webhook address policy through the real processes (WEBHOOK_ALLOW_H
       expect(dead.error).toBe(
         "webhook target 127.0.0.2 resolves to a loopback address (127.0.0.2), refused by the webhook address policy",
       );
-      expect(receiver.received.filter((r) => r.path.startsWith("/refused/"))).toEqual([]);
+      expect(received.filter((r) => r.path.startsWith("/refused/"))).toEqual([]);
     } finally {
       await redis.quit();
     }
@@ -308,12 +317,17 @@ describe("the example event consumer (examples/event-consumer.ts)", () => {
       FROM_START: "1",
     });
     try {
-      await eventually(async () => output().includes(`"requestId":"${id}"`), 30000, "the consumer to print the event");
+      await eventually(async () => output().includes(`"subject":"${id}"`), 30000, "the consumer to print the event");
       const line =
         output()
           .split("\n")
-          .find((l) => l.includes(`"requestId":"${id}"`)) ?? "{}";
-      expect(JSON.parse(line)).toMatchObject({ event: "REQUEST_RUNNING", state: "RUNNING", requestId: id });
+          .find((l) => l.includes(`"subject":"${id}"`)) ?? "{}";
+      // the CloudEvent of the state change, as webhooks and SSE carry it
+      expect(cloudEventSchema.parse(JSON.parse(line))).toMatchObject({
+        type: "ess.request.running",
+        subject: id,
+        data: { event: "REQUEST_RUNNING", state: "RUNNING", seq: 1 },
+      });
     } finally {
       child.kill("SIGTERM");
     }

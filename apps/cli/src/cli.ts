@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { parseRequestQuery, QUERY_LIMIT_DEFAULT } from "@ess/contract";
 import { parseRequestId } from "@ess/domain";
 import {
   type CallbackQueues,
@@ -7,7 +8,11 @@ import {
   type DeadLetterQuery,
   type DeadLetterReason,
   type DeadLetters,
+  type DeliveryAttempt,
+  RequestIndex,
   type RequestStore,
+  WEBHOOK_QUEUE,
+  type WebhookStore,
 } from "@ess/store";
 
 export const USAGE = `ess-cli — operate the ESS callback gateway (talks to Redis: REDIS_URL, KEY_PREFIX, PARTITIONS)
@@ -20,15 +25,28 @@ export const USAGE = `ess-cli — operate the ESS callback gateway (talks to Red
   dlq purge   <id>... | --all | filters | --older-than 7d     delete dead letters
   dlq count                                                   how many dead letters there are
   request show <requestId>                                    a request's state and history (JSON)
+  requests    [query] [--limit N] [--cursor C] [--json]       find requests (a table, newest first)
+  webhooks list <requestId> [--json]                          a request's webhook subscriptions
+  webhooks log  <requestId> <subscriptionId> [--limit N] [--json]   its delivery attempts, newest first
+  webhooks redeliver <requestId> <subscriptionId> <eventId>   send one event again now (one attempt, logged)
+  webhooks rotate <requestId> <subscriptionId> [--grace S]    new signing secret (printed once); the old one
+                                                              stays valid S seconds (WEBHOOK_ROTATION_GRACE_SECONDS)
 
 filters: --partition N --request ID --status S --reason R --since T --until T
-         (R: ${DEAD_LETTER_REASONS.join(", ")}; T: ISO 8601, ms since the epoch, or an age like 30m, 2h, 7d)`;
+         (R: ${DEAD_LETTER_REASONS.join(", ")}; T: ISO 8601, ms since the epoch, or an age like 30m, 2h, 7d)
+query:   --state S[,S] --job JOB_DEFINITION_ID --application A --submitter U --error-type T
+         --since T --until T (when it entered its state with --state, else when it was submitted)
+         --q 'ESS q filter' --order-by submissionTime|stateChangeTime[:asc|:desc]`;
 
 /** What the commands need; main.ts builds it from the environment. */
 export interface CliDeps {
   deadLetters: DeadLetters;
   store: RequestStore;
   queues: CallbackQueues;
+  /** webhook subscriptions (rotate needs WEBHOOK_SECRET, the key that seals their secrets) */
+  webhooks: WebhookStore;
+  /** default window of a rotation, s (WEBHOOK_ROTATION_GRACE_SECONDS) */
+  rotationGraceSeconds: number;
   defaultRate: number;
   out: (line: string) => void;
   now?: () => number;
@@ -60,11 +78,47 @@ const options = {
   cursor: { type: "string" },
   rate: { type: "string" },
   "older-than": { type: "string" },
+  grace: { type: "string" },
   all: { type: "boolean" },
   wait: { type: "boolean" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  state: { type: "string" },
+  job: { type: "string" },
+  application: { type: "string" },
+  submitter: { type: "string" },
+  "error-type": { type: "string" },
+  q: { type: "string" },
+  "order-by": { type: "string" },
 } as const;
+
+const quote = (v: string) => `'${v.replaceAll("'", "''")}'`;
+
+/** The `requests` options as an ESS q filter: the gateway's one parser reads both. */
+export function requestsFilter(v: Record<string, string | boolean | undefined>, now: number): string {
+  const clauses: string[] = [];
+  if (typeof v.q === "string") clauses.push(v.q);
+  if (typeof v.state === "string") clauses.push(`state=${v.state.toUpperCase()}`);
+  const text: [string, string][] = [
+    ["job", "jobDefinitionId"],
+    ["application", "application"],
+    ["submitter", "submitter"],
+    ["error-type", "errorType"],
+  ];
+  for (const [opt, field] of text) if (typeof v[opt] === "string") clauses.push(`${field}=${quote(v[opt] as string)}`);
+  const time = typeof v.state === "string" ? "stateChangeTime" : "submissionTime";
+  if (typeof v.since === "string") clauses.push(`${time}>=${parseTime(v.since, now)}`);
+  if (typeof v.until === "string") clauses.push(`${time}<=${parseTime(v.until, now)}`);
+  return clauses.join(";");
+}
+
+const iso = (ms: string | undefined) => (ms ? new Date(Number(ms)).toISOString() : "-");
+
+/** Pads the columns of a table to their widest cell. */
+function table(rows: string[][]): string[] {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  "));
+}
 
 function filters(v: Record<string, string | boolean | undefined>, now: number): DeadLetterQuery | null {
   const q: DeadLetterQuery = {};
@@ -92,6 +146,94 @@ function row(e: DeadLetter): string {
   );
 }
 
+function attemptRow(a: DeliveryAttempt): string {
+  return [
+    new Date(a.at).toISOString(),
+    a.eventId || "-",
+    a.seq,
+    a.kind,
+    a.attempt,
+    a.outcome,
+    a.status ?? "-",
+    a.latencyMs ?? "-",
+    (a.error ?? "").slice(0, 60),
+  ].join("\t");
+}
+
+function requestIdArg(raw: string | undefined): string {
+  const id = raw === undefined ? null : parseRequestId(raw);
+  if (!id) throw new UsageError(`not a request id: ${raw ?? "(none)"}`);
+  return id;
+}
+
+async function webhooksCommand(
+  command: string | undefined,
+  rest: string[],
+  values: Record<string, string | boolean | undefined>,
+  deps: CliDeps,
+): Promise<number> {
+  const { webhooks, out } = deps;
+  const requestId = requestIdArg(rest[0]);
+  const subId = rest[1] ?? "";
+  if (command !== "list" && !/^[0-9a-f]{16}$/.test(subId))
+    throw new UsageError(`not a subscription id: ${subId || "(none)"}`);
+  switch (command) {
+    case "list": {
+      const subs = await webhooks.list(requestId);
+      if (values.json) out(JSON.stringify(subs, null, 2));
+      else {
+        out(
+          ["subscriptionId", "callbackUrl", "createdAt", "since", "next", "pending", "previousSecretValidUntil"].join(
+            "\t",
+          ),
+        );
+        for (const s of subs) {
+          const until = s.previousSecretValidUntil ? new Date(s.previousSecretValidUntil).toISOString() : "-";
+          out([s.id, s.callbackUrl, new Date(s.createdAt).toISOString(), s.since, s.next, s.pending, until].join("\t"));
+        }
+      }
+      return 0;
+    }
+    case "log": {
+      await webhooks.require(requestId, subId);
+      const items = await webhooks.deliveries(requestId, subId, Number(values.limit ?? webhooks.logLimit));
+      if (values.json) out(JSON.stringify(items, null, 2));
+      else {
+        out(["at", "eventId", "seq", "kind", "attempt", "outcome", "status", "latencyMs", "error"].join("\t"));
+        for (const a of items) out(attemptRow(a));
+      }
+      return 0;
+    }
+    case "redeliver": {
+      const eventId = rest[2];
+      if (!eventId) throw new UsageError("redeliver needs the event id (e.g. 1732841234567-0/3)");
+      const r = await webhooks.redeliver(requestId, subId, eventId, (p) => deps.queues.queue(p, WEBHOOK_QUEUE));
+      out(`redelivery of ${eventId} (seq ${r.seq}) queued as job ${r.jobId}; its outcome will be in the log`);
+      return 0;
+    }
+    case "rotate": {
+      const grace = typeof values.grace === "string" ? Number(values.grace) : deps.rotationGraceSeconds;
+      if (!Number.isInteger(grace) || grace < 0)
+        throw new UsageError(`not a number of seconds: ${String(values.grace)}`);
+      const r = await webhooks.rotate(requestId, subId, grace * 1000);
+      out(
+        JSON.stringify(
+          {
+            secret: r.secret,
+            previousSecretValidUntil:
+              r.previousSecretValidUntil === null ? null : new Date(r.previousSecretValidUntil).toISOString(),
+          },
+          null,
+          2,
+        ),
+      );
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command: webhooks ${command ?? ""}`);
+  }
+}
+
 /** Runs one command line; returns the exit code. */
 export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
   const now = deps.now?.() ?? Date.now();
@@ -113,6 +255,41 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
     out(JSON.stringify({ requestId: id, ...fields, history: stored.history }, null, 2));
     return 0;
   }
+  if (area === "requests") {
+    if (command) throw new UsageError(`requests takes options only, not '${command}'`);
+    const query = parseRequestQuery(requestsFilter(values, now), values["order-by"]);
+    const limit = Number(values.limit ?? QUERY_LIMIT_DEFAULT);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new UsageError("--limit must be 1-500");
+    const page = await new RequestIndex(deps.store.redis, deps.store.keys).query(query, {
+      limit,
+      cursor: values.cursor,
+    });
+    if (values.json) {
+      const items = page.items.map(({ requestId, fields: { handle: _h, closedHandle: _c, ...f } }) => ({
+        requestId,
+        ...f,
+      }));
+      out(JSON.stringify({ items, nextCursor: page.nextCursor }, null, 2));
+      return 0;
+    }
+    const rows = [["requestId", "state", "since", "submitted", "jobDefinitionId", "submitter", "errorType", "message"]];
+    for (const { requestId, fields: f } of page.items) {
+      rows.push([
+        requestId,
+        f.state ?? "-",
+        iso(f.stateChangeTime),
+        iso(f.registeredAt),
+        f.jobDefinitionId ?? "-",
+        f.submitter ?? "-",
+        f.errorType ?? "-",
+        (f.errorWarningMessage ?? "").slice(0, 60),
+      ]);
+    }
+    for (const line of table(rows)) out(line);
+    out(page.nextCursor ? `more: --cursor ${page.nextCursor}` : `${page.items.length} shown, no more`);
+    return 0;
+  }
+  if (area === "webhooks") return webhooksCommand(command, rest, values, deps);
   if (area !== "dlq") throw new UsageError(`unknown command: ${positionals.join(" ")}`);
   const q = filters(values, now);
   switch (command) {

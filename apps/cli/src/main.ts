@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --import tsx
 import { ConfigError, loadConfig } from "@ess/config";
-import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore } from "@ess/store";
+import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, SecretBox, WebhookStore } from "@ess/store";
 import { runCli, USAGE, UsageError } from "./cli.js";
 
 /** `npm run cli -- <command>`: reads the environment like the services, talks to Redis. */
@@ -24,11 +24,16 @@ async function main(): Promise<number> {
   redis.on("error", () => {});
   const keys = new Keys(config.KEY_PREFIX, config.PARTITIONS);
   const queues = new CallbackQueues(redis, keys, { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
+  const store = new RequestStore(redis, keys);
+  // without WEBHOOK_SECRET the secrets cannot be opened: rotate says so; list, log and redeliver work
+  const box = config.WEBHOOK_SECRET ? SecretBox.fromKeyEncryptionKey(config.WEBHOOK_SECRET) : undefined;
   try {
     return await runCli(argv, {
       deadLetters: new DeadLetters(redis, keys, (p, name) => queues.queue(p, name)),
-      store: new RequestStore(redis, keys),
+      store,
       queues,
+      webhooks: new WebhookStore(store, box, config.WEBHOOK_LOG_LIMIT),
+      rotationGraceSeconds: config.WEBHOOK_ROTATION_GRACE_SECONDS,
       defaultRate: config.DLQ_REPLAY_RATE,
       out: (line) => console.log(line),
     });

@@ -11,6 +11,7 @@ import { callbackHandlers } from "./routes/callback.js";
 import { eventHandlers } from "./routes/events.js";
 import { requestHandlers } from "./routes/requests.js";
 import { schedulerHandlers } from "./routes/scheduler.js";
+import { subscriptionHandlers } from "./routes/subscriptions.js";
 
 export { createAdminApp } from "./admin.js";
 export type { AppEnv, GatewayDeps, SchedulerSettings } from "./env.js";
@@ -32,7 +33,7 @@ export function createApp(deps: GatewayDeps) {
   bindRoutes(
     app,
     API_ROUTES,
-    { ...callbackHandlers, ...requestHandlers, ...schedulerHandlers, ...eventHandlers },
+    { ...callbackHandlers, ...requestHandlers, ...schedulerHandlers, ...eventHandlers, ...subscriptionHandlers },
     // the callback hot path skips @hono/zod-openapi's validator middleware (measured: about 4-5 µs of
     // CPU per call in-process); the binder checks its params from the same declaration
     { methodNotAllowed: true, plain: ["postExecutionStatus"] },

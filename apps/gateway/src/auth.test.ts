@@ -70,6 +70,12 @@ describe("access table", () => {
     ["GET", R, "getRequest", ["scheduler"]],
     ["POST", "/gateway/v1/requests/42/executions", "register", ["scheduler"]],
     ["GET", "/gateway/v1/events", "events", ["scheduler"]],
+    ["GET", "/gateway/v1/requests/42/subscriptions", "subscriptions", ["scheduler"]],
+    ["GET", "/gateway/v1/requests/42/subscriptions/0123456789abcdef", "subscriptions", ["scheduler"]],
+    ["GET", "/gateway/v1/requests/42/subscriptions/0123456789abcdef/deliveries", "subscriptions", ["scheduler"]],
+    ["POST", "/gateway/v1/requests/42/subscriptions/0123456789abcdef/rotate", "subscriptions", ["scheduler"]],
+    ["POST", "/gateway/v1/requests/42/subscriptions/0123456789abcdef/redeliver", "subscriptions", ["scheduler"]],
+    ["GET", "/gateway/v1/requests/42/subscriptions/0123456789abcdef/other", "other", []],
   ];
   it.each(cases)("%s %s is %s for %j and admin only", (method, path, operation, roles) => {
     const rule = ruleFor(ACCESS_RULES, method, path);

@@ -1,3 +1,4 @@
+import type { RequestDetailsField } from "@ess/contract";
 import { isTerminal, type RequestState } from "@ess/domain";
 import type { StoredRequest } from "@ess/store";
 import type { Context } from "hono";
@@ -41,7 +42,11 @@ export function describeState(f: Record<string, string>): string {
  * clients elsewhere), else on the URL the request came in on.
  */
 export function requestHref(c: Context<AppEnv>, requestId: string): string {
-  const path = `/ess/rest/scheduler/v1/requests/${requestId}`;
+  return publicHref(c, `/ess/rest/scheduler/v1/requests/${requestId}`);
+}
+
+/** The absolute URL of a path of this gateway (path and query), on the public base URL when configured. */
+export function publicHref(c: Context<AppEnv>, path: string): string {
   const base = c.get("deps").publicBaseUrl;
   return base === undefined ? new URL(path, c.req.url).href : `${base.replace(/\/+$/, "")}${path}`;
 }
@@ -65,15 +70,27 @@ function historyEntry(h: Record<string, unknown>) {
   return out;
 }
 
+/** requestParameters as stored (JSON), or null. */
+function parameters(raw: string | undefined): unknown {
+  if (raw === undefined) return null;
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return null;
+  }
+}
+
 /**
- * GET /requests/{id}: ESS field names, times as ISO 8601 UTC with ms, never the handle.
- * Serialised by hand so that requestId stays an exact JSON integer past 2^53.
+ * GET /requests/{id} and the items of GET /requests: ESS field names, times as ISO 8601 UTC with ms,
+ * never the handle. `select` keeps only those fields (`fields`/`excludeFields`); history is read only
+ * when it is wanted. Serialised by hand so that requestId stays an exact JSON integer past 2^53.
  */
 export function requestDetailsJson(
   requestId: string,
   stored: StoredRequest,
   selfHref: string,
   now = Date.now(),
+  select: ReadonlySet<RequestDetailsField> | null = null,
 ): string {
   const f = stored.fields;
   const start = f.processStartTime ? Number(f.processStartTime) : null;
@@ -82,6 +99,7 @@ export function requestDetailsJson(
   const details = {
     state,
     stateDescription: describeState(f),
+    stateChangeTime: iso(f.stateChangeTime),
     isAsynchronous: true,
     execution: Number(f.execution ?? 1),
     retriedCount: Number(f.retriedCount ?? 0),
@@ -94,14 +112,30 @@ export function requestDetailsJson(
     isTimedOut: f.isTimedOut === "true",
     isCancellable: CANCELLABLE.has(state),
     isForceCancelAllowed: state === "CANCELLING",
+    // ESS's hold and schedules have no meaning for an asynchronous execution registered here
+    isHoldable: false,
+    schedule: null,
+    submissionTime: iso(f.registeredAt),
     processStartTime: iso(f.processStartTime),
     processEndTime: iso(f.processEndTime),
     completedTime: iso(f.completedTime),
     elapsedTime: start === null ? null : (end ?? (isTerminal(state) ? start : now)) - start,
     pausedState: f.pausedState ?? null,
     lastCheckInTime: iso(f.lastCheckInTime),
+    jobDefinitionId: f.jobDefinitionId ?? null,
+    application: f.application ?? null,
+    submitter: f.submitter ?? null,
+    description: f.description ?? null,
+    priority: f.priority === undefined ? null : Number(f.priority),
+    requestType: f.requestType ?? null,
+    requestParameters: parameters(f.requestParameters),
     links: links(selfHref, f),
     history: stored.history.map(historyEntry),
   };
-  return `{"requestId":${requestId},${JSON.stringify(details).slice(1)}`;
+  if (!select) return `{"requestId":${requestId},${JSON.stringify(details).slice(1)}`;
+  const kept: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(details)) if (select.has(k as RequestDetailsField)) kept[k] = v;
+  const rest = JSON.stringify(kept).slice(1);
+  if (!select.has("requestId")) return `{${rest}`;
+  return rest === "}" ? `{"requestId":${requestId}}` : `{"requestId":${requestId},${rest}`;
 }

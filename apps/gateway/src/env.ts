@@ -1,5 +1,5 @@
 import type { WebhookAddressPolicy } from "@ess/contract";
-import type { CallbackQueues, DeadLetters, RequestStore } from "@ess/store";
+import type { CallbackQueues, DeadLetters, RequestStore, WebhookStore } from "@ess/store";
 import type { Principal } from "./auth.js";
 import type { OperationsDeps } from "./ops.js";
 
@@ -32,6 +32,8 @@ export interface GatewayDeps {
   logWarn?: (message: string, context: Record<string, unknown>) => void;
   /** Auth, metrics, backpressure, access logs, readiness (issue 5); absent: anonymous, no metrics. */
   ops?: OperationsDeps;
+  /** Webhook subscriptions, their sealed secrets and delivery logs; absent: subscribe answers 503. */
+  webhooks?: WebhookStore;
   /** Scheduler-side settings (issue 4); defaults apply when absent. */
   scheduler?: SchedulerSettings;
 }
@@ -44,6 +46,8 @@ export interface SchedulerSettings {
   ssePollMs: number;
   /** Aborted when the process stops: open SSE streams end so the server can close. */
   shutdown?: AbortSignal;
+  /** How long a rotated-out webhook secret stays valid (WEBHOOK_ROTATION_GRACE_SECONDS); default one day. */
+  webhookRotationGraceMs?: number;
   /** Which callbackUrls a subscription may name (WEBHOOK_ALLOW_HOSTS); absent: the default policy. */
   webhookPolicy?: WebhookAddressPolicy;
 }

@@ -1,4 +1,4 @@
-import { simpleExceptionDetailSchema } from "@ess/contract";
+import { cloudEventSchema, simpleExceptionDetailSchema } from "@ess/contract";
 import { Keys, RequestStore } from "@ess/store";
 import { readSse } from "@ess/testing";
 import { newRequestId, uniquePrefix } from "@ess/testing/context";
@@ -48,15 +48,24 @@ describe("GET /gateway/v1/events (Server-Sent Events)", () => {
     const stream = await ctx.redis.xrange(ctx.keys.events(ctx.keys.partition(id)), "-", "+");
     const mine = stream.filter(([, f]) => f[f.indexOf("requestId") + 1] === id).map(([sid]) => sid);
     expect(got.map((e) => e.id)).toEqual(mine);
-    const last = JSON.parse(got[2]?.data ?? "{}") as Record<string, unknown>;
-    expect(last).toMatchObject({
-      requestId: Number(id),
-      event: "REQUEST_CANCELLED",
-      state: "CANCELLED",
-      previousState: "CANCELLING",
-      eventId: mine[2],
+    // each data is the CloudEvent of the state change, as webhooks carry it
+    const ces = got.map((e) => cloudEventSchema.parse(JSON.parse(e.data)));
+    expect(ces.map((e) => e.data.seq)).toEqual([1, 2, 3]);
+    const p = ctx.keys.partition(id);
+    expect(ces[2]).toMatchObject({
+      specversion: "1.0",
+      id: `${mine[2]}/${p}`,
+      source: `urn:ess:${ctx.prefix}`,
+      type: "ess.request.cancelled",
+      subject: id,
+      data: {
+        requestId: Number(id),
+        event: "REQUEST_CANCELLED",
+        state: "CANCELLED",
+        previousState: "CANCELLING",
+      },
     });
-    expect(last.at).toMatch(/^\d{4}-\d\d-\d\dT.*Z$/);
+    expect(ces[2]?.data.at).toMatch(/^\d{4}-\d\d-\d\dT.*Z$/);
   });
 
   it("resumes after Last-Event-ID without loss or repeat (one request)", async () => {
@@ -78,7 +87,7 @@ describe("GET /gateway/v1/events (Server-Sent Events)", () => {
     for (const id of ids) await register(id);
     for (const id of ids) await post(`${R}/${id}/cancel`);
     const all = await readSse(await events("", { "last-event-id": `${start}-0` }), (e) => e.length >= 8);
-    const ours = all.filter((e) => ids.includes(String((JSON.parse(e.data) as { requestId: number }).requestId)));
+    const ours = all.filter((e) => ids.includes((JSON.parse(e.data) as { subject: string }).subject));
     expect(ours).toHaveLength(8);
     for (const e of all) expect(e.id).toMatch(/^\d+-\d+\/\d+$/);
     // resume after each position: exactly the rest follows
@@ -96,7 +105,7 @@ describe("GET /gateway/v1/events (Server-Sent Events)", () => {
     await register(id);
     await register(id);
     const got = await readSse(res, (e) => e.length >= 3);
-    expect(got.map((e) => (JSON.parse(e.data) as { execution: number }).execution)).toEqual([1, 2, 3]);
+    expect(got.map((e) => (JSON.parse(e.data) as { data: { execution: number } }).data.execution)).toEqual([1, 2, 3]);
   });
 
   it("400 for a malformed Last-Event-ID or requestId, 405 for POST", async () => {

@@ -54,6 +54,7 @@ const json = (t: string) => ({ "content-type": "application/json", ...auth(t) })
 const cbPath = (id: string) => `/ess/rest/scheduler/v1/requests/${id}/executionStatus`;
 const regPath = (id: string) => `/gateway/v1/requests/${id}/executions`;
 const getPath = (id: string) => `/ess/rest/scheduler/v1/requests/${id}`;
+const QUERY = "/ess/rest/scheduler/v1/requests";
 const opPath = (id: string, op: string) => `${getPath(id)}/${op}`;
 const EVENTS = "/gateway/v1/events";
 
@@ -100,6 +101,24 @@ async function cancelling(): Promise<{ id: string; handle: string }> {
   expect((await schedPost(app, r.id, "cancel")).status).toBe(200);
   return r;
 }
+
+const SUBS = (id: string) => `/gateway/v1/requests/${id}/subscriptions`;
+const NO_SUB = "0123456789abcdef";
+
+/** A registered request with a webhook subscription; its first event's id (the registration's). */
+async function subscribed(): Promise<{ id: string; subId: string; eventId: string }> {
+  const r = await registered();
+  const res = await sub(app, r.id, "POST", "https://hooks.example/ess");
+  const { subscriptionId } = (await res.json()) as { subscriptionId: string };
+  const p = ctx.keys.partition(r.id);
+  const entries = await ctx.redis.xrange(ctx.keys.events(p), "-", "+");
+  const mine = entries.find(([, f]) => f[f.indexOf("requestId") + 1] === r.id);
+  return { id: r.id, subId: subscriptionId, eventId: `${mine?.[0]}/${p}` };
+}
+
+const subGet = (a: App, path: string, token = T.scheduler) => a.request(path, { headers: auth(token) });
+const subPost = (a: App, path: string, body: unknown, token = T.scheduler) =>
+  a.request(path, { method: "POST", headers: json(token), body: JSON.stringify(body) });
 
 /** Reads the first bytes of an SSE answer, ends the stream, and returns an answer with just those bytes. */
 async function firstBytes(res: Response): Promise<Response> {
@@ -204,6 +223,16 @@ const SCENARIOS: Record<string, () => Response | Promise<Response>> = {
   "getRequest 404": () => app.request(getPath(newRequestId()), { headers: auth(T.scheduler) }),
   "getRequest 429": () => secondOf(() => limited.request(getPath("1"), { headers: auth(T.admin) })),
   "getRequest 503": () => down.request(getPath("1"), { headers: auth(T.scheduler) }),
+
+  "queryRequests 200": async () => {
+    await registered();
+    return app.request(`${QUERY}?q=state=RUNNING&limit=1`, { headers: auth(T.scheduler) });
+  },
+  "queryRequests 400": () => app.request(`${QUERY}?q=colour=red`, { headers: auth(T.scheduler) }),
+  "queryRequests 401": () => app.request(QUERY),
+  "queryRequests 403": () => app.request(QUERY, { headers: auth(T.job) }),
+  "queryRequests 429": () => secondOf(() => limited.request(QUERY, { headers: auth(T.admin) })),
+  "queryRequests 503": () => down.request(QUERY, { headers: auth(T.scheduler) }),
 
   "cancelRequest 200": async () => {
     const r = await registered();
@@ -340,6 +369,98 @@ const SCENARIOS: Record<string, () => Response | Promise<Response>> = {
   // a bad requestId: the first call (a 400, no stream opened) takes the credential's one token
   "getEvents 429": () => secondOf(() => limited.request(`${EVENTS}?requestId=0`, { headers: auth(T.scheduler) })),
   "getEvents 503": () => down.request(EVENTS, { headers: auth(T.scheduler) }),
+
+  "listSubscriptions 200": async () => {
+    const { id, subId } = await subscribed();
+    const res = await subGet(app, SUBS(id));
+    expect(await res.clone().json()).toMatchObject({ count: 1, items: [{ id: subId, since: 1, next: 2 }] });
+    return res;
+  },
+  "listSubscriptions 400": async () => expectCode(await subGet(app, SUBS("abc")), "ESS-40001"),
+  "listSubscriptions 401": () => app.request(SUBS("1")),
+  "listSubscriptions 403": () => subGet(app, SUBS("1"), T.job),
+  "listSubscriptions 404": async () => expectCode(await subGet(app, SUBS(newRequestId())), "ESS-40401"),
+  "listSubscriptions 429": () => secondOf(() => subGet(limited, SUBS("1"))),
+  "listSubscriptions 503": () => subGet(down, SUBS("1")),
+
+  "getSubscription 200": async () => {
+    const { id, subId } = await subscribed();
+    return subGet(app, `${SUBS(id)}/${subId}`);
+  },
+  "getSubscription 400": async () => expectCode(await subGet(app, `${SUBS("1")}/XYZ`), "ESS-40003"),
+  "getSubscription 401": () => app.request(`${SUBS("1")}/${NO_SUB}`),
+  "getSubscription 403": () => subGet(app, `${SUBS("1")}/${NO_SUB}`, T.job),
+  "getSubscription 404": async () => {
+    const r = await registered();
+    await expectCode(await subGet(app, `${SUBS(newRequestId())}/${NO_SUB}`), "ESS-40401");
+    return expectCode(await subGet(app, `${SUBS(r.id)}/${NO_SUB}`), "ESS-40402");
+  },
+  "getSubscription 429": () => secondOf(() => subGet(limited, `${SUBS("1")}/${NO_SUB}`)),
+  "getSubscription 503": () => subGet(down, `${SUBS("1")}/${NO_SUB}`),
+
+  "getDeliveries 200": async () => {
+    const { id, subId } = await subscribed();
+    return subGet(app, `${SUBS(id)}/${subId}/deliveries?limit=10`);
+  },
+  "getDeliveries 400": async () => {
+    const { id, subId } = await subscribed();
+    return expectCode(await subGet(app, `${SUBS(id)}/${subId}/deliveries?limit=0`), "ESS-40003");
+  },
+  "getDeliveries 401": () => app.request(`${SUBS("1")}/${NO_SUB}/deliveries`),
+  "getDeliveries 403": () => subGet(app, `${SUBS("1")}/${NO_SUB}/deliveries`, T.job),
+  "getDeliveries 404": async () => {
+    const r = await registered();
+    return expectCode(await subGet(app, `${SUBS(r.id)}/${NO_SUB}/deliveries`), "ESS-40402");
+  },
+  "getDeliveries 429": () => secondOf(() => subGet(limited, `${SUBS("1")}/${NO_SUB}/deliveries`)),
+  "getDeliveries 503": () => subGet(down, `${SUBS("1")}/${NO_SUB}/deliveries`),
+
+  "rotateSecret 200": async () => {
+    const { id, subId } = await subscribed();
+    return subPost(app, `${SUBS(id)}/${subId}/rotate`, { graceSeconds: 60 });
+  },
+  "rotateSecret 400": async () => {
+    const { id, subId } = await subscribed();
+    return expectCode(await subPost(app, `${SUBS(id)}/${subId}/rotate`, { secret: "hunter2" }), "ESS-40003");
+  },
+  "rotateSecret 401": () => app.request(`${SUBS("1")}/${NO_SUB}/rotate`, { method: "POST" }),
+  "rotateSecret 403": () => subPost(app, `${SUBS("1")}/${NO_SUB}/rotate`, {}, T.job),
+  "rotateSecret 404": async () => {
+    const r = await registered();
+    return expectCode(await subPost(app, `${SUBS(r.id)}/${NO_SUB}/rotate`, {}), "ESS-40402");
+  },
+  "rotateSecret 415": () =>
+    app.request(`${SUBS("1")}/${NO_SUB}/rotate`, {
+      method: "POST",
+      headers: { ...auth(T.scheduler), "content-type": "text/plain" },
+      body: "x",
+    }),
+  "rotateSecret 429": () => secondOf(() => subPost(limited, `${SUBS("1")}/${NO_SUB}/rotate`, {})),
+  "rotateSecret 503": () => subPost(down, `${SUBS("1")}/${NO_SUB}/rotate`, {}),
+
+  "redeliver 202": async () => {
+    const { id, subId, eventId } = await subscribed();
+    return subPost(app, `${SUBS(id)}/${subId}/redeliver`, { eventId });
+  },
+  "redeliver 400": async () => {
+    const { id, subId } = await subscribed();
+    return expectCode(await subPost(app, `${SUBS(id)}/${subId}/redeliver`, { eventId: "yesterday" }), "ESS-40003");
+  },
+  "redeliver 401": () => app.request(`${SUBS("1")}/${NO_SUB}/redeliver`, { method: "POST" }),
+  "redeliver 403": () => subPost(app, `${SUBS("1")}/${NO_SUB}/redeliver`, { eventId: "1-0/0" }, T.job),
+  "redeliver 404": async () => {
+    const { id, subId } = await subscribed();
+    // an event id of no entry of this request
+    return expectCode(await subPost(app, `${SUBS(id)}/${subId}/redeliver`, { eventId: "1-0/0" }), "ESS-40402");
+  },
+  "redeliver 415": () =>
+    app.request(`${SUBS("1")}/${NO_SUB}/redeliver`, {
+      method: "POST",
+      headers: { ...auth(T.scheduler), "content-type": "text/plain" },
+      body: "x",
+    }),
+  "redeliver 429": () => secondOf(() => subPost(limited, `${SUBS("1")}/${NO_SUB}/redeliver`, { eventId: "1-0/0" })),
+  "redeliver 503": () => subPost(down, `${SUBS("1")}/${NO_SUB}/redeliver`, { eventId: "1-0/0" }),
 
   "healthz 200": () => app.request("/healthz"),
   "readyz 200": () => app.request("/readyz"),

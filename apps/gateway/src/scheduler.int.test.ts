@@ -429,6 +429,32 @@ describe("POST/DELETE .../{id}/subscribe", () => {
     expect(await (await at(ctx.app, "DELETE", "http://127.0.0.1:9/hook")).json()).toMatchObject({ removed: true });
   });
 
+  it("answers a generated secret once; takes the caller's; 400 for a malformed one; 503 without the key-encryption key", async () => {
+    const id = newRequestId();
+    await register(id);
+    const url = "https://hooks.example.com/secret";
+    const post = (body: unknown, app = ctx.app) =>
+      app.request(`${R}/${id}/subscribe`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const first = (await (await post({ callbackUrl: url })).json()) as { secret: string; subscriptionId: string };
+    expect(first.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    expect(first.subscriptionId).toMatch(/^[0-9a-f]{16}$/);
+    expect(await (await post({ callbackUrl: url })).json()).not.toHaveProperty("secret");
+    const mine = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    expect(await (await post({ callbackUrl: `${url}/2`, secret: mine })).json()).toMatchObject({ secret: mine });
+    for (const secret of ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_c2hvcnQ=", "whsec_***"]) {
+      const body = await problem(await post({ callbackUrl: `${url}/3`, secret }), 400, "ESS-40003");
+      expect(body.detail).toContain("secret must be 'whsec_'");
+    }
+    const { webhooks: _sealed, ...withoutKey } = ctx.deps;
+    const keyless = createApp(withoutKey);
+    const refused = await problem(await post({ callbackUrl: `${url}/4` }, keyless), 503, "ESS-50301");
+    expect(refused.detail).toContain("WEBHOOK_SECRET");
+  });
+
   it("404 for an unknown request, 405 for GET", async () => {
     await problem(await sub(newRequestId(), "POST", "http://hooks.example.com/x"), 404, "ESS-40401");
     await problem(await sub(newRequestId(), "DELETE", "http://hooks.example.com/x"), 404, "ESS-40401");

@@ -1,5 +1,5 @@
 import { createLogger, loadConfig } from "@ess/config";
-import { type TestContext, type TestContextOptions, useTestContext } from "@ess/testing/context";
+import { type TestContext, type TestContextOptions, testSecretBox, useTestContext } from "@ess/testing/context";
 import { afterAll } from "vitest";
 import { Authenticator } from "./auth.js";
 import type { GatewayDeps } from "./env.js";
@@ -43,6 +43,8 @@ export async function useGatewayTestContext(
     deadLetters: ctx.deadLetters,
     auth: await Authenticator.fromConfig(config),
     log: createLogger(config, "gateway"),
+    // the box of TEST_WEBHOOK_KEK, derived once per process (scrypt takes a moment)
+    secretBox: testSecretBox,
     logError: (err: unknown) => errors.push(err),
   });
   afterAll(() => {

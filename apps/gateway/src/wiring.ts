@@ -1,6 +1,6 @@
 import type { Config, Logger } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
-import type { CallbackQueues, DeadLetters, RequestStore } from "@ess/store";
+import { type CallbackQueues, type DeadLetters, type RequestStore, SecretBox, WebhookStore } from "@ess/store";
 import type { Tracing } from "@ess/telemetry";
 import type { Redis } from "ioredis";
 import { createAdminApp } from "./admin.js";
@@ -27,6 +27,8 @@ export interface GatewayParts {
   tracing?: Tracing | undefined;
   /** The gateway's metrics, when main.ts made them before connecting (see watchRedisErrors); default new ones. */
   metrics?: GatewayMetrics | undefined;
+  /** The box of the subscriptions' secrets; default the one of WEBHOOK_SECRET (none without it). */
+  secretBox?: SecretBox | undefined;
   /** Where unexpected errors go; default the log at error level. */
   logError?: GatewayDeps["logError"];
 }
@@ -100,7 +102,14 @@ export function wireGateway(config: Config, parts: GatewayParts): WiredGateway {
     logDebug: (context: Record<string, unknown>, message: string) => log.debug(context, message),
     publicBaseUrl: config.PUBLIC_BASE_URL,
     logWarn: (message: string, context: Record<string, unknown>) => log.warn(context, message),
+    // the subscriptions' secrets are sealed under WEBHOOK_SECRET; without it subscribe answers 503
+    webhooks: new WebhookStore(
+      store,
+      parts.secretBox ?? (config.WEBHOOK_SECRET ? SecretBox.fromKeyEncryptionKey(config.WEBHOOK_SECRET) : undefined),
+      config.WEBHOOK_LOG_LIMIT,
+    ),
     scheduler: {
+      webhookRotationGraceMs: config.WEBHOOK_ROTATION_GRACE_SECONDS * 1000,
       forceCancelQuietMs: config.FORCE_CANCEL_QUIET_MS,
       ssePollMs: config.SSE_POLL_MS,
       shutdown: sseShutdown.signal,

@@ -8,7 +8,16 @@ import {
   storeLimits,
 } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
-import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
+import {
+  CallbackQueues,
+  createRedis,
+  DeadLetters,
+  Keys,
+  RequestStore,
+  SecretBox,
+  WebhookStore,
+  waitReady,
+} from "@ess/store";
 import { startTracing } from "@ess/telemetry";
 import {
   instrumentStore,
@@ -92,7 +101,12 @@ async function main(): Promise<void> {
         connection,
         store,
         partitions,
-        secret: config.WEBHOOK_SECRET,
+        webhooks: new WebhookStore(
+          store,
+          SecretBox.fromKeyEncryptionKey(config.WEBHOOK_SECRET),
+          config.WEBHOOK_LOG_LIMIT,
+        ),
+        gapTimeoutMs: config.GAP_TIMEOUT_MS,
         attempts: config.WEBHOOK_ATTEMPTS,
         backoffMs: config.WEBHOOK_BACKOFF_MS,
         timeoutMs: config.WEBHOOK_TIMEOUT_MS,
@@ -105,7 +119,7 @@ async function main(): Promise<void> {
       })
     : undefined;
   if (webhooks) observeWebhooks(webhooks, metrics);
-  if (!webhooks) log.warn({}, "WEBHOOK_SECRET is not set: webhook subscriptions are stored but not delivered");
+  if (!webhooks) log.warn({}, "WEBHOOK_SECRET is not set: webhook deliveries are off (their secrets cannot be opened)");
   log.info({ partitions: partitions.length, concurrency: config.WORKER_CONCURRENCY }, "worker started");
 
   let stopping = false;

@@ -58,9 +58,14 @@ export function traceWorker(
     );
 }
 
+/** A webhook job's data as far as it is one (the span is made before the payload is checked). */
+function webhookData(job: { data: unknown }): Partial<WebhookJob> {
+  return typeof job.data === "object" && job.data !== null ? (job.data as Partial<WebhookJob>) : {};
+}
+
 /**
  * Wraps one webhook delivery in an ess.webhook.deliver span; the fetch inside it (instrumented)
- * sends its traceparent to the subscriber. Attributes: partition, event, outcome (the HTTP status
+ * sends its traceparent to the subscriber. Attributes: partition, event, seq, kind, outcome (the HTTP status
  * or the failure); not the URL, whose query may hold the subscriber's token.
  */
 export function traceDelivery(
@@ -73,7 +78,10 @@ export function traceDelivery(
         kind: t.api.SpanKind.PRODUCER,
         attributes: {
           "ess.partition": p,
-          "ess.webhook.event": String((job.data as Partial<WebhookJob> | undefined)?.event ?? "").slice(0, 64),
+          // the ESS event name inside the CloudEvent body, and where it stands in the request's order
+          "ess.webhook.event": (/"event":"([A-Z_]{1,64})"/.exec(webhookData(job).body ?? "")?.[1] ?? "").slice(0, 64),
+          "ess.webhook.seq": Number(webhookData(job).seq ?? 0),
+          "ess.webhook.kind": String(webhookData(job).kind ?? ""),
         },
       },
       run,

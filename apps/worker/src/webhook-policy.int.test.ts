@@ -2,9 +2,9 @@ import type { LookupAddress } from "node:dns";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebhookAddressPolicy } from "@ess/contract";
-import { createRedis, SchedulerStore, WEBHOOK_QUEUE } from "@ess/store";
+import { createRedis, SchedulerStore, WEBHOOK_QUEUE, WebhookStore } from "@ess/store";
 import { eventually } from "@ess/testing";
-import { newRequestId, useTestContext } from "@ess/testing/context";
+import { newRequestId, testSecretBox, useTestContext } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWebhooks, WEBHOOK_GROUP, type Webhooks } from "./webhooks.js";
 
@@ -13,6 +13,7 @@ import { startWebhooks, WEBHOOK_GROUP, type Webhooks } from "./webhooks.js";
 const ctx = useTestContext({ partitions: 2 });
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 const scheduler = new SchedulerStore(ctx.store);
+const hooks = new WebhookStore(ctx.store, testSecretBox);
 const connection = createRedis(ctx.url, "worker");
 
 let server: Server;
@@ -43,7 +44,8 @@ beforeAll(async () => {
     connection,
     store: ctx.store,
     partitions: [0, 1],
-    secret: "test-secret-0123456789",
+    webhooks: hooks,
+    gapTimeoutMs: 30000,
     attempts: 3,
     backoffMs: 50,
     timeoutMs: 2000,
@@ -79,7 +81,7 @@ afterAll(async () => {
 async function deliverTo(url: string) {
   const id = newRequestId();
   await ctx.store.register(id, "h", {});
-  await scheduler.subscribe(id, url);
+  await hooks.subscribe(id, url);
   await scheduler.cancel(id);
   return id;
 }

@@ -1,7 +1,17 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { WebhookAddressPolicy } from "@ess/contract";
-import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore } from "@ess/store";
+import { newWebhookSecret, WebhookAddressPolicy } from "@ess/contract";
+import {
+  CallbackQueues,
+  createRedis,
+  DeadLetters,
+  Keys,
+  RequestStore,
+  SecretBox,
+  secretAad,
+  subscriptionId,
+  WebhookStore,
+} from "@ess/store";
 import { eventually, RedisServer, requireRedisServer } from "@ess/testing";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +21,7 @@ import { startWebhooks, WEBHOOK_GROUP, type Webhooks } from "./webhooks.js";
 // dropped): events written before the group is back must still be delivered (at least once).
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 const keys = new Keys("restart", 1);
+const box = SecretBox.fromKeyEncryptionKey("restart-test-kek-0123456789");
 
 let redis: RedisServer;
 let tool: Redis;
@@ -36,7 +47,7 @@ beforeAll(async () => {
       body += d.toString();
     });
     req.on("end", () => {
-      const id = String((JSON.parse(body) as { requestId: number }).requestId);
+      const id = (JSON.parse(body) as { subject: string }).subject;
       received.set(id, (received.get(id) ?? 0) + 1);
       res.end();
     });
@@ -49,7 +60,8 @@ beforeAll(async () => {
     connection,
     store,
     partitions: [0],
-    secret: "test-secret-0123456789",
+    webhooks: new WebhookStore(store, box),
+    gapTimeoutMs: 30000,
     attempts: 3,
     backoffMs: 50,
     timeoutMs: 2000,
@@ -90,8 +102,13 @@ async function writeEventsAfter(lose: (m: ReturnType<Redis["multi"]>) => void, n
   const m = tool.multi();
   lose(m);
   for (const id of ids) {
-    m.hset(keys.subscriptions(0, id), `${base}/hook/${id}`, "0");
-    m.xadd(keys.events(0), "*", "event", "REQUEST_CANCELLED", "requestId", id, "state", "CANCELLED");
+    // a subscription as subscribe writes it (since 0: every event of the request), and the request's first event
+    const url = `${base}/hook/${id}`;
+    const sub = subscriptionId(url);
+    const sealed = box.seal(newWebhookSecret(), secretAad(id, sub, "secret"));
+    m.hset(keys.subscriptions(0, id), url, sub);
+    m.hset(keys.subscription(0, id, sub), "url", url, "secret", sealed, "createdAt", "0", "since", "0", "next", "1");
+    m.xadd(keys.events(0), "*", "event", "REQUEST_CANCELLED", "requestId", id, "state", "CANCELLED", "eventSeq", "1");
   }
   await m.exec();
   return ids;

@@ -1,5 +1,7 @@
-import { createHash } from "node:crypto";
 import {
+  CLOUDEVENTS_MEDIA_TYPE,
+  cloudEventJson,
+  eventSource,
   signWebhook,
   WEBHOOK_HEADERS,
   type WebhookAddressPolicy,
@@ -10,30 +12,34 @@ import { isRequestState, isTerminal } from "@ess/domain";
 import {
   compareStreamIds,
   type DeadLetters,
-  eventJson,
+  type DeliveryAttempt,
+  JOB_REDELIVER,
   type RequestStore,
   reasonMessage,
-  SchedulerStore,
   WEBHOOK_QUEUE,
+  type WebhookStore,
 } from "@ess/store";
 import { type Job, Queue, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { type Resolver, WebhookAddressRefused, WebhookTransport } from "./delivery.js";
+import { attemptWithoutAnswer, DeliveryOrder } from "./webhook-order.js";
 import type { WorkerLogger } from "./worker.js";
 
 /** Consumer group of the webhook dispatcher on every partition's event stream. */
 export const WEBHOOK_GROUP = "webhooks";
-/** Job name of one delivery. */
-const JOB_DELIVER = "deliver";
 /** Pending stream entries of a consumer that died are taken over after this long. */
 const CLAIM_IDLE_MS = 60000;
+/** How often the delivery queues are swept for a head without a job (after a crash) or a gap past its timeout. */
+const SWEEP_MS = 1000;
 
 export interface WebhookDeps {
   connection: Redis;
   store: RequestStore;
   partitions: number[];
-  /** HMAC-SHA256 key (WEBHOOK_SECRET) */
-  secret: string;
+  /** the subscriptions, their secrets (opened with the key from WEBHOOK_SECRET) and delivery logs */
+  webhooks: WebhookStore;
+  /** a missing event seq holds back the later ones this long before it is skipped (GAP_TIMEOUT_MS) */
+  gapTimeoutMs: number;
   attempts: number;
   backoffMs: number;
   timeoutMs: number;
@@ -58,15 +64,16 @@ export interface Webhooks {
 }
 
 /**
- * Delivers each state change of a subscribed request to its callback URLs. A dispatcher reads the
- * partitions' event streams through the consumer group WEBHOOK_GROUP and turns every (event, URL)
- * into a BullMQ job on the partition's webhook queue (deterministic job id: a re-read adds nothing);
- * delivery workers POST the signed event and retry with exponential backoff.
+ * Delivers each state change of a subscribed request to its callback URLs, in the request's order per
+ * subscription. A dispatcher reads the partitions' event streams through the consumer group
+ * WEBHOOK_GROUP and puts every event into the delivery queue of each subscription of its request
+ * (DeliveryOrder); delivery workers POST the head event as a CloudEvent signed the Standard Webhooks
+ * way, retry it with exponential backoff, and release the next one once it is delivered or dead-lettered.
  */
 export function startWebhooks(deps: WebhookDeps): Webhooks {
-  const { store, log } = deps;
-  const scheduler = new SchedulerStore(store);
+  const { store, log, webhooks } = deps;
   const keys = store.keys;
+  const source = eventSource(keys.prefix);
   const queues = new Map(
     deps.partitions.map((p) => {
       const q = new Queue(WEBHOOK_QUEUE, { connection: deps.connection, prefix: keys.tag(p) });
@@ -79,32 +86,40 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
   reader.on("error", () => {});
   let stopped = false;
   const transport = new WebhookTransport({ policy: deps.policy, resolve: deps.resolve, timeoutMs: deps.timeoutMs });
+  const queueOf = (p: number) => {
+    const q = queues.get(p);
+    if (!q) throw new Error(`partition ${p} is not served here`);
+    return q;
+  };
+  const order = new DeliveryOrder(store, webhooks, queueOf, {
+    attempts: deps.attempts,
+    backoffMs: deps.backoffMs,
+    gapTimeoutMs: deps.gapTimeoutMs,
+  });
   // per partition, the newest entry dispatched and acknowledged: where a lost consumer group starts again
   const lastDispatched = new Map<number, string>();
 
   async function dispatch(p: number, id: string, fields: Record<string, string>): Promise<void> {
     const requestId = fields.requestId;
-    if (requestId) {
-      const subs = await scheduler.subscribers(requestId);
-      const body = eventJson(id, fields);
-      const at = Number(id.split("-")[0]);
-      for (const [url, since] of subs) {
-        // a subscriber hears of what happened after it subscribed
-        if (at < since) continue;
-        const job: WebhookJob = { v: 1, url, event: fields.event ?? "", body };
-        await queues.get(p)?.add(JOB_DELIVER, job, {
-          jobId: `${id}-${createHash("sha256").update(url).digest("hex").slice(0, 16)}`,
-          attempts: deps.attempts,
-          backoff: { type: "exponential", delay: deps.backoffMs, jitter: 0.5 },
-          removeOnComplete: true,
-          // failed deliveries stay, to be listed and replayed (DLQ)
-          removeOnFail: false,
-        });
+    const seq = Number(fields.eventSeq);
+    if (requestId && Number.isInteger(seq) && seq > 0) {
+      const subs = await webhooks.subscriptionIds(requestId);
+      const body = cloudEventJson(source, p, id, fields);
+      // each subscription hears of the events after its `since` (the queue drops the earlier ones)
+      for (const subId of subs.values()) await order.enqueue(p, requestId, subId, seq, body);
+      if (fields.state && isRequestState(fields.state) && isTerminal(fields.state)) {
+        // the subscriptions go with the ended request (its other keys expire after the retention too)
+        const ttl = store.limits.retentionSeconds;
+        const m = store.redis.multi().expire(keys.subscriptions(p, requestId), ttl);
+        for (const subId of subs.values()) {
+          m.expire(keys.subscription(p, requestId, subId), ttl)
+            .expire(keys.deliveryQueue(p, requestId, subId), ttl)
+            .expire(keys.deliveryLog(p, requestId, subId), ttl);
+        }
+        await m.exec();
       }
-    }
-    if (requestId && fields.state && isRequestState(fields.state) && isTerminal(fields.state)) {
-      // the subscriptions go with the ended request (its other keys expire after the retention too)
-      await store.redis.expire(keys.subscriptions(p, requestId), store.limits.retentionSeconds);
+    } else if (requestId) {
+      log.warn({ partition: p, entry: id }, "event stream entry without eventSeq: not delivered to webhooks");
     }
     await store.redis.xack(keys.events(p), WEBHOOK_GROUP, id);
     const last = lastDispatched.get(p);
@@ -154,6 +169,7 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
 
   async function loop(): Promise<void> {
     let lastClaim = 0;
+    let lastSweep = 0;
     let groups = false;
     while (!stopped) {
       try {
@@ -164,6 +180,10 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
         if (Date.now() - lastClaim > CLAIM_IDLE_MS / 2) {
           lastClaim = Date.now();
           await claimAbandoned();
+        }
+        if (Date.now() - lastSweep > SWEEP_MS) {
+          lastSweep = Date.now();
+          for (const p of deps.partitions) await order.sweep(p);
         }
         const streams = deps.partitions.map((p) => keys.events(p));
         const res = (await reader.xreadgroup(
@@ -192,32 +212,69 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
     }
   }
 
-  async function deliver(job: { data: unknown; id?: string | undefined }): Promise<number> {
+  /** Appends to the subscription's delivery log; a log that cannot be written does not fail the delivery. */
+  async function logAttempt(job: WebhookJob, attempt: DeliveryAttempt): Promise<void> {
+    await webhooks.record(job.requestId, job.subscriptionId, attempt).catch((err: Error) => {
+      log.warn({ requestId: job.requestId, err: err.message }, "webhook delivery log not written");
+    });
+  }
+
+  /** The ESS event name of a delivery (for the log). */
+  const typeOf = (job: WebhookJob) => /"event":"([A-Z_]+)"/.exec(job.body)?.[1] ?? "";
+
+  /**
+   * One attempt to deliver one event: POSTs the CloudEvent signed with the subscription's current
+   * secrets (both during a rotation), logs the attempt, and on success releases the request's next event.
+   */
+  async function deliver(job: { data: unknown; id?: string | undefined; attemptsMade: number }): Promise<number> {
     const parsed = webhookJobSchema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(reasonMessage("invalid-payload", "invalid webhook job payload"));
-    const { url, body, event } = parsed.data;
-    const timestamp = String(Date.now());
+    const data = parsed.data;
+    const { url, body, eventId } = data;
+    const p = keys.partition(data.requestId);
+    const target = await webhooks.signingSecrets(data.requestId, data.subscriptionId);
+    // unsubscribed meanwhile (or the URL's subscription was made anew): nothing to deliver
+    if (!target || target.url !== url) return 0;
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    const attempt = job.attemptsMade + 1;
+    const started = performance.now();
     let status: number;
     try {
       status = await transport.post(
         url,
         {
-          "content-type": "application/json",
+          "content-type": CLOUDEVENTS_MEDIA_TYPE,
+          [WEBHOOK_HEADERS.id]: eventId,
           [WEBHOOK_HEADERS.timestamp]: timestamp,
-          [WEBHOOK_HEADERS.signature]: signWebhook(deps.secret, timestamp, body),
-          [WEBHOOK_HEADERS.id]: job.id ?? "",
-          [WEBHOOK_HEADERS.event]: event,
+          [WEBHOOK_HEADERS.signature]: signWebhook(target.secrets, eventId, timestamp, body),
         },
         body,
       );
     } catch (err) {
+      const refused = err instanceof WebhookAddressRefused;
+      await logAttempt(data, {
+        ...attemptWithoutAnswer(data, typeOf(data), attempt, refused ? "refused" : "failed", (err as Error).message),
+        latencyMs: Math.round(performance.now() - started),
+      });
       // a refused target stays refused: straight to the dead letters, with the rule that refused it
-      if (err instanceof WebhookAddressRefused) {
-        throw new UnrecoverableError(reasonMessage("permanent-error", err.message));
-      }
+      if (refused) throw new UnrecoverableError(reasonMessage("permanent-error", err.message));
       throw err;
     }
-    if (status < 200 || status >= 300) throw new Error(`receiver answered ${status}`);
+    const ok = status >= 200 && status < 300;
+    await logAttempt(data, {
+      at: Date.now(),
+      eventId,
+      seq: data.seq,
+      type: typeOf(data),
+      kind: data.kind,
+      attempt,
+      outcome: ok ? "delivered" : "failed",
+      status,
+      latencyMs: Math.round(performance.now() - started),
+      error: ok ? null : `receiver answered ${status}`,
+    });
+    if (!ok) throw new Error(`receiver answered ${status}`);
+    if (data.kind === "ordered") await order.advance(p, data.requestId, data.subscriptionId, data.seq, body);
     return status;
   }
 
@@ -229,7 +286,22 @@ export function startWebhooks(deps: WebhookDeps): Webhooks {
       concurrency: deps.concurrency,
     });
     w.on("failed", (job, err) => {
+      if (job?.name === JOB_REDELIVER) {
+        // a redelivery on request is one attempt; its outcome is in the delivery log
+        log.warn({ partition: p, jobId: job.id, err: err.message }, "webhook redelivery failed");
+        return;
+      }
       if (job && (err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1))) {
+        // the request's next event for this subscription goes on; the receiver sees the gap in seq
+        const data = webhookJobSchema.safeParse(job.data);
+        if (data.success && data.data.kind === "ordered") {
+          const d = data.data;
+          void logAttempt(d, attemptWithoutAnswer(d, typeOf(d), job.attemptsMade, "dead-lettered", err.message))
+            .then(() => order.advance(p, d.requestId, d.subscriptionId, d.seq, d.body))
+            .catch((e: Error) =>
+              log.warn({ partition: p, err: e.message }, "webhook queue not advanced; the sweep will"),
+            );
+        }
         // out of attempts: into the dead letters (if this fails the job stays failed; the worker's sweep moves it)
         log.error(
           { partition: p, jobId: job.id, url: (job.data as WebhookJob | undefined)?.url, err: err.message },

@@ -128,3 +128,5 @@ export class EssJobClient {
     throw last ?? new EssClientError(`${op} failed`, 0);
   }
 }
+
+export { type CloudEvent, WebhookReceiver, type WebhookReceiverOptions, WebhookVerificationError } from "./webhooks.js";

@@ -71,8 +71,16 @@ export const configSchema = z.object({
   TIMEOUT_POLICY: z.enum(["mark", "error"]).default("mark"),
   /** Worker: how often it sweeps its partitions for requests past their requestTimeout, ms. */
   TIMEOUT_SWEEP_MS: int(50, 600000).default(1000),
-  /** Worker: HMAC-SHA256 key that signs webhook deliveries; without it the worker delivers no webhooks. */
+  /**
+   * Gateway and worker: key-encryption key of the webhook subscriptions' signing secrets (stored AES-256-GCM
+   * encrypted under a key derived from it); without it the gateway refuses subscriptions (503) and the
+   * worker delivers no webhooks. Set it the same on both.
+   */
   WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  /** Gateway: after a secret rotation, how long the previous secret stays valid (its signature sent too), s. */
+  WEBHOOK_ROTATION_GRACE_SECONDS: int(0, 30 * 86400).default(86400),
+  /** Gateway and worker: delivery attempts kept per subscription in its delivery log. */
+  WEBHOOK_LOG_LIMIT: int(1, 10000).default(100),
   /** Worker: attempts per webhook delivery before it is kept as failed (dead letter). */
   WEBHOOK_ATTEMPTS: int(1, 100).default(8),
   /** Worker: base of the exponential backoff between webhook attempts, ms. */

@@ -2,16 +2,28 @@ import { z } from "zod";
 import { simpleExceptionDetailSchema } from "./errors.js";
 import {
   checkInResponseSchema,
+  deliveriesResponseSchema,
+  deliveryAttemptSchema,
   healthSchema,
   readinessSchema,
+  redeliverResponseSchema,
   registrationResponseSchema,
   requestDetailsSchema,
+  rotateSecretResponseSchema,
   stateChangeResponseSchema,
   subscribeResponseSchema,
+  subscriptionListSchema,
+  subscriptionSchema,
   unsubscribeResponseSchema,
 } from "./responses.js";
 import { GATEWAY_ROUTES, type MediaContent, type RouteDeclaration } from "./routes.js";
-import { checkInBodySchema, subscribeBodySchema } from "./scheduler.js";
+import {
+  checkInBodySchema,
+  redeliverBodySchema,
+  rotateSecretBodySchema,
+  subscribeBodySchema,
+  unsubscribeBodySchema,
+} from "./scheduler.js";
 import { callbackBodySchema, registrationBodySchema } from "./schemas.js";
 
 /** The schemas the document names (components); any other zod schema is written inline. */
@@ -23,9 +35,18 @@ const named: [z.ZodType, string][] = [
   [checkInBodySchema, "CheckInBody"],
   [checkInResponseSchema, "CheckInResponse"],
   [subscribeBodySchema, "SubscribeBody"],
+  [unsubscribeBodySchema, "UnsubscribeBody"],
   [subscribeResponseSchema, "SubscribeResponse"],
   [unsubscribeResponseSchema, "UnsubscribeResponse"],
   [stateChangeResponseSchema, "StateChangeResponse"],
+  [subscriptionSchema, "Subscription"],
+  [subscriptionListSchema, "SubscriptionList"],
+  [deliveryAttemptSchema, "DeliveryAttempt"],
+  [deliveriesResponseSchema, "DeliveriesResponse"],
+  [rotateSecretBodySchema, "RotateSecretBody"],
+  [rotateSecretResponseSchema, "RotateSecretResponse"],
+  [redeliverBodySchema, "RedeliverBody"],
+  [redeliverResponseSchema, "RedeliverResponse"],
   [simpleExceptionDetailSchema, "SimpleExceptionDetail"],
   [healthSchema, "Health"],
   [readinessSchema, "Readiness"],

@@ -1,17 +1,30 @@
 import { parseRequestId } from "@ess/domain";
 import { z } from "zod";
 import { simpleExceptionDetailSchema } from "./errors.js";
+import { fieldSelectionParamsSchema, requestQueryParamsSchema } from "./queries.js";
 import {
   checkInResponseSchema,
+  deliveriesResponseSchema,
   healthSchema,
   readinessSchema,
+  redeliverResponseSchema,
   registrationResponseSchema,
   requestDetailsSchema,
+  requestListSchema,
+  rotateSecretResponseSchema,
   stateChangeResponseSchema,
   subscribeResponseSchema,
+  subscriptionListSchema,
+  subscriptionSchema,
   unsubscribeResponseSchema,
 } from "./responses.js";
-import { checkInBodySchema, subscribeBodySchema } from "./scheduler.js";
+import {
+  checkInBodySchema,
+  redeliverBodySchema,
+  rotateSecretBodySchema,
+  subscribeBodySchema,
+  unsubscribeBodySchema,
+} from "./scheduler.js";
 import { callbackBodySchema, parseCallbackBody, registrationBodySchema } from "./schemas.js";
 
 /** The three roles. `admin` covers every operation. */
@@ -110,6 +123,14 @@ export const requestIdSchema = z
 
 const requestIdParams = z.object({ requestId: requestIdSchema });
 
+/** A webhook subscription id as a path parameter. */
+export const subscriptionIdSchema = z
+  .string()
+  .regex(/^[0-9a-f]{16}$/, "subscriptionId must be 16 hex digits")
+  .meta({ description: "Webhook subscription id: the first 16 hex digits of SHA-256(callbackUrl)" });
+
+const subscriptionParams = z.object({ requestId: requestIdSchema, subscriptionId: subscriptionIdSchema });
+
 const json = <S extends z.ZodType>(schema: S) => ({ "application/json": { schema } });
 /** Request bodies: JSON, or the ESS vendor type. */
 const jsonBody = <S extends z.ZodType, Required extends boolean>(schema: S, required: Required) => ({
@@ -134,6 +155,8 @@ const AUTH_ERRORS: Record<number, ResponseDeclaration> = {
 };
 const CANCEL_REQUESTED = { "X-ESS-Cancel-Requested": header("true when the job should stop") };
 const REQUEST = "/ess/rest/scheduler/v1/requests/{requestId}";
+const SUBSCRIPTIONS = "/gateway/v1/requests/{requestId}/subscriptions";
+const NO_SUBSCRIPTION = "The request is not registered (ESS-40401) or has no such subscription (ESS-40402)";
 const UNSUPPORTED_STATE = 'title "Unsupported state for operation" (ESS-40005)';
 
 /** GET /healthz and GET /readyz: public probes, on both listeners. */
@@ -229,14 +252,35 @@ export const API_ROUTES = {
     operationId: "getRequest",
     operation: "getRequest",
     roles: ["scheduler"],
-    summary: "Request details with ESS field names and history",
+    summary: "Request details with ESS field names, metadata and history",
     tags: ["scheduler"],
-    request: { params: requestIdParams },
+    request: { params: requestIdParams, query: fieldSelectionParamsSchema },
     responses: {
-      200: { description: "The request", content: json(requestDetailsSchema) },
-      400: err("Invalid request id"),
+      200: {
+        description: "The request (only the selected fields with fields / excludeFields)",
+        content: json(requestDetailsSchema),
+      },
+      400: err("Invalid request id, or an unknown field in fields / excludeFields"),
       ...AUTH_ERRORS,
       404: err("The request is not registered"),
+    },
+  }),
+  queryRequests: declareRoute({
+    method: "get",
+    path: "/ess/rest/scheduler/v1/requests",
+    operationId: "queryRequests",
+    operation: "queryRequests",
+    roles: ["scheduler"],
+    summary: "Find requests: ESS's q filter (a documented subset), orderBy, limit, paged with an opaque cursor",
+    tags: ["scheduler"],
+    request: { query: requestQueryParamsSchema },
+    responses: {
+      200: {
+        description: "One page of RequestDetails (without history) and a next link",
+        content: json(requestListSchema),
+      },
+      400: err("A q clause, orderBy, limit, cursor or field outside the supported subset (the detail names it)"),
+      ...AUTH_ERRORS,
     },
   }),
   cancelRequest: declareRoute({
@@ -308,7 +352,11 @@ export const API_ROUTES = {
     tags: ["scheduler"],
     request: { params: requestIdParams, body: jsonBody(subscribeBodySchema, true) },
     responses: {
-      200: { description: "Subscribed (added: false when it was already)", content: json(subscribeResponseSchema) },
+      200: {
+        description:
+          "Subscribed (added: false when it was already). A new subscription's signing secret (the one given, or a generated `whsec_…`) is answered here once",
+        content: json(subscribeResponseSchema),
+      },
       400: err(
         "Invalid request id, JSON or body (callbackUrl not an absolute http(s) URL without credentials, or aimed at an address the webhook address policy refuses: loopback, private, link-local, multicast, metadata)",
       ),
@@ -325,7 +373,7 @@ export const API_ROUTES = {
     roles: ["scheduler"],
     summary: "Drop a webhook URL of the request (idempotent)",
     tags: ["scheduler"],
-    request: { params: requestIdParams, body: jsonBody(subscribeBodySchema, true) },
+    request: { params: requestIdParams, body: jsonBody(unsubscribeBodySchema, true) },
     responses: {
       200: {
         description: "Unsubscribed (removed: false when it was not subscribed)",
@@ -360,11 +408,107 @@ export const API_ROUTES = {
       200: {
         description:
           "An event stream: `event: ready` first, then one event per state change (id: stream entry id, " +
-          "event: its name, data: the event JSON), `: keep-alive` comments when idle",
+          "event: its name, data: the state change as a CloudEvents 1.0 JSON event), `: keep-alive` comments when idle",
         content: { "text/event-stream": { schema: { type: "string" } } },
       },
       400: err("Invalid requestId (ESS-40001) or Last-Event-ID (ESS-40009)"),
       ...AUTH_ERRORS,
+    },
+  }),
+  listSubscriptions: declareRoute({
+    method: "get",
+    path: SUBSCRIPTIONS,
+    operationId: "listSubscriptions",
+    operation: "subscriptions",
+    roles: ["scheduler"],
+    summary: "The request's webhook subscriptions (never their secrets)",
+    tags: ["scheduler"],
+    request: { params: requestIdParams },
+    responses: {
+      200: { description: "The subscriptions, oldest first", content: json(subscriptionListSchema) },
+      400: err("Invalid request id"),
+      ...AUTH_ERRORS,
+      404: err("The request is not registered"),
+    },
+  }),
+  getSubscription: declareRoute({
+    method: "get",
+    path: `${SUBSCRIPTIONS}/{subscriptionId}`,
+    operationId: "getSubscription",
+    operation: "subscriptions",
+    roles: ["scheduler"],
+    summary: "One webhook subscription: where its ordered delivery stands, its rotation window",
+    tags: ["scheduler"],
+    request: { params: subscriptionParams },
+    responses: {
+      200: { description: "The subscription", content: json(subscriptionSchema) },
+      400: err("Invalid request id or subscription id (16 hex digits)"),
+      ...AUTH_ERRORS,
+      404: err(NO_SUBSCRIPTION),
+    },
+  }),
+  getDeliveries: declareRoute({
+    method: "get",
+    path: `${SUBSCRIPTIONS}/{subscriptionId}/deliveries`,
+    operationId: "getDeliveries",
+    operation: "subscriptions",
+    roles: ["scheduler"],
+    summary: "A subscription's delivery log: its last attempts, newest first",
+    tags: ["scheduler"],
+    request: {
+      params: subscriptionParams,
+      query: z.strictObject({
+        limit: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .max(10000)
+          .optional()
+          .meta({ description: "At most this many entries, 1-10000 (default: all kept)" }),
+      }),
+    },
+    responses: {
+      200: {
+        description: "The attempts (time, event, HTTP status, latency, error)",
+        content: json(deliveriesResponseSchema),
+      },
+      400: err("Invalid request id, subscription id or limit"),
+      ...AUTH_ERRORS,
+      404: err(NO_SUBSCRIPTION),
+    },
+  }),
+  rotateSecret: declareRoute({
+    method: "post",
+    path: `${SUBSCRIPTIONS}/{subscriptionId}/rotate`,
+    operationId: "rotateSecret",
+    operation: "subscriptions",
+    roles: ["scheduler"],
+    summary: "A new signing secret; the previous one keeps signing too for graceSeconds",
+    tags: ["scheduler"],
+    request: { params: subscriptionParams, body: jsonBody(rotateSecretBodySchema, true) },
+    responses: {
+      200: { description: "Rotated: the new secret, answered this once", content: json(rotateSecretResponseSchema) },
+      400: err("Invalid request id, subscription id, JSON or body (secret not whsec_…, graceSeconds out of range)"),
+      ...AUTH_ERRORS,
+      404: err(NO_SUBSCRIPTION),
+      415: err("Content-Type is not JSON"),
+    },
+  }),
+  redeliver: declareRoute({
+    method: "post",
+    path: `${SUBSCRIPTIONS}/{subscriptionId}/redeliver`,
+    operationId: "redeliver",
+    operation: "subscriptions",
+    roles: ["scheduler"],
+    summary: "Send one event to the subscription again, now, outside the order (one attempt, logged)",
+    tags: ["scheduler"],
+    request: { params: subscriptionParams, body: jsonBody(redeliverBodySchema, true) },
+    responses: {
+      202: { description: "Queued; the attempt will be in the delivery log", content: json(redeliverResponseSchema) },
+      400: err("Invalid request id, subscription id, JSON or eventId"),
+      ...AUTH_ERRORS,
+      404: err("Unknown request (ESS-40401), subscription or event no longer in the stream (ESS-40402)"),
+      415: err("Content-Type is not JSON"),
     },
   }),
 } as const;

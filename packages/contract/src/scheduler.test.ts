@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatExecutionContext, parseExecutionContext, signWebhook, verifyWebhook } from "./scheduler.js";
+import { formatExecutionContext, parseExecutionContext } from "./scheduler.js";
 
 describe("requestExecutionContext", () => {
   it("round-trips, the handle keeping its colons", () => {
@@ -18,21 +18,4 @@ describe("requestExecutionContext", () => {
       expect(() => parseExecutionContext(raw)).toThrow(expect.objectContaining({ code: "INVALID_EXECUTION_CONTEXT" }));
     },
   );
-});
-
-describe("webhook signatures", () => {
-  // reference value computed independently: HMAC-SHA256("0123456789abcdef", '1700000000000.{"a":1}')
-  const REF = "sha256=de32ced690ba7742b66a8b93053efa2a98f3a8fc16b2907325d41944cf17d735";
-
-  it("signs timestamp + '.' + body with HMAC-SHA256, hex", () => {
-    expect(signWebhook("0123456789abcdef", "1700000000000", '{"a":1}')).toBe(REF);
-  });
-
-  it("verifies only the exact secret, timestamp and body", () => {
-    expect(verifyWebhook("0123456789abcdef", "1700000000000", '{"a":1}', REF)).toBe(true);
-    expect(verifyWebhook("0123456789abcdeF", "1700000000000", '{"a":1}', REF)).toBe(false);
-    expect(verifyWebhook("0123456789abcdef", "1700000000001", '{"a":1}', REF)).toBe(false);
-    expect(verifyWebhook("0123456789abcdef", "1700000000000", '{"a":2}', REF)).toBe(false);
-    expect(verifyWebhook("0123456789abcdef", "1700000000000", '{"a":1}', "sha256=00")).toBe(false);
-  });
 });

@@ -1,25 +1,52 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { EssError, parseRequestId } from "@ess/domain";
 import { z } from "zod";
+import { webhookSecretSchema } from "./webhook-signing.js";
 
 /** Body of POST .../requests/{requestId}/checkInCancelling (ESS). */
 export const checkInBodySchema = z.strictObject({
   requestExecutionContext: z.string().min(1, "requestExecutionContext must not be empty").max(600),
 });
 
-/** Body of POST and DELETE .../requests/{requestId}/subscribe. */
+const callbackUrlSchema = z
+  .string()
+  .max(2048)
+  .refine((u) => {
+    try {
+      const url = new URL(u);
+      return (url.protocol === "http:" || url.protocol === "https:") && url.username === "" && url.password === "";
+    } catch {
+      return false;
+    }
+  }, "callbackUrl must be an absolute http or https URL without credentials");
+
+/** Body of POST .../requests/{requestId}/subscribe: the URL, and optionally the signing secret to use. */
 export const subscribeBodySchema = z.strictObject({
-  callbackUrl: z
+  callbackUrl: callbackUrlSchema,
+  /** `whsec_…`; absent: the gateway generates one and answers it once */
+  secret: webhookSecretSchema.optional(),
+});
+
+/** Body of DELETE .../requests/{requestId}/subscribe. */
+export const unsubscribeBodySchema = z.strictObject({ callbackUrl: callbackUrlSchema });
+
+/** Body of POST .../subscriptions/{subscriptionId}/rotate. */
+export const rotateSecretBodySchema = z.strictObject({
+  /** the new `whsec_…`; absent: generated and answered once */
+  secret: webhookSecretSchema.optional(),
+  /** how long the previous secret stays valid (its signature is sent too); absent: WEBHOOK_ROTATION_GRACE_SECONDS */
+  graceSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(30 * 86400)
+    .optional(),
+});
+
+/** Body of POST .../subscriptions/{subscriptionId}/redeliver: the CloudEvent id of the event to send again. */
+export const redeliverBodySchema = z.strictObject({
+  eventId: z
     .string()
-    .max(2048)
-    .refine((u) => {
-      try {
-        const url = new URL(u);
-        return (url.protocol === "http:" || url.protocol === "https:") && url.username === "" && url.password === "";
-      } catch {
-        return false;
-      }
-    }, "callbackUrl must be an absolute http or https URL without credentials"),
+    .regex(/^[0-9]{1,20}-[0-9]{1,20}\/[0-9]{1,4}$/, "eventId must be an event id like 1732841234567-0/3"),
 });
 
 /** Version tag that starts every requestExecutionContext this project issues. */
@@ -54,36 +81,22 @@ export function parseExecutionContext(context: string): { requestId: string; req
   return { requestId, requestHandle };
 }
 
-/** Webhook delivery headers (documented in the README). */
-export const WEBHOOK_HEADERS = {
-  /** ms since the epoch when the delivery was signed */
-  timestamp: "X-ESS-Webhook-Timestamp",
-  /** `sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>` */
-  signature: "X-ESS-Webhook-Signature",
-  /** the same for every attempt of one delivery: receivers deduplicate on it */
-  id: "X-ESS-Webhook-Id",
-  /** the event name, e.g. REQUEST_SUCCEEDED */
-  event: "X-ESS-Event",
-} as const;
-
-/** The signature header value of a webhook body. */
-export function signWebhook(secret: string, timestamp: string, body: string): string {
-  return `sha256=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
-}
-
-/** Checks a webhook signature in constant time (for receivers and tests). */
-export function verifyWebhook(secret: string, timestamp: string, body: string, signature: string): boolean {
-  const want = Buffer.from(signWebhook(secret, timestamp, body));
-  const got = Buffer.from(signature);
-  return want.length === got.length && timingSafeEqual(want, got);
-}
-
-/** A webhook delivery job on a partition's webhook queue. */
+/**
+ * A webhook delivery job on a partition's webhook queue. `ordered`: the head of its subscription's
+ * queue for the request (its completion releases the next event); `redelivery`: one event sent again
+ * on request, outside the order.
+ */
 export const webhookJobSchema = z.strictObject({
-  v: z.literal(1),
+  v: z.literal(2),
+  kind: z.enum(["ordered", "redelivery"]),
+  requestId: z.string(),
+  subscriptionId: z.string(),
   url: z.string().url(),
-  event: z.string(),
-  /** the event JSON exactly as POSTed */
+  /** the event's id (CloudEvent id, webhook-id) */
+  eventId: z.string(),
+  /** the request's event sequence number */
+  seq: z.number().int().min(1),
+  /** the CloudEvent JSON exactly as POSTed */
   body: z.string(),
 });
 export type WebhookJob = z.output<typeof webhookJobSchema>;

@@ -54,8 +54,57 @@ export const tokenSchema = z
   .max(255)
   .regex(/^[\x21-\x7e]+$/, "must be 1-255 printable ASCII characters without spaces");
 
+/** A short descriptive text: no control characters (the job definition also keys the request index). */
+const label = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .regex(/^[^\x00-\x1f\x7f]+$/, "must not contain control characters");
+
+/** ESS parameter types of requestParameters. */
+export const PARAM_TYPES = ["BOOLEAN", "LONG", "INTEGER", "DATETIME", "STRING"] as const;
+
+const PARAM_VALUE_RULES: Record<(typeof PARAM_TYPES)[number], [RegExp, string]> = {
+  BOOLEAN: [/^(true|false)$/, "true or false"],
+  LONG: [/^-?[0-9]{1,19}$/, "an integer"],
+  INTEGER: [/^-?[0-9]{1,10}$/, "an integer"],
+  DATETIME: [/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?$/, "an ISO 8601 date-time"],
+  STRING: [/^[\s\S]*$/, "a string"],
+};
+
+/** One ESS request parameter (name, paramType, value as text, optional scope). */
+export const requestParameterSchema = z
+  .strictObject({
+    name: label(200),
+    paramType: z.enum(PARAM_TYPES),
+    value: z.string().max(2000),
+    scope: label(200).optional(),
+  })
+  .superRefine((p, ctx) => {
+    const [re, what] = PARAM_VALUE_RULES[p.paramType];
+    if (!re.test(p.value))
+      ctx.addIssue({ code: "custom", path: ["value"], message: `a ${p.paramType} value must be ${what}` });
+  });
+
+/**
+ * ESS's descriptive fields of a request (RequestDetails names), each optional and bounded: stored at
+ * registration and shown on read.
+ */
+export const requestMetadataShape = {
+  jobDefinitionId: label(400).optional(),
+  application: label(200).optional(),
+  submitter: label(200).optional(),
+  description: z.string().max(1000).optional(),
+  /** ESS request priority; a smaller number runs first */
+  priority: z.number().int().min(0).max(1000).optional(),
+  requestType: label(100).optional(),
+  requestParameters: z.array(requestParameterSchema).max(50).optional(),
+};
+
 /** Body of POST /gateway/v1/requests/{requestId}/executions (registration, our API). */
 export const registrationBodySchema = z.strictObject({
+  ...requestMetadataShape,
   requestHandle: tokenSchema.optional(),
   maxRetries: z.number().int().min(0).max(1000).optional(),
   /** minutes without a callback or check-in before the request is marked timed out (fractions allowed) */

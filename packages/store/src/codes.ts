@@ -29,6 +29,10 @@ export const REPLY = {
   DROPPED: 10,
   /** sweepTimeouts: no longer due (another sweeper handled it first): nothing done */
   NOT_DUE: 11,
+  /** subscribe: the webhook subscription was added */
+  SUBSCRIBED: 12,
+  /** subscribe: the URL was subscribed already: nothing changed */
+  ALREADY_SUBSCRIBED: 13,
 
   NOT_FOUND: -1,
   STALE_HANDLE: -2,

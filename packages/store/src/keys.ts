@@ -84,9 +84,37 @@ export class Keys {
   deadlines(p: number): string {
     return `${this.tag(p)}:deadlines`;
   }
-  /** Hash of the webhook URLs subscribed to a request's state changes → when subscribed (ms). */
+  /**
+   * Partition N's request index: one lexicographic sorted set (all scores 0) whose members are
+   * `a␟<submissionTime>␟<id>`, `j␟<jobDefinitionId>␟<submissionTime>␟<id>` and
+   * `s␟<state>␟<stateChangeTime>␟<id>` (times as 15-digit ms), kept by the scripts that change state.
+   */
+  requestIndex(p: number): string {
+    return `${this.tag(p)}:ix`;
+  }
+  /** Partition N's terminal requests' index members, scored by when their request hash expires (ms). */
+  requestIndexExpiry(p: number): string {
+    return `${this.tag(p)}:ix:exp`;
+  }
+  /** Hash of the webhook URLs subscribed to a request's state changes → subscription id. */
   subscriptions(p: number, id: string): string {
     return `${this.tag(p)}:req:${id}:subs`;
+  }
+  /** Hash of one subscription: url, sealed secret(s), since, next (the seq it delivers next), gapAt. */
+  subscription(p: number, id: string, subId: string): string {
+    return `${this.tag(p)}:req:${id}:sub:${subId}`;
+  }
+  /** Sorted set of one subscription's undelivered events of the request: CloudEvent JSON scored by seq. */
+  deliveryQueue(p: number, id: string, subId: string): string {
+    return `${this.tag(p)}:req:${id}:sub:${subId}:q`;
+  }
+  /** Capped list of one subscription's delivery attempts, newest first (JSON). */
+  deliveryLog(p: number, id: string, subId: string): string {
+    return `${this.tag(p)}:req:${id}:sub:${subId}:log`;
+  }
+  /** Set of partition N's delivery queues that hold events (`<requestId> <subId>`): the dispatcher's sweep. */
+  activeDeliveries(p: number): string {
+    return `${this.tag(p)}:wh:active`;
   }
   /** Prefix of BullMQ job hashes of partition N's callback queue (job key = this + job id). */
   jobPrefix(p: number): string {

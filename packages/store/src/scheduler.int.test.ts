@@ -39,6 +39,7 @@ describe("requestTimeout", () => {
       ctx.keys.history(0, id),
       ctx.keys.events(0),
       ctx.keys.deadlines(0),
+      ctx.keys.requestIndex(0),
       "digest",
       1_000_000,
       "",
@@ -47,6 +48,7 @@ describe("requestTimeout", () => {
       50,
       1000,
       id,
+      "",
     );
     expect(Number(reply[0])).toBe(REPLY.CREATED);
     expect(Number(await ctx.redis.zscore(ctx.keys.deadlines(0), id))).toBe(1_000_000 + 3 * MIN);

@@ -1,4 +1,4 @@
-import { EssError, type RequestState } from "@ess/domain";
+import type { RequestState } from "@ess/domain";
 import type { Redis } from "ioredis";
 import { decodeReply } from "./codes.js";
 import type { Reply, ScriptedRedis } from "./scripts.js";
@@ -20,6 +20,8 @@ export interface SweepResult {
   dropped: number;
   /** due members remain (the call hit its limit) */
   more: boolean;
+  /** expired terminal requests taken out of the request index */
+  pruned: number;
 }
 
 /** One entry of a partition's event stream: its stream id and its fields. */
@@ -54,6 +56,8 @@ export class SchedulerStore {
       keys.history(p, requestId),
       keys.events(p),
       keys.skipped(p, requestId),
+      keys.requestIndex(p),
+      keys.requestIndexExpiry(p),
       op,
       now,
       limits.historyLimit,
@@ -79,16 +83,15 @@ export class SchedulerStore {
   }
 
   /**
-   * Marks (or ends, policy 'error') the due requests of one partition; call again while `more`.
-   * Reads the due ids, then runs the sweep script once per id with that request's keys (one
-   * pipeline): the script claims each id atomically, so concurrent sweepers handle each once.
+   * Marks (or ends, policy 'error') the due requests of one partition and takes expired terminal
+   * requests out of its request index; call again while `more`. Reads the due ids, then runs the
+   * sweep script once per id with that request's keys, and the index prune, in one pipeline: the
+   * script claims each id atomically, so concurrent sweepers handle each once.
    */
   async sweepTimeouts(partition: number, policy: TimeoutPolicy, now = Date.now()): Promise<SweepResult> {
     const { keys, limits, redis } = this.store;
     const deadlines = keys.deadlines(partition);
     const due = await redis.zrangebyscore(deadlines, "-inf", now, "LIMIT", 0, SWEEP_BATCH);
-    const result: SweepResult = { timedOut: 0, rescheduled: 0, dropped: 0, more: due.length === SWEEP_BATCH };
-    if (due.length === 0) return result;
     const pipeline = redis.pipeline() as unknown as ScriptedRedis;
     for (const id of due) {
       void pipeline.ess_sweepTimeouts(
@@ -98,6 +101,8 @@ export class SchedulerStore {
         keys.buffer(partition, id),
         keys.skipped(partition, id),
         keys.events(partition),
+        keys.requestIndex(partition),
+        keys.requestIndexExpiry(partition),
         now,
         id,
         policy,
@@ -106,51 +111,22 @@ export class SchedulerStore {
         limits.retentionSeconds,
       );
     }
+    void pipeline.ess_pruneIndex(keys.requestIndex(partition), keys.requestIndexExpiry(partition), now, SWEEP_BATCH);
     const replies = (await (pipeline as unknown as ReturnType<Redis["pipeline"]>).exec()) ?? [];
+    const result: SweepResult = { timedOut: 0, rescheduled: 0, dropped: 0, more: false, pruned: 0 };
     for (const [i, [err, reply]] of replies.entries()) {
       if (err) throw err;
+      if (i === due.length) {
+        result.pruned = Number((reply as Reply)[0]);
+        continue;
+      }
       const code = decodeReply(reply as Reply, { requestId: due[i] ?? "" });
       if (code === "TIMED_OUT") result.timedOut++;
       else if (code === "RESCHEDULED") result.rescheduled++;
       else if (code === "DROPPED") result.dropped++;
     }
+    result.more = due.length === SWEEP_BATCH || result.pruned === SWEEP_BATCH;
     return result;
-  }
-
-  /**
-   * Adds a webhook URL to a request, remembering when (Redis server time): only events from then on
-   * are delivered to it. 404 for an unknown request. Returns false if it was there already.
-   */
-  async subscribe(requestId: string, callbackUrl: string): Promise<boolean> {
-    const { keys, redis } = this.store;
-    const p = keys.partition(requestId);
-    await this.requireExists(requestId);
-    const [sec, micro] = await redis.time();
-    const since = Number(sec) * 1000 + Math.floor(Number(micro) / 1000);
-    return (await redis.hsetnx(keys.subscriptions(p, requestId), callbackUrl, since)) === 1;
-  }
-
-  /** Drops a webhook URL of a request; 404 for an unknown request. Returns false if it was not there. */
-  async unsubscribe(requestId: string, callbackUrl: string): Promise<boolean> {
-    const { keys, redis } = this.store;
-    const p = keys.partition(requestId);
-    await this.requireExists(requestId);
-    return (await redis.hdel(keys.subscriptions(p, requestId), callbackUrl)) === 1;
-  }
-
-  /** The webhook URLs of a request with the time (ms) each was subscribed. */
-  async subscribers(requestId: string): Promise<Map<string, number>> {
-    const { keys, redis } = this.store;
-    const all = await redis.hgetall(keys.subscriptions(keys.partition(requestId), requestId));
-    return new Map(Object.entries(all).map(([url, since]) => [url, Number(since)]));
-  }
-
-  private async requireExists(requestId: string): Promise<void> {
-    const { keys, redis } = this.store;
-    const p = keys.partition(requestId);
-    if ((await redis.exists(keys.request(p, requestId))) === 0) {
-      throw new EssError("REQUEST_NOT_FOUND", `request ${requestId} is not registered`);
-    }
   }
 
   /**
@@ -201,18 +177,4 @@ export function previousStreamId(id: string): string {
   if (BigInt(seq) > 0n) return `${ms}-${BigInt(seq) - 1n}`;
   if (BigInt(ms) === 0n) return "0-0";
   return `${BigInt(ms) - 1n}-18446744073709551615`;
-}
-
-/** Converts stream fields to the public event JSON: requestId an exact integer, numbers as numbers, ISO times. */
-export function eventJson(id: string, fields: Record<string, string>): string {
-  const out: Record<string, unknown> = { eventId: id };
-  for (const [k, v] of Object.entries(fields)) {
-    if (k === "requestId") continue;
-    if (k === "seq" || k === "execution") out[k] = Number(v);
-    else if (k === "at") out[k] = new Date(Number(v)).toISOString();
-    else if (k === "isTimedOut") out[k] = v === "true";
-    else out[k] = v;
-  }
-  const rid = fields.requestId ?? "0";
-  return `{"requestId":${/^[0-9]+$/.test(rid) ? rid : JSON.stringify(rid)},${JSON.stringify(out).slice(1)}`;
 }

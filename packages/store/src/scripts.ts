@@ -105,8 +105,13 @@ function composable(source: string): string {
 
 const INCLUDE = /^--@include ([A-Za-z0-9_-]+)$/gm;
 
+/** Include sources that replace the named includes (a measurement of a script without a fragment). */
+type IncludeOverrides = Readonly<Record<string, string>>;
+
 /** An include's source: generated, or the file ./lua/includes/<name>.lua (which may include others). */
-function includeSource(name: string, seen: Set<string>): string {
+function includeSource(name: string, seen: Set<string>, overrides: IncludeOverrides): string {
+  const override = overrides[name];
+  if (override !== undefined) return override;
   const generated = GENERATED[name];
   if (generated) return generated(seen);
   let source: string;
@@ -115,15 +120,15 @@ function includeSource(name: string, seen: Set<string>): string {
   } catch {
     throw new Error(`unknown Lua include '${name}' (neither generated nor lua/includes/${name}.lua)`);
   }
-  return resolveIncludes(source, seen);
+  return resolveIncludes(source, seen, overrides);
 }
 
 /** Replaces every `--@include <name>` line with the include's source; each name once per script. */
-function resolveIncludes(source: string, seen: Set<string>): string {
+function resolveIncludes(source: string, seen: Set<string>, overrides: IncludeOverrides = {}): string {
   return source.replace(INCLUDE, (_, name: string) => {
     if (seen.has(name)) return `-- ${name}: included above`;
     seen.add(name);
-    return includeSource(name, seen);
+    return includeSource(name, seen, overrides);
   });
 }
 
@@ -133,8 +138,8 @@ function resolveIncludes(source: string, seen: Set<string>): string {
  * BullMQ's loader does. The shebang stays the first line: includes replace lines further down,
  * and a composed script's own shebang is dropped.
  */
-export function loadScript(name: string): string {
-  return expandIncludes(readScriptFile(name));
+export function loadScript(name: string, overrides: IncludeOverrides = {}): string {
+  return resolveIncludes(readScriptFile(name), new Set(), overrides);
 }
 
 /** A Lua source with its `--@include` lines resolved (each name once). */
@@ -162,14 +167,18 @@ function bullmqAddStandardJob(): string {
 /** name → number of (fixed) keys; the numbers are also in the file names (BullMQ's convention). */
 export const SCRIPTS = {
   admit: 2,
-  apply: 5,
-  register: 4,
-  cancel: 5,
-  sweepTimeouts: 6,
+  apply: 7,
+  register: 5,
+  cancel: 7,
+  sweepTimeouts: 8,
+  // the request index's upkeep for the timeout sweep
+  pruneIndex: 2,
   // admit and BullMQ's add in one round trip
   admitEnqueue: 11,
   // read-only (no-writes): request details while Redis is full
   read: 2,
+  // a webhook subscription, atomic with the request's event sequence number
+  subscribe: 3,
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 
@@ -182,9 +191,12 @@ export const VARIABLE_KEYS: ReadonlySet<ScriptName> = new Set<ScriptName>(["appl
 /** Script file base names where they differ from the command name. */
 const FILES: Partial<Record<ScriptName, string>> = { admitEnqueue: "admit-enqueue" };
 
-/** The source a script is sent as (file `<file>-<numKeys>.lua`, tables and composed sources injected). */
-export function scriptSource(name: ScriptName): string {
-  return loadScript(`${FILES[name] ?? name}-${SCRIPTS[name]}`);
+/**
+ * The source a script is sent as (file `<file>-<numKeys>.lua`, its includes resolved). `overrides`
+ * replaces includes by name, for measurements only (the bench's apply script without its index).
+ */
+export function scriptSource(name: ScriptName, overrides: IncludeOverrides = {}): string {
+  return loadScript(`${FILES[name] ?? name}-${SCRIPTS[name]}`, overrides);
 }
 
 export type Reply = (string | number | null)[];

@@ -68,6 +68,46 @@ export interface RegisterResult {
   pausedState: string | null;
 }
 
+/**
+ * ESS's descriptive fields of a request, given at registration and shown on read (validated and
+ * bounded by the contract's registration schema). Stored in the request hash under these names,
+ * requestParameters as JSON.
+ */
+export interface RequestMetadata {
+  jobDefinitionId?: string | undefined;
+  application?: string | undefined;
+  submitter?: string | undefined;
+  description?: string | undefined;
+  priority?: number | undefined;
+  requestType?: string | undefined;
+  requestParameters?:
+    | readonly { name: string; paramType: string; value: string; scope?: string | undefined }[]
+    | undefined;
+}
+
+/** The metadata fields, as stored in the request hash. */
+export const METADATA_FIELDS = [
+  "jobDefinitionId",
+  "application",
+  "submitter",
+  "description",
+  "priority",
+  "requestType",
+  "requestParameters",
+] as const satisfies readonly (keyof RequestMetadata)[];
+
+/** The register script's metadata argument: the given fields as a flat JSON object, or ''. */
+function metadataArg(m: RequestMetadata | undefined): string {
+  if (!m) return "";
+  const out: Record<string, string | number> = {};
+  for (const k of METADATA_FIELDS) {
+    const v = m[k];
+    if (v === undefined) continue;
+    out[k] = k === "requestParameters" ? JSON.stringify(v) : (v as string | number);
+  }
+  return Object.keys(out).length === 0 ? "" : JSON.stringify(out);
+}
+
 /** A request as stored: the hash fields (strings) and the history, newest first. */
 export interface StoredRequest {
   fields: Record<string, string>;
@@ -208,7 +248,12 @@ export class RequestStore {
   async register(
     requestId: string,
     handle: string,
-    opts: { maxRetries?: number | undefined; requestTimeout?: number | undefined; resumed?: boolean | undefined },
+    opts: {
+      maxRetries?: number | undefined;
+      requestTimeout?: number | undefined;
+      resumed?: boolean | undefined;
+      metadata?: RequestMetadata | undefined;
+    },
   ): Promise<RegisterResult> {
     const p = this.keys.partition(requestId);
     const reply = await this.redis.ess_register(
@@ -216,6 +261,7 @@ export class RequestStore {
       this.keys.history(p, requestId),
       this.keys.events(p),
       this.keys.deadlines(p),
+      this.keys.requestIndex(p),
       digest(handle),
       Date.now(),
       opts.maxRetries ?? "",
@@ -224,6 +270,7 @@ export class RequestStore {
       this.limits.historyLimit,
       this.limits.eventsMaxLen,
       requestId,
+      metadataArg(opts.metadata),
     );
     const code = decodeReply(reply, { requestId });
     if (code !== "CREATED" && code !== "REARMED") throw new Error(`register script replied ${code}`);
@@ -246,12 +293,14 @@ export class RequestStore {
     const buf = this.keys.buffer(p, requestId);
     const gap = mode === "gap" ? await this.readGap(p, requestId, req, buf) : { from: 0, jobKeys: [] };
     const reply = await this.redis.ess_apply(
-      5 + gap.jobKeys.length,
+      7 + gap.jobKeys.length,
       req,
       buf,
       this.keys.history(p, requestId),
       this.keys.events(p),
       this.keys.skipped(p, requestId),
+      this.keys.requestIndex(p),
+      this.keys.requestIndexExpiry(p),
       ...gap.jobKeys,
       mode,
       typeof arg === "number" ? arg : JSON.stringify(arg),

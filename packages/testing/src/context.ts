@@ -7,6 +7,7 @@ import {
   Keys,
   type RedisRole,
   RequestStore,
+  SecretBox,
   type StoreLimits,
   waitReady,
 } from "@ess/store";
@@ -23,6 +24,11 @@ export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
     if (keys.length > 0) await redis.unlink(...keys);
   } while (cursor !== "0");
 }
+
+/** The key-encryption key (WEBHOOK_SECRET) of the tests' webhook secrets. */
+export const TEST_WEBHOOK_KEK = "test-webhook-kek-0123456789";
+/** The secret box of TEST_WEBHOOK_KEK (derived once: scrypt takes a moment). */
+export const testSecretBox = SecretBox.fromKeyEncryptionKey(TEST_WEBHOOK_KEK);
 
 /** A fresh key prefix, so test files can share one Redis without seeing each other. */
 export function uniquePrefix(): string {

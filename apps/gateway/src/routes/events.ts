@@ -1,6 +1,6 @@
-import type { API_ROUTES } from "@ess/contract";
+import { type API_ROUTES, cloudEventJson, eventSource } from "@ess/contract";
 import { EssError } from "@ess/domain";
-import { compareStreamIds, eventJson, previousStreamId, SchedulerStore, type StreamEvent } from "@ess/store";
+import { compareStreamIds, previousStreamId, SchedulerStore, type StreamEvent } from "@ess/store";
 import { streamSSE } from "hono/streaming";
 import type { RouteHandlers } from "./bind.js";
 
@@ -60,6 +60,7 @@ export const eventHandlers: RouteHandlers<Pick<typeof API_ROUTES, "getEvents">> 
     const cursors = cursorsFrom(lastEventId || undefined, partitions, Date.now());
     const pollMs = scheduler?.ssePollMs ?? DEFAULT_SSE_POLL_MS;
     const events = new SchedulerStore(store);
+    const source = eventSource(store.keys.prefix);
 
     return streamSSE(
       c,
@@ -87,7 +88,8 @@ export const eventHandlers: RouteHandlers<Pick<typeof API_ROUTES, "getEvents">> 
             await stream.writeSSE({
               id: single ? e.id : `${e.id}/${e.partition}`,
               event: e.fields.event ?? "message",
-              data: eventJson(e.id, e.fields),
+              // the CloudEvent of the state change, as webhooks carry it
+              data: cloudEventJson(source, e.partition, e.id, e.fields),
             });
             emitted++;
           }

@@ -1,6 +1,6 @@
 import { type API_ROUTES, parseExecutionContext, refusalMessage, WebhookAddressPolicy } from "@ess/contract";
 import { EssError } from "@ess/domain";
-import { SchedulerStore } from "@ess/store";
+import { SchedulerStore, WebhookStore } from "@ess/store";
 import type { Context } from "hono";
 import { acceptCallback } from "../accept.js";
 import { requestHref } from "../details.js";
@@ -13,6 +13,12 @@ export const DEFAULT_FORCE_CANCEL_QUIET_MS = 30 * 60000;
 
 /** Without a configured allowlist: every inward address refused. */
 const DEFAULT_WEBHOOK_POLICY = new WebhookAddressPolicy();
+
+/** The webhook subscriptions of the deps; without a configured store, one that refuses new subscriptions (503). */
+export function webhookStore(c: Context<AppEnv>): WebhookStore {
+  const deps = c.get("deps");
+  return deps.webhooks ?? new WebhookStore(deps.store, undefined);
+}
 
 /** The ESS answer to a successful state-changing POST: 200 with a `link` to the request. */
 function linkAnswer(c: Context<AppEnv>, requestId: string, extra: Record<string, unknown>) {
@@ -62,11 +68,18 @@ export const schedulerHandlers: RouteHandlers<
     // a URL aimed inward is refused here; a name is checked again on the address the worker connects to
     const refused = (c.get("deps").scheduler?.webhookPolicy ?? DEFAULT_WEBHOOK_POLICY).checkUrl(body.callbackUrl);
     if (refused) throw new EssError("INVALID_BODY", refusalMessage("callbackUrl", refused));
-    const added = await new SchedulerStore(c.get("deps").store).subscribe(requestId, body.callbackUrl);
-    return linkAnswer(c, requestId, { callbackUrl: body.callbackUrl, subscribed: true, added });
+    const result = await webhookStore(c).subscribe(requestId, body.callbackUrl, body.secret);
+    // the secret is answered once, when the subscription is made; it is stored only encrypted
+    return linkAnswer(c, requestId, {
+      callbackUrl: body.callbackUrl,
+      subscribed: true,
+      added: result.added,
+      subscriptionId: result.subscription.id,
+      ...(result.secret === undefined ? {} : { secret: result.secret }),
+    });
   },
   unsubscribe: async (c, { params: { requestId }, body }) => {
-    const removed = await new SchedulerStore(c.get("deps").store).unsubscribe(requestId, body.callbackUrl);
+    const removed = await webhookStore(c).unsubscribe(requestId, body.callbackUrl);
     return linkAnswer(c, requestId, { callbackUrl: body.callbackUrl, subscribed: false, removed });
   },
 };

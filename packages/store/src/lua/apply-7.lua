@@ -1,6 +1,6 @@
 #!lua
 --[[
-  apply-5: applies accepted callbacks to one request, in sequence order, exactly once in effect.
+  apply-7: applies accepted callbacks to one request, in sequence order, exactly once in effect.
   The worker's only script per job. The transition table is not written here: the loader replaces
   the include 'transitions' with the table serialised from packages/domain (one source of truth).
 
@@ -9,7 +9,9 @@
   KEYS[3] history             <prefix>:{pN}:req:<id>:hist     list, newest first, capped
   KEYS[4] event stream        <prefix>:{pN}:events
   KEYS[5] skipped seqs        <prefix>:{pN}:req:<id>:skip     set of seqs skipped over as gaps
-  KEYS[6..] gap: the BullMQ job hashes of the gap's seqs, ARGV[8] up to the first buffered seq - 1,
+  KEYS[6] request index       <prefix>:{pN}:ix                (include 'index')
+  KEYS[7] index expiry set    <prefix>:{pN}:ix:exp
+  KEYS[8..] gap: the BullMQ job hashes of the gap's seqs, ARGV[8] up to the first buffered seq - 1,
           as the caller read the gap just before (<prefix>:{pN}:callbacks:<id>-<seq>); none for 'cb'
 
   ARGV[1] mode: 'cb' (apply a callback) or 'gap' (skip an expired gap)
@@ -34,6 +36,7 @@
 --@include history
 --@include event
 --@include expireTerminal
+--@include index
 
 local req, buf, hist, events, skip = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local mode, now = ARGV[1], tonumber(ARGV[3])
@@ -94,6 +97,7 @@ local function applyOne(cb, late)
       table.insert(fields, 'closedStatus'); table.insert(fields, cb.status)
       redis.call('HDEL', req, 'handle')
     end
+    indexState(KEYS[6], KEYS[7], req, rid, from, fields[2], now, retention)
     redis.call('HSET', req, unpack(fields))
     if TERMINAL[rule.to] then
       expireRequest({ req, buf, hist, skip }, retention)
@@ -105,7 +109,7 @@ local function applyOne(cb, late)
         'seq', tostring(cb.seq), 'execution', tostring(cb.execution), 'at', tostring(now) }
       if rule.errorType then table.insert(ev, 'errorType'); table.insert(ev, rule.errorType) end
       if rule.cause then table.insert(ev, 'cause'); table.insert(ev, rule.cause) end
-      publishEvent(events, maxlen, ev)
+      publishEvent(events, maxlen, req, ev)
     end
   end
   record(entry)
@@ -152,9 +156,9 @@ if mode == 'gap' then
   local first = tonumber(head[2])
   -- the gap moved since the caller read it (its job keys are not those of this gap): decide nothing,
   -- the check runs again at once with the gap as it is now
-  if tonumber(ARGV[8]) ~= applied + 1 or #KEYS - 5 ~= first - 1 - applied then return { 'wait', applied + 1, 0 } end
+  if tonumber(ARGV[8]) ~= applied + 1 or #KEYS - 7 ~= first - 1 - applied then return { 'wait', applied + 1, 0 } end
   -- a missing callback whose job still exists is being (re)tried: never skip it
-  for i = 6, #KEYS do
+  for i = 8, #KEYS do
     if redis.call('EXISTS', KEYS[i]) == 1 then return { 'wait', applied + 1, gapTimeout } end
   end
   for seq = applied + 1, first - 1 do redis.call('SADD', skip, seq) end

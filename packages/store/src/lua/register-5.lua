@@ -1,13 +1,14 @@
 #!lua
 --[[
-  register-4: creates a request in RUNNING with a fresh handle, or re-arms a non-terminal one
+  register-5: creates a request in RUNNING with a fresh handle, or re-arms a non-terminal one
   (retry from ERROR_AUTO_RETRY, resume from PAUSED, operator recovery, re-dispatch). The old
   handle stops working at once: admit-2 compares against the new one. In the same atomic step it
   puts the request in its partition's deadline set (scored by when its requestTimeout runs out), or
   takes it out when it has none, so no crash leaves a registered request that never times out.
 
   KEYS[1] request hash   KEYS[2] history   KEYS[3] event stream
-  KEYS[4] deadline set   (zset: request id scored by due time, ms; read by sweepTimeouts-2)
+  KEYS[4] deadline set   (zset: request id scored by due time, ms; read by sweepTimeouts-8)
+  KEYS[5] request index  (include 'index')
   ARGV[1] sha256 of the new handle (hex)
   ARGV[2] now (ms)
   ARGV[3] maxRetries ('' keeps the current value; 0 for a new request)
@@ -16,6 +17,7 @@
   ARGV[6] history length cap
   ARGV[7] event stream MAXLEN (approximate)
   ARGV[8] request id
+  ARGV[9] metadata JSON: ESS descriptive fields (jobDefinitionId, application, ...) to store, or ''
 
   Returns { code, execution, state, pausedState }, code from CODE (codes.ts):
     CREATED   REARMED   ALREADY_TERMINAL (state = the terminal state)
@@ -28,6 +30,7 @@
 --@include schedulerRules
 --@include history
 --@include event
+--@include index
 
 local req, hist, events, deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, rid = ARGV[2], ARGV[8]
@@ -50,6 +53,12 @@ else
     'registeredAt', now)
 end
 
+if ARGV[9] ~= '' then
+  local meta = cjson.decode(ARGV[9])
+  if meta.jobDefinitionId then indexJob(KEYS[5], req, rid, meta.jobDefinitionId) end
+  for k, v in pairs(meta) do redis.call('HSET', req, k, v) end
+end
+indexState(KEYS[5], nil, req, rid, from, to, now, 0)
 redis.call('HSET', req, 'state', to, 'handle', ARGV[1], 'execution', execution,
   'processStartTime', now, 'updatedAt', now, 'cause', REGISTER_RULE.cause)
 if ARGV[3] ~= '' then redis.call('HSET', req, 'maxRetries', ARGV[3]) end
@@ -62,7 +71,7 @@ appendHistory(hist, entry, ARGV[6])
 local ev = { 'event', REGISTER_RULE.event, 'requestId', rid, 'state', to, 'execution',
   tostring(execution), 'at', now }
 if from then table.insert(ev, 'previousState'); table.insert(ev, from) end
-publishEvent(events, ARGV[7], ev)
+publishEvent(events, ARGV[7], req, ev)
 
 -- the timeout sweep looks only at requests in the deadline set
 local timeout = redis.call('HGET', req, 'requestTimeout')

@@ -1,6 +1,6 @@
 #!lua
 --[[
-  sweepTimeouts-6: claims and handles ONE request of a partition whose requestTimeout may have run
+  sweepTimeouts-8: claims and handles ONE request of a partition whose requestTimeout may have run
   out. The caller reads the due members of the deadline set (ZRANGEBYSCORE … LIMIT, so the cost
   follows the number due, not the number registered) and calls this script once per id with that
   request's keys. The claim is atomic: the script acts only while the id is still in the set and
@@ -19,6 +19,8 @@
   KEYS[4] reorder buffer     <prefix>:{pN}:req:<id>:buf
   KEYS[5] skipped seqs       <prefix>:{pN}:req:<id>:skip
   KEYS[6] event stream       <prefix>:{pN}:events
+  KEYS[7] request index      <prefix>:{pN}:ix      (include 'index')
+  KEYS[8] index expiry set   <prefix>:{pN}:ix:exp
   ARGV[1] now (ms)
   ARGV[2] request id (the member of the deadline set)
   ARGV[3] policy: 'mark' or 'error'
@@ -34,6 +36,7 @@
 --@include history
 --@include event
 --@include expireTerminal
+--@include index
 
 local deadlines, req, hist, buf, skip, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, rid, policy = tonumber(ARGV[1]), ARGV[2], ARGV[3]
@@ -70,6 +73,7 @@ end
 if TERMINAL[to] then
   for _, v in ipairs({ 'processEndTime', now, 'completedTime', now }) do table.insert(fields, v) end
 end
+indexState(KEYS[7], KEYS[8], req, rid, state, to, now, ARGV[6])
 redis.call('HSET', req, unpack(fields))
 if TERMINAL[to] then expireRequest({ req, hist, buf, skip }, ARGV[6]) end
 appendHistory(hist, { outcome = 'timedOut', from = state, to = to,
@@ -77,5 +81,5 @@ appendHistory(hist, { outcome = 'timedOut', from = state, to = to,
 local ev = { 'event', rule.event, 'requestId', rid, 'state', to, 'previousState', state,
   'execution', tostring(s[7] or '0'), 'at', tostring(now), 'isTimedOut', 'true' }
 if rule.errorType then table.insert(ev, 'errorType'); table.insert(ev, rule.errorType) end
-publishEvent(events, ARGV[5], ev)
+publishEvent(events, ARGV[5], req, ev)
 return { CODE.TIMED_OUT }

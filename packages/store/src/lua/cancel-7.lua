@@ -1,6 +1,6 @@
 #!lua
 --[[
-  cancel-5: the scheduler's cancel and forceCancel (ess-semantics §4), atomic with the history
+  cancel-7: the scheduler's cancel and forceCancel (ess-semantics §4), atomic with the history
   entry and the event.
     cancel:  WAIT/READY/BLOCKED/HOLD → CANCELLED at once; RUNNING/COMPLETED → CANCELLING (the job
              learns it from X-ESS-Cancel-Requested and checkInCancelling, then reports)
@@ -8,7 +8,7 @@
              (since CANCELLING began or since its last check-in, whichever is later)
 
   KEYS[1] request hash   KEYS[2] reorder buffer   KEYS[3] history   KEYS[4] event stream
-  KEYS[5] skipped seqs
+  KEYS[5] skipped seqs   KEYS[6] request index   KEYS[7] index expiry set
 
   ARGV[1] operation: 'cancel' or 'force'
   ARGV[2] now (ms)
@@ -30,6 +30,7 @@
 --@include history
 --@include event
 --@include expireTerminal
+--@include index
 
 local req, buf, hist, events, skip = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op, now = ARGV[1], tonumber(ARGV[2])
@@ -55,12 +56,13 @@ if TERMINAL[to] then
   table.insert(fields, 'processEndTime'); table.insert(fields, now)
   table.insert(fields, 'completedTime'); table.insert(fields, now)
 end
+indexState(KEYS[6], KEYS[7], req, rid, from, to, now, ARGV[5])
 redis.call('HSET', req, unpack(fields))
 if TERMINAL[to] then expireRequest({ req, buf, hist, skip }, ARGV[5]) end
 
 appendHistory(hist, { outcome = (op == 'force') and 'forceCancelled' or 'cancelRequested', from = from, to = to,
   execution = tonumber(s[2] or '0'), appliedAt = now }, ARGV[3])
-publishEvent(events, ARGV[4], { 'event', rule.event, 'requestId', rid,
+publishEvent(events, ARGV[4], req, { 'event', rule.event, 'requestId', rid,
   'state', to, 'previousState', from, 'execution', tostring(s[2] or '0'), 'at', tostring(now),
   'cause', rule.cause })
 return { (to == 'CANCELLING') and CODE.CANCELLING or CODE.CANCELLED, from, 0 }
