@@ -47,7 +47,7 @@ async function events(id: string) {
     .filter((e) => e.requestId === id);
 }
 
-describe("apply-5 applies the table from packages/domain, exactly as transition() does", () => {
+describe("apply-7 applies the table from packages/domain, exactly as transition() does", () => {
   const cases: [RequestState, CallbackStatus, number, number][] = [];
   for (const state of STATE_NAMES) {
     for (const status of CALLBACK_STATUSES) cases.push([state, status, 0, 0]);
