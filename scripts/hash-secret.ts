@@ -2,7 +2,7 @@
  * `npm run hash-secret -- password|token <secret>`: prints the hashed form AUTH_USERS / AUTH_TOKENS
  * take, so the plain secret need not sit in the environment.
  */
-import { hashPassword, hashToken } from "../apps/gateway/src/auth.js";
+import { hashPassword, hashToken } from "@ess/secrets";
 
 const [kind, secret] = process.argv.slice(2);
 if ((kind !== "password" && kind !== "token") || !secret) {

@@ -45,6 +45,7 @@ async function main(): Promise<number> {
     console.error(`ess-cli: ${(err as Error).message}`);
     return 1;
   } finally {
+    // the command's outcome is already decided; a queue that fails to close changes nothing
     await queues.close().catch(() => {});
     redis.disconnect();
   }

@@ -1,7 +1,8 @@
 import type { CallbackJob } from "@ess/contract";
 import type { CallbackStatus } from "@ess/domain";
 import type { AdmitResult } from "@ess/store";
-import type { GatewayDeps } from "./env.js";
+import { UNOBSERVED } from "./accept-observer.js";
+import type { GatewayDeps } from "./context.js";
 
 /** A callback as the gateway accepts it (executionStatus, or a checkInCancelling as an UPDATE). */
 export interface IncomingCallback {
@@ -40,15 +41,24 @@ export async function acceptCallback(
   cb: IncomingCallback,
   idempotency?: Idempotency,
 ): Promise<AdmitResult> {
-  const { store, queues, enqueueTimeoutMs, enqueue = "script" } = deps;
+  const { store, queues, enqueueTimeoutMs, enqueue = "script", observe = UNOBSERVED } = deps;
+  const call = { requestId: cb.requestId, status: cb.status };
   if (enqueue === "script") {
     // bounded by the gateway connection's command timeout
-    return store.admitAndEnqueue(queues, { ...cb, acceptedAt: Date.now() }, idempotency);
+    return observe.admit(
+      call,
+      (traceparent) => store.admitAndEnqueue(queues, { ...cb, acceptedAt: Date.now(), traceparent }, idempotency),
+      true,
+    );
   }
   // a live gateway is done with the add within its bound; a repeat past the lease takes over (and should
   // it overlap a slow but live gateway, both add the same job id: one job, or a duplicate the apply drops).
   // Short enough for packages/client's default retries (about 4.6 s through 409s) to outlast it.
-  const admit = await store.admit(cb.requestId, cb.handle, cb.status, idempotency, enqueueTimeoutMs + 1000);
+  const admit = await observe.admit(
+    call,
+    () => store.admit(cb.requestId, cb.handle, cb.status, idempotency, enqueueTimeoutMs + 1000),
+    false,
+  );
   if (admit.kind !== "admitted") return admit;
   const job: CallbackJob = {
     v: 1,
@@ -59,7 +69,12 @@ export async function acceptCallback(
     acceptedAt: Date.now(),
   };
   if (cb.message !== undefined) job.message = cb.message;
-  await withTimeout(queues.add(admit.partition, job), enqueueTimeoutMs);
+  await withTimeout(
+    observe.enqueue(job, (traceparent) =>
+      queues.add(admit.partition, traceparent === undefined ? job : { ...job, traceparent }),
+    ),
+    enqueueTimeoutMs,
+  );
   if (idempotency) {
     await store.completeIdempotency(cb.requestId, idempotency.key, idempotency.fingerprint, admit.seq);
   }

@@ -1,11 +1,11 @@
 import { ADMIN_OPERATIONS_ROUTES } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { ADMIN_ACCESS_RULES } from "./auth.js";
+import { ADMIN_ACCESS_RULES } from "./auth/access-rules.js";
+import type { AppEnv, GatewayDeps } from "./context.js";
 import { mountDashboard } from "./dashboard.js";
-import type { AppEnv, GatewayDeps } from "./env.js";
 import { handleError } from "./errors.js";
-import { installOperations } from "./ops.js";
+import { installOperations } from "./ops/install.js";
 import { bindRoutes, validationHook } from "./routes/bind.js";
 import { DEAD_LETTER_ROUTES, deadLetterHandlers } from "./routes/dead-letters.js";
 

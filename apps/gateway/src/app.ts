@@ -1,11 +1,11 @@
 import { API_ROUTES } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { ACCESS_RULES } from "./auth.js";
+import { ACCESS_RULES } from "./auth/access-rules.js";
+import type { AppEnv, GatewayDeps } from "./context.js";
 import { docsRoutes } from "./docs.js";
-import type { AppEnv, GatewayDeps } from "./env.js";
 import { handleError } from "./errors.js";
-import { installOperations } from "./ops.js";
+import { installOperations } from "./ops/install.js";
 import { bindRoutes, validationHook } from "./routes/bind.js";
 import { callbackHandlers } from "./routes/callback.js";
 import { eventHandlers } from "./routes/events.js";
@@ -14,7 +14,7 @@ import { schedulerHandlers } from "./routes/scheduler.js";
 import { subscriptionHandlers } from "./routes/subscriptions.js";
 
 export { createAdminApp } from "./admin.js";
-export type { AppEnv, GatewayDeps, SchedulerSettings } from "./env.js";
+export type { AppEnv, GatewayDeps, SchedulerSettings } from "./context.js";
 export { CANCEL_HEADER } from "./routes/callback.js";
 
 /**

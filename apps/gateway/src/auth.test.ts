@@ -1,19 +1,9 @@
-import { declareRoute, type RouteDeclaration } from "@ess/contract";
+import { declareRoute, type Role, type RouteDeclaration } from "@ess/contract";
+import { hashPassword, hashToken } from "@ess/secrets";
 import { describe, expect, it } from "vitest";
-import {
-  ACCESS_RULES,
-  ADMIN_ACCESS_RULES,
-  Authenticator,
-  accessRules,
-  allows,
-  CredentialsError,
-  hashPassword,
-  hashToken,
-  type Principal,
-  type Role,
-  ruleFor,
-} from "./auth.js";
-import { RateLimiter } from "./backpressure.js";
+import { ACCESS_RULES, ADMIN_ACCESS_RULES, accessRules, allows, ruleFor } from "./auth/access-rules.js";
+import { Authenticator, CredentialsError, type Principal } from "./auth/authenticator.js";
+import { RateLimiter } from "./rate-limit.js";
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
 const who = (...roles: Role[]): Principal => ({ name: "x", roles: new Set(roles), scheme: "bearer" });

@@ -1,6 +1,6 @@
 import { EssError, parseRequestId } from "@ess/domain";
 import type { Context } from "hono";
-import type { AppEnv } from "./env.js";
+import type { AppEnv } from "./context.js";
 import { VENDOR_JSON } from "./errors.js";
 
 /** The path's requestId in canonical form, or a 400 naming the problem. */
@@ -205,6 +205,7 @@ async function readLimited(stream: ReadableStream<Uint8Array> | null, limit: num
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
+      // the answer is 413 whatever happens to the rest of the body; a failed cancel changes nothing
       await reader.cancel().catch(() => {});
       throw tooLarge(limit);
     }

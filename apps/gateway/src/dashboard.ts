@@ -4,7 +4,7 @@ import { HonoAdapter } from "@bull-board/hono";
 import { ADMIN_OPERATIONS_ROUTES } from "@ess/contract";
 import { serveStatic } from "@hono/node-server/serve-static";
 import type { Hono } from "hono";
-import type { AppEnv } from "./env.js";
+import type { AppEnv } from "./context.js";
 import type { QueueCatalog } from "./metrics.js";
 
 /** Where the dashboard is mounted on the admin listener (its declaration covers the subtree). */

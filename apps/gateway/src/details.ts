@@ -2,7 +2,7 @@ import type { RequestDetailsField } from "@ess/contract";
 import { isTerminal, type RequestState } from "@ess/domain";
 import type { StoredRequest } from "@ess/store";
 import type { Context } from "hono";
-import type { AppEnv } from "./env.js";
+import type { AppEnv } from "./context.js";
 
 const iso = (ms: string | undefined): string | null => (ms ? new Date(Number(ms)).toISOString() : null);
 

@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { buildOpenApi } from "@ess/contract";
 import type { Hono } from "hono";
-import type { AppEnv } from "./env.js";
+import type { AppEnv } from "./context.js";
 
 // a Map, not an object literal: a path segment such as `__proto__` or `constructor` must not find
 // a prototype property

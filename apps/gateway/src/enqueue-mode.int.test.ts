@@ -1,9 +1,9 @@
 import { createApp } from "@ess/gateway";
-import { newRequestId } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
+import { newRequestId } from "@ess/testing/context";
 import { useGatewayTestContext } from "./test-context.js";
 
-// Both enqueue modes answer the same and leave the same job behind (ENQUEUE_MODE, issue 6).
+// Both enqueue modes answer the same and leave the same job behind (ENQUEUE_MODE).
 const ctx = await useGatewayTestContext();
 
 describe.each(["script", "queue"] as const)("ENQUEUE_MODE=%s", (enqueue) => {

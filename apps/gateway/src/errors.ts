@@ -4,7 +4,7 @@ import { isOutOfMemory } from "@ess/store";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { AppEnv } from "./env.js";
+import type { AppEnv } from "./context.js";
 
 /** The vendor media type a client may ask for; error bodies echo it when the request used it. */
 export const VENDOR_JSON = "application/vnd.oracle.resource+json";

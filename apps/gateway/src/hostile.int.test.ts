@@ -1,10 +1,10 @@
 import { simpleExceptionDetailSchema } from "@ess/contract";
-import { newRequestId } from "@ess/testing/context";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createAdminApp, createApp } from "./app.js";
-import { Authenticator } from "./auth.js";
+import { newRequestId } from "@ess/testing/context";
 import { useGatewayTestContext } from "./test-context.js";
+import { createAdminApp, createApp } from "./app.js";
+import { Authenticator } from "./auth/authenticator.js";
 
 // Property-based probing of every route with hostile input, in-process against a real Redis:
 // never a 5xx while Redis is up, every error a SimpleExceptionDetail, nothing internal in a body.
@@ -200,6 +200,7 @@ async function check(res: Response, what: string, secrets: string[] = []): Promi
   }
   if (res.status < 400) {
     // a stream (SSE) answer: take what is there and hang up, as a client would
+    // only the status matters here; the body may already be gone
     await res.body?.cancel().catch(() => {});
     return;
   }

@@ -44,7 +44,7 @@ describe("Idempotency-Key", () => {
     expect((await post(id, body, "k-2")).status).toBe(200);
     const [job] = await jobs(id);
     await ctx.store.apply(id, "cb", job?.data);
-    await ctx.store.register(id, "new-handle", {}).catch(() => {}); // CANCELLED is terminal: 409
+    await ctx.store.register(id, "new-handle", {}).catch(() => {}); // CANCELLED is terminal: the 409 is expected
     expect((await post(id, body, "k-2")).status).toBe(200);
     expect((await jobs(id)).length).toBe(1);
   });

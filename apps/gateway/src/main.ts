@@ -1,7 +1,7 @@
 import { armShutdownDeadline, configOrExit, createLogger, httpTimeouts, loadConfig, storeLimits } from "@ess/config";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
 import { startTracing } from "@ess/telemetry";
-import { Authenticator, CredentialsError } from "./auth.js";
+import { Authenticator, CredentialsError } from "./auth/authenticator.js";
 import { GatewayMetrics } from "./metrics.js";
 import { serveApp } from "./server.js";
 import { watchRedisErrors, wireGateway } from "./wiring.js";
@@ -73,9 +73,11 @@ async function main(): Promise<void> {
     sseShutdown.abort();
     adminServer.close();
     server.close(async () => {
-      await queues.close().catch(() => {});
-      await redis.quit().catch(() => {});
-      await tracing?.shutdown().catch(() => {});
+      // exiting anyway: a close that fails (Redis gone) is logged and the next one still runs
+      const closing = (what: string) => (err: Error) => log.warn({ err: err.message }, `${what} did not close cleanly`);
+      await queues.close().catch(closing("queues"));
+      await redis.quit().catch(closing("redis connection"));
+      await tracing?.shutdown().catch(closing("tracing"));
       log.info("stopped");
       process.exit(0);
     });

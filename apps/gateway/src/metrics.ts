@@ -1,7 +1,6 @@
-import { type CallbackQueues, DEAD_LETTER_QUEUE, type RequestStore, WEBHOOK_QUEUE } from "@ess/store";
+import { type CallbackQueues, DEAD_LETTER_QUEUE, WEBHOOK_QUEUE } from "@ess/store";
 import type { Queue } from "bullmq";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { isRedisUnavailable } from "./errors.js";
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
@@ -194,44 +193,4 @@ export class GatewayMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
-}
-
-/**
- * Times the admit script and the enqueue, and counts Redis outages, by wrapping the two calls of
- * the callback path (main.ts does this once; the route code stays as it is).
- */
-export function instrumentCallbackPath(store: RequestStore, queues: CallbackQueues, metrics: GatewayMetrics): void {
-  const timed = <A extends unknown[], R>(fn: (...a: A) => Promise<R>, h: Histogram) => {
-    return async (...args: A): Promise<R> => {
-      const end = h.startTimer();
-      try {
-        return await fn(...args);
-      } catch (err) {
-        if (isRedisUnavailable(err)) metrics.redisErrors.inc();
-        throw err;
-      } finally {
-        end();
-      }
-    };
-  };
-  store.admit = timed(store.admit.bind(store), metrics.admitSeconds);
-  queues.add = timed(queues.add.bind(queues), metrics.enqueueSeconds);
-  // ENQUEUE_MODE=script: admit and enqueue are one script; its time is the admit time of every call
-  // and the enqueue time of those admitted
-  const admitAndEnqueue = store.admitAndEnqueue.bind(store);
-  store.admitAndEnqueue = async (...args: Parameters<RequestStore["admitAndEnqueue"]>) => {
-    const start = process.hrtime.bigint();
-    const seconds = () => Number(process.hrtime.bigint() - start) / 1e9;
-    try {
-      const result = await admitAndEnqueue(...args);
-      const s = seconds();
-      metrics.admitSeconds.observe(s);
-      if (result.kind === "admitted") metrics.enqueueSeconds.observe(s);
-      return result;
-    } catch (err) {
-      metrics.admitSeconds.observe(seconds());
-      if (isRedisUnavailable(err)) metrics.redisErrors.inc();
-      throw err;
-    }
-  };
 }

@@ -1,15 +1,17 @@
 import { createRedis, RequestStore, waitReady } from "@ess/store";
-import { newRequestId } from "@ess/testing/context";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newRequestId } from "@ess/testing/context";
+import { useGatewayTestContext } from "./test-context.js";
+import { acceptMetrics } from "./accept-metrics.js";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
-import { Authenticator } from "./auth.js";
-import { BacklogMonitor, RateLimiter } from "./backpressure.js";
-import type { GatewayDeps } from "./env.js";
-import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
-import { type OperationsDeps, Readiness } from "./ops.js";
-import { useGatewayTestContext } from "./test-context.js";
+import { Authenticator } from "./auth/authenticator.js";
+import { BacklogMonitor } from "./backlog.js";
+import type { GatewayDeps, OperationsDeps } from "./context.js";
+import { GatewayMetrics, QueueCatalog } from "./metrics.js";
+import { Readiness } from "./ops/readiness.js";
+import { RateLimiter } from "./rate-limit.js";
 
 const ctx = await useGatewayTestContext({ partitions: 2 });
 const TOKENS = { job: "job-token-1", scheduler: "sched-token-1", admin: "admin-token-1" };
@@ -41,7 +43,7 @@ async function build(extra: Partial<OperationsDeps> = {}, store = ctx.store): Pr
     retryAfterSeconds: 7,
     ...extra,
   };
-  const deps: GatewayDeps = { ...ctx.deps, store, ops };
+  const deps: GatewayDeps = { ...ctx.deps, store, ops, observe: acceptMetrics(metrics) };
   return { app: createApp(deps), admin: createAdminApp(deps), lines, metrics, ops };
 }
 
@@ -151,7 +153,6 @@ describe("request ids and access logs", () => {
 describe("metrics", () => {
   it("counts callbacks by status and code, times admit and enqueue, and reads queue gauges at scrape", async () => {
     const built = await build();
-    instrumentCallbackPath(ctx.store, ctx.queues, built.metrics);
     const { app, admin } = built;
     const id = idIn(1);
     const { requestHandle } = (await (await register(app, id)).json()) as { requestHandle: string };

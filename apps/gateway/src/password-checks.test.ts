@@ -1,6 +1,6 @@
 import { EssError } from "@ess/domain";
 import { describe, expect, it } from "vitest";
-import { Authenticator, ScryptGate } from "./auth.js";
+import { Authenticator, ScryptGate } from "./auth/authenticator.js";
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
 

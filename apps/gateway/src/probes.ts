@@ -1,7 +1,7 @@
 import { pingSeconds } from "@ess/store";
 import type { Redis } from "ioredis";
 import { Gauge, type Registry } from "prom-client";
-import type { Readiness } from "./ops.js";
+import type { Readiness } from "./ops/readiness.js";
 
 /** Longest a scrape waits for Redis before it reports the probe as failed. */
 const PROBE_TIMEOUT_MS = 1000;

@@ -4,7 +4,7 @@ import { eventually } from "@ess/testing";
 import { newRequestId } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "./app.js";
-import { Authenticator } from "./auth.js";
+import { Authenticator } from "./auth/authenticator.js";
 import { serveApp } from "./server.js";
 import { useGatewayTestContext } from "./test-context.js";
 

@@ -1,8 +1,8 @@
 import { createLogger, loadConfig } from "@ess/config";
 import { type TestContext, type TestContextOptions, testSecretBox, useTestContext } from "@ess/testing/context";
 import { afterAll } from "vitest";
-import { Authenticator } from "./auth.js";
-import type { GatewayDeps } from "./env.js";
+import { Authenticator } from "./auth/authenticator.js";
+import type { GatewayDeps } from "./context.js";
 import { type WiredGateway, wireGateway } from "./wiring.js";
 
 /** A test file's in-process gateway: the Redis side (@ess/testing) and the apps wired as main.ts wires them. */

@@ -5,13 +5,16 @@ import type { Tracing } from "@ess/telemetry";
 import type { Redis } from "ioredis";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
-import type { Authenticator } from "./auth.js";
-import { BacklogMonitor, RateLimiter } from "./backpressure.js";
-import type { GatewayDeps } from "./env.js";
-import { GatewayMetrics, instrumentCallbackPath, QueueCatalog } from "./metrics.js";
-import { type OperationsDeps, Readiness } from "./ops.js";
+import { acceptMetrics } from "./accept-metrics.js";
+import { observeAll } from "./accept-observer.js";
+import type { Authenticator } from "./auth/authenticator.js";
+import { BacklogMonitor } from "./backlog.js";
+import type { GatewayDeps, OperationsDeps } from "./context.js";
+import { GatewayMetrics, QueueCatalog } from "./metrics.js";
+import { Readiness } from "./ops/readiness.js";
 import { registerProbes } from "./probes.js";
-import { traceGateway } from "./tracing.js";
+import { RateLimiter } from "./rate-limit.js";
+import { acceptTracing, traceDeadLetters } from "./tracing.js";
 
 /** How long a readiness answer is reused before the probe key is written again. */
 const READINESS_CACHE_MS = 1000;
@@ -65,8 +68,7 @@ export function wireGateway(config: Config, parts: GatewayParts): WiredGateway {
     metrics = new GatewayMetrics();
     watchRedisErrors(redis, metrics, log);
   }
-  instrumentCallbackPath(store, queues, metrics);
-  if (tracing) traceGateway(tracing, { store, queues, deadLetters });
+  if (tracing) traceDeadLetters(tracing, deadLetters);
   const readiness = new Readiness(redis, READINESS_CACHE_MS, store.keys.readinessProbe());
   registerProbes(metrics.registry, redis, readiness);
   const backlog =
@@ -89,6 +91,7 @@ export function wireGateway(config: Config, parts: GatewayParts): WiredGateway {
   const sseShutdown = new AbortController();
   const deps: GatewayDeps = {
     ops,
+    observe: observeAll(tracing && acceptTracing(tracing, store.keys), acceptMetrics(metrics)),
     store,
     queues,
     deadLetters,

@@ -19,19 +19,12 @@ import {
   waitReady,
 } from "@ess/store";
 import { startTracing } from "@ess/telemetry";
-import {
-  instrumentStore,
-  observeRedis,
-  observeWebhooks,
-  observeWorkers,
-  serveMetrics,
-  WorkerMetrics,
-} from "./observe.js";
+import { applyMetrics, observeRedis, observeWebhooks, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
 import { BulkReplayRunner } from "./replay.js";
 import { startTimeoutSweeper } from "./timeouts.js";
-import { traceDelivery, traceWorker } from "./tracing.js";
+import { applyTracing, traceDeadLetters, traceDelivery } from "./tracing.js";
 import { startWebhooks } from "./webhooks.js";
-import { createWorker } from "./worker.js";
+import { createWorker, observeAll } from "./worker.js";
 
 /**
  * Entry point: config, Redis, one BullMQ worker per partition. SIGTERM drains and exits 0; a shutdown that
@@ -61,9 +54,8 @@ async function main(): Promise<void> {
   const deadLetters = new DeadLetters(connection, keys, (p, name) => queues.queue(p, name));
   const metrics = new WorkerMetrics();
   observeRedis(connection, metrics);
-  instrumentStore(store, metrics, config.ACCESS_LOG ? log : undefined);
   const replays = new BulkReplayRunner(deadLetters);
-  if (tracing) traceWorker(tracing, { store, deadLetters, replays });
+  if (tracing) traceDeadLetters(tracing, deadLetters, replays);
   const metricsServer = await serveMetrics(metrics, config.WORKER_METRICS_PORT, config.WORKER_METRICS_HOST).catch(
     (err: Error) => {
       log.fatal({ err: err.message, port: config.WORKER_METRICS_PORT }, "cannot open the metrics port");
@@ -86,6 +78,10 @@ async function main(): Promise<void> {
     sweepIntervalMs: config.DLQ_SWEEP_INTERVAL_MS,
     deadLetterRetentionMs: config.DLQ_RETENTION_SECONDS * 1000,
     log,
+    observe: observeAll(
+      tracing && applyTracing(tracing, keys),
+      applyMetrics(metrics, config.ACCESS_LOG ? log : undefined),
+    ),
   });
   observeWorkers(worker, metrics);
   // scheduler side: requestTimeout sweep and webhook deliveries
@@ -131,11 +127,13 @@ async function main(): Promise<void> {
     // active jobs get three quarters of the time; the rest is for handing back what still runs and closing
     await worker.close(config.SHUTDOWN_TIMEOUT_SECONDS * 750);
     await sweeper.stop();
-    await webhooks?.close().catch(() => {});
+    // exiting anyway: a close that fails (Redis gone) is logged and the next one still runs
+    const closing = (what: string) => (err: Error) => log.warn({ err: err.message }, `${what} did not close cleanly`);
+    await webhooks?.close().catch(closing("webhook worker"));
     metricsServer.server.close();
-    await queues.close().catch(() => {});
-    await connection.quit().catch(() => {});
-    await tracing?.shutdown().catch(() => {});
+    await queues.close().catch(closing("queues"));
+    await connection.quit().catch(closing("redis connection"));
+    await tracing?.shutdown().catch(closing("tracing"));
     log.info({}, "stopped");
     process.exit(0);
   };

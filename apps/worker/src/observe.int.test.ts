@@ -1,9 +1,9 @@
 import type { CallbackJob } from "@ess/contract";
-import { createRedis, type RequestStore } from "@ess/store";
-import { eventually } from "@ess/testing";
-import { newRequestId, useTestContext } from "@ess/testing/context";
+import { createRedis } from "@ess/store";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { instrumentStore, observeWorkers, WorkerMetrics } from "./observe.js";
+import { newRequestId, useTestContext } from "@ess/testing/context";
+import { eventually } from "@ess/testing";
+import { applyMetrics, observeWorkers, WorkerMetrics } from "./observe.js";
 import { type CallbackWorker, createWorker } from "./worker.js";
 
 const ctx = useTestContext({ partitions: 1 });
@@ -20,20 +20,10 @@ let worker: CallbackWorker;
 let failNext = 0;
 
 beforeAll(() => {
-  // a transient Redis failure on demand, before the real apply (the worker retries it)
-  const store = ctx.store as RequestStore;
-  instrumentStore(store, metrics, log);
-  const apply = store.apply.bind(store);
-  store.apply = async (...args: Parameters<RequestStore["apply"]>) => {
-    if (failNext > 0) {
-      failNext -= 1;
-      throw new Error("Connection is closed.");
-    }
-    return apply(...args);
-  };
+  const observed = applyMetrics(metrics, log);
   worker = createWorker({
     connection,
-    store,
+    store: ctx.store,
     queues: ctx.queues,
     deadLetters: ctx.deadLetters,
     partitions: [0],
@@ -44,6 +34,16 @@ beforeAll(() => {
     sweepIntervalMs: 1000,
     deadLetterRetentionMs: 86400_000,
     log,
+    observe: {
+      // a transient Redis failure on demand, before the real apply (the worker retries it)
+      apply: (call, work) => {
+        if (failNext > 0) {
+          failNext -= 1;
+          return Promise.reject(new Error("Connection is closed."));
+        }
+        return observed.apply(call, work);
+      },
+    },
   });
   observeWorkers(worker, metrics);
 });

@@ -1,10 +1,10 @@
 import { createServer, type Server } from "node:http";
 import type { CallbackJob } from "@ess/contract";
-import { type ApplyResult, pingSeconds, type RequestStore } from "@ess/store";
+import { type ApplyResult, pingSeconds } from "@ess/store";
 import type { Redis } from "ioredis";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Webhooks } from "./webhooks.js";
-import type { CallbackWorker, WorkerLogger } from "./worker.js";
+import type { CallbackWorker, WorkerLogger, WorkerObserver } from "./worker.js";
 
 /** Outcomes of a webhook delivery attempt (the label values of ess_webhook_deliveries_total). */
 const WEBHOOK_OUTCOMES = ["delivered", "retry", "failed"] as const;
@@ -73,28 +73,30 @@ export class WorkerMetrics {
 }
 
 /**
- * Observes every apply (result counts, lag, reorder buffer, one log line per job with request id
- * and seq — never the handle, which jobs do not carry) by wrapping store.apply once.
+ * Observes every apply the worker makes (result counts, lag, reorder buffer, one log line per job
+ * with request id and seq — never the handle, which jobs do not carry).
  */
-export function instrumentStore(store: RequestStore, metrics: WorkerMetrics, log: WorkerLogger | undefined): void {
-  const apply = store.apply.bind(store);
-  store.apply = async (requestId, mode, arg, now = Date.now()): Promise<ApplyResult> => {
-    const res = await apply(requestId, mode, arg, now);
-    metrics.results.inc({ result: res.result });
-    if (res.result === "buffered") metrics.reorderBuffer.inc();
-    if (res.n > 0 && res.result !== "wait") {
-      metrics.drained.inc(res.n);
-      metrics.reorderBuffer.dec(res.n);
-    }
-    const job = typeof arg === "number" ? undefined : (arg as CallbackJob);
-    if (job && (res.result === "applied" || res.result === "late")) {
-      metrics.lag.observe(Math.max(0, (now - job.acceptedAt) / 1000));
-    }
-    log?.info(
-      { requestId, seq: job?.seq ?? arg, mode, status: job?.status, result: res.result, drained: res.n },
-      "job processed",
-    );
-    return res;
+export function applyMetrics(metrics: WorkerMetrics, log: WorkerLogger | undefined): WorkerObserver {
+  return {
+    async apply({ requestId, mode, arg }, work): Promise<ApplyResult> {
+      const now = Date.now();
+      const res = await work();
+      metrics.results.inc({ result: res.result });
+      if (res.result === "buffered") metrics.reorderBuffer.inc();
+      if (res.n > 0 && res.result !== "wait") {
+        metrics.drained.inc(res.n);
+        metrics.reorderBuffer.dec(res.n);
+      }
+      const job = typeof arg === "number" ? undefined : (arg as CallbackJob);
+      if (job && (res.result === "applied" || res.result === "late")) {
+        metrics.lag.observe(Math.max(0, (now - job.acceptedAt) / 1000));
+      }
+      log?.info(
+        { requestId, seq: job?.seq ?? arg, mode, status: job?.status, result: res.result, drained: res.n },
+        "job processed",
+      );
+      return res;
+    },
   };
 }
 

@@ -1,48 +1,47 @@
 import type { CallbackJob, WebhookJob } from "@ess/contract";
-import type { DeadLetters, RequestStore } from "@ess/store";
+import type { DeadLetters, Keys } from "@ess/store";
 import { type Tracing, traceReplays } from "@ess/telemetry";
 import type { BulkReplayRunner } from "./replay.js";
+import type { WorkerObserver } from "./worker.js";
 
 /**
- * Spans of the worker, installed by main.ts only when tracing is on by wrapping the calls once:
- * - ess.apply: the apply script of one callback, a child of the gateway span whose traceparent the
- *   job carries (so one trace runs from the HTTP request to the state change);
- * - ess.dead_letter.replay / ess.dead_letter.replay_bulk: replays run by the ops queue.
+ * The ess.apply span of one callback, through the WorkerObserver hook the worker calls around each
+ * apply: a child of the gateway span whose traceparent the job carries (so one trace runs from the
+ * HTTP request to the state change). Gap checks are the worker's own housekeeping: no span.
  * Attributes: request id, seq, callback status, partition, outcome; never the handle (jobs carry none).
  */
-export function traceWorker(
-  t: Tracing,
-  deps: { store: RequestStore; deadLetters: DeadLetters; replays: BulkReplayRunner },
-): void {
-  const { store, deadLetters, replays } = deps;
+export function applyTracing(t: Tracing, keys: Keys): WorkerObserver {
   const { SpanKind } = t.api;
-
-  const apply = store.apply.bind(store);
-  store.apply = (requestId, mode, arg, now) => {
-    // gap checks are the worker's own housekeeping, not a callback: no span
-    if (mode !== "cb" || typeof arg === "number") return apply(requestId, mode, arg, now);
-    const job = arg as CallbackJob;
-    return t.span(
-      "ess.apply",
-      {
-        kind: SpanKind.CONSUMER,
-        parent: t.contextOf(job.traceparent),
-        attributes: {
-          "ess.request_id": requestId,
-          "ess.seq": job.seq,
-          "ess.callback.status": job.status,
-          "ess.partition": store.keys.partition(requestId),
+  return {
+    apply(call, work) {
+      if (call.mode !== "cb" || typeof call.arg === "number") return work();
+      const job = call.arg as CallbackJob;
+      return t.span(
+        "ess.apply",
+        {
+          kind: SpanKind.CONSUMER,
+          parent: t.contextOf(job.traceparent),
+          attributes: {
+            "ess.request_id": call.requestId,
+            "ess.seq": job.seq,
+            "ess.callback.status": job.status,
+            "ess.partition": keys.partition(call.requestId),
+          },
         },
-      },
-      async (span) => {
-        const res = await apply(requestId, mode, arg, now);
-        if (res.n > 0) span.setAttribute("ess.drained", res.n);
-        return res;
-      },
-      (res) => res.result,
-    );
+        async (span) => {
+          const res = await work();
+          if (res.n > 0) span.setAttribute("ess.drained", res.n);
+          return res;
+        },
+        (res) => res.result,
+      );
+    },
   };
+}
 
+/** Spans of dead-letter replays: one replay, and a bulk replay run by the ops queue. */
+export function traceDeadLetters(t: Tracing, deadLetters: DeadLetters, replays: BulkReplayRunner): void {
+  const { SpanKind } = t.api;
   traceReplays(t, deadLetters);
   const runReplay = replays.run.bind(replays);
   replays.run = (id) =>

@@ -1,5 +1,6 @@
-import { callbackJobSchema } from "@ess/contract";
+import { type CallbackJob, callbackJobSchema } from "@ess/contract";
 import {
+  type ApplyResult,
   CALLBACK_QUEUE,
   type CallbackQueues,
   type DeadLetters,
@@ -9,20 +10,40 @@ import {
   OPS_QUEUE,
   type RequestStore,
   reasonMessage,
-  WEBHOOK_QUEUE,
 } from "@ess/store";
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { z } from "zod";
+import { deadLetterUpkeep } from "./dead-letter-upkeep.js";
 import { classify } from "./failures.js";
 import { BulkReplayRunner } from "./replay.js";
+import type { WorkerLogger } from "./logger.js";
 
-/** Minimal logger surface (pino's). */
-export interface WorkerLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
+export type { WorkerLogger } from "./logger.js";
+
+/** One apply of a callback (`cb`, the job) or of a gap check (`gap`, the missing seq). */
+export interface ApplyCall {
+  requestId: string;
+  mode: "cb" | "gap";
+  arg: CallbackJob | number;
+}
+
+/**
+ * Hooks around the worker's apply, called where it happens: the metrics and the per-job log line
+ * (observe.ts), and the tracer's span (tracing.ts). A hook runs `work` once and returns (or throws) what it did.
+ */
+export interface WorkerObserver {
+  apply(call: ApplyCall, work: () => Promise<ApplyResult>): Promise<ApplyResult>;
+}
+
+/** One observer made of several, the first outermost. */
+export function observeAll(...observers: (WorkerObserver | undefined)[]): WorkerObserver {
+  const list = observers.filter((o): o is WorkerObserver => o !== undefined);
+  if (list.length === 1) return list[0] as WorkerObserver;
+  return {
+    apply: (call, work) =>
+      list.reduceRight<() => Promise<ApplyResult>>((inner, o) => () => o.apply(call, inner), work)(),
+  };
 }
 
 export interface WorkerDeps {
@@ -51,22 +72,11 @@ export interface WorkerDeps {
   /** dead letters older than this are purged (hourly, by one worker at a time) */
   deadLetterRetentionMs: number;
   log: WorkerLogger;
+  /** Hooks around each apply (metrics, tracing); absent: unobserved. */
+  observe?: WorkerObserver | undefined;
   /** Test seam: runs before a callback is applied; throwing simulates a failure of the attempt. */
   beforeApply?: (job: Job) => void | Promise<void>;
 }
-
-/**
- * Attempts of a gap check, and the wait between two: a check fails only when Redis does (the
- * script's 'wait' answer delays the same job without spending an attempt), so these ride out an
- * outage of about GAP_CHECK_ATTEMPTS x GAP_CHECK_RETRY_MS without losing the check.
- */
-const GAP_CHECK_ATTEMPTS = 1000;
-const GAP_CHECK_RETRY_MS = 1000;
-/** How often one worker purges the dead letters past their retention, the first time this soon after start. */
-const PURGE_INTERVAL_MS = 3600_000;
-const FIRST_PURGE_DELAY_MS = 5000;
-/** The purge lock's expiry: another worker may purge once a purging worker died this long ago. */
-const PURGE_LOCK_SECONDS = 300;
 
 /** Longest wait between two attempts of a job refused by a full Redis. */
 const OUT_OF_MEMORY_MAX_DELAY_MS = 5000;
@@ -77,6 +87,12 @@ const gapJobSchema = z.strictObject({
 });
 const replayJobSchema = z.strictObject({ opId: z.string().regex(/^[0-9a-f]{16}$/) });
 
+/**
+ * A gap check re-runs (after GAP_CHECK_RETRY_MS) while Redis fails it, this many times at most: enough
+ * to outlast a long Redis outage, since a gap check that gives up leaves its request waiting for good.
+ */
+export const GAP_CHECK_ATTEMPTS = 1000;
+export const GAP_CHECK_RETRY_MS = 1000;
 /** A running worker: one BullMQ Worker per served partition, plus the ops worker. */
 export interface CallbackWorker {
   workers: Worker[];
@@ -95,6 +111,11 @@ export interface CallbackWorker {
 export function createWorker(deps: WorkerDeps): CallbackWorker {
   const { store, queues, deadLetters, log } = deps;
   const replays = deps.replays ?? new BulkReplayRunner(deadLetters);
+  const upkeep = deadLetterUpkeep(deps);
+  const apply = (call: ApplyCall): Promise<ApplyResult> => {
+    const work = () => store.apply(call.requestId, call.mode, call.arg);
+    return deps.observe ? deps.observe.apply(call, work) : work();
+  };
 
   async function scheduleGapCheck(requestId: string, missing: number, delay: number): Promise<void> {
     const p = store.keys.partition(requestId);
@@ -122,7 +143,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     }
     const cb = parsed.data;
     await deps.beforeApply?.(job);
-    const res = await store.apply(cb.requestId, "cb", cb);
+    const res = await apply({ requestId: cb.requestId, mode: "cb", arg: cb });
     log.debug({ requestId: cb.requestId, seq: cb.seq, status: cb.status, result: res.result }, "callback processed");
     if (res.result === "gone") {
       throw new UnrecoverableError(
@@ -137,7 +158,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     const parsed = gapJobSchema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(reasonMessage("invalid-payload", "invalid gap-check payload"));
     const { requestId, missing } = parsed.data;
-    const res = await store.apply(requestId, "gap", missing);
+    const res = await apply({ requestId, mode: "gap", arg: missing });
     if (res.result === "wait") {
       await job.moveToDelayed(Date.now() + Math.max(res.n, 10), token);
       throw new DelayedError();
@@ -205,19 +226,6 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     }
   };
 
-  async function deadLetter(p: number, job: Job): Promise<void> {
-    try {
-      const entry = await deadLetters.record(p, job);
-      log.warn(
-        { requestId: entry.requestId, seq: entry.seq, reason: entry.reason, attempts: entry.attempts, id: entry.id },
-        "job dead-lettered",
-      );
-    } catch (err) {
-      // the job stays in BullMQ's failed set; the next sweep moves it
-      log.error({ jobId: job.id, err: (err as Error).message }, "could not dead-letter; will retry on sweep");
-    }
-  }
-
   const workers = deps.partitions.map((p) => {
     const w = new Worker(CALLBACK_QUEUE, processor, {
       connection: deps.connection,
@@ -232,8 +240,11 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
       if (!job || err instanceof DelayedError || err.name === "DelayedError") return;
       void job
         .isFailed()
-        .then((final) => (final ? deadLetter(p, job) : undefined))
-        .catch(() => {});
+        .then((final) => (final ? upkeep.deadLetter(p, job) : undefined))
+        // the job stays in the failed set, where the next sweep moves it into the dead letters
+        .catch((err: Error) =>
+          log.warn({ partition: p, jobId: job.id, err: err.message }, "dead-lettering deferred to the sweep"),
+        );
     });
     w.on("stalled", (jobId) => log.warn({ partition: p, jobId }, "job stalled; handed to another worker"));
     // a full Redis refuses BullMQ's own fetches and lock renewals too: overload, logged at warn
@@ -257,53 +268,14 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
   );
   opsWorker.on("error", (err) => log.error({ err: err.message }, "ops worker error"));
 
-  async function sweep(): Promise<number> {
-    let moved = 0;
-    for (const p of deps.partitions) {
-      for (const name of [CALLBACK_QUEUE, WEBHOOK_QUEUE]) {
-        const failed = await queues.queue(p, name).getFailed(0, 199);
-        for (const job of failed) {
-          await deadLetter(p, job);
-          moved++;
-        }
-      }
-    }
-    return moved;
-  }
-
-  async function purgeExpired(): Promise<number> {
-    // one worker at a time: the lock expires on its own if this one dies
-    const lock = store.keys.lock("dlq-purge");
-    if ((await deps.connection.set(lock, "1", "EX", PURGE_LOCK_SECONDS, "NX")) !== "OK") return 0;
-    try {
-      const n = await deadLetters.purgeMatching({ to: Date.now() - deps.deadLetterRetentionMs });
-      if (n > 0) log.info({ purged: n }, "dead letters past retention purged");
-      return n;
-    } finally {
-      await deps.connection.del(lock);
-    }
-  }
-
-  const timers = [
-    setInterval(
-      () => void sweep().catch((err: Error) => log.warn({ err: err.message }, "sweep failed")),
-      deps.sweepIntervalMs,
-    ),
-    setInterval(
-      () => void purgeExpired().catch((err: Error) => log.warn({ err: err.message }, "purge failed")),
-      PURGE_INTERVAL_MS,
-    ),
-  ];
-  const firstPurge = setTimeout(() => void purgeExpired().catch(() => {}), FIRST_PURGE_DELAY_MS);
-  for (const t of [...timers, firstPurge]) t.unref();
+  upkeep.start();
 
   return {
     workers,
-    sweep,
-    purgeExpired,
+    sweep: upkeep.sweep,
+    purgeExpired: upkeep.purgeExpired,
     async close(timeoutMs = 20000) {
-      for (const t of timers) clearInterval(t);
-      clearTimeout(firstPurge);
+      upkeep.stop();
       const all = [...workers, opsWorker];
       const closing = Promise.all(all.map((w) => w.close()));
       let timer: NodeJS.Timeout | undefined;

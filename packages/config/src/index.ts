@@ -1,11 +1,13 @@
 import { WebhookAddressPolicy } from "@ess/contract";
 import { z } from "zod";
+import { LOG_LEVELS } from "./logger.js";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
 /** Every environment variable the processes read, with its default. Documented in the README. */
 export const configSchema = z.object({
+  // every process: Redis and key layout
   /** Redis connection URL (redis:// or rediss://). */
   REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL"),
   /** Prefix of every Redis key; lets several deployments (or tests) share one Redis. */
@@ -15,37 +17,16 @@ export const configSchema = z.object({
     .default("ess"),
   /** Number of partitions (queues and hash tags); fixed for the life of a deployment. */
   PARTITIONS: int(1, 1024).default(16),
-  /** Gateway HTTP port. */
-  PORT: int(0, 65535).default(8080),
-  /** Gateway bind address. */
-  HOST: z.string().min(1).default("0.0.0.0"),
-  /** Admin listener port (dead letters, metrics, dashboard); keep it off the network the fleet reaches. */
-  ADMIN_PORT: int(0, 65535).default(8081),
-  /** Admin listener bind address. */
-  ADMIN_HOST: z.string().min(1).default("127.0.0.1"),
-  /** Largest accepted request body, in bytes (413 above). */
-  MAX_BODY_BYTES: int(256, 1048576).default(16384),
-  /** Gateway: how long one Redis command may take before the call is answered 503. */
-  REDIS_COMMAND_TIMEOUT_MS: int(50, 60000).default(2000),
-  /** Worker: jobs processed at once per partition queue. */
-  WORKER_CONCURRENCY: int(1, 1000).default(32),
-  /** Worker: which partitions this process serves ("all" or a list like "0-7,12"). */
-  WORKER_PARTITIONS: z.string().default("all"),
-  /**
-   * Worker: a job's lock, renewed every half of it. A job whose worker died is taken over at the first
-   * stalled check after the lock ran out: at most WORKER_LOCK_MS + WORKER_STALLED_INTERVAL_MS after the
-   * death, while the later callbacks of its request wait. A worker blocked (event loop or Redis link)
-   * longer than half of it loses its locks: its jobs run again, harmlessly (seq-idempotent apply).
-   */
-  WORKER_LOCK_MS: int(1000, 600000).default(6000),
-  /** Worker: how often orphaned (stalled) jobs are looked for (one cheap script per partition per interval). */
-  WORKER_STALLED_INTERVAL_MS: int(500, 600000).default(1500),
-  /** Worker: how often failed jobs are swept into the dead letters (catches a crash mid-move). */
-  DLQ_SWEEP_INTERVAL_MS: int(100, 3600000).default(15000),
-  /** Dead letters older than this are purged (checked hourly). */
-  DLQ_RETENTION_SECONDS: int(60, 31536000).default(14 * 86400),
-  /** Bulk replays: dead letters replayed per second at most (live callbacks keep priority). */
-  DLQ_REPLAY_RATE: int(1, 100000).default(200),
+
+  // every process: logs and shutdown
+  /** Log level (fatal, error, warn, info, debug). */
+  LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+  /** "false" turns off the one-log-line-per-request (gateway) and per-job (worker) info logs. */
+  ACCESS_LOG: bool.default(true),
+  /** Seconds the processes wait for in-flight work on SIGTERM before exiting. */
+  SHUTDOWN_TIMEOUT_SECONDS: int(1, 600).default(20),
+
+  // gateway and worker: requests, jobs and the records kept in Redis
   /** Attempts per callback job before it goes to the dead-letter queue. */
   JOB_ATTEMPTS: int(1, 100).default(8),
   /** Base of the exponential backoff between attempts, in ms (with jitter). */
@@ -60,17 +41,113 @@ export const configSchema = z.object({
   EVENTS_MAXLEN: int(100, 100000000).default(100000),
   /** Idempotency-Key records are kept this many seconds. */
   IDEMPOTENCY_TTL_SECONDS: int(1, 604800).default(86400),
-  /** Log level (fatal, error, warn, info, debug). */
-  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "silent"]).default("info"),
-  /** Seconds the processes wait for in-flight work on SIGTERM before exiting. */
-  SHUTDOWN_TIMEOUT_SECONDS: int(1, 600).default(20),
-  // scheduler side (issue 4)
+
+  // gateway: listeners and HTTP
+  /** Gateway HTTP port. */
+  PORT: int(0, 65535).default(8080),
+  /** Gateway bind address. */
+  HOST: z.string().min(1).default("0.0.0.0"),
+  /** Admin listener port (dead letters, metrics, dashboard); keep it off the network the fleet reaches. */
+  ADMIN_PORT: int(0, 65535).default(8081),
+  /** Admin listener bind address. */
+  ADMIN_HOST: z.string().min(1).default("127.0.0.1"),
+  /** Largest accepted request body, in bytes (413 above). */
+  MAX_BODY_BYTES: int(256, 1048576).default(16384),
+  /** Gateway: absolute http(s) URL (origin, optional path prefix) that Location and links[].href are built on; unset: the request's Host. */
+  PUBLIC_BASE_URL: z
+    .url({
+      protocol: /^https?$/,
+      hostname: z.regexes.hostname,
+      normalize: true,
+      error: "must be an absolute http(s) URL",
+    })
+    .refine((u) => !/[?#]/.test(u), "must not carry a query or fragment")
+    .transform((u) => u.replace(/\/+$/, ""))
+    .optional(),
+  /** Gateway: a client must send its whole request head within this many seconds (408 and close otherwise). */
+  HTTP_HEADERS_TIMEOUT_SECONDS: int(1, 600).default(10),
+  /** Gateway: a client must send its whole request (head and body) within this many seconds (408 and close otherwise). */
+  HTTP_REQUEST_TIMEOUT_SECONDS: int(1, 3600).default(30),
+  /** Gateway: an idle keep-alive connection is closed after this many seconds (keep it above a load balancer's idle timeout). */
+  HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: int(1, 600).default(5),
+
+  // gateway: the callback path to Redis
+  /** Gateway: how long one Redis command may take before the call is answered 503. */
+  REDIS_COMMAND_TIMEOUT_MS: int(50, 60000).default(2000),
+  /** Gateway: "script" = admit and BullMQ's add in one Lua script (one round trip); "queue" = admit, then Queue.add. */
+  ENQUEUE_MODE: z.enum(["script", "queue"]).default("script"),
+  /** Gateway: ioredis auto-pipelining (callbacks arriving in one event-loop tick share one Redis write). */
+  REDIS_AUTO_PIPELINING: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
+
+  // gateway: authentication
+  /** "true" lets the gateway run with no credentials configured (every caller gets every role); local use only. */
+  ALLOW_ANONYMOUS: bool.default(false),
+  /** HTTP Basic users, comma-separated "name:role+role:secret"; secret = scrypt hash (npm run hash-secret) or a password. */
+  AUTH_USERS: z.string().default(""),
+  /** Bearer tokens, comma-separated "label:role+role:secret"; secret = sha256$<hex> (npm run hash-secret) or the token. */
+  AUTH_TOKENS: z.string().default(""),
+  /** Gateway: Basic-password checks (scrypt) run at once at most; the rest wait in a bounded, per-user fair queue. */
+  AUTH_SCRYPT_CONCURRENCY: int(1, 64).default(2),
+  /** Gateway: Basic-password checks that may wait for a slot; past it a caller gets 429 with Retry-After. */
+  AUTH_SCRYPT_QUEUE: int(1, 100000).default(64),
+  /** Gateway: a wrong Basic credential is refused without a new scrypt for this many seconds; 0 turns it off. */
+  AUTH_FAILURE_CACHE_SECONDS: int(0, 86400).default(60),
+
+  // gateway: backpressure
+  /** Per-credential request rate limit in requests per second (429 above); 0 turns it off. */
+  RATE_LIMIT_PER_SECOND: int(0, 1000000).default(0),
+  /** Burst allowance of the per-credential rate limit (bucket size); 0 means equal to RATE_LIMIT_PER_SECOND. */
+  RATE_LIMIT_BURST: int(0, 10000000).default(0),
+  /** Waiting callbacks per partition past which new callbacks get 503 + Retry-After; 0 turns it off. */
+  BACKLOG_LIMIT: int(0, 100000000).default(100000),
+  /** How often the gateway refreshes its cached per-partition backlog counts, in ms. */
+  BACKLOG_CHECK_MS: int(50, 60000).default(1000),
+  /** Retry-After (seconds) sent with 503 (overload, Redis unreachable) and 429 answers. */
+  RETRY_AFTER_SECONDS: int(1, 3600).default(1),
+
+  // gateway: scheduler side
   /** forceCancel is refused until a CANCELLING request has been quiet this long (since CANCELLING or its last check-in), ms. */
   FORCE_CANCEL_QUIET_MS: int(0, 7 * 86400000).default(30 * 60000),
+  /** Gateway: how often an idle SSE connection (GET /gateway/v1/events) polls the event streams, ms. */
+  SSE_POLL_MS: int(20, 10000).default(250),
+
+  // worker: processing
+  /** Worker: jobs processed at once per partition queue. */
+  WORKER_CONCURRENCY: int(1, 1000).default(32),
+  /** Worker: which partitions this process serves ("all" or a list like "0-7,12"). */
+  WORKER_PARTITIONS: z.string().default("all"),
+  /**
+   * Worker: a job's lock, renewed every half of it. A job whose worker died is taken over at the first
+   * stalled check after the lock ran out: at most WORKER_LOCK_MS + WORKER_STALLED_INTERVAL_MS after the
+   * death, while the later callbacks of its request wait. A worker blocked (event loop or Redis link)
+   * longer than half of it loses its locks: its jobs run again, harmlessly (seq-idempotent apply).
+   */
+  WORKER_LOCK_MS: int(1000, 600000).default(6000),
+  /** Worker: how often orphaned (stalled) jobs are looked for (one cheap script per partition per interval). */
+  WORKER_STALLED_INTERVAL_MS: int(500, 600000).default(1500),
+  /** Worker: port of its own metrics listener (/metrics, /healthz); 0 picks a free port. */
+  WORKER_METRICS_PORT: int(0, 65535).default(9464),
+  /** Worker: bind address of its metrics listener. */
+  WORKER_METRICS_HOST: z.string().min(1).default("127.0.0.1"),
+
+  // worker: request timeouts
   /** What a passed requestTimeout does: "mark" (isTimedOut=true, state kept, as ESS) or "error" (ERROR, errorType TIMEOUT). */
   TIMEOUT_POLICY: z.enum(["mark", "error"]).default("mark"),
   /** Worker: how often it sweeps its partitions for requests past their requestTimeout, ms. */
   TIMEOUT_SWEEP_MS: int(50, 600000).default(1000),
+
+  // dead letters (sweep and purge: worker; replay rate: gateway and CLI)
+  /** Worker: how often failed jobs are swept into the dead letters (catches a crash mid-move). */
+  DLQ_SWEEP_INTERVAL_MS: int(100, 3600000).default(15000),
+  /** Dead letters older than this are purged (checked hourly). */
+  DLQ_RETENTION_SECONDS: int(60, 31536000).default(14 * 86400),
+  /** Bulk replays: dead letters replayed per second at most (live callbacks keep priority). */
+  DLQ_REPLAY_RATE: int(1, 100000).default(200),
+
+  // webhooks (subscriptions: gateway; deliveries: worker)
   /**
    * Gateway and worker: key-encryption key of the webhook subscriptions' signing secrets (stored AES-256-GCM
    * encrypted under a key derived from it); without it the gateway refuses subscriptions (503) and the
@@ -102,64 +179,6 @@ export const configSchema = z.object({
         ctx.addIssue({ code: "custom", message: (err as Error).message });
       }
     }),
-  /** Gateway: how often an idle SSE connection (GET /gateway/v1/events) polls the event streams, ms. */
-  SSE_POLL_MS: int(20, 10000).default(250),
-
-  // operations (issue 5)
-  /** "true" lets the gateway run with no credentials configured (every caller gets every role); local use only. */
-  ALLOW_ANONYMOUS: bool.default(false),
-  /** HTTP Basic users, comma-separated "name:role+role:secret"; secret = scrypt hash (npm run hash-secret) or a password. */
-  AUTH_USERS: z.string().default(""),
-  /** Bearer tokens, comma-separated "label:role+role:secret"; secret = sha256$<hex> (npm run hash-secret) or the token. */
-  AUTH_TOKENS: z.string().default(""),
-  /** Per-credential request rate limit in requests per second (429 above); 0 turns it off. */
-  RATE_LIMIT_PER_SECOND: int(0, 1000000).default(0),
-  /** Burst allowance of the per-credential rate limit (bucket size); 0 means equal to RATE_LIMIT_PER_SECOND. */
-  RATE_LIMIT_BURST: int(0, 10000000).default(0),
-  /** Waiting callbacks per partition past which new callbacks get 503 + Retry-After; 0 turns it off. */
-  BACKLOG_LIMIT: int(0, 100000000).default(100000),
-  /** How often the gateway refreshes its cached per-partition backlog counts, in ms. */
-  BACKLOG_CHECK_MS: int(50, 60000).default(1000),
-  /** Retry-After (seconds) sent with 503 (overload, Redis unreachable) and 429 answers. */
-  RETRY_AFTER_SECONDS: int(1, 3600).default(1),
-  /** "false" turns off the one-log-line-per-request (gateway) and per-job (worker) info logs. */
-  ACCESS_LOG: bool.default(true),
-  /** Gateway: absolute http(s) URL (origin, optional path prefix) that Location and links[].href are built on; unset: the request's Host. */
-  PUBLIC_BASE_URL: z
-    .url({
-      protocol: /^https?$/,
-      hostname: z.regexes.hostname,
-      normalize: true,
-      error: "must be an absolute http(s) URL",
-    })
-    .refine((u) => !/[?#]/.test(u), "must not carry a query or fragment")
-    .transform((u) => u.replace(/\/+$/, ""))
-    .optional(),
-  /** Gateway: a client must send its whole request head within this many seconds (408 and close otherwise). */
-  HTTP_HEADERS_TIMEOUT_SECONDS: int(1, 600).default(10),
-  /** Gateway: a client must send its whole request (head and body) within this many seconds (408 and close otherwise). */
-  HTTP_REQUEST_TIMEOUT_SECONDS: int(1, 3600).default(30),
-  /** Gateway: an idle keep-alive connection is closed after this many seconds (keep it above a load balancer's idle timeout). */
-  HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: int(1, 600).default(5),
-  /** Gateway: Basic-password checks (scrypt) run at once at most; the rest wait in a bounded, per-user fair queue. */
-  AUTH_SCRYPT_CONCURRENCY: int(1, 64).default(2),
-  /** Gateway: Basic-password checks that may wait for a slot; past it a caller gets 429 with Retry-After. */
-  AUTH_SCRYPT_QUEUE: int(1, 100000).default(64),
-  /** Gateway: a wrong Basic credential is refused without a new scrypt for this many seconds; 0 turns it off. */
-  AUTH_FAILURE_CACHE_SECONDS: int(0, 86400).default(60),
-  /** Worker: port of its own metrics listener (/metrics, /healthz); 0 picks a free port. */
-  WORKER_METRICS_PORT: int(0, 65535).default(9464),
-  /** Worker: bind address of its metrics listener. */
-  WORKER_METRICS_HOST: z.string().min(1).default("127.0.0.1"),
-
-  // performance (issue 6)
-  /** Gateway: "script" = admit and BullMQ's add in one Lua script (one round trip); "queue" = admit, then Queue.add. */
-  ENQUEUE_MODE: z.enum(["script", "queue"]).default("script"),
-  /** Gateway: ioredis auto-pipelining (callbacks arriving in one event-loop tick share one Redis write). */
-  REDIS_AUTO_PIPELINING: z
-    .enum(["true", "false"])
-    .default("false")
-    .transform((v) => v === "true"),
 });
 
 export type Config = z.output<typeof configSchema>;
@@ -243,5 +262,5 @@ export function parsePartitionList(spec: string, partitions: number): number[] {
   return [...out].sort((x, y) => x - y);
 }
 
-export { createLogger, type Logger } from "./logger.js";
+export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./logger.js";
 export { armShutdownDeadline } from "./shutdown.js";

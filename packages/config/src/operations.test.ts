@@ -3,7 +3,7 @@ import { loadConfig } from "./index.js";
 
 const base = { REDIS_URL: "redis://127.0.0.1:6379" };
 
-describe("operations variables (issue 5)", () => {
+describe("operations variables", () => {
   it("defaults: no anonymous access, no credentials, backlog limit on, rate limit off, access log on", () => {
     const c = loadConfig(base);
     expect(c).toMatchObject({

@@ -18,7 +18,7 @@ export const ERROR_CODES = [
   "IDEMPOTENCY_KEY_REUSED",
   "IDEMPOTENCY_KEY_IN_FLIGHT",
   "ROUTE_NOT_FOUND",
-  // scheduler side (issue 4)
+  // scheduler side
   "FORCE_CANCEL_TOO_EARLY",
   "INVALID_EXECUTION_CONTEXT",
   "INVALID_EVENT_ID",

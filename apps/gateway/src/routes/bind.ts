@@ -4,7 +4,7 @@ import type { Hook, OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { z } from "zod";
 import { readJson, requireJsonMediaType, requireRequestId } from "../body.js";
-import type { AppEnv, GatewayDeps } from "../env.js";
+import type { AppEnv, GatewayDeps } from "../context.js";
 import { methodNotAllowed } from "./method.js";
 
 type Out<S> = S extends z.ZodType ? z.output<S> : never;

@@ -3,8 +3,8 @@ import { EssError } from "@ess/domain";
 import { SchedulerStore, WebhookStore } from "@ess/store";
 import type { Context } from "hono";
 import { acceptCallback } from "../accept.js";
+import type { AppEnv } from "../context.js";
 import { requestHref } from "../details.js";
-import type { AppEnv } from "../env.js";
 import type { RouteHandlers } from "./bind.js";
 import { CANCEL_HEADER } from "./callback.js";
 

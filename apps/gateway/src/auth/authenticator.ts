@@ -1,11 +1,15 @@
-import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual } from "node:crypto";
-import { assertRoles, GATEWAY_ROUTES, ROLES, type Role, type RouteDeclaration } from "@ess/contract";
+import { createHash, timingSafeEqual } from "node:crypto";
+import { ROLES, type Role } from "@ess/contract";
 import { EssError } from "@ess/domain";
-import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "./env.js";
-import { ADMIN_ROUTES } from "./routes/admin-routes.js";
-
-export { ROLES, type Role } from "@ess/contract";
+import {
+  DUMMY_HASH,
+  hashPassword,
+  parseScrypt,
+  parseTokenDigest,
+  type ScryptHash,
+  scrypt,
+  tokenDigest,
+} from "@ess/secrets";
 
 /** Who is calling: the credential's label (never its secret) and its roles. */
 export interface Principal {
@@ -13,118 +17,6 @@ export interface Principal {
   roles: ReadonlySet<Role>;
   /** "basic", "bearer" or "anonymous" (no credentials configured, ALLOW_ANONYMOUS=true). */
   scheme: "basic" | "bearer" | "anonymous";
-}
-
-/** One access rule: requests whose path matches (and method, when given) need one of `roles`. */
-export interface AccessRule {
-  operation: string;
-  method?: string;
-  pattern: RegExp;
-  /** Roles allowed besides admin (admin is allowed everywhere); "public" = no credentials needed. */
-  roles: readonly Role[] | "public";
-}
-
-const PARAM = /\{\w+\}/g;
-
-/** The path pattern of a declared route: `{param}` is one segment; a subtree also covers what is below. */
-function pathPattern(route: RouteDeclaration): RegExp {
-  const literals = route.path.split(PARAM).map((p) => p.replaceAll(/[.*+?^${}()|[\]\\]/g, "\\$&"));
-  return new RegExp(`^${literals.join("[^/]+")}${route.subtree ? "(/.*)?" : ""}$`);
-}
-
-/**
- * A listener's access table, derived from its route declarations: one rule per path (any method,
- * so that a wrong method still gets its 405 from the route), literal paths before parameterised
- * ones; admin is allowed everywhere and a path no rule matches needs admin. The routes of one path
- * must agree on operation and roles.
- */
-export function accessRules(routes: readonly RouteDeclaration[]): AccessRule[] {
-  const byPath = new Map<string, AccessRule>();
-  for (const route of routes) {
-    assertRoles(route);
-    const roles = route.roles === "public" ? "public" : route.roles.filter((r) => r !== "admin");
-    const rule: AccessRule = { operation: route.operation, pattern: pathPattern(route), roles };
-    const seen = byPath.get(route.path);
-    if (seen && (seen.operation !== rule.operation || JSON.stringify(seen.roles) !== JSON.stringify(rule.roles))) {
-      throw new Error(`the routes of ${route.path} disagree on operation or roles`);
-    }
-    if (!seen) byPath.set(route.path, rule);
-  }
-  const params = (path: string) => path.match(PARAM)?.length ?? 0;
-  return [...byPath.entries()].sort(([a], [b]) => params(a) - params(b)).map(([, rule]) => rule);
-}
-
-/** THE access table of the callback listener, from its route declarations. */
-export const ACCESS_RULES: readonly AccessRule[] = accessRules(GATEWAY_ROUTES);
-
-/** The admin listener's table: health is public, everything else (metrics, dashboard, dead letters) needs admin. */
-export const ADMIN_ACCESS_RULES: readonly AccessRule[] = accessRules(ADMIN_ROUTES);
-
-const FALLBACK: AccessRule = { operation: "other", pattern: /.*/, roles: [] };
-
-/** The rule that governs a request (bounded set of operation names: also the metrics' route label). */
-export function ruleFor(rules: readonly AccessRule[], method: string, path: string): AccessRule {
-  for (const r of rules) {
-    if (r.method !== undefined && r.method !== method) continue;
-    if (r.pattern.test(path)) return r;
-  }
-  return FALLBACK;
-}
-
-/** True when the principal may perform what the rule guards. */
-export function allows(rule: AccessRule, principal: Principal | undefined): boolean {
-  if (rule.roles === "public") return true;
-  if (!principal) return false;
-  if (principal.roles.has("admin")) return true;
-  return rule.roles.some((r) => principal.roles.has(r));
-}
-
-// --- secrets ---------------------------------------------------------------------------------
-
-const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 } as const;
-
-function scrypt(password: string, salt: Buffer, params: { N: number; r: number; p: number; keylen: number }) {
-  return new Promise<Buffer>((resolve, reject) => {
-    scryptCb(
-      password,
-      salt,
-      params.keylen,
-      { N: params.N, r: params.r, p: params.p, maxmem: 256 * params.N * params.r },
-      (err, key) => (err ? reject(err) : resolve(key)),
-    );
-  });
-}
-
-/** Hashes a password as `scrypt$N$r$p$<salt b64url>$<hash b64url>` (what AUTH_USERS takes). */
-export async function hashPassword(password: string): Promise<string> {
-  const salt = randomBytes(16);
-  const key = await scrypt(password, salt, SCRYPT);
-  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString("base64url")}$${key.toString("base64url")}`;
-}
-
-/** Hashes a bearer token as `sha256$<hex>` (what AUTH_TOKENS takes): tokens are long random strings. */
-export function hashToken(token: string): string {
-  return `sha256$${createHash("sha256").update(token).digest("hex")}`;
-}
-
-interface ScryptHash {
-  N: number;
-  r: number;
-  p: number;
-  salt: Buffer;
-  key: Buffer;
-}
-
-function parseScrypt(s: string): ScryptHash | null {
-  const m = /^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9_-]+)\$([A-Za-z0-9_-]+)$/.exec(s);
-  if (!m) return null;
-  return {
-    N: Number(m[1]),
-    r: Number(m[2]),
-    p: Number(m[3]),
-    salt: Buffer.from(m[4] as string, "base64url"),
-    key: Buffer.from(m[5] as string, "base64url"),
-  };
 }
 
 interface BasicUser {
@@ -305,12 +197,11 @@ export class Authenticator {
     }
     const tokens: BearerToken[] = [];
     for (const e of parseEntries("AUTH_TOKENS", cfg.AUTH_TOKENS)) {
-      const m = /^sha256\$([0-9a-f]{64})$/.exec(e.secret);
-      if (!m && e.secret.startsWith("sha256$")) {
+      const stored = parseTokenDigest(e.secret);
+      if (!stored && e.secret.startsWith("sha256$")) {
         throw new CredentialsError(`AUTH_TOKENS: entry '${e.name}' has a malformed sha256 digest`);
       }
-      const hex = m ? (m[1] as string) : hashToken(e.secret).slice("sha256$".length);
-      tokens.push({ name: e.name, roles: e.roles, digest: Buffer.from(hex, "hex") });
+      tokens.push({ name: e.name, roles: e.roles, digest: stored ?? tokenDigest(e.secret) });
     }
     const none = users.size === 0 && tokens.length === 0;
     if (none && !cfg.ALLOW_ANONYMOUS) {
@@ -341,7 +232,7 @@ export class Authenticator {
   }
 
   private bearer(token: string): Principal | null {
-    const digest = createHash("sha256").update(token).digest();
+    const digest = tokenDigest(token);
     let found: BearerToken | undefined;
     // every token is compared, so the time taken does not tell which one matched
     for (const t of this.tokens) if (timingSafeEqual(t.digest, digest)) found = t;
@@ -396,36 +287,4 @@ export class Authenticator {
   }
 }
 
-const DUMMY_HASH: ScryptHash = {
-  ...SCRYPT,
-  salt: Buffer.alloc(16),
-  key: Buffer.alloc(SCRYPT.keylen),
-};
-
 const ANONYMOUS: Principal = { name: "anonymous", roles: new Set(ROLES), scheme: "anonymous" };
-
-/** The WWW-Authenticate challenge of a 401: both schemes, whichever kinds are configured. */
-export const CHALLENGE = 'Basic realm="ess-gateway", charset="UTF-8", Bearer realm="ess-gateway"';
-
-/**
- * Authentication and role check against a rule table: 401 + WWW-Authenticate without valid
- * credentials, 403 when the roles do not cover the operation. Sets `principal` and `operation`.
- */
-export function authMiddleware(auth: Authenticator, rules: readonly AccessRule[]): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const rule = ruleFor(rules, c.req.method, c.req.path);
-    c.set("operation", rule.operation);
-    if (rule.roles === "public") return next();
-    const principal = await auth.authenticate(c.req.header("authorization"));
-    if (!principal) {
-      c.header("WWW-Authenticate", CHALLENGE);
-      throw new EssError("UNAUTHENTICATED", "valid credentials are required (HTTP Basic or Bearer)");
-    }
-    c.set("principal", principal);
-    if (!allows(rule, principal)) {
-      const need = rule.roles.length > 0 ? rule.roles.join(" or ") : "admin";
-      throw new EssError("FORBIDDEN", `'${principal.name}' lacks the role for ${rule.operation} (needs ${need})`);
-    }
-    return next();
-  };
-}

@@ -1,7 +1,12 @@
+import type { Logger } from "@ess/config";
 import type { WebhookAddressPolicy } from "@ess/contract";
 import type { CallbackQueues, DeadLetters, RequestStore, WebhookStore } from "@ess/store";
-import type { Principal } from "./auth.js";
-import type { OperationsDeps } from "./ops.js";
+import type { AcceptObserver } from "./accept-observer.js";
+import type { Authenticator, Principal } from "./auth/authenticator.js";
+import type { BacklogMonitor } from "./backlog.js";
+import type { GatewayMetrics, QueueCatalog } from "./metrics.js";
+import type { Readiness } from "./ops/readiness.js";
+import type { RateLimiter } from "./rate-limit.js";
 
 /** What the gateway's handlers need; injected by main.ts (or a test). */
 export interface GatewayDeps {
@@ -30,11 +35,13 @@ export interface GatewayDeps {
   publicBaseUrl?: string | undefined;
   /** Where expected trouble goes (a full Redis): one line, no stack; absent: not logged. */
   logWarn?: (message: string, context: Record<string, unknown>) => void;
-  /** Auth, metrics, backpressure, access logs, readiness (issue 5); absent: anonymous, no metrics. */
+  /** Hooks around the admit and the enqueue of a callback (metrics, tracing); absent: unobserved. */
+  observe?: AcceptObserver | undefined;
+  /** Auth, metrics, backpressure, access logs, readiness; absent: anonymous, no metrics. */
   ops?: OperationsDeps;
   /** Webhook subscriptions, their sealed secrets and delivery logs; absent: subscribe answers 503. */
   webhooks?: WebhookStore;
-  /** Scheduler-side settings (issue 4); defaults apply when absent. */
+  /** Scheduler-side settings; defaults apply when absent. */
   scheduler?: SchedulerSettings;
 }
 
@@ -65,4 +72,17 @@ export interface AppEnv {
     /** The callback's ESS status once its body parsed (for the callbacks metric). */
     callbackStatus: string | undefined;
   };
+}
+
+/** What the operations layer needs; built by main.ts, or by a test. */
+export interface OperationsDeps {
+  auth: Authenticator;
+  metrics?: GatewayMetrics | undefined;
+  catalog?: QueueCatalog | undefined;
+  backlog?: BacklogMonitor | undefined;
+  rateLimit?: RateLimiter | undefined;
+  /** Access logs (one line per request) go here; absent: none. */
+  accessLog?: Logger | undefined;
+  readiness?: Readiness | undefined;
+  retryAfterSeconds: number;
 }

@@ -1,0 +1,31 @@
+import { EssError } from "@ess/domain";
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "../context.js";
+import { type AccessRule, allows, ruleFor } from "./access-rules.js";
+import type { Authenticator } from "./authenticator.js";
+
+/** The WWW-Authenticate challenge of a 401: both schemes, whichever kinds are configured. */
+export const CHALLENGE = 'Basic realm="ess-gateway", charset="UTF-8", Bearer realm="ess-gateway"';
+
+/**
+ * Authentication and role check against a rule table: 401 + WWW-Authenticate without valid
+ * credentials, 403 when the roles do not cover the operation. Sets `principal` and `operation`.
+ */
+export function authMiddleware(auth: Authenticator, rules: readonly AccessRule[]): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const rule = ruleFor(rules, c.req.method, c.req.path);
+    c.set("operation", rule.operation);
+    if (rule.roles === "public") return next();
+    const principal = await auth.authenticate(c.req.header("authorization"));
+    if (!principal) {
+      c.header("WWW-Authenticate", CHALLENGE);
+      throw new EssError("UNAUTHENTICATED", "valid credentials are required (HTTP Basic or Bearer)");
+    }
+    c.set("principal", principal);
+    if (!allows(rule, principal)) {
+      const need = rule.roles.length > 0 ? rule.roles.join(" or ") : "admin";
+      throw new EssError("FORBIDDEN", `'${principal.name}' lacks the role for ${rule.operation} (needs ${need})`);
+    }
+    return next();
+  };
+}
