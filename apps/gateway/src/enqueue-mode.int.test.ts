@@ -1,6 +1,6 @@
 import { createApp } from "@ess/gateway";
-import { describe, expect, it } from "vitest";
 import { newRequestId } from "@ess/testing/context";
+import { describe, expect, it } from "vitest";
 import { useGatewayTestContext } from "./test-context.js";
 
 // Both enqueue modes answer the same and leave the same job behind (ENQUEUE_MODE).

@@ -1,10 +1,10 @@
 import { simpleExceptionDetailSchema } from "@ess/contract";
+import { newRequestId } from "@ess/testing/context";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { newRequestId } from "@ess/testing/context";
-import { useGatewayTestContext } from "./test-context.js";
 import { createAdminApp, createApp } from "./app.js";
 import { Authenticator } from "./auth/authenticator.js";
+import { useGatewayTestContext } from "./test-context.js";
 
 // Property-based probing of every route with hostile input, in-process against a real Redis:
 // never a 5xx while Redis is up, every error a SimpleExceptionDetail, nothing internal in a body.

@@ -1,8 +1,7 @@
 import { createRedis, RequestStore, waitReady } from "@ess/store";
+import { newRequestId } from "@ess/testing/context";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newRequestId } from "@ess/testing/context";
-import { useGatewayTestContext } from "./test-context.js";
 import { acceptMetrics } from "./accept-metrics.js";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
@@ -12,6 +11,7 @@ import type { GatewayDeps, OperationsDeps } from "./context.js";
 import { GatewayMetrics, QueueCatalog } from "./metrics.js";
 import { Readiness } from "./ops/readiness.js";
 import { RateLimiter } from "./rate-limit.js";
+import { useGatewayTestContext } from "./test-context.js";
 
 const ctx = await useGatewayTestContext({ partitions: 2 });
 const TOKENS = { job: "job-token-1", scheduler: "sched-token-1", admin: "admin-token-1" };

@@ -16,8 +16,8 @@ import type { Redis } from "ioredis";
 import { z } from "zod";
 import { deadLetterUpkeep } from "./dead-letter-upkeep.js";
 import { classify } from "./failures.js";
-import { BulkReplayRunner } from "./replay.js";
 import type { WorkerLogger } from "./logger.js";
+import { BulkReplayRunner } from "./replay.js";
 
 export type { WorkerLogger } from "./logger.js";
 
