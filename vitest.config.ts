@@ -20,7 +20,7 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["packages/*/src/**/*.int.test.ts", "apps/*/src/**/*.int.test.ts"],
-          globalSetup: ["test/support/global-redis.ts"],
+          globalSetup: ["packages/testing/src/global-redis.ts"],
           testTimeout: 20000,
           hookTimeout: 30000,
         },
@@ -30,7 +30,7 @@ export default defineConfig({
           name: "e2e",
           include: ["test/**/*.test.ts"],
           exclude: ["test/cluster/**", "**/node_modules/**"],
-          globalSetup: ["test/support/global-redis.ts"],
+          globalSetup: ["packages/testing/src/global-redis.ts"],
           testTimeout: 120000,
           hookTimeout: 60000,
           // the suites start real processes: keep them from competing for the 2 cores
@@ -48,7 +48,7 @@ export default defineConfig({
             "test/e2e/scheduler.test.ts",
             "apps/gateway/src/idempotency.int.test.ts",
           ],
-          globalSetup: ["test/support/global-cluster.ts"],
+          globalSetup: ["packages/testing/src/global-cluster.ts"],
           testTimeout: 120000,
           hookTimeout: 60000,
           fileParallelism: false,

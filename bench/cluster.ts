@@ -10,9 +10,8 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { createRedis, Keys } from "@ess/store";
-import { findRedisServer, RedisServer, startLocalCluster } from "@ess/testing";
+import { findRedisServer, RedisServer, type RunningProcess, startApp, startLocalCluster } from "@ess/testing";
 import { drive, registerMany, type Sent } from "../test/support/load.js";
-import { type RunningProcess, startApp } from "../test/support/processes.js";
 import { cpuSeconds, waitDrained } from "./measure.js";
 
 const { values } = parseArgs({
@@ -85,7 +84,7 @@ async function measure(kind: "single" | "cluster", backend: Backend, round: numb
       parallelUpdates: true,
       retries: 5,
     });
-    if (!(await waitDrained(redis, prefix, PARTITIONS, 120_000))) throw new Error("backlog not drained");
+    if (!(await waitDrained(redis, new Keys(prefix, PARTITIONS), 120_000))) throw new Error("backlog not drained");
     const seconds = (Date.now() - t0) / 1000;
     const callbacks = sent.reduce((n, s) => n + s.accepted.length, 0);
     const rejected = sent.reduce((n, s) => n + s.rejected.length, 0);

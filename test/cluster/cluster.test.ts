@@ -1,15 +1,14 @@
-import "../support/provided.js";
+import "@ess/testing/provided";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { CallbackQueues, createRedis, DeadLetters, Keys, masters, RequestStore } from "@ess/store";
-import { startLocalCluster } from "@ess/testing";
+import { eventually, ROOT, type RunningProcess, startApp, startLocalCluster } from "@ess/testing";
+import { testRedis, testRedisEnv, uniquePrefix } from "@ess/testing/context";
 import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { accountCalls, type ClientRun, driveClients, formatCalls } from "../support/clients.js";
-import { testRedis, testRedisEnv, uniquePrefix } from "../support/context.js";
 import { callback, details, postJson, registerRequest } from "../support/http.js";
 import { registerMany } from "../support/load.js";
-import { eventually, ROOT, type RunningProcess, startApp } from "../support/processes.js";
 
 // What only a Redis Cluster shows: partitions spread over the masters, every partition served,
 // replica acknowledgement (WAIT), bounded connections, and a master killed under load.

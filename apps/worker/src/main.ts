@@ -20,6 +20,7 @@ import {
 } from "@ess/store";
 import { startTracing } from "@ess/telemetry";
 import { applyMetrics, observeRedis, observeWebhooks, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
+import { BulkReplayRunner } from "./replay.js";
 import { startTimeoutSweeper } from "./timeouts.js";
 import { applyTracing, traceDeadLetters, traceDelivery } from "./tracing.js";
 import { startWebhooks } from "./webhooks.js";
@@ -56,7 +57,8 @@ async function main(): Promise<void> {
   const deadLetters = new DeadLetters(connection, keys, (p, name) => queues.queue(p, name));
   const metrics = new WorkerMetrics();
   observeRedis(connection, metrics);
-  if (tracing) traceDeadLetters(tracing, deadLetters);
+  const replays = new BulkReplayRunner(deadLetters);
+  if (tracing) traceDeadLetters(tracing, deadLetters, replays);
   let stopping = false;
   const ready = () => !stopping && connection.status === "ready";
   const metricsServer = await serveMetrics(
@@ -74,6 +76,7 @@ async function main(): Promise<void> {
     store,
     queues,
     deadLetters,
+    replays,
     partitions,
     concurrency: config.WORKER_CONCURRENCY,
     gapTimeoutMs: config.GAP_TIMEOUT_MS,

@@ -1,6 +1,7 @@
 import type { CallbackJob, WebhookJob } from "@ess/contract";
 import type { DeadLetters, Keys } from "@ess/store";
 import { type Tracing, traceReplays } from "@ess/telemetry";
+import type { BulkReplayRunner } from "./replay.js";
 import type { WorkerObserver } from "./worker.js";
 
 /**
@@ -39,16 +40,16 @@ export function applyTracing(t: Tracing, keys: Keys): WorkerObserver {
 }
 
 /** Spans of dead-letter replays: one replay, and a bulk replay run by the ops queue. */
-export function traceDeadLetters(t: Tracing, deadLetters: DeadLetters): void {
+export function traceDeadLetters(t: Tracing, deadLetters: DeadLetters, replays: BulkReplayRunner): void {
   const { SpanKind } = t.api;
   traceReplays(t, deadLetters);
-  const runReplay = deadLetters.runReplay.bind(deadLetters);
-  deadLetters.runReplay = (id, sleep) =>
+  const runReplay = replays.run.bind(replays);
+  replays.run = (id) =>
     t.span(
       "ess.dead_letter.replay_bulk",
       { kind: SpanKind.CONSUMER, attributes: { "ess.replay.id": id } },
       async (span) => {
-        const op = await runReplay(id, sleep);
+        const op = await runReplay(id);
         if (op) span.setAttribute("ess.replay.replayed", op.replayed);
         return op;
       },

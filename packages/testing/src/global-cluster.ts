@@ -1,6 +1,7 @@
-import { provisionRedis, startLocalCluster } from "@ess/testing";
 import type { TestProject } from "vitest/node";
+import { provisionRedis } from "./provision.js";
 import "./provided.js";
+import { startLocalCluster } from "./redis-cluster.js";
 
 /**
  * The cluster project's Redis: a local Redis Cluster (3 masters, 3 replicas) started from the
