@@ -169,7 +169,11 @@ describe.skipIf(!onCluster)("a master killed with SIGKILL under load (its own cl
         DLQ_SWEEP_INTERVAL_MS: "1000",
         JOB_BACKOFF_MS: "100",
       };
-      const [gateway] = await Promise.all([start("gateway", env), start("worker", env), start("worker", env)]);
+      const [gateway, ...workers] = await Promise.all([
+        start("gateway", env),
+        start("worker", env),
+        start("worker", env),
+      ]);
       const redis = createRedis(cluster.url, "tool", { clusterNodes: cluster.seeds });
       const keys = new Keys(env.KEY_PREFIX, 16);
       const store = new RequestStore(redis, keys);
@@ -212,6 +216,16 @@ describe.skipIf(!onCluster)("a master killed with SIGKILL under load (its own cl
         formatCalls(`cluster master kill -9 (port ${victim}), ACK_REPLICAS=1`, acc) +
           `; masters (ports) before: ${before.join(",")}, after: ${now.join(",")}`,
       );
+      if (acc.unsettled.length > 0) {
+        // what the workers said, for the diagnosis of calls accepted and not applied
+        for (const w of workers) {
+          const lines = w
+            .output()
+            .split("\n")
+            .filter((l) => /"level":(40|50|60)/.test(l));
+          console.log(`worker ${w.child.pid}: ${lines.length} warn/error lines\n${lines.slice(-15).join("\n")}`);
+        }
+      }
       expect(killed).toBe(true);
       expect(now).not.toContain(victim);
       expect(now).toHaveLength(3);
