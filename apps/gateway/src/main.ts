@@ -1,6 +1,6 @@
 import { armShutdownDeadline, configOrExit, createLogger, httpTimeouts, loadConfig, storeLimits } from "@ess/config";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
-import { startTracing } from "@ess/telemetry";
+import { replaySpan, startTracing } from "@ess/telemetry";
 import { Authenticator, CredentialsError } from "./auth/authenticator.js";
 import { GatewayMetrics } from "./metrics.js";
 import { serveApp } from "./server.js";
@@ -43,7 +43,12 @@ async function main(): Promise<void> {
   const keys = new Keys(config.KEY_PREFIX, config.PARTITIONS);
   const store = new RequestStore(redis, keys, storeLimits(config));
   const queues = new CallbackQueues(redis, keys, { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
-  const deadLetters = new DeadLetters(redis, keys, (p, name) => queues.queue(p, name));
+  const deadLetters = new DeadLetters(
+    redis,
+    keys,
+    (p, name) => queues.queue(p, name),
+    tracing ? replaySpan(tracing) : undefined,
+  );
   const { deps, app, adminApp, readiness, backlog, sseShutdown } = wireGateway(config, {
     redis,
     store,

@@ -21,7 +21,7 @@ import { GatewayMetrics, QueueCatalog } from "./metrics.js";
 import { Readiness } from "./ops/readiness.js";
 import { registerProbes } from "./probes.js";
 import { RateLimiter } from "./rate-limit.js";
-import { acceptTracing, traceDeadLetters } from "./tracing.js";
+import { acceptTracing } from "./tracing.js";
 
 /** How long a readiness answer is reused before the probe key is written again. */
 const READINESS_CACHE_MS = 1000;
@@ -75,7 +75,6 @@ export function wireGateway(config: Config, parts: GatewayParts): WiredGateway {
     metrics = new GatewayMetrics();
     watchRedisErrors(redis, metrics, log);
   }
-  if (tracing) traceDeadLetters(tracing, deadLetters);
   const readiness = new Readiness(redis, READINESS_CACHE_MS, store.keys.readinessProbe());
   registerProbes(metrics.registry, redis, readiness);
   const backlog =

@@ -18,11 +18,11 @@ import {
   WebhookStore,
   waitReady,
 } from "@ess/store";
-import { startTracing } from "@ess/telemetry";
+import { replaySpan, startTracing } from "@ess/telemetry";
 import { applyMetrics, observeRedis, observeWebhooks, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
 import { BulkReplayRunner } from "./replay.js";
 import { startTimeoutSweeper } from "./timeouts.js";
-import { applyTracing, traceDeadLetters, traceDelivery } from "./tracing.js";
+import { applyTracing, bulkReplaySpan, traceDelivery } from "./tracing.js";
 import { startWebhooks } from "./webhooks.js";
 import { createWorker, observeAll } from "./worker.js";
 
@@ -54,11 +54,15 @@ async function main(): Promise<void> {
     attempts: config.JOB_ATTEMPTS,
     backoffMs: config.JOB_BACKOFF_MS,
   });
-  const deadLetters = new DeadLetters(connection, keys, (p, name) => queues.queue(p, name));
+  const deadLetters = new DeadLetters(
+    connection,
+    keys,
+    (p, name) => queues.queue(p, name),
+    tracing ? replaySpan(tracing) : undefined,
+  );
   const metrics = new WorkerMetrics();
   observeRedis(connection, metrics);
-  const replays = new BulkReplayRunner(deadLetters);
-  if (tracing) traceDeadLetters(tracing, deadLetters, replays);
+  const replays = new BulkReplayRunner(deadLetters, tracing ? { around: bulkReplaySpan(tracing) } : {});
   let stopping = false;
   const ready = () => !stopping && connection.status === "ready";
   const metricsServer = await serveMetrics(

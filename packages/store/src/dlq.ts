@@ -15,6 +15,12 @@ export * from "./dlq/entries.js";
 export * from "./dlq/query.js";
 export * from "./dlq/replay.js";
 
+/** Runs around each replay by id (a tracing span); absent: the replay runs as it is. */
+export type AroundReplay = (
+  id: string,
+  replay: () => Promise<"replayed" | "not-found">,
+) => Promise<"replayed" | "not-found">;
+
 /**
  * The dead-letter queue as its callers see it: the stored entries and their indexes
  * (dlq/entries.ts), filtered paged reads (dlq/query.ts), and replays (dlq/replay.ts). The bulk
@@ -30,6 +36,7 @@ export class DeadLetters {
     keys: Keys,
     /** the queue a dead letter is replayed to */
     queueFor: QueueFor,
+    private readonly aroundReplay?: AroundReplay,
   ) {
     this.entries = new DeadLetterEntries(redis, keys, queueFor);
     this.queries = new DeadLetterQueries(redis, keys);
@@ -73,7 +80,8 @@ export class DeadLetters {
 
   /** Re-enqueues a dead letter exactly as it was first enqueued, then removes it. */
   replay(id: string): Promise<"replayed" | "not-found"> {
-    return this.replays.replay(id);
+    const replay = () => this.replays.replay(id);
+    return this.aroundReplay ? this.aroundReplay(id, replay) : replay();
   }
 
   /** Deletes dead letters matching a query (in pages); returns how many. */
