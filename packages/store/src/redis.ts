@@ -168,9 +168,23 @@ export function createRedis(url: string, role: RedisRole, opts: RedisConnectOpti
   return new Redis(url, options);
 }
 
-/** Resolves once the connection is ready (or rejects after timeoutMs). */
+/**
+ * Resolves once the connection is ready (or rejects after timeoutMs). On a Cluster also once every
+ * node's connection is up: ioredis opens them lazily, and a command that finds its node's connection
+ * still opening fails ("Connection is closed") under the gateway profile, which re-sends nothing.
+ */
 export async function waitReady(redis: Redis, timeoutMs = 10000): Promise<void> {
+  await waitStatusReady(redis, timeoutMs);
+  if (isCluster(redis)) {
+    // keyless commands (BullMQ's INFO at start) go to any node, replicas included
+    const nodes = (redis as unknown as Cluster).nodes("all");
+    await Promise.all(nodes.map((node) => waitStatusReady(node, timeoutMs, true)));
+  }
+}
+
+async function waitStatusReady(redis: Redis, timeoutMs: number, connect = false): Promise<void> {
   if (redis.status === "ready") return;
+  if (connect && (redis.status === "wait" || redis.status === "end")) redis.connect().catch(() => {});
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
