@@ -1,13 +1,29 @@
+import { defaultClientConditions, defaultServerConditions } from "vite";
 import { defineConfig } from "vitest/config";
+
+// The workspace packages export their TypeScript sources under the "ess-source" condition and their
+// compiled dist by default. Tests run the sources: Vite resolves with the condition, and the processes
+// the suites start (node --import tsx …) inherit it through NODE_OPTIONS.
+const SOURCE = "ess-source";
+if (!process.env.NODE_OPTIONS?.includes(`--conditions=${SOURCE}`)) {
+  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --conditions=${SOURCE}`.trim();
+}
 
 // Three projects, run separately or together (`npm test` runs all):
 //   unit         pure code, no Redis              *.test.ts beside the code
 //   integration  real Redis, in-process app       *.int.test.ts beside the code
 //   e2e          real processes over HTTP         test/**/*.test.ts
+const sources = {
+  resolve: { conditions: [SOURCE, ...defaultClientConditions] },
+  ssr: { resolve: { conditions: [SOURCE, ...defaultServerConditions] } },
+  environments: { __vitest__: { resolve: { conditions: [SOURCE, ...defaultServerConditions] } } },
+};
+
 export default defineConfig({
   test: {
     projects: [
       {
+        ...sources,
         test: {
           name: "unit",
           include: ["packages/*/src/**/*.test.ts", "apps/*/src/**/*.test.ts"],
@@ -15,6 +31,7 @@ export default defineConfig({
         },
       },
       {
+        ...sources,
         test: {
           name: "integration",
           include: ["packages/*/src/**/*.int.test.ts", "apps/*/src/**/*.int.test.ts"],
@@ -24,6 +41,7 @@ export default defineConfig({
         },
       },
       {
+        ...sources,
         test: {
           name: "e2e",
           include: ["test/**/*.test.ts"],
