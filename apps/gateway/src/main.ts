@@ -1,4 +1,12 @@
-import { armShutdownDeadline, configOrExit, createLogger, httpTimeouts, loadConfig, storeLimits } from "@ess/config";
+import {
+  armShutdownDeadline,
+  configOrExit,
+  createLogger,
+  httpTimeouts,
+  loadConfig,
+  perRequestLogger,
+  storeLimits,
+} from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
 import {
   CallbackQueues,
@@ -80,7 +88,7 @@ async function main(): Promise<void> {
       config.RATE_LIMIT_PER_SECOND > 0
         ? new RateLimiter(config.RATE_LIMIT_PER_SECOND, config.RATE_LIMIT_BURST)
         : undefined,
-    accessLog: config.ACCESS_LOG ? log : undefined,
+    accessLog: config.ACCESS_LOG ? perRequestLogger(log) : undefined,
     readiness,
     retryAfterSeconds: config.RETRY_AFTER_SECONDS,
   };

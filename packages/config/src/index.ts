@@ -262,5 +262,5 @@ export function parsePartitionList(spec: string, partitions: number): number[] {
   return [...out].sort((x, y) => x - y);
 }
 
-export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./logger.js";
+export { createLogger, LOG_LEVELS, type Logger, type LogLevel, perRequestLogger } from "./logger.js";
 export { armShutdownDeadline } from "./shutdown.js";
