@@ -1,4 +1,4 @@
-import { defaultClientConditions, defaultServerConditions } from "vite";
+import { defaultServerConditions } from "vite";
 import { defineConfig } from "vitest/config";
 
 // The workspace packages export their TypeScript sources under the "ess-source" condition and their
@@ -9,16 +9,19 @@ if (!process.env.NODE_OPTIONS?.includes(`--conditions=${SOURCE}`)) {
   process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --conditions=${SOURCE}`.trim();
 }
 
+// Vitest's own server conditions (Vite's, without "module": some packages' "module" builds are not valid
+// Node ESM), with the source condition first; the __vitest__ environment loads the global setups
+const conditions = [SOURCE, ...defaultServerConditions.filter((c) => c !== "module")];
+const sources = {
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
+  environments: { __vitest__: { resolve: { conditions } } },
+};
+
 // Three projects, run separately or together (`npm test` runs all):
 //   unit         pure code, no Redis              *.test.ts beside the code
 //   integration  real Redis, in-process app       *.int.test.ts beside the code
 //   e2e          real processes over HTTP         test/**/*.test.ts
-const sources = {
-  resolve: { conditions: [SOURCE, ...defaultClientConditions] },
-  ssr: { resolve: { conditions: [SOURCE, ...defaultServerConditions] } },
-  environments: { __vitest__: { resolve: { conditions: [SOURCE, ...defaultServerConditions] } } },
-};
-
 export default defineConfig({
   test: {
     projects: [

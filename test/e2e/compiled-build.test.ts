@@ -92,5 +92,13 @@ describe("the compiled build", () => {
       "the worker to apply the callback",
     );
     expect(applied).toMatchObject({ state: "SUCCEEDED", cause: "PROCESS_SUCCESS" });
+    // the per-request lines (access log, job log) are written by the compiled code too
+    const path = `/ess/rest/scheduler/v1/requests/${id}/executionStatus`;
+    const accessLine = gateway
+      ?.output()
+      .split("\n")
+      .find((l) => l.includes(`"path":"${path}"`));
+    expect(JSON.parse(accessLine ?? "{}")).toMatchObject({ msg: "request", method: "POST", status: 200 });
+    expect(worker?.output()).toMatch(new RegExp(`"requestId":"?${id}"?.*"job processed"`));
   });
 });
