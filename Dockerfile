@@ -7,9 +7,10 @@ FROM node:22-bookworm-slim AS build
 WORKDIR /app
 # the whole workspace (see .dockerignore): npm ci needs every workspace's package.json
 COPY . .
-RUN npm ci --no-audit --no-fund \
+# no install scripts: nothing in the stack needs one (npm 11 skips them by default; the image's npm may not)
+RUN npm ci --ignore-scripts --no-audit --no-fund \
  && npm run build \
- && npm prune --omit=dev --no-audit --no-fund \
+ && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
  && mkdir -p /out \
  && cp -R package.json node_modules /out/ \
  && for d in apps/* packages/*; do mkdir -p "/out/$d" && cp -R "$d/package.json" "$d/dist" "/out/$d/"; done
