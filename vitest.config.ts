@@ -38,7 +38,7 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["packages/*/src/**/*.int.test.ts", "apps/*/src/**/*.int.test.ts"],
-          globalSetup: ["test/support/global-redis.ts"],
+          globalSetup: ["packages/testing/src/global-redis.ts"],
           testTimeout: 20000,
           hookTimeout: 30000,
         },
@@ -48,7 +48,7 @@ export default defineConfig({
         test: {
           name: "e2e",
           include: ["test/**/*.test.ts"],
-          globalSetup: ["test/support/global-redis.ts"],
+          globalSetup: ["packages/testing/src/global-redis.ts"],
           testTimeout: 120000,
           hookTimeout: 60000,
           // the suites start real processes: keep them from competing for the 2 cores

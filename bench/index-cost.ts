@@ -4,7 +4,7 @@
 // the same number of calls). Each round applies UPDATE ×4 then SUCCESS to fresh requests (the bench's
 // mix), pipelined 64 calls deep. Prints applied callbacks/s per contender and their ratios.
 import { parseArgs } from "node:util";
-import { DEFAULT_LIMITS, Keys, loadScript, RequestStore, scriptSource } from "@ess/store";
+import { DEFAULT_LIMITS, Keys, RequestStore, scriptSource } from "@ess/store";
 import { findRedisServer, RedisServer } from "@ess/testing";
 import { Redis } from "ioredis";
 
@@ -32,10 +32,7 @@ const store = new RequestStore(redis, keys);
 const shipped = scriptSource("apply");
 const variants = {
   index: (await redis.script("LOAD", shipped)) as string,
-  "no-index": (await redis.script(
-    "LOAD",
-    shipped.replace(loadScript("index").replace(/^#!lua[^\n]*\n/, ""), NO_INDEX),
-  )) as string,
+  "no-index": (await redis.script("LOAD", scriptSource("apply", { index: NO_INDEX }))) as string,
 };
 const ceiling = (await redis.script("LOAD", "return 1")) as string;
 
@@ -85,7 +82,7 @@ async function round(sha: string | null): Promise<[number, number]> {
         DEFAULT_LIMITS.eventsMaxLen,
         DEFAULT_LIMITS.retentionSeconds,
         DEFAULT_LIMITS.gapTimeoutMs,
-        keys.jobPrefix(p),
+        0, // no gap: no job keys
         id,
       ]);
     }

@@ -1,7 +1,11 @@
-// Measurements shared by the bench (bench/run.ts) and the soak (scripts/soak.ts): process CPU and
-// RSS from Linux /proc, and the backlog of the partition queues.
+// Measurements of the bench (bench/run.ts) and the soak (scripts/soak.ts): process CPU and RSS from
+// Linux /proc, the backlog of the partition queues, Redis command and CPU counters, request
+// histories and memory, and the statistics over them.
 import { readFileSync } from "node:fs";
+import { CALLBACK_QUEUE, type Keys } from "@ess/store";
+import type { Result } from "autocannon";
 import type { Redis } from "ioredis";
+import type { Target } from "./load.js";
 
 /** utime + stime of a process in seconds (Linux /proc). */
 export function cpuSeconds(pid: number | undefined): number {
@@ -26,11 +30,11 @@ export function rssMiB(pid: number | undefined): number {
   }
 }
 
-/** Jobs waiting or active over all partition queues of a key prefix. */
-export async function backlog(redis: Redis, keyPrefix: string, partitions: number): Promise<number> {
+/** Jobs waiting or active over all partition queues of a key layout. */
+export async function backlog(redis: Redis, keys: Keys): Promise<number> {
   const pipe = redis.pipeline();
-  for (let p = 0; p < partitions; p++) {
-    const q = `${keyPrefix}:{p${p}}:callbacks`;
+  for (let p = 0; p < keys.partitions; p++) {
+    const q = `${keys.tag(p)}:${CALLBACK_QUEUE}`;
     // delayed jobs are gap checks due GAP_TIMEOUT_MS later: not backlog
     pipe.llen(`${q}:wait`).llen(`${q}:active`);
   }
@@ -39,16 +43,141 @@ export async function backlog(redis: Redis, keyPrefix: string, partitions: numbe
 }
 
 /** Waits until the backlog is empty; false after timeoutMs. */
-export async function waitDrained(
-  redis: Redis,
-  keyPrefix: string,
-  partitions: number,
-  timeoutMs: number,
-): Promise<boolean> {
+export async function waitDrained(redis: Redis, keys: Keys, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if ((await backlog(redis, keyPrefix, partitions)) === 0) return true;
+    if ((await backlog(redis, keys)) === 0) return true;
     await new Promise((r) => setTimeout(r, 100));
   }
   return false;
 }
+
+export interface RedisSample {
+  calls: number;
+  byCommand: Record<string, number>;
+  cpu: number;
+}
+
+export async function redisSample(redis: Redis): Promise<RedisSample> {
+  const stats = await redis.info("commandstats");
+  const cpu = await redis.info("cpu");
+  const byCommand: Record<string, number> = {};
+  let calls = 0;
+  for (const m of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    // the bench's own probes are not the system's work
+    if (m[1] === "info" || m[1] === "llen" || m[1] === "zcard" || m[1] === "lrange" || m[1] === "memory") continue;
+    byCommand[m[1]!] = Number(m[2]);
+    calls += Number(m[2]);
+  }
+  const num = (k: string) => Number(new RegExp(`^${k}:([0-9.]+)`, "m").exec(cpu)?.[1] ?? 0);
+  return { calls, byCommand, cpu: num("used_cpu_sys") + num("used_cpu_user") };
+}
+
+export function redisDelta(a: RedisSample, b: RedisSample, per: number) {
+  const byCommand: Record<string, number> = {};
+  for (const [k, v] of Object.entries(b.byCommand)) {
+    const d = v - (a.byCommand[k] ?? 0);
+    if (d > 0) byCommand[k] = round(d / per, 3);
+  }
+  const scripts =
+    (b.byCommand.evalsha ?? 0) + (b.byCommand.eval ?? 0) - (a.byCommand.evalsha ?? 0) - (a.byCommand.eval ?? 0);
+  return {
+    // a script call is one round trip; the commands it runs inside Redis are counted in commandsPerCallback
+    scriptCallsPerCallback: round(scripts / per, 3),
+    commandsPerCallback: round((b.calls - a.calls) / per, 3),
+    byCommandPerCallback: byCommand,
+    cpuMicrosPerCallback: round(((b.cpu - a.cpu) * 1e6) / per, 1),
+  };
+}
+
+export function round(x: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export interface HistoryStats {
+  entries: number;
+  applied: number;
+  ignored: number;
+  firstApplied: number;
+  lastApplied: number;
+  lags: number[];
+  terminal: number;
+}
+
+/** Reads the histories of the targets (acceptedAt/appliedAt of every callback applied or ignored). */
+export async function histories(redis: Redis, keys: Keys, targets: Target[]): Promise<HistoryStats> {
+  const out: HistoryStats = {
+    entries: 0,
+    applied: 0,
+    ignored: 0,
+    firstApplied: Number.POSITIVE_INFINITY,
+    lastApplied: 0,
+    lags: [],
+    terminal: 0,
+  };
+  for (let i = 0; i < targets.length; i += 500) {
+    const pipe = redis.pipeline();
+    for (const t of targets.slice(i, i + 500)) {
+      const p = keys.partition(t.id);
+      pipe.lrange(keys.history(p, t.id), 0, -1).hget(keys.request(p, t.id), "state");
+    }
+    const res = (await pipe.exec()) ?? [];
+    for (let j = 0; j < res.length; j += 2) {
+      const list = (res[j]?.[1] as string[]) ?? [];
+      const state = res[j + 1]?.[1] as string | null;
+      if (state && state !== "RUNNING" && state !== "CANCELLING") out.terminal++;
+      for (const raw of list) {
+        const e = JSON.parse(raw) as { outcome?: string; acceptedAt?: number; appliedAt?: number };
+        if (e.outcome === "registered" || e.acceptedAt === undefined || e.appliedAt === undefined) continue;
+        out.entries++;
+        if (e.outcome === "ignored") out.ignored++;
+        else out.applied++;
+        out.lags.push(e.appliedAt - e.acceptedAt);
+        out.firstApplied = Math.min(out.firstApplied, e.appliedAt);
+        out.lastApplied = Math.max(out.lastApplied, e.appliedAt);
+      }
+    }
+  }
+  out.lags.sort((a, b) => a - b);
+  return out;
+}
+
+export function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Average MEMORY USAGE of a request's keys (hash, history, buffer, skip set). */
+export async function memoryPerRequest(
+  redis: Redis,
+  keys: Keys,
+  targets: Target[],
+): Promise<{ bytes: number; sample: number }> {
+  let total = 0;
+  for (const t of targets) {
+    const p = keys.partition(t.id);
+    for (const k of [keys.request(p, t.id), keys.history(p, t.id), keys.buffer(p, t.id), keys.skipped(p, t.id)]) {
+      total += Number((await redis.call("MEMORY", "USAGE", k, "SAMPLES", "0")) ?? 0);
+    }
+  }
+  return { bytes: Math.round(total / Math.max(1, targets.length)), sample: targets.length };
+}
+
+export function latency(result: Result) {
+  return { p50: result.latency.p50, p99: result.latency.p99, p99_9: result.latency.p99_9, max: result.latency.max };
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Per-round numbers of one contender, summarised: median, min, max. */
+export function spread(xs: number[]) {
+  return { median: round(median(xs), 3), min: round(Math.min(...xs), 3), max: round(Math.max(...xs), 3), all: xs };
+}
+
+/** Drain phase: start workers on the backlog, measure applied transitions/s from the histories. */

@@ -6,7 +6,8 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
-import { findRedisServer, RedisServer } from "@ess/testing";
+import { Keys } from "@ess/store";
+import { findRedisServer, RedisServer, type RunningProcess, startApp } from "@ess/testing";
 import { Redis } from "ioredis";
 import {
   buildMix,
@@ -20,7 +21,6 @@ import {
   type Target,
 } from "../bench/load.js";
 import { backlog, rssMiB, waitDrained } from "../bench/measure.js";
-import { type RunningProcess, startApp } from "../test/support/processes.js";
 
 const HELP = `npm run soak -- [options]
 
@@ -67,6 +67,7 @@ const jsonPath = `${args.out}/soak-${stamp}.json`;
 
 const PARTITIONS = 16;
 const KEY_PREFIX = "soak";
+const keys = new Keys(KEY_PREFIX, PARTITIONS);
 const TOKEN = "soak-token-0123456789abcdef";
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 /** Calls per segment = rate × this; a segment registers the next batch and calls back the current one. */
@@ -211,7 +212,7 @@ async function measureSustained(url: string, redis: Redis): Promise<number> {
   const calls = buildMix(targets, UPDATES, 0);
   const t0 = performance.now();
   const res = await drive(url, calls, { connections: CONNECTIONS, headers: AUTH });
-  await waitDrained(redis, KEY_PREFIX, PARTITIONS, 120000);
+  await waitDrained(redis, keys, 120000);
   const seconds = (performance.now() - t0) / 1000;
   const accepted = statusCounts(res)["200"] ?? 0;
   log(`sustained: ${accepted} callbacks accepted and applied in ${seconds.toFixed(2)} s`);
@@ -246,7 +247,7 @@ async function sample(redis: Redis, gateway: RunningProcess, worker: RunningProc
     workerRssMiB: rssMiB(worker.child.pid),
     redisUsedMiB: Math.round((used / 1048576) * 100) / 100,
     redisKeys: await redis.dbsize(),
-    backlog: await backlog(redis, KEY_PREFIX, PARTITIONS),
+    backlog: await backlog(redis, keys),
   };
 }
 
@@ -443,7 +444,7 @@ async function main(): Promise<number> {
   // or an idempotent call made must be gone by then; what may stay is the last batch (registered, never
   // called back: hash and history) and a bounded number of keys per partition (queue and stream keys).
   log(`cool-down: ${COOL_DOWN_SECONDS} s without traffic`);
-  await waitDrained(redis, KEY_PREFIX, PARTITIONS, 120000);
+  await waitDrained(redis, keys, 120000);
   const coolDown: Sample[] = [];
   const coolEnd = Date.now() + COOL_DOWN_SECONDS * 1000;
   while (Date.now() < coolEnd) {

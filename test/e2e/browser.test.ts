@@ -1,10 +1,10 @@
-import "../support/provided.js";
+import "@ess/testing/provided";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { ROOT, type RunningProcess, startApp } from "@ess/testing";
+import { uniquePrefix } from "@ess/testing/context";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniquePrefix } from "../support/context.js";
-import { ROOT, type RunningProcess, startApp } from "../support/processes.js";
 
 // Headless Chromium (Debian's package; .ci/run installs it) opens /docs and /admin/queues on a real
 // gateway and saves screenshots under test-artifacts/.

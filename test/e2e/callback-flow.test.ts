@@ -1,8 +1,8 @@
-import "../support/provided.js";
+import "@ess/testing/provided";
+import { eventually, type RunningProcess, startApp } from "@ess/testing";
+import { uniquePrefix } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniquePrefix } from "../support/context.js";
 import { callback, details, registerRequest } from "../support/http.js";
-import { eventually, type RunningProcess, startApp } from "../support/processes.js";
 
 // register → callbacks → GET, through a real gateway process and a real worker process
 let gateway: RunningProcess;

@@ -1,10 +1,10 @@
-import "../support/provided.js";
+import "@ess/testing/provided";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
+import { eventually, ROOT } from "@ess/testing";
+import { uniquePrefix } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniquePrefix } from "../support/context.js";
 import { callback, details, registerRequest } from "../support/http.js";
-import { eventually, ROOT } from "../support/processes.js";
 
 // The production build: `npm run build`, then the compiled gateway and worker from dist with plain node.
 // No loader, no source condition: Node 20 cannot run a .ts file, so any import that still resolved to

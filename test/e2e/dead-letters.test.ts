@@ -1,11 +1,11 @@
-import "../support/provided.js";
+import "@ess/testing/provided";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { CallbackQueues, createRedis, DeadLetters, Keys } from "@ess/store";
+import { eventually, ROOT, type RunningProcess, startApp } from "@ess/testing";
+import { dropPrefix, uniquePrefix } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { dropPrefix, uniquePrefix } from "../support/context.js";
 import { details, registerRequest } from "../support/http.js";
-import { eventually, ROOT, type RunningProcess, startApp } from "../support/processes.js";
 
 const run = promisify(execFile);
 let gateway: RunningProcess;

@@ -1,8 +1,8 @@
-import "../support/provided.js";
+import "@ess/testing/provided";
 import { hashPassword } from "@ess/secrets";
+import { eventually, type RunningProcess, startApp } from "@ess/testing";
+import { uniquePrefix } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniquePrefix } from "../support/context.js";
-import { eventually, type RunningProcess, startApp } from "../support/processes.js";
 
 // auth, metrics, health, logs, backpressure, through real gateway and worker processes
 const PASSWORD = "sched-pass-Xy7";

@@ -1,9 +1,9 @@
-import "../support/provided.js";
+import "@ess/testing/provided";
 import { CallbackQueues, createRedis, Keys, RequestStore } from "@ess/store";
+import { eventually, type RunningProcess, startApp } from "@ess/testing";
+import { dropPrefix, uniquePrefix } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { dropPrefix, uniquePrefix } from "../support/context.js";
 import { drive, FINAL_STATE, registerMany, type Sent } from "../support/load.js";
-import { eventually, type RunningProcess, startApp } from "../support/processes.js";
 
 // two worker processes at concurrency 32: jobs of one request run in parallel and out of order,
 // and the apply script's sequence numbers must still put every history in order

@@ -1,4 +1,4 @@
-import "../support/provided.js";
+import "@ess/testing/provided";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -6,10 +6,10 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
+import { eventually, ROOT, type RunningProcess, startApp } from "@ess/testing";
+import { uniquePrefix } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniquePrefix } from "../support/context.js";
 import { postJson, registerRequest } from "../support/http.js";
-import { eventually, ROOT, type RunningProcess, startApp } from "../support/processes.js";
 
 // The dashboard and the alert rules of deploy/, checked against a real Prometheus (Debian's package,
 // which .ci/run installs) scraping a real gateway and a real worker after real traffic: every

@@ -1,9 +1,7 @@
-import "../support/provided.js";
-import { RedisServer } from "@ess/testing";
+import "@ess/testing/provided";
+import { eventually, RedisServer, type RunningProcess, requireRedisServer, startApp } from "@ess/testing";
+import { uniquePrefix } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { uniquePrefix } from "../support/context.js";
-import { eventually, type RunningProcess, startApp } from "../support/processes.js";
-import { requireRedisServer } from "../support/redis-binary.js";
 
 // Redis goes away under load and comes back: the gateway answers 503 + Retry-After quickly (no
 // hanging request), /readyz says not ready, and everything recovers without a restart.

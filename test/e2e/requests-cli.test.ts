@@ -1,10 +1,10 @@
-import "../support/provided.js";
+import "@ess/testing/provided";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { createRedis, Keys, RequestStore, SchedulerStore } from "@ess/store";
+import { ROOT } from "@ess/testing";
+import { dropPrefix, uniquePrefix } from "@ess/testing/context";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { dropPrefix, uniquePrefix } from "../support/context.js";
-import { ROOT } from "../support/processes.js";
 
 const run = promisify(execFile);
 const env = { REDIS_URL: inject("redisUrl"), KEY_PREFIX: uniquePrefix(), PARTITIONS: "4" };

@@ -1,16 +1,15 @@
-import "../support/provided.js";
+import "@ess/testing/provided";
 import { spawn } from "node:child_process";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { EssClientError, EssJobClient } from "@ess/client";
 import { cloudEventSchema, newWebhookSecret, WEBHOOK_HEADERS } from "@ess/contract";
 import { createRedis, Keys, RequestStore, SecretBox, WebhookStore } from "@ess/store";
+import { eventually, ROOT, type RunningProcess, readSse, startApp } from "@ess/testing";
+import { uniquePrefix } from "@ess/testing/context";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniquePrefix } from "../support/context.js";
 import { details, postJson, registerRequest } from "../support/http.js";
-import { eventually, ROOT, type RunningProcess, startApp } from "../support/processes.js";
-import { readSse } from "../support/sse.js";
 
 // the scheduler side through a real gateway process and a real worker process
 const SECRET = "e2e-webhook-secret-123456";

@@ -1,8 +1,8 @@
-import "../support/provided.js";
+import "@ess/testing/provided";
 import { connect } from "node:net";
+import { eventually, type RunningProcess, startApp } from "@ess/testing";
+import { uniquePrefix } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniquePrefix } from "../support/context.js";
-import { eventually, type RunningProcess, startApp } from "../support/processes.js";
 
 // The gateway's own HTTP timeouts, on a real gateway process: slow clients are cut at the configured
 // time while legitimate callbacks keep being answered.

@@ -1,10 +1,10 @@
-import "../support/provided.js";
+import "@ess/testing/provided";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { eventually, type RunningProcess, startApp } from "@ess/testing";
+import { uniquePrefix } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniquePrefix } from "../support/context.js";
 import { postJson, registerRequest } from "../support/http.js";
-import { eventually, type RunningProcess, startApp } from "../support/processes.js";
 
 // One callback traced through a real gateway and a real worker, exported over OTLP/HTTP (JSON) to a
 // receiver this test runs: the spans must form one trace, parent to child, from the caller's

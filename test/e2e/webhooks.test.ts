@@ -1,13 +1,13 @@
-import "../support/provided.js";
+import "@ess/testing/provided";
 import { execFile } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { promisify } from "node:util";
 import { cloudEventSchema, WEBHOOK_HEADERS } from "@ess/contract";
 import type { DeliveryAttempt, Subscription } from "@ess/store";
+import { eventually, ROOT, type RunningProcess, startApp } from "@ess/testing";
+import { uniquePrefix } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniquePrefix } from "../support/context.js";
 import { postJson, registerRequest } from "../support/http.js";
-import { eventually, ROOT, type RunningProcess, startApp } from "../support/processes.js";
 import { type ReceivedDelivery, type ReceiverProcess, startReceiver } from "../support/receiver.js";
 
 // Outbound events through a real gateway and worker, to receivers that are processes of their own

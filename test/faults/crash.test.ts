@@ -1,15 +1,13 @@
-import "../support/provided.js";
+import "@ess/testing/provided";
 import { hostname } from "node:os";
 import { configSchema } from "@ess/config";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore } from "@ess/store";
-import { RedisServer } from "@ess/testing";
+import { eventually, RedisServer, type RunningProcess, requireRedisServer, startApp } from "@ess/testing";
+import { uniquePrefix } from "@ess/testing/context";
 import { afterEach, describe, expect, it } from "vitest";
 import { accountCalls, type ClientRun, driveClients, formatCalls } from "../support/clients.js";
-import { uniquePrefix } from "../support/context.js";
 import { postJson } from "../support/http.js";
 import { drive, FAULT_LOAD, pool, registerMany, type Sent } from "../support/load.js";
-import { eventually, type RunningProcess, startApp } from "../support/processes.js";
-import { requireRedisServer } from "../support/redis-binary.js";
 import { account } from "../support/verify.js";
 
 // Crash tests: real processes killed with SIGKILL mid-load. Each prints the counts it compared.

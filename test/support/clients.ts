@@ -1,8 +1,8 @@
 import { EssJobClient } from "@ess/client";
 import type { CallbackStatus } from "@ess/domain";
 import type { DeadLetters, RequestStore } from "@ess/store";
+import { eventually } from "@ess/testing";
 import { pool } from "./load.js";
-import { eventually } from "./processes.js";
 
 /** One executionStatus call a job made (all its attempts share one Idempotency-Key). */
 export interface ClientCall {

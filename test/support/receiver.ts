@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import type { IncomingHttpHeaders } from "node:http";
-import { ROOT } from "./processes.js";
+import { ROOT } from "@ess/testing";
 
 /** One delivery as the receiver process saw it. */
 export interface ReceivedDelivery {

@@ -1,6 +1,6 @@
 import type { DeadLetters, RequestStore } from "@ess/store";
+import { eventually } from "@ess/testing";
 import type { Sent } from "./load.js";
-import { eventually } from "./processes.js";
 
 /** The counts a fault test compares and prints. */
 export interface Accounting {

@@ -1,8 +1,9 @@
 import { simpleExceptionDetailSchema } from "@ess/contract";
+import { newRequestId } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
+import { useGatewayTestContext } from "./test-context.js";
 
-const ctx = useTestContext({ maxBodyBytes: 2048 });
+const ctx = await useGatewayTestContext({ maxBodyBytes: 2048 });
 const path = (id: string) => `/ess/rest/scheduler/v1/requests/${id}/executionStatus`;
 
 async function register(id: string, body: Record<string, unknown> = {}) {

@@ -1,9 +1,9 @@
 import type { DeadLetter } from "@ess/store";
+import { failedJob } from "@ess/testing";
 import { describe, expect, it } from "vitest";
-import { useTestContext } from "../../../test/support/context.js";
-import { failedJob } from "../../../test/support/dead-letters.js";
+import { useGatewayTestContext } from "./test-context.js";
 
-const ctx = useTestContext({ partitions: 4 });
+const ctx = await useGatewayTestContext({ partitions: 4 });
 
 async function seed(): Promise<DeadLetter[]> {
   const out: DeadLetter[] = [];

@@ -1,9 +1,10 @@
 import { createApp } from "@ess/gateway";
+import { newRequestId } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
+import { useGatewayTestContext } from "./test-context.js";
 
 // Both enqueue modes answer the same and leave the same job behind (ENQUEUE_MODE).
-const ctx = useTestContext();
+const ctx = await useGatewayTestContext();
 
 describe.each(["script", "queue"] as const)("ENQUEUE_MODE=%s", (enqueue) => {
   const app = createApp({ ...ctx.deps, enqueue });

@@ -1,11 +1,12 @@
 import { cloudEventSchema, simpleExceptionDetailSchema } from "@ess/contract";
 import { Keys, RequestStore } from "@ess/store";
+import { readSse } from "@ess/testing";
+import { newRequestId, uniquePrefix } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
-import { newRequestId, uniquePrefix, useTestContext } from "../../../test/support/context.js";
-import { readSse } from "../../../test/support/sse.js";
 import { createApp } from "./app.js";
+import { useGatewayTestContext } from "./test-context.js";
 
-const ctx = useTestContext({ partitions: 4 });
+const ctx = await useGatewayTestContext({ partitions: 4 });
 const app = createApp({
   ...ctx.deps,
   scheduler: { forceCancelQuietMs: 0, ssePollMs: 20 },

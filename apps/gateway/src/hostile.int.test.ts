@@ -1,14 +1,15 @@
 import { simpleExceptionDetailSchema } from "@ess/contract";
+import { newRequestId } from "@ess/testing/context";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createAdminApp, createApp } from "./app.js";
 import { Authenticator } from "./auth/authenticator.js";
+import { useGatewayTestContext } from "./test-context.js";
 
 // Property-based probing of every route with hostile input, in-process against a real Redis:
 // never a 5xx while Redis is up, every error a SimpleExceptionDetail, nothing internal in a body.
 
-const ctx = useTestContext({ maxBodyBytes: 2048 });
+const ctx = await useGatewayTestContext({ maxBodyBytes: 2048 });
 const ESS = "/ess/rest/scheduler/v1/requests";
 
 let anonymous: ReturnType<typeof createApp>;

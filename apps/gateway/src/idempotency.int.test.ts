@@ -1,8 +1,9 @@
+import { newRequestId } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createApp } from "./app.js";
+import { useGatewayTestContext } from "./test-context.js";
 
-const ctx = useTestContext({ limits: { idempotencyTtlSeconds: 120 } });
+const ctx = await useGatewayTestContext({ limits: { idempotencyTtlSeconds: 120 } });
 
 async function register(id: string): Promise<string> {
   await ctx.store.register(id, "the-handle", {});

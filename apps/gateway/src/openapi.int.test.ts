@@ -6,17 +6,18 @@ import {
   simpleExceptionDetailSchema,
 } from "@ess/contract";
 import { callbackJobId, createRedis, digest, RequestStore, waitReady } from "@ess/store";
+import { newRequestId } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createApp } from "./app.js";
 import { ACCESS_RULES, ruleFor } from "./auth/access-rules.js";
 import { Authenticator } from "./auth/authenticator.js";
 import type { GatewayDeps, OperationsDeps } from "./context.js";
 import { Readiness } from "./ops/readiness.js";
 import { RateLimiter } from "./rate-limit.js";
+import { useGatewayTestContext } from "./test-context.js";
 
-const ctx = useTestContext({ partitions: 2 });
+const ctx = await useGatewayTestContext({ partitions: 2 });
 const T = { job: "oa-job", scheduler: "oa-sched", admin: "oa-admin" };
 const dead = createRedis("redis://127.0.0.1:1", "gateway", { commandTimeoutMs: 200 });
 dead.on("error", () => {});

@@ -1,7 +1,7 @@
 import { createRedis, RequestStore, waitReady } from "@ess/store";
+import { newRequestId } from "@ess/testing/context";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { acceptMetrics } from "./accept-metrics.js";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
@@ -11,8 +11,9 @@ import type { GatewayDeps, OperationsDeps } from "./context.js";
 import { GatewayMetrics, QueueCatalog } from "./metrics.js";
 import { Readiness } from "./ops/readiness.js";
 import { RateLimiter } from "./rate-limit.js";
+import { useGatewayTestContext } from "./test-context.js";
 
-const ctx = useTestContext({ partitions: 2 });
+const ctx = await useGatewayTestContext({ partitions: 2 });
 const TOKENS = { job: "job-token-1", scheduler: "sched-token-1", admin: "admin-token-1" };
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 

@@ -1,13 +1,14 @@
 import type { AddressInfo } from "node:net";
+import { newRequestId } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createApp } from "./app.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { serveApp } from "./server.js";
+import { useGatewayTestContext } from "./test-context.js";
 
 // 200 concurrent wrong Basic passwords over a real socket while valid callers keep calling.
 
-const ctx = useTestContext();
+const ctx = await useGatewayTestContext();
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
 const TOKEN = "a-scheduler-token-that-is-long-enough";
 let auth: Authenticator;

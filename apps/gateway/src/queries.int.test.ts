@@ -1,9 +1,10 @@
 import { simpleExceptionDetailSchema } from "@ess/contract";
 import { SchedulerStore } from "@ess/store";
+import { newRequestId } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
+import { useGatewayTestContext } from "./test-context.js";
 
-const ctx = useTestContext({ partitions: 4 });
+const ctx = await useGatewayTestContext({ partitions: 4 });
 const JOB = "JobDefinition://oracle/apps/ess/custom/Nightly";
 
 function register(id: string, body: unknown = {}) {

@@ -1,10 +1,11 @@
 import { simpleExceptionDetailSchema } from "@ess/contract";
 import { createRedis } from "@ess/store";
+import { newRequestId } from "@ess/testing/context";
 import { afterAll, describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createApp } from "./app.js";
+import { useGatewayTestContext } from "./test-context.js";
 
-const ctx = useTestContext();
+const ctx = await useGatewayTestContext();
 
 function register(id: string, body?: unknown) {
   return ctx.app.request(`/gateway/v1/requests/${id}/executions`, {

@@ -2,7 +2,6 @@ import { API_ROUTES, declareRoute, GATEWAY_ROUTES, type RouteDeclaration } from 
 import { waitReady } from "@ess/store";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { beforeAll, describe, expect, it } from "vitest";
-import { useTestContext } from "../../../test/support/context.js";
 import { createAdminApp } from "./admin.js";
 import { createApp } from "./app.js";
 import { Authenticator } from "./auth/authenticator.js";
@@ -10,8 +9,9 @@ import type { AppEnv } from "./context.js";
 import { GatewayMetrics, QueueCatalog } from "./metrics.js";
 import { ADMIN_ROUTES } from "./routes/admin-routes.js";
 import { bindRoutes, validationHook } from "./routes/bind.js";
+import { useGatewayTestContext } from "./test-context.js";
 
-const ctx = useTestContext({ partitions: 2 });
+const ctx = await useGatewayTestContext({ partitions: 2 });
 beforeAll(() => waitReady(ctx.redis));
 
 /** The path of a declaration with its parameters filled in. */

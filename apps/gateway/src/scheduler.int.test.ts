@@ -5,11 +5,12 @@ import {
   WebhookAddressPolicy,
 } from "@ess/contract";
 import { JOB_CALLBACK } from "@ess/store";
+import { newRequestId } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { createApp } from "./app.js";
+import { useGatewayTestContext } from "./test-context.js";
 
-const ctx = useTestContext();
+const ctx = await useGatewayTestContext();
 const R = "/ess/rest/scheduler/v1/requests";
 
 /** The same deps with a quiet period of 5 minutes (tests move the clock by editing the hash). */

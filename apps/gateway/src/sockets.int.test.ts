@@ -1,15 +1,16 @@
 import type { AddressInfo } from "node:net";
 import { connect, type Socket } from "node:net";
+import { eventually } from "@ess/testing";
+import { newRequestId } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
-import { eventually } from "../../../test/support/processes.js";
 import { createApp } from "./app.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { serveApp } from "./server.js";
+import { useGatewayTestContext } from "./test-context.js";
 
 // Clients that go away mid-body, over a real socket: routine, logged at debug, never an unexpected error.
 
-const ctx = useTestContext();
+const ctx = await useGatewayTestContext();
 const debug: Record<string, unknown>[] = [];
 const errors: unknown[] = [];
 let server: ReturnType<typeof serveApp>;

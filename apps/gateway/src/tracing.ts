@@ -1,5 +1,5 @@
-import type { DeadLetters, Keys } from "@ess/store";
-import { type Tracing, traceReplays } from "@ess/telemetry";
+import type { Keys } from "@ess/store";
+import type { Tracing } from "@ess/telemetry";
 import type { AcceptObserver } from "./accept-observer.js";
 
 /**
@@ -44,9 +44,4 @@ export function acceptTracing(t: Tracing, keys: Keys): AcceptObserver {
       );
     },
   };
-}
-
-/** Spans of dead-letter replays run by the admin API. */
-export function traceDeadLetters(t: Tracing, deadLetters: DeadLetters): void {
-  traceReplays(t, deadLetters);
 }

@@ -19,10 +19,11 @@ import {
   WebhookStore,
   waitReady,
 } from "@ess/store";
-import { startTracing } from "@ess/telemetry";
+import { replaySpan, startTracing } from "@ess/telemetry";
 import { applyMetrics, observeRedis, observeWebhooks, observeWorkers, serveMetrics, WorkerMetrics } from "./observe.js";
+import { BulkReplayRunner } from "./replay.js";
 import { startTimeoutSweeper } from "./timeouts.js";
-import { applyTracing, traceDeadLetters, traceDelivery } from "./tracing.js";
+import { applyTracing, bulkReplaySpan, traceDelivery } from "./tracing.js";
 import { startWebhooks } from "./webhooks.js";
 import { createWorker, observeAll } from "./worker.js";
 
@@ -51,10 +52,15 @@ async function main(): Promise<void> {
     attempts: config.JOB_ATTEMPTS,
     backoffMs: config.JOB_BACKOFF_MS,
   });
-  const deadLetters = new DeadLetters(connection, keys, (p, name) => queues.queue(p, name));
+  const deadLetters = new DeadLetters(
+    connection,
+    keys,
+    (p, name) => queues.queue(p, name),
+    tracing ? replaySpan(tracing) : undefined,
+  );
   const metrics = new WorkerMetrics();
   observeRedis(connection, metrics);
-  if (tracing) traceDeadLetters(tracing, deadLetters);
+  const replays = new BulkReplayRunner(deadLetters, tracing ? { around: bulkReplaySpan(tracing) } : {});
   const metricsServer = await serveMetrics(metrics, config.WORKER_METRICS_PORT, config.WORKER_METRICS_HOST).catch(
     (err: Error) => {
       log.fatal({ err: err.message, port: config.WORKER_METRICS_PORT }, "cannot open the metrics port");
@@ -67,6 +73,7 @@ async function main(): Promise<void> {
     store,
     queues,
     deadLetters,
+    replays,
     partitions,
     concurrency: config.WORKER_CONCURRENCY,
     gapTimeoutMs: config.GAP_TIMEOUT_MS,

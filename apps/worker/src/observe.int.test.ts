@@ -1,8 +1,8 @@
 import type { CallbackJob } from "@ess/contract";
 import { createRedis } from "@ess/store";
+import { eventually } from "@ess/testing";
+import { newRequestId, useTestContext } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
-import { eventually } from "../../../test/support/processes.js";
 import { applyMetrics, observeWorkers, WorkerMetrics } from "./observe.js";
 import { type CallbackWorker, createWorker } from "./worker.js";
 

@@ -1,6 +1,7 @@
 import type { CallbackJob, WebhookJob } from "@ess/contract";
-import type { DeadLetters, Keys } from "@ess/store";
-import { type Tracing, traceReplays } from "@ess/telemetry";
+import type { Keys } from "@ess/store";
+import type { Tracing } from "@ess/telemetry";
+import type { AroundBulkReplay } from "./replay.js";
 import type { WorkerObserver } from "./worker.js";
 
 /**
@@ -38,17 +39,14 @@ export function applyTracing(t: Tracing, keys: Keys): WorkerObserver {
   };
 }
 
-/** Spans of dead-letter replays: one replay, and a bulk replay run by the ops queue. */
-export function traceDeadLetters(t: Tracing, deadLetters: DeadLetters): void {
-  const { SpanKind } = t.api;
-  traceReplays(t, deadLetters);
-  const runReplay = deadLetters.runReplay.bind(deadLetters);
-  deadLetters.runReplay = (id, sleep) =>
+/** The ess.dead_letter.replay_bulk span around each bulk replay the ops queue hands this worker. */
+export function bulkReplaySpan(t: Tracing): AroundBulkReplay {
+  return (id, run) =>
     t.span(
       "ess.dead_letter.replay_bulk",
-      { kind: SpanKind.CONSUMER, attributes: { "ess.replay.id": id } },
+      { kind: t.api.SpanKind.CONSUMER, attributes: { "ess.replay.id": id } },
       async (span) => {
-        const op = await runReplay(id, sleep);
+        const op = await run();
         if (op) span.setAttribute("ess.replay.replayed", op.replayed);
         return op;
       },

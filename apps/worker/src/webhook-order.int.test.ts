@@ -2,9 +2,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebhookAddressPolicy } from "@ess/contract";
 import { createRedis, deliveryJobId, SchedulerStore, WEBHOOK_QUEUE, WebhookStore } from "@ess/store";
+import { eventually } from "@ess/testing";
+import { newRequestId, testSecretBox, useTestContext } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newRequestId, testSecretBox, useTestContext } from "../../../test/support/context.js";
-import { eventually } from "../../../test/support/processes.js";
 import { DeliveryOrder } from "./webhook-order.js";
 import { startWebhooks, type Webhooks } from "./webhooks.js";
 

@@ -3,9 +3,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebhookAddressPolicy } from "@ess/contract";
 import { createRedis, SchedulerStore, WEBHOOK_QUEUE, WebhookStore } from "@ess/store";
+import { eventually } from "@ess/testing";
+import { newRequestId, testSecretBox, useTestContext } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newRequestId, testSecretBox, useTestContext } from "../../../test/support/context.js";
-import { eventually } from "../../../test/support/processes.js";
 import { startWebhooks, WEBHOOK_GROUP, type Webhooks } from "./webhooks.js";
 
 // Deliveries under the default address policy: a receiver listens on 127.0.0.1, and nothing aimed at it

@@ -12,10 +12,9 @@ import {
   subscriptionId,
   WebhookStore,
 } from "@ess/store";
-import { findRedisServer, RedisServer } from "@ess/testing";
+import { eventually, RedisServer, requireRedisServer } from "@ess/testing";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually } from "../../../test/support/processes.js";
 import { startWebhooks, WEBHOOK_GROUP, type Webhooks } from "./webhooks.js";
 
 // The dispatcher's consumer group is lost while it runs (Redis restarted without its data, or the group
@@ -34,9 +33,11 @@ let base: string;
 /** request id → deliveries received */
 const received = new Map<string, number>();
 
+// its own redis-server (CONFIG SET maxmemory or a restart must not reach other suites)
+const bin = requireRedisServer("webhook restart suite");
+
 beforeAll(async () => {
-  const bin = findRedisServer();
-  if (!bin) throw new Error("redis-server is not on PATH");
+  if (!bin) return;
   redis = await new RedisServer(bin).start();
   tool = createRedis(redis.url, "tool");
   connection = createRedis(redis.url, "worker");
@@ -74,6 +75,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (!bin) return;
   await webhooks?.close();
   await queues?.close();
   connection?.disconnect();
@@ -119,7 +121,7 @@ async function deliveredOnce(): Promise<string> {
   return id as string;
 }
 
-describe("webhook dispatcher after its consumer group is lost", () => {
+describe.skipIf(!bin)("webhook dispatcher after its consumer group is lost", () => {
   it("the group dropped (stream kept): the events written meanwhile are delivered, the earlier ones not again", async () => {
     const before = await deliveredOnce();
     const ids = await writeEventsAfter((m) => m.xgroup("DESTROY", keys.events(0), WEBHOOK_GROUP), 5);

@@ -2,10 +2,10 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { cloudEventSchema, newWebhookSecret, WEBHOOK_HEADERS, WebhookAddressPolicy } from "@ess/contract";
 import { createRedis, SchedulerStore, WEBHOOK_QUEUE, WebhookStore } from "@ess/store";
+import { eventually } from "@ess/testing";
+import { newRequestId, testSecretBox, useTestContext } from "@ess/testing/context";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newRequestId, testSecretBox, useTestContext } from "../../../test/support/context.js";
-import { eventually } from "../../../test/support/processes.js";
 import { startWebhooks, WEBHOOK_GROUP, type Webhooks } from "./webhooks.js";
 
 const ctx = useTestContext({ partitions: 2 });

@@ -1,11 +1,10 @@
 import type { CallbackJob } from "@ess/contract";
 import type { CallbackStatus } from "@ess/domain";
+import { eventually, failedJob } from "@ess/testing";
+import { newRequestId, useTestContext } from "@ess/testing/context";
 import { Worker } from "bullmq";
 import { afterAll, describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
-import { failedJob } from "../../../test/support/dead-letters.js";
-import { eventually } from "../../../test/support/processes.js";
-import { startTestWorker } from "../../../test/support/worker.js";
+import { startTestWorker } from "./test-worker.js";
 
 const ctx = useTestContext({ partitions: 2, attempts: 3, backoffMs: 100, limits: { gapTimeoutMs: 300 } });
 

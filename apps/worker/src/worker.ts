@@ -17,6 +17,7 @@ import { z } from "zod";
 import { deadLetterUpkeep } from "./dead-letter-upkeep.js";
 import { classify } from "./failures.js";
 import type { WorkerLogger } from "./logger.js";
+import { BulkReplayRunner } from "./replay.js";
 
 export type { WorkerLogger } from "./logger.js";
 
@@ -50,6 +51,8 @@ export interface WorkerDeps {
   store: RequestStore;
   queues: CallbackQueues;
   deadLetters: DeadLetters;
+  /** runs the bulk replays the ops queue hands out (default: a runner over deadLetters) */
+  replays?: BulkReplayRunner | undefined;
   partitions: number[];
   concurrency: number;
   gapTimeoutMs: number;
@@ -107,6 +110,7 @@ export interface CallbackWorker {
  */
 export function createWorker(deps: WorkerDeps): CallbackWorker {
   const { store, queues, deadLetters, log } = deps;
+  const replays = deps.replays ?? new BulkReplayRunner(deadLetters);
   const upkeep = deadLetterUpkeep(deps);
   const apply = (call: ApplyCall): Promise<ApplyResult> => {
     const work = () => store.apply(call.requestId, call.mode, call.arg);
@@ -256,7 +260,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     async (job: Job) => {
       const parsed = replayJobSchema.safeParse(job.data);
       if (!parsed.success) throw new UnrecoverableError(reasonMessage("invalid-payload", "invalid replay job"));
-      const op = await deadLetters.runReplay(parsed.data.opId);
+      const op = await replays.run(parsed.data.opId);
       log.info({ opId: parsed.data.opId, state: op?.state, replayed: op?.replayed }, "bulk replay finished");
       return op?.state ?? "gone";
     },

@@ -1,7 +1,7 @@
 import type { CallbackJob } from "@ess/contract";
+import { newRequestId, useTestContext } from "@ess/testing/context";
 import { type Job, Worker } from "bullmq";
 import { afterAll, describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { CALLBACK_QUEUE, callbackJobId } from "./keys.js";
 
 // admit-enqueue-11 folds BullMQ's addStandardJob into the admit script. These tests pin that a job it

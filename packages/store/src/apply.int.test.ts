@@ -4,13 +4,19 @@ import {
   CALLBACK_STATUSES,
   type CallbackStatus,
   type RequestState,
+  type SchedulerOp,
+  type SchedulerOutcome,
+  type SchedulerRefusal,
   STATE_NAMES,
+  schedulerTransition,
   transition,
 } from "@ess/domain";
+import { newRequestId, useTestContext } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
+import { SchedulerStore } from "./scheduler.js";
 
 const ctx = useTestContext({ limits: { gapTimeoutMs: 200, historyLimit: 5 } });
+const scheduler = new SchedulerStore(ctx.store);
 
 function job(id: string, seq: number, status: CallbackStatus, extra: Partial<CallbackJob> = {}): CallbackJob {
   return { v: 1, requestId: id, seq, execution: 1, status, acceptedAt: 1_700_000_000_000 + seq, ...extra };
@@ -41,7 +47,7 @@ async function events(id: string) {
     .filter((e) => e.requestId === id);
 }
 
-describe("apply-5 applies the table from packages/domain, exactly as transition() does", () => {
+describe("apply-7 applies the table from packages/domain, exactly as transition() does", () => {
   const cases: [RequestState, CallbackStatus, number, number][] = [];
   for (const state of STATE_NAMES) {
     for (const status of CALLBACK_STATUSES) cases.push([state, status, 0, 0]);
@@ -75,6 +81,131 @@ describe("apply-5 applies the table from packages/domain, exactly as transition(
     const last = evs[evs.length - 1];
     if (expected.event) expect(last).toMatchObject({ event: expected.event, state: expected.to, previousState: state });
     else expect(last?.event).toBe("REQUEST_RUNNING"); // only the registration's
+  });
+});
+
+/** The EssError code each refusal of schedulerTransition() surfaces as. */
+const REFUSAL_ERRORS: Record<SchedulerRefusal, string> = {
+  NOT_FOUND: "REQUEST_NOT_FOUND",
+  ALREADY_TERMINAL: "ALREADY_TERMINAL",
+  NOT_PAUSED: "UNSUPPORTED_STATE",
+  UNSUPPORTED_STATE: "UNSUPPORTED_STATE",
+  TOO_EARLY: "FORCE_CANCEL_TOO_EARLY",
+};
+
+describe("register, cancel and sweepTimeouts apply the scheduler rules from packages/domain, as schedulerTransition() does", () => {
+  type Case =
+    | "register"
+    | "register resumed"
+    | "cancel"
+    | "forceCancel"
+    | "forceCancel early"
+    | "timeout mark"
+    | "timeout error";
+  const OPS: Case[] = [
+    "register",
+    "register resumed",
+    "cancel",
+    "forceCancel",
+    "forceCancel early",
+    "timeout mark",
+    "timeout error",
+  ];
+  const cases: [RequestState | null, Case][] = [];
+  for (const state of [null, ...STATE_NAMES]) for (const op of OPS) cases.push([state, op]);
+  const QUIET = 60_000;
+  const TIMEOUT_MIN = 1;
+
+  /** Runs the case against Redis; returns the `now` it ran at and the outcome as schedulerTransition() names it. */
+  async function run(
+    id: string,
+    op: Case,
+    start: number,
+  ): Promise<{ now: number; got: "applied" | "dropped" | string }> {
+    try {
+      switch (op) {
+        case "register":
+        case "register resumed": {
+          await ctx.store.register(id, "handle2", { resumed: op === "register resumed" });
+          const f = await fields(id);
+          return { now: Number(f.processStartTime), got: "applied" };
+        }
+        case "cancel":
+          await scheduler.cancel(id, start + 1);
+          return { now: start + 1, got: "applied" };
+        case "forceCancel":
+        case "forceCancel early": {
+          const now = op === "forceCancel" ? start + QUIET + 1 : start + 1;
+          await scheduler.forceCancel(id, QUIET, now);
+          return { now, got: "applied" };
+        }
+        case "timeout mark":
+        case "timeout error": {
+          const now = start + 2 * TIMEOUT_MIN * 60_000;
+          await scheduler.sweepTimeouts(ctx.keys.partition(id), op === "timeout mark" ? "mark" : "error", now);
+          const deadline = await ctx.redis.zscore(ctx.keys.deadlines(ctx.keys.partition(id)), id);
+          const timedOut = (await fields(id)).isTimedOut === "true";
+          return { now, got: timedOut ? "applied" : deadline === null ? "dropped" : "untouched" };
+        }
+      }
+    } catch (err) {
+      return { now: 0, got: String((err as { code?: string }).code ?? err) };
+    }
+  }
+
+  function domainOp(op: Case, start: number): SchedulerOp {
+    switch (op) {
+      case "register":
+        return { kind: "register", resumed: false };
+      case "register resumed":
+        return { kind: "register", resumed: true };
+      case "cancel":
+        return { kind: "cancel" };
+      case "forceCancel":
+      case "forceCancel early":
+        return { kind: "forceCancel", quietUntil: start + QUIET };
+      case "timeout mark":
+      case "timeout error":
+        return { kind: "timeout", policy: op === "timeout mark" ? "mark" : "error", requestTimeout: TIMEOUT_MIN };
+    }
+  }
+
+  it.each(cases)("%s + %s", async (state, op) => {
+    const id = newRequestId();
+    let start = 1_800_000_000_000;
+    if (state) {
+      await ctx.store.register(id, "handle", { requestTimeout: TIMEOUT_MIN });
+      const key = ctx.keys.request(ctx.keys.partition(id), id);
+      start = Number((await fields(id)).processStartTime);
+      // quiet since `start`: cancellingSince is when CANCELLING began
+      await ctx.redis.hset(key, "state", state, "cancellingSince", start);
+    }
+    const before = await fields(id);
+    const { now, got } = await run(id, op, start);
+    const expected: SchedulerOutcome = schedulerTransition(state, domainOp(op, start), now);
+    if (expected.kind === "refused") {
+      expect(got).toBe(REFUSAL_ERRORS[expected.refusal]);
+      expect(await fields(id)).toEqual(before);
+      return;
+    }
+    expect(got).toBe(expected.kind);
+    if (expected.kind === "dropped") {
+      expect((await fields(id)).state).toBe(state ?? undefined);
+      return;
+    }
+    const f = await fields(id);
+    for (const [k, v] of Object.entries(expected.changes)) {
+      if (v === null) expect(f[k], k).toBeUndefined();
+      else expect(f[k], k).toBe(String(v));
+    }
+    const evs = await events(id);
+    expect(evs[evs.length - 1]).toMatchObject({
+      event: expected.event,
+      state: expected.to,
+      ...(expected.from ? { previousState: expected.from } : {}),
+    });
+    const stored = await ctx.store.read(id);
+    expect(stored?.history[0]).toMatchObject({ to: expected.to, ...(expected.from ? { from: expected.from } : {}) });
   });
 });
 
@@ -145,6 +276,37 @@ describe("ordering, duplicates, gaps", () => {
     expect((await ctx.store.apply(id, "gap", 1, t0 + 10000)).result).toBe("wait");
     await ctx.queues.queue(p).remove(`${id}-1`);
     expect((await ctx.store.apply(id, "gap", 1, t0 + 10000)).result).toBe("skipped");
+  });
+
+  it("a gap check whose job keys do not cover the gap as it is now skips nothing (the caller reads it again)", async () => {
+    const id = await registered();
+    const t0 = Date.now();
+    await ctx.store.apply(id, "cb", job(id, 3, "UPDATE"), t0);
+    const p = ctx.keys.partition(id);
+    const { limits } = ctx.store;
+    // the caller saw a gap of one seq (2), but 1 and 2 are missing: only seq 2's job key comes in
+    const reply = await ctx.store.redis.ess_apply(
+      6,
+      ctx.keys.request(p, id),
+      ctx.keys.buffer(p, id),
+      ctx.keys.history(p, id),
+      ctx.keys.events(p),
+      ctx.keys.skipped(p, id),
+      ctx.keys.callbackJob(p, id, 2),
+      "gap",
+      1,
+      t0 + 10_000,
+      limits.historyLimit,
+      limits.eventsMaxLen,
+      limits.retentionSeconds,
+      limits.gapTimeoutMs,
+      2,
+      id,
+    );
+    expect(reply).toEqual(["wait", 1, 0]);
+    expect(await ctx.redis.scard(ctx.keys.skipped(p, id))).toBe(0);
+    // read by the store itself, the gap is skipped
+    expect((await ctx.store.apply(id, "gap", 1, t0 + 10_000)).result).toBe("skipped");
   });
 
   it("caps the history at the configured length", async () => {

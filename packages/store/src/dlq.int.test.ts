@@ -1,6 +1,6 @@
+import { failedJob as baseJob } from "@ess/testing";
+import { useTestContext } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
-import { useTestContext } from "../../../test/support/context.js";
-import { failedJob as baseJob } from "../../../test/support/dead-letters.js";
 import { type DeadLetter, DeadLetters } from "./dlq.js";
 import { DEAD_LETTER_QUEUE } from "./keys.js";
 

@@ -1,3 +1,4 @@
+export * from "./codes.js";
 export * from "./dlq.js";
 export * from "./health.js";
 export * from "./keys.js";

@@ -120,6 +120,10 @@ export class Keys {
   jobPrefix(p: number): string {
     return `${this.tag(p)}:${CALLBACK_QUEUE}:`;
   }
+  /** The BullMQ job hash of a callback (partition N's callback queue, job id callbackJobId). */
+  callbackJob(p: number, requestId: string, seq: number): string {
+    return `${this.jobPrefix(p)}${callbackJobId(requestId, seq)}`;
+  }
 }
 
 /** BullMQ job id of a callback: deterministic, so adding the same callback twice adds one job. */

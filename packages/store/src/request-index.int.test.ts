@@ -1,8 +1,8 @@
 import { type CallbackJob, parseRequestQuery } from "@ess/contract";
 import { CALLBACK_STATUSES, isTerminal, type RequestState } from "@ess/domain";
-import { findRedisServer, RedisServer } from "@ess/testing";
+import { RedisServer, requireRedisServer } from "@ess/testing";
+import { newRequestId, useTestContext } from "@ess/testing/context";
 import { afterAll, describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
 import { Keys } from "./keys.js";
 import { createRedis } from "./redis.js";
 import { RequestIndex } from "./request-index.js";
@@ -199,7 +199,8 @@ describe("request metadata and the request index", () => {
 });
 
 describe("commands per page", () => {
-  const bin = findRedisServer();
+  // its own redis-server: 100k requests stay out of the shared one
+  const bin = requireRedisServer("request index commands-per-page suite");
   const server = bin ? new RedisServer(bin) : null;
   afterAll(async () => server?.stop());
 

@@ -3,7 +3,7 @@ import { EssError } from "@ess/domain";
 import type { Redis } from "ioredis";
 import type { Keys } from "./keys.js";
 
-/** Field separator of index members (index.lua). */
+/** Field separator of index members (lua/includes/index.lua). */
 const US = "\x1f";
 
 /** Index rounds one page may take at most: with post-filters a page can come back short, never slow. */
@@ -89,7 +89,7 @@ function parseMember(member: string, p: number): Candidate | null {
 }
 
 /**
- * Reads the per-partition request index (index.lua keeps it, inside the scripts that change state):
+ * Reads the per-partition request index (the include lua/includes/index.lua keeps it, inside the scripts that change state):
  * a query is a few lexicographic range reads per partition, merged by time over the partitions as the
  * dead-letter listing does, then one hash read per request of the page. Each request is checked
  * against its hash, so a member left by an expired request is never returned.

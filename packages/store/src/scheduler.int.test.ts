@@ -1,5 +1,6 @@
+import { newRequestId, useTestContext } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
-import { newRequestId, useTestContext } from "../../../test/support/context.js";
+import { REPLY } from "./codes.js";
 import { SchedulerStore } from "./scheduler.js";
 
 const ctx = useTestContext({ partitions: 1 });
@@ -49,7 +50,7 @@ describe("requestTimeout", () => {
       id,
       "",
     );
-    expect(Number(reply[0])).toBe(1);
+    expect(Number(reply[0])).toBe(REPLY.CREATED);
     expect(Number(await ctx.redis.zscore(ctx.keys.deadlines(0), id))).toBe(1_000_000 + 3 * MIN);
     // re-armed without a timeout: out of the set in the same step
     await ctx.store.redis.hdel(hkey(id), "requestTimeout");

@@ -1,4 +1,7 @@
-import { EssError, type RequestState } from "@ess/domain";
+import type { RequestState } from "@ess/domain";
+import type { Redis } from "ioredis";
+import { decodeReply } from "./codes.js";
+import type { Reply, ScriptedRedis } from "./scripts.js";
 import type { RequestStore } from "./store.js";
 
 /** Outcome of a cancel: the state the request left and the state it is now in. */
@@ -65,62 +68,65 @@ export class SchedulerStore {
     );
   }
 
-  private static fail(requestId: string, code: number, state: string, op: string): never {
-    if (code === -1) throw new EssError("REQUEST_NOT_FOUND", `request ${requestId} is not registered`);
-    throw new EssError("UNSUPPORTED_STATE", `${op} is not possible while request ${requestId} is ${state}`);
-  }
-
-  /** ESS cancel: WAIT/READY/BLOCKED/HOLD → CANCELLED, RUNNING/COMPLETED → CANCELLING. */
+  /** ESS cancel: WAIT/READY/BLOCKED/HOLD → CANCELLED, RUNNING/COMPLETED → CANCELLING (CANCEL_RULES). */
   async cancel(requestId: string, now = Date.now()): Promise<CancelResult> {
     const reply = await this.cancelScript(requestId, "cancel", 0, now);
-    const code = Number(reply[0]);
-    const from = String(reply[1]) as RequestState;
-    if (code < 0) SchedulerStore.fail(requestId, code, from, "cancel");
-    return { from, to: code === 2 ? "CANCELLING" : "CANCELLED" };
+    const code = decodeReply(reply, { requestId, op: "cancel" });
+    return { from: String(reply[1]) as RequestState, to: code === "CANCELLING" ? "CANCELLING" : "CANCELLED" };
   }
 
-  /** ESS forceCancel: CANCELLING → CANCELLED once the request has been quiet for quietMs. */
+  /** ESS forceCancel: CANCELLING → CANCELLED once the request has been quiet for quietMs (FORCE_CANCEL_RULES). */
   async forceCancel(requestId: string, quietMs: number, now = Date.now()): Promise<CancelResult> {
     const reply = await this.cancelScript(requestId, "force", quietMs, now);
-    const code = Number(reply[0]);
-    const from = String(reply[1]) as RequestState;
-    if (code === -3) {
-      const seconds = Math.ceil(Number(reply[2]) / 1000);
-      throw new EssError(
-        "FORCE_CANCEL_TOO_EARLY",
-        `forceCancel is allowed once request ${requestId} has been quiet for ${Math.ceil(quietMs / 1000)} s since CANCELLING began or its last check-in; ${seconds} s to go`,
-      );
-    }
-    if (code < 0) SchedulerStore.fail(requestId, code, from, "forceCancel");
-    return { from, to: "CANCELLED" };
+    decodeReply(reply, { requestId, op: "forceCancel", quietMs });
+    return { from: String(reply[1]) as RequestState, to: "CANCELLED" };
   }
 
   /**
    * Marks (or ends, policy 'error') the due requests of one partition and takes expired terminal
-   * requests out of its request index; call again while `more`.
+   * requests out of its request index; call again while `more`. Reads the due ids, then runs the
+   * sweep script once per id with that request's keys, and the index prune, in one pipeline: the
+   * script claims each id atomically, so concurrent sweepers handle each once.
    */
   async sweepTimeouts(partition: number, policy: TimeoutPolicy, now = Date.now()): Promise<SweepResult> {
     const { keys, limits, redis } = this.store;
-    const r = await redis.ess_sweepTimeouts(
-      keys.deadlines(partition),
-      keys.events(partition),
-      keys.requestIndex(partition),
-      keys.requestIndexExpiry(partition),
-      now,
-      SWEEP_BATCH,
-      keys.requestPrefix(partition),
-      policy,
-      limits.historyLimit,
-      limits.eventsMaxLen,
-      limits.retentionSeconds,
-    );
-    return {
-      timedOut: Number(r[0]),
-      rescheduled: Number(r[1]),
-      dropped: Number(r[2]),
-      more: Number(r[3]) === 1,
-      pruned: Number(r[4]),
-    };
+    const deadlines = keys.deadlines(partition);
+    const due = await redis.zrangebyscore(deadlines, "-inf", now, "LIMIT", 0, SWEEP_BATCH);
+    const pipeline = redis.pipeline() as unknown as ScriptedRedis;
+    for (const id of due) {
+      void pipeline.ess_sweepTimeouts(
+        deadlines,
+        keys.request(partition, id),
+        keys.history(partition, id),
+        keys.buffer(partition, id),
+        keys.skipped(partition, id),
+        keys.events(partition),
+        keys.requestIndex(partition),
+        keys.requestIndexExpiry(partition),
+        now,
+        id,
+        policy,
+        limits.historyLimit,
+        limits.eventsMaxLen,
+        limits.retentionSeconds,
+      );
+    }
+    void pipeline.ess_pruneIndex(keys.requestIndex(partition), keys.requestIndexExpiry(partition), now, SWEEP_BATCH);
+    const replies = (await (pipeline as unknown as ReturnType<Redis["pipeline"]>).exec()) ?? [];
+    const result: SweepResult = { timedOut: 0, rescheduled: 0, dropped: 0, more: false, pruned: 0 };
+    for (const [i, [err, reply]] of replies.entries()) {
+      if (err) throw err;
+      if (i === due.length) {
+        result.pruned = Number((reply as Reply)[0]);
+        continue;
+      }
+      const code = decodeReply(reply as Reply, { requestId: due[i] ?? "" });
+      if (code === "TIMED_OUT") result.timedOut++;
+      else if (code === "RESCHEDULED") result.rescheduled++;
+      else if (code === "DROPPED") result.dropped++;
+    }
+    result.more = due.length === SWEEP_BATCH || result.pruned === SWEEP_BATCH;
+    return result;
   }
 
   /**

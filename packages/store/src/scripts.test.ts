@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { SCRIPTS, type ScriptName, scriptSource } from "./scripts.js";
+import { REPLY } from "./codes.js";
+import { expandIncludes, includeNames, SCRIPTS, type ScriptName, scriptSource } from "./scripts.js";
 
 /** The scripts that only read: declared no-writes (they run while a full Redis refuses writes). */
 const READ_ONLY = new Set<ScriptName>(["read"]);
@@ -14,8 +15,8 @@ describe("script flags", () => {
       const shebang = READ_ONLY.has(name) ? "#!lua flags=no-writes\n" : "#!lua\n";
       expect(source.startsWith(shebang)).toBe(true);
       expect(source.match(/^#!/gm)).toHaveLength(1);
-      // the injections happened
-      expect(source).not.toMatch(/^--@(TABLES|ADMIT|ADD_STANDARD_JOB)$/m);
+      // every include was resolved
+      expect(source).not.toMatch(/^--@include /m);
     },
   );
 
@@ -25,5 +26,25 @@ describe("script flags", () => {
     );
     expect(commands.length).toBeGreaterThan(0);
     for (const c of commands) expect(READ_COMMANDS.has(c as string), c).toBe(true);
+  });
+});
+
+describe("includes", () => {
+  it.each(Object.keys(SCRIPTS) as ScriptName[])("%s defines each shared fragment at most once", (name) => {
+    const source = scriptSource(name);
+    for (const fn of ["appendHistory", "publishEvent", "expireRequest", "callbackJobId"]) {
+      expect(source.split(`local function ${fn}(`).length - 1, fn).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it("an include is resolved once per script, and an unknown one fails loudly", () => {
+    const twice = expandIncludes("--@include history\n--@include history\n");
+    expect(twice.split("local function appendHistory(").length - 1).toBe(1);
+    expect(() => expandIncludes("--@include no-such-thing\n")).toThrow(/unknown Lua include 'no-such-thing'/);
+  });
+
+  it("the reply codes reach the scripts as the one enum", () => {
+    expect(scriptSource("cancel")).toContain(`["TOO_EARLY"]=${REPLY.TOO_EARLY}`);
+    expect(includeNames()).toEqual(expect.arrayContaining(["codes", "history", "event", "expireTerminal", "jobId"]));
   });
 });

@@ -1,12 +1,27 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { isTerminal, STATE_NAMES, TRANSITIONS } from "@ess/domain";
+import {
+  CALLBACK_STATES,
+  CANCEL_RULES,
+  FORCE_CANCEL_RULES,
+  isTerminal,
+  REARM_CLEARS,
+  REGISTER_RULE,
+  RESUMABLE_STATE,
+  STATE_NAMES,
+  TIMEOUT_RULES,
+  TIMEOUT_STATES,
+  TRANSITIONS,
+  timeoutMessage,
+} from "@ess/domain";
 import type { Redis } from "ioredis";
+import { REPLY } from "./codes.js";
 
-/** Serialises plain data (objects, strings, numbers, booleans) as a Lua table constructor. */
+/** Serialises plain data (objects, arrays, strings, numbers, booleans) as a Lua table constructor. */
 export function toLuaLiteral(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
   if (typeof value === "number" || typeof value === "boolean") return String(value);
+  if (Array.isArray(value)) return `{${value.map(toLuaLiteral).join(",")}}`;
   if (value !== null && typeof value === "object") {
     const items = Object.entries(value)
       .filter(([, v]) => v !== undefined && v !== null)
@@ -16,13 +31,55 @@ export function toLuaLiteral(value: unknown): string {
   throw new Error(`cannot serialise ${String(value)} to Lua`);
 }
 
+/** `local NAME = <literal>` lines for named values. */
+function luaLocals(values: Record<string, unknown>): string {
+  return Object.entries(values)
+    .map(([name, value]) => `local ${name} = ${toLuaLiteral(value)}`)
+    .join("\n");
+}
+
+/** A list of names as a Lua set (name → true). */
+const luaSet = (names: readonly string[]) => Object.fromEntries(names.map((n) => [n, true]));
+
 /**
- * The domain tables as Lua: TRANSITIONS (state → status → rule, from packages/domain) and
- * TERMINAL (state → true). Injected where a script says `--@TABLES`.
+ * Includes generated from TypeScript, so each rule has one source: the domain's tables
+ * (packages/domain) and the reply codes (codes.ts). A script names them like file includes.
  */
-export function luaTables(): string {
-  const terminal = Object.fromEntries(STATE_NAMES.filter(isTerminal).map((s) => [s, true]));
-  return `local TRANSITIONS = ${toLuaLiteral(TRANSITIONS)}\nlocal TERMINAL = ${toLuaLiteral(terminal)}`;
+const GENERATED: Record<string, (seen: Set<string>) => string> = {
+  /** TRANSITIONS: callback state → status → rule */
+  transitions: () => luaLocals({ TRANSITIONS }),
+  /** TERMINAL: state → true for the states a request never leaves */
+  terminal: () => luaLocals({ TERMINAL: luaSet(STATE_NAMES.filter(isTerminal)) }),
+  /** CALLBACK_STATES: state → true for the states that take callbacks */
+  callbackStates: () => luaLocals({ CALLBACK_STATES: luaSet(CALLBACK_STATES) }),
+  /** the scheduler side: register, cancel, forceCancel and timeout rules */
+  schedulerRules: () =>
+    luaLocals({
+      REGISTER_RULE,
+      RESUMABLE_STATE,
+      REARM_CLEARS: [...REARM_CLEARS],
+      CANCEL_RULES,
+      FORCE_CANCEL_RULES,
+      TIMEOUT_RULES,
+      TIMEOUT_STATES: luaSet(TIMEOUT_STATES),
+      // a string.format pattern: %s is the requestTimeout in minutes
+      TIMEOUT_MESSAGE: timeoutMessage("%s"),
+    }),
+  /** CODE: reply code name → number */
+  codes: () => luaLocals({ CODE: REPLY }),
+  /**
+   * admit-2, composed into admit-enqueue-11 (only a script's first line may be a shebang); what the
+   * composing script included above is not included again (its locals are in scope)
+   */
+  admit: (seen) => resolveIncludes(composable(readScriptFile("admit-2")), seen),
+  /** BullMQ's addStandardJob, as the installed bullmq ships it */
+  addStandardJob: () => composable(bullmqAddStandardJob()),
+};
+
+/** The names a script may include: the generated ones and the files of ./lua/includes. */
+export function includeNames(): string[] {
+  const files = readdirSync(new URL("./lua/includes/", import.meta.url)).filter((f) => f.endsWith(".lua"));
+  return [...Object.keys(GENERATED), ...files.map((f) => f.slice(0, -".lua".length))];
 }
 
 /**
@@ -46,17 +103,48 @@ function composable(source: string): string {
   return source.replace(SHEBANG, "");
 }
 
+const INCLUDE = /^--@include ([A-Za-z0-9_-]+)$/gm;
+
+/** Include sources that replace the named includes (a measurement of a script without a fragment). */
+type IncludeOverrides = Readonly<Record<string, string>>;
+
+/** An include's source: generated, or the file ./lua/includes/<name>.lua (which may include others). */
+function includeSource(name: string, seen: Set<string>, overrides: IncludeOverrides): string {
+  const override = overrides[name];
+  if (override !== undefined) return override;
+  const generated = GENERATED[name];
+  if (generated) return generated(seen);
+  let source: string;
+  try {
+    source = readFileSync(new URL(`./lua/includes/${name}.lua`, import.meta.url), "utf8");
+  } catch {
+    throw new Error(`unknown Lua include '${name}' (neither generated nor lua/includes/${name}.lua)`);
+  }
+  return resolveIncludes(source, seen, overrides);
+}
+
+/** Replaces every `--@include <name>` line with the include's source; each name once per script. */
+function resolveIncludes(source: string, seen: Set<string>, overrides: IncludeOverrides = {}): string {
+  return source.replace(INCLUDE, (_, name: string) => {
+    if (seen.has(name)) return `-- ${name}: included above`;
+    seen.add(name);
+    return includeSource(name, seen, overrides);
+  });
+}
+
 /**
- * Reads a script file from ./lua and injects the domain tables and the sources it composes. The
- * shebang stays the first line: injections replace marker lines further down, and a composed
- * script's own shebang is dropped.
+ * Reads a script file from ./lua and resolves its includes (`--@include <name>` lines: a file of
+ * ./lua/includes, a domain table, the reply codes, or a composed script), each once, the way
+ * BullMQ's loader does. The shebang stays the first line: includes replace lines further down,
+ * and a composed script's own shebang is dropped.
  */
-export function loadScript(name: string): string {
-  return readScriptFile(name)
-    .replace(/^--@TABLES$/m, () => luaTables())
-    .replace(/^--@ADMIT$/m, () => composable(loadScript("admit-2")))
-    .replace(/^--@INDEX$/m, () => composable(loadScript("index")))
-    .replace(/^--@ADD_STANDARD_JOB$/m, () => composable(bullmqAddStandardJob()));
+export function loadScript(name: string, overrides: IncludeOverrides = {}): string {
+  return resolveIncludes(readScriptFile(name), new Set(), overrides);
+}
+
+/** A Lua source with its `--@include` lines resolved (each name once). */
+export function expandIncludes(source: string): string {
+  return resolveIncludes(source, new Set());
 }
 
 /**
@@ -76,14 +164,15 @@ function bullmqAddStandardJob(): string {
   return content;
 }
 
-/** name → number of keys; the numbers are also in the file names (BullMQ's convention). */
+/** name → number of (fixed) keys; the numbers are also in the file names (BullMQ's convention). */
 export const SCRIPTS = {
   admit: 2,
   apply: 7,
   register: 5,
-  // scheduler side
   cancel: 7,
-  sweepTimeouts: 4,
+  sweepTimeouts: 8,
+  // the request index's upkeep for the timeout sweep
+  pruneIndex: 2,
   // admit and BullMQ's add in one round trip
   admitEnqueue: 11,
   // read-only (no-writes): request details while Redis is full
@@ -93,15 +182,24 @@ export const SCRIPTS = {
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 
+/**
+ * Scripts that take more keys than their fixed ones, after them (apply: the job keys of a gap). They
+ * are called with the number of keys first.
+ */
+export const VARIABLE_KEYS: ReadonlySet<ScriptName> = new Set<ScriptName>(["apply"]);
+
 /** Script file base names where they differ from the command name. */
 const FILES: Partial<Record<ScriptName, string>> = { admitEnqueue: "admit-enqueue" };
 
-/** The source a script is sent as (file `<file>-<numKeys>.lua`, tables and composed sources injected). */
-export function scriptSource(name: ScriptName): string {
-  return loadScript(`${FILES[name] ?? name}-${SCRIPTS[name]}`);
+/**
+ * The source a script is sent as (file `<file>-<numKeys>.lua`, its includes resolved). `overrides`
+ * replaces includes by name, for measurements only (the bench's apply script without its index).
+ */
+export function scriptSource(name: ScriptName, overrides: IncludeOverrides = {}): string {
+  return loadScript(`${FILES[name] ?? name}-${SCRIPTS[name]}`, overrides);
 }
 
-type Reply = (string | number | null)[];
+export type Reply = (string | number | null)[];
 
 /** A connection with the project's scripts defined (EVALSHA, loading on NOSCRIPT). */
 export type ScriptedRedis = Redis & {
@@ -112,7 +210,10 @@ export type ScriptedRedis = Redis & {
 export function defineScripts(redis: Redis): ScriptedRedis {
   for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) {
     const command = `ess_${name}`;
-    if (!(command in redis)) redis.defineCommand(command, { numberOfKeys, lua: scriptSource(name as ScriptName) });
+    const lua = scriptSource(name as ScriptName);
+    if (command in redis) continue;
+    if (VARIABLE_KEYS.has(name as ScriptName)) redis.defineCommand(command, { lua });
+    else redis.defineCommand(command, { numberOfKeys, lua });
   }
   return redis as ScriptedRedis;
 }

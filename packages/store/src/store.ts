@@ -1,7 +1,8 @@
 import * as crypto from "node:crypto";
 import type { CallbackJob } from "@ess/contract";
-import { type CallbackStatus, EssError, type RequestState } from "@ess/domain";
+import type { CallbackStatus, RequestState } from "@ess/domain";
 import type { Redis } from "ioredis";
+import { decodeReply } from "./codes.js";
 import type { Keys } from "./keys.js";
 import { type CallbackQueues, JOB_CALLBACK } from "./queues.js";
 import { defineScripts, type ScriptedRedis } from "./scripts.js";
@@ -115,43 +116,23 @@ export interface StoredRequest {
 
 /** Maps the admit scripts' reply to a result, or throws the EssError its code names. */
 function toAdmitResult(requestId: string, p: number, reply: (string | number | null)[]): AdmitResult {
-  const code = Number(reply[0]);
+  const code = decodeReply(reply, { requestId });
   const cancelling = reply[3] === 1;
   switch (code) {
-    case 1:
-    case 3:
+    case "ADMITTED":
+    case "RESUMED":
       return {
         kind: "admitted",
         partition: p,
         seq: Number(reply[1]),
         execution: Number(reply[2]),
         cancelling,
-        resumed: code === 3,
+        resumed: code === "RESUMED",
       };
-    case 2:
+    case "REPEAT":
       return { kind: "repeat", cancelling };
-    case -1:
-      throw new EssError("REQUEST_NOT_FOUND", `request ${requestId} is not registered`);
-    case -2:
-      throw new EssError("STALE_HANDLE", `requestHandle is not the handle of request ${requestId}'s current execution`);
-    case -3:
-      throw new EssError(
-        "NOT_ACCEPTING_CALLBACKS",
-        `request ${requestId} is ${String(reply[1])}, a state that takes no callbacks`,
-      );
-    case -4:
-      throw new EssError(
-        "IDEMPOTENCY_KEY_REUSED",
-        "Idempotency-Key was already used with a different status, requestHandle or statusMessage",
-      );
-    case -5:
-      throw new EssError(
-        "IDEMPOTENCY_KEY_IN_FLIGHT",
-        "a call with this Idempotency-Key is still being processed; retry shortly",
-        { retryAfter: 1 },
-      );
     default:
-      throw new Error(`admit script returned unknown code ${code}`);
+      throw new Error(`admit script replied ${code}`);
   }
 }
 
@@ -291,21 +272,10 @@ export class RequestStore {
       requestId,
       metadataArg(opts.metadata),
     );
-    const code = Number(reply[0]);
-    if (code === -1) {
-      throw new EssError(
-        "ALREADY_TERMINAL",
-        `request ${requestId} has ended (${String(reply[2])}) and cannot be registered again`,
-      );
-    }
-    if (code === -2) {
-      throw new EssError(
-        "UNSUPPORTED_STATE",
-        `resumed=true needs a PAUSED request; request ${requestId} is ${String(reply[2])}`,
-      );
-    }
+    const code = decodeReply(reply, { requestId });
+    if (code !== "CREATED" && code !== "REARMED") throw new Error(`register script replied ${code}`);
     return {
-      created: code === 1,
+      created: code === "CREATED",
       execution: Number(reply[1]),
       pausedState: typeof reply[3] === "string" ? reply[3] : null,
     };
@@ -319,14 +289,19 @@ export class RequestStore {
     now = Date.now(),
   ): Promise<ApplyResult> {
     const p = this.keys.partition(requestId);
+    const req = this.keys.request(p, requestId);
+    const buf = this.keys.buffer(p, requestId);
+    const gap = mode === "gap" ? await this.readGap(p, requestId, req, buf) : { from: 0, jobKeys: [] };
     const reply = await this.redis.ess_apply(
-      this.keys.request(p, requestId),
-      this.keys.buffer(p, requestId),
+      7 + gap.jobKeys.length,
+      req,
+      buf,
       this.keys.history(p, requestId),
       this.keys.events(p),
       this.keys.skipped(p, requestId),
       this.keys.requestIndex(p),
       this.keys.requestIndexExpiry(p),
+      ...gap.jobKeys,
       mode,
       typeof arg === "number" ? arg : JSON.stringify(arg),
       now,
@@ -334,10 +309,31 @@ export class RequestStore {
       this.limits.eventsMaxLen,
       this.limits.retentionSeconds,
       this.limits.gapTimeoutMs,
-      this.keys.jobPrefix(p),
+      gap.from,
       requestId,
     );
     return { result: reply[0] as ApplyResult["result"], missing: Number(reply[1]), n: Number(reply[2]) };
+  }
+
+  /**
+   * The open gap of a request as it is now: its first seq and the job keys of its seqs (up to the
+   * first buffered one), which the apply script checks (a job still there is being retried). The
+   * script refuses to decide when the gap moved between this read and the call.
+   */
+  private async readGap(p: number, requestId: string, req: string, buf: string) {
+    const replies = (await this.redis
+      .pipeline()
+      .hget(req, "applied")
+      .zrangebyscore(buf, "-inf", "+inf", "WITHSCORES", "LIMIT", 0, 1)
+      .exec()) as [Error | null, unknown][] | null;
+    for (const [err] of replies ?? []) if (err) throw err;
+    const applied = replies?.[0]?.[1] as string | null | undefined;
+    const head = replies?.[1]?.[1] as string[] | undefined;
+    const from = Number(applied ?? 0) + 1;
+    const first = Number(head?.[1] ?? from);
+    const jobKeys: string[] = [];
+    for (let seq = from; seq < first; seq++) jobKeys.push(this.keys.callbackJob(p, requestId, seq));
+    return { from, jobKeys };
   }
 
   /** Reads a request's fields and history; null when unknown or expired. */

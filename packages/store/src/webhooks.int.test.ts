@@ -1,6 +1,6 @@
 import { newWebhookSecret } from "@ess/contract";
+import { newRequestId, testSecretBox, useTestContext } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
-import { newRequestId, testSecretBox, useTestContext } from "../../../test/support/context.js";
 import { SchedulerStore } from "./scheduler.js";
 import { subscriptionId, WebhookStore } from "./webhooks.js";
 

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { cloudEventJson, eventSource, newWebhookSecret, parseEventId, type WebhookJob } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import type { Queue } from "bullmq";
+import { decodeReply } from "./codes.js";
 import type { SecretBox } from "./secret-box.js";
 import type { RequestStore } from "./store.js";
 
@@ -116,8 +117,7 @@ export class WebhookStore {
       box.seal(plain, secretAad(requestId, subId, "secret")),
       now,
     );
-    if (Number(reply[0]) === -1) throw new EssError("REQUEST_NOT_FOUND", `request ${requestId} is not registered`);
-    const added = Number(reply[0]) === 1;
+    const added = decodeReply(reply, { requestId }) === "SUBSCRIBED";
     const subscription = await this.get(requestId, subId);
     if (!subscription) throw new EssError("REQUEST_NOT_FOUND", `request ${requestId} is not registered`);
     return added ? { added, subscription, secret: plain } : { added, subscription };

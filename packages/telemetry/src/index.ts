@@ -144,15 +144,10 @@ export async function startTracing(
 
 /**
  * A span around each dead-letter replay by id (ess.dead_letter.replay: the entry's id and the
- * outcome, "replayed" or "not-found"), in the gateway's admin API and in the workers' bulk replays.
+ * outcome, "replayed" or "not-found"), in the gateway's admin API and in the workers' bulk replays:
+ * the hook DeadLetters runs around each replay.
  */
-export function traceReplays<R extends string>(t: Tracing, deadLetters: { replay(id: string): Promise<R> }): void {
-  const replay = deadLetters.replay.bind(deadLetters);
-  deadLetters.replay = (id: string) =>
-    t.span(
-      "ess.dead_letter.replay",
-      { attributes: { "ess.dead_letter.id": id } },
-      () => replay(id),
-      (r) => r,
-    );
+export function replaySpan(t: Tracing) {
+  return <R extends string>(id: string, replay: () => Promise<R>): Promise<R> =>
+    t.span("ess.dead_letter.replay", { attributes: { "ess.dead_letter.id": id } }, replay, (r) => r);
 }

@@ -20,20 +20,23 @@
   A pending record never expires into a second admission: it lives as long as a done one, and a
   repeat after its lease resumes it (code 3) instead of assigning a new seq.
 
-  Returns { code, seq, execution, cancelling }
-    code  1 ADMITTED            seq assigned, the gateway must enqueue it
-          3 RESUMED             a repeat of a call whose gateway did not finish it: enqueue it again
-                                under its first seq (the job id is deterministic, so a job that is
-                                still there is not added twice, and one already applied is a duplicate)
-          2 REPEAT              repeat of the callback that closed the request, or of an
-                                Idempotency-Key already answered 200: answer 200, enqueue nothing
-         -1 NOT_FOUND           -2 STALE_HANDLE     -3 NOT_ACCEPTING (state in seq's place)
-         -4 IDEMPOTENCY_REUSED  -5 IDEMPOTENCY_IN_FLIGHT
+  Returns { code, seq, execution, cancelling }, code from CODE (codes.ts):
+    ADMITTED            seq assigned, the gateway must enqueue it
+    RESUMED             a repeat of a call whose gateway did not finish it: enqueue it again
+                        under its first seq (the job id is deterministic, so a job that is
+                        still there is not added twice, and one already applied is a duplicate)
+    REPEAT              repeat of the callback that closed the request, or of an
+                        Idempotency-Key already answered 200: answer 200, enqueue nothing
+    NOT_FOUND   STALE_HANDLE   NOT_ACCEPTING (state in seq's place)
+    IDEMPOTENCY_REUSED   IDEMPOTENCY_IN_FLIGHT
     cancelling  1 when the request is CANCELLING (the job should stop)
 ]]
+--@include codes
+--@include callbackStates
+
 local r = redis.call('HMGET', KEYS[1], 'state', 'handle', 'execution', 'closedHandle', 'closedStatus')
 local state = r[1]
-if not state then return { -1, 0, 0, 0 } end
+if not state then return { CODE.NOT_FOUND, 0, 0, 0 } end
 local cancelling = (state == 'CANCELLING') and 1 or 0
 
 local fp, ttl, lease = ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -50,26 +53,26 @@ if fp ~= '' then
   if rec then
     local f = {}
     for part in string.gmatch(rec, '[^|]+') do f[#f + 1] = part end
-    if f[1] ~= fp then return { -4, 0, 0, cancelling } end
-    if f[3] == 'done' then return { 2, 0, tonumber(r[3]), cancelling } end
-    if tonumber(f[4] or '0') > nowMs() then return { -5, 0, 0, cancelling } end
+    if f[1] ~= fp then return { CODE.IDEMPOTENCY_REUSED, 0, 0, cancelling } end
+    if f[3] == 'done' then return { CODE.REPEAT, 0, tonumber(r[3]), cancelling } end
+    if tonumber(f[4] or '0') > nowMs() then return { CODE.IDEMPOTENCY_IN_FLIGHT, 0, 0, cancelling } end
     -- the gateway that admitted it died (or gave up) before the final record: take it over
     local seq, execution = tonumber(f[2]), tonumber(f[5] or r[3])
     if lease > 0 then pending(seq, execution) end
-    return { 3, seq, execution, cancelling }
+    return { CODE.RESUMED, seq, execution, cancelling }
   end
 end
 
 local h = ARGV[1]
-if state == 'RUNNING' or state == 'CANCELLING' then
-  if r[2] ~= h then return { -2, 0, 0, 0 } end
+if CALLBACK_STATES[state] then
+  if r[2] ~= h then return { CODE.STALE_HANDLE, 0, 0, 0 } end
   local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
   if fp ~= '' and lease > 0 then pending(seq, r[3]) end
-  return { 1, seq, tonumber(r[3]), cancelling }
+  return { CODE.ADMITTED, seq, tonumber(r[3]), cancelling }
 end
 if r[4] == h then
-  if r[5] == ARGV[2] then return { 2, 0, tonumber(r[3]), 0 } end
-  return { -3, state, 0, 0 }
+  if r[5] == ARGV[2] then return { CODE.REPEAT, 0, tonumber(r[3]), 0 } end
+  return { CODE.NOT_ACCEPTING, state, 0, 0 }
 end
-if r[2] == h then return { -3, state, 0, 0 } end
-return { -2, 0, 0, 0 }
+if r[2] == h then return { CODE.NOT_ACCEPTING, state, 0, 0 } end
+return { CODE.STALE_HANDLE, 0, 0, 0 }

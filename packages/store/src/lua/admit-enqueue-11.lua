@@ -4,8 +4,9 @@
   costs the gateway one round trip, and its Idempotency-Key's final record is written in the same
   atomic step as the job: no crash of the gateway or of Redis can leave an admitted key without its
   answer. The loader (scripts.ts) injects both sources unchanged, each wrapped as a function taking
-  (KEYS, ARGV): admit-2.lua stays the one source of the admit rules, and the enqueue is the exact
-  script BullMQ's Queue.add runs (from the installed bullmq package).
+  (KEYS, ARGV), by the includes 'admit' and 'addStandardJob': admit-2.lua stays the one source of
+  the admit rules, and the enqueue is the exact script BullMQ's Queue.add runs (from the installed
+  bullmq package).
   All keys carry the partition's hash tag: one slot, Redis Cluster-safe.
 
   KEYS[1]     request hash            <prefix>:{pN}:req:<id>
@@ -22,26 +23,29 @@
   ARGV[10]    the job options as BullMQ's Queue.add encodes them (msgpack), captured once from
               BullMQ's own code; its jobId is replaced by this job's id
 
-  Returns admit-2's reply. Codes 1 (ADMITTED) and 3 (RESUMED: a pending record left by a gateway in
+  Returns admit-2's reply. Codes ADMITTED and RESUMED (RESUMED: a pending record left by a gateway in
   ENQUEUE_MODE=queue that died) are returned only after the job is in the queue, as job id
   "<requestId>-<seq>" with data {v,requestId,seq,execution,status,message?,acceptedAt,traceparent?}, and with the
   Idempotency-Key's record "done". If the add fails the script errors before writing any record
   (the seq stays unused: the worker skips the gap after its timeout; a retry is admitted afresh).
 ]]
+--@include codes
+--@include jobId
+
 local function admit(KEYS, ARGV)
---@ADMIT
+--@include admit
 end
 
 local function addStandardJob(KEYS, ARGV)
---@ADD_STANDARD_JOB
+--@include addStandardJob
 end
 
 -- lease '0': no pending record, the final one is written below, after the add
 local r = admit({ KEYS[1], KEYS[2] }, { ARGV[1], ARGV[2], ARGV[3], ARGV[4], '0' })
-if r[1] ~= 1 and r[1] ~= 3 then return r end
+if r[1] ~= CODE.ADMITTED and r[1] ~= CODE.RESUMED then return r end
 
 local rid, seq = ARGV[6], r[2]
-local jobId = rid .. '-' .. seq
+local jobId = callbackJobId(rid, seq)
 local data = '{"v":1,"requestId":"' .. rid .. '","seq":' .. seq .. ',"execution":' .. r[3] .. ','
   .. string.sub(ARGV[9], 2)
 local opts = cmsgpack.unpack(ARGV[10])

@@ -2,15 +2,17 @@
 --[[
   apply-7: applies accepted callbacks to one request, in sequence order, exactly once in effect.
   The worker's only script per job. The transition table is not written here: the loader replaces
-  the line "--@TABLES" with the table serialised from packages/domain (one source of truth).
+  the include 'transitions' with the table serialised from packages/domain (one source of truth).
 
   KEYS[1] request hash        <prefix>:{pN}:req:<id>
   KEYS[2] reorder buffer      <prefix>:{pN}:req:<id>:buf      zset: callback JSON scored by seq
   KEYS[3] history             <prefix>:{pN}:req:<id>:hist     list, newest first, capped
   KEYS[4] event stream        <prefix>:{pN}:events
   KEYS[5] skipped seqs        <prefix>:{pN}:req:<id>:skip     set of seqs skipped over as gaps
-  KEYS[6] request index       <prefix>:{pN}:ix                (index.lua)
+  KEYS[6] request index       <prefix>:{pN}:ix                (include 'index')
   KEYS[7] index expiry set    <prefix>:{pN}:ix:exp
+  KEYS[8..] gap: the BullMQ job hashes of the gap's seqs, ARGV[8] up to the first buffered seq - 1,
+          as the caller read the gap just before (<prefix>:{pN}:callbacks:<id>-<seq>); none for 'cb'
 
   ARGV[1] mode: 'cb' (apply a callback) or 'gap' (skip an expired gap)
   ARGV[2] cb: the callback job JSON {v,requestId,seq,execution,status,message?,acceptedAt}
@@ -20,7 +22,7 @@
   ARGV[5] event stream MAXLEN (approximate)
   ARGV[6] retention of terminal requests (s)
   ARGV[7] gap timeout (ms)
-  ARGV[8] job key prefix of the partition queue (<prefix>:{pN}:callbacks:) for the in-flight check
+  ARGV[8] gap: the first seq of the gap KEYS[6..] cover (applied + 1 when the caller read it); cb: 0
   ARGV[9] request id
 
   Returns { result, missing, n }
@@ -28,19 +30,23 @@
     missing the lowest missing seq while later callbacks wait in the buffer, else 0
     n       callbacks taken out of the buffer and applied/ignored by this call ('wait': ms to wait)
 ]]
---@TABLES
---@INDEX
+--@include transitions
+--@include terminal
+--@include callbackStates
+--@include history
+--@include event
+--@include expireTerminal
+--@include index
 
 local req, buf, hist, events, skip = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local mode, now = ARGV[1], tonumber(ARGV[3])
 local histCap, maxlen, retention = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
-local gapTimeout, jobPrefix, rid = tonumber(ARGV[7]), ARGV[8], ARGV[9]
+local gapTimeout, rid = tonumber(ARGV[7]), ARGV[9]
 
 if redis.call('EXISTS', req) == 0 then return { 'gone', 0, 0 } end
 
 local function record(entry)
-  redis.call('LPUSH', hist, cjson.encode(entry))
-  redis.call('LTRIM', hist, 0, histCap - 1)
+  appendHistory(hist, entry, histCap)
 end
 
 -- One callback through the state machine; returns 'applied', 'late' or 'ignored'.
@@ -51,7 +57,7 @@ local function applyOne(cb, late)
     seq = cb.seq, status = cb.status, execution = cb.execution, from = from,
     acceptedAt = cb.acceptedAt, appliedAt = now, message = cb.message,
   }
-  local column = TRANSITIONS[from]
+  local column = CALLBACK_STATES[from] and TRANSITIONS[from]
   if tonumber(cb.execution) ~= tonumber(s[2]) then
     entry.outcome = 'ignored'
     entry.reason = 'stale execution ' .. cb.execution .. ' (current ' .. s[2] .. ')'
@@ -84,7 +90,7 @@ local function applyOne(cb, late)
       table.insert(fields, 'processEndTime'); table.insert(fields, now)
       table.insert(fields, 'completedTime'); table.insert(fields, now)
     end
-    if not TRANSITIONS[rule.to] and s[5] then
+    if not CALLBACK_STATES[rule.to] and s[5] then
       -- leaving the states that take callbacks retires the handle; a repeat of this very
       -- callback is still answered 200 (admit-2) until the next registration
       table.insert(fields, 'closedHandle'); table.insert(fields, s[5])
@@ -94,7 +100,7 @@ local function applyOne(cb, late)
     indexState(KEYS[6], KEYS[7], req, rid, from, fields[2], now, retention)
     redis.call('HSET', req, unpack(fields))
     if TERMINAL[rule.to] then
-      for _, k in ipairs({ req, buf, hist, skip }) do redis.call('EXPIRE', k, retention) end
+      expireRequest({ req, buf, hist, skip }, retention)
     end
     entry.to = rule.to
     entry.outcome = late and 'late' or 'applied'
@@ -103,8 +109,7 @@ local function applyOne(cb, late)
         'seq', tostring(cb.seq), 'execution', tostring(cb.execution), 'at', tostring(now) }
       if rule.errorType then table.insert(ev, 'errorType'); table.insert(ev, rule.errorType) end
       if rule.cause then table.insert(ev, 'cause'); table.insert(ev, rule.cause) end
-      table.insert(ev, 'eventSeq'); table.insert(ev, redis.call('HINCRBY', req, 'eventSeq', 1))
-      redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', unpack(ev))
+      publishEvent(events, maxlen, req, ev)
     end
   end
   record(entry)
@@ -149,11 +154,12 @@ if mode == 'gap' then
   local since = tonumber(redis.call('HGET', req, 'gapSince') or now)
   if now - since < gapTimeout then return { 'wait', applied + 1, since + gapTimeout - now } end
   local first = tonumber(head[2])
+  -- the gap moved since the caller read it (its job keys are not those of this gap): decide nothing,
+  -- the check runs again at once with the gap as it is now
+  if tonumber(ARGV[8]) ~= applied + 1 or #KEYS - 7 ~= first - 1 - applied then return { 'wait', applied + 1, 0 } end
   -- a missing callback whose job still exists is being (re)tried: never skip it
-  for seq = applied + 1, first - 1 do
-    if redis.call('EXISTS', jobPrefix .. rid .. '-' .. seq) == 1 then
-      return { 'wait', applied + 1, gapTimeout }
-    end
+  for i = 8, #KEYS do
+    if redis.call('EXISTS', KEYS[i]) == 1 then return { 'wait', applied + 1, gapTimeout } end
   end
   for seq = applied + 1, first - 1 do redis.call('SADD', skip, seq) end
   record({ outcome = 'skipped', seq = applied + 1, lastSeq = first - 1, appliedAt = now,

@@ -18,59 +18,51 @@
   ARGV[6] force: quiet period (ms)
   ARGV[7] request id
 
-  Returns { code, state, n }
-    code  1 CANCELLED (state = the state it left)   2 CANCELLING (state = the state it left)
-         -1 NOT_FOUND   -2 UNSUPPORTED_STATE (state = current state)
-         -3 TOO_EARLY (n = ms until forceCancel is allowed)
+  Returns { code, state, n }, code from CODE (codes.ts):
+    CANCELLED (state = the state it left)   CANCELLING (state = the state it left)
+    NOT_FOUND   UNSUPPORTED_STATE (state = current state)   TOO_EARLY (n = ms until forceCancel is allowed)
+  Which states take which operation, and where they go: CANCEL_RULES and FORCE_CANCEL_RULES from
+  packages/domain (include 'schedulerRules').
 ]]
---@TABLES
---@INDEX
+--@include codes
+--@include terminal
+--@include schedulerRules
+--@include history
+--@include event
+--@include expireTerminal
+--@include index
 
 local req, buf, hist, events, skip = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op, now = ARGV[1], tonumber(ARGV[2])
 local rid = ARGV[7]
 local s = redis.call('HMGET', req, 'state', 'execution', 'cancellingSince', 'lastCheckInTime')
 local from = s[1]
-if not from then return { -1, '', 0 } end
+if not from then return { CODE.NOT_FOUND, '', 0 } end
 
-local AT_ONCE = { WAIT = true, READY = true, BLOCKED = true, HOLD = true }
-local TO_CANCELLING = { RUNNING = true, COMPLETED = true }
-
-local to
+local rule = ((op == 'force') and FORCE_CANCEL_RULES or CANCEL_RULES)[from]
+if not rule then return { CODE.UNSUPPORTED_STATE, from, 0 } end
 if op == 'force' then
-  if from ~= 'CANCELLING' then return { -2, from, 0 } end
   local since = math.max(tonumber(s[3] or '0'), tonumber(s[4] or '0'))
   local wait = since + tonumber(ARGV[6]) - now
-  if wait > 0 then return { -3, from, wait } end
-  to = 'CANCELLED'
-elseif AT_ONCE[from] then
-  to = 'CANCELLED'
-elseif TO_CANCELLING[from] then
-  to = 'CANCELLING'
-else
-  return { -2, from, 0 }
+  if wait > 0 then return { CODE.TOO_EARLY, from, wait } end
 end
+local to = rule.to
 
-local fields = { 'state', to, 'updatedAt', now, 'cause', 'SCHEDULER_CANCEL' }
+local fields = { 'state', to, 'updatedAt', now, 'cause', rule.cause }
 if to == 'CANCELLING' then
   table.insert(fields, 'cancellingSince'); table.insert(fields, now)
-else
+end
+if TERMINAL[to] then
   table.insert(fields, 'processEndTime'); table.insert(fields, now)
   table.insert(fields, 'completedTime'); table.insert(fields, now)
 end
 indexState(KEYS[6], KEYS[7], req, rid, from, to, now, ARGV[5])
 redis.call('HSET', req, unpack(fields))
-if TERMINAL[to] then
-  for _, k in ipairs({ req, buf, hist, skip }) do redis.call('EXPIRE', k, tonumber(ARGV[5])) end
-end
+if TERMINAL[to] then expireRequest({ req, buf, hist, skip }, ARGV[5]) end
 
-local entry = { outcome = (op == 'force') and 'forceCancelled' or 'cancelRequested', from = from, to = to,
-  execution = tonumber(s[2] or '0'), appliedAt = now }
-redis.call('LPUSH', hist, cjson.encode(entry))
-redis.call('LTRIM', hist, 0, tonumber(ARGV[3]) - 1)
-local ev = { 'event', (to == 'CANCELLING') and 'REQUEST_CANCELLING' or 'REQUEST_CANCELLED', 'requestId', rid,
+appendHistory(hist, { outcome = (op == 'force') and 'forceCancelled' or 'cancelRequested', from = from, to = to,
+  execution = tonumber(s[2] or '0'), appliedAt = now }, ARGV[3])
+publishEvent(events, ARGV[4], req, { 'event', rule.event, 'requestId', rid,
   'state', to, 'previousState', from, 'execution', tostring(s[2] or '0'), 'at', tostring(now),
-  'cause', 'SCHEDULER_CANCEL' }
-table.insert(ev, 'eventSeq'); table.insert(ev, redis.call('HINCRBY', req, 'eventSeq', 1))
-redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '*', unpack(ev))
-return { (to == 'CANCELLING') and 2 or 1, from, 0 }
+  'cause', rule.cause })
+return { (to == 'CANCELLING') and CODE.CANCELLING or CODE.CANCELLED, from, 0 }

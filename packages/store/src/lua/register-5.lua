@@ -7,8 +7,8 @@
   takes it out when it has none, so no crash leaves a registered request that never times out.
 
   KEYS[1] request hash   KEYS[2] history   KEYS[3] event stream
-  KEYS[4] deadline set   (zset: request id scored by due time, ms; read by sweepTimeouts-4)
-  KEYS[5] request index  (index.lua)
+  KEYS[4] deadline set   (zset: request id scored by due time, ms; read by sweepTimeouts-8)
+  KEYS[5] request index  (include 'index')
   ARGV[1] sha256 of the new handle (hex)
   ARGV[2] now (ms)
   ARGV[3] maxRetries ('' keeps the current value; 0 for a new request)
@@ -19,30 +19,35 @@
   ARGV[8] request id
   ARGV[9] metadata JSON: ESS descriptive fields (jobDefinitionId, application, ...) to store, or ''
 
-  Returns { code, execution, state, pausedState }
-    code 1 CREATED   2 REARMED   -1 TERMINAL (state = the terminal state)
-         -2 NOT_PAUSED (resumed=true but the request is not PAUSED; state = its state)
+  Returns { code, execution, state, pausedState }, code from CODE (codes.ts):
+    CREATED   REARMED   ALREADY_TERMINAL (state = the terminal state)
+    NOT_PAUSED (resumed=true but the request is not RESUMABLE_STATE; state = its state)
+  The move itself (to, event, cause, the fields a re-arm clears): REGISTER_RULE and REARM_CLEARS from
+  packages/domain (include 'schedulerRules').
 ]]
---@TABLES
---@INDEX
+--@include codes
+--@include terminal
+--@include schedulerRules
+--@include history
+--@include event
+--@include index
 
 local req, hist, events, deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, rid = ARGV[2], ARGV[8]
 local s = redis.call('HMGET', req, 'state', 'execution', 'pausedState')
 local from = s[1]
 local execution = 1
-local code = 1
+local code = CODE.CREATED
 local paused = false
+local to = REGISTER_RULE.to
 
 if from then
-  if TERMINAL[from] then return { -1, 0, from, false } end
-  if ARGV[5] == '1' and from ~= 'PAUSED' then return { -2, 0, from, false } end
+  if TERMINAL[from] then return { CODE.ALREADY_TERMINAL, 0, from, false } end
+  if ARGV[5] == '1' and from ~= RESUMABLE_STATE then return { CODE.NOT_PAUSED, 0, from, false } end
   execution = tonumber(s[2]) + 1
-  code = 2
+  code = CODE.REARMED
   if ARGV[5] == '1' then paused = s[3] or '' end
-  redis.call('HDEL', req, 'closedHandle', 'closedStatus', 'isTimedOut', 'timedOutAt', 'errorType',
-    'cause', 'errorWarningMessage', 'errorWarningTime', 'processEndTime', 'completedTime',
-    'cancellingSince', 'lastCheckInTime')
+  redis.call('HDEL', req, unpack(REARM_CLEARS))
 else
   redis.call('HSET', req, 'seq', 0, 'applied', 0, 'retriedCount', 0, 'maxRetries', 0,
     'registeredAt', now)
@@ -53,22 +58,20 @@ if ARGV[9] ~= '' then
   if meta.jobDefinitionId then indexJob(KEYS[5], req, rid, meta.jobDefinitionId) end
   for k, v in pairs(meta) do redis.call('HSET', req, k, v) end
 end
-indexState(KEYS[5], nil, req, rid, from, 'RUNNING', now, 0)
-redis.call('HSET', req, 'state', 'RUNNING', 'handle', ARGV[1], 'execution', execution,
-  'processStartTime', now, 'updatedAt', now, 'cause', 'SCHEDULER_DISPATCH')
+indexState(KEYS[5], nil, req, rid, from, to, now, 0)
+redis.call('HSET', req, 'state', to, 'handle', ARGV[1], 'execution', execution,
+  'processStartTime', now, 'updatedAt', now, 'cause', REGISTER_RULE.cause)
 if ARGV[3] ~= '' then redis.call('HSET', req, 'maxRetries', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', req, 'requestTimeout', ARGV[4]) end
 
-local entry = { outcome = 'registered', execution = execution, to = 'RUNNING', appliedAt = tonumber(now) }
+local entry = { outcome = 'registered', execution = execution, to = to, appliedAt = tonumber(now) }
 if from then entry.from = from end
 if ARGV[5] == '1' then entry.reason = 'resumed' end
-redis.call('LPUSH', hist, cjson.encode(entry))
-redis.call('LTRIM', hist, 0, tonumber(ARGV[6]) - 1)
-local ev = { 'event', 'REQUEST_RUNNING', 'requestId', rid, 'state', 'RUNNING', 'execution',
+appendHistory(hist, entry, ARGV[6])
+local ev = { 'event', REGISTER_RULE.event, 'requestId', rid, 'state', to, 'execution',
   tostring(execution), 'at', now }
 if from then table.insert(ev, 'previousState'); table.insert(ev, from) end
-table.insert(ev, 'eventSeq'); table.insert(ev, redis.call('HINCRBY', req, 'eventSeq', 1))
-redis.call('XADD', events, 'MAXLEN', '~', ARGV[7], '*', unpack(ev))
+publishEvent(events, ARGV[7], req, ev)
 
 -- the timeout sweep looks only at requests in the deadline set
 local timeout = redis.call('HGET', req, 'requestTimeout')
@@ -77,4 +80,4 @@ if timeout then
 else
   redis.call('ZREM', deadlines, rid)
 end
-return { code, execution, 'RUNNING', paused }
+return { code, execution, to, paused }

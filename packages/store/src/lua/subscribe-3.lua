@@ -9,11 +9,13 @@
   ARGV[1] callback URL   ARGV[2] subscription id   ARGV[3] the sealed (encrypted) secret
   ARGV[4] now (ms)
 
-  Returns { code, since }
-    code  1 added   0 the URL was subscribed already (nothing changed)   -1 NOT_FOUND
+  Returns { code, since }, code from CODE (codes.ts): SUBSCRIBED, ALREADY_SUBSCRIBED (nothing
+  changed) or NOT_FOUND
 ]]
-if redis.call('EXISTS', KEYS[1]) == 0 then return { -1, 0 } end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return { 0, 0 } end
+--@include codes
+
+if redis.call('EXISTS', KEYS[1]) == 0 then return { CODE.NOT_FOUND, 0 } end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return { CODE.ALREADY_SUBSCRIBED, 0 } end
 local since = tonumber(redis.call('HGET', KEYS[1], 'eventSeq') or '0')
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[3], 'url', ARGV[1], 'secret', ARGV[3], 'createdAt', ARGV[4], 'since', since,
@@ -24,4 +26,4 @@ if ttl > 0 then
   redis.call('EXPIRE', KEYS[2], ttl)
   redis.call('EXPIRE', KEYS[3], ttl)
 end
-return { 1, since }
+return { CODE.SUBSCRIBED, since }

@@ -1,5 +1,5 @@
-import { provisionRedis } from "@ess/testing";
 import type { TestProject } from "vitest/node";
+import { provisionRedis } from "./provision.js";
 import "./provided.js";
 
 /** One Redis per test project: REDIS_URL, else a private redis-server, else testcontainers. */

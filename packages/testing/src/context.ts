@@ -1,18 +1,18 @@
 import { randomBytes } from "node:crypto";
-import { createAdminApp, createApp, type GatewayDeps } from "@ess/gateway";
 import {
   CallbackQueues,
   createRedis,
   DEFAULT_LIMITS,
   DeadLetters,
   Keys,
+  type RedisRole,
   RequestStore,
   SecretBox,
   type StoreLimits,
-  WebhookStore,
+  waitReady,
 } from "@ess/store";
 import type { Redis } from "ioredis";
-import { afterAll, inject } from "vitest";
+import { afterAll, beforeAll, inject } from "vitest";
 import "./provided.js";
 
 /** Deletes every key under a test's prefix (tests may run against a user's REDIS_URL). */
@@ -35,6 +35,23 @@ export function uniquePrefix(): string {
   return `t${randomBytes(5).toString("hex")}`;
 }
 
+let nextId = 1000;
+/** A request id not used before in this process. */
+export function newRequestId(): string {
+  nextId += 1;
+  return String(nextId);
+}
+
+export interface TestContextOptions {
+  partitions?: number;
+  limits?: Partial<StoreLimits>;
+  attempts?: number;
+  backoffMs?: number;
+  /** the connection profile of `redis` (default "tool"); the in-process gateway uses "gateway", as production */
+  role?: RedisRole;
+}
+
+/** The Redis side of a test: a connection, a unique prefix, the store, queues and dead letters over it. */
 export interface TestContext {
   url: string;
   prefix: string;
@@ -44,60 +61,29 @@ export interface TestContext {
   keys: Keys;
   store: RequestStore;
   queues: CallbackQueues;
-  app: ReturnType<typeof createApp>;
-  adminApp: ReturnType<typeof createAdminApp>;
   deadLetters: DeadLetters;
-  /** what the two apps were built from: spread it to build a variant (`createApp({ ...ctx.deps, ... })`) */
-  deps: GatewayDeps;
-  errors: unknown[];
 }
 
 /**
- * Real Redis (from the project's globalSetup), a unique prefix, a store, queues and the gateway app
- * built in-process. Closed after the file's tests.
+ * Real Redis (from the project's globalSetup, see global-redis.ts), a unique prefix, and the store,
+ * queues and dead letters built as the processes build them. Closed after the file's tests.
  */
-export function useTestContext(
-  opts: {
-    partitions?: number;
-    limits?: Partial<StoreLimits>;
-    maxBodyBytes?: number;
-    attempts?: number;
-    backoffMs?: number;
-  } = {},
-): TestContext {
+export function useTestContext(opts: TestContextOptions = {}): TestContext {
   const url = inject("redisUrl");
   const prefix = uniquePrefix();
-  const redis = createRedis(url, "tool");
+  const redis = createRedis(url, opts.role ?? "tool");
   const workerRedis = createRedis(url, "worker");
   const keys = new Keys(prefix, opts.partitions ?? 4);
   const store = new RequestStore(redis, keys, { ...DEFAULT_LIMITS, ...opts.limits });
   const queues = new CallbackQueues(redis, keys, { attempts: opts.attempts ?? 3, backoffMs: opts.backoffMs ?? 10 });
-  const errors: unknown[] = [];
   const deadLetters = new DeadLetters(redis, keys, (p, name) => queues.queue(p, name));
-  const deps: GatewayDeps = {
-    store,
-    queues,
-    deadLetters,
-    replayRate: 100,
-    maxBodyBytes: opts.maxBodyBytes ?? 16384,
-    enqueueTimeoutMs: 2000,
-    logError: (err: unknown) => errors.push(err),
-    webhooks: new WebhookStore(store, testSecretBox),
-  };
-  const app = createApp(deps);
-  const adminApp = createAdminApp(deps);
+  // the gateway profile has no offline queue: like main.ts, wait until the connection is up
+  beforeAll(() => waitReady(redis));
   afterAll(async () => {
     await queues.close();
     await dropPrefix(redis, prefix);
     await redis.quit();
     await workerRedis.quit();
   });
-  return { url, prefix, redis, workerRedis, keys, store, queues, app, adminApp, deadLetters, deps, errors };
-}
-
-let nextId = 1000;
-/** A request id not used before in this process. */
-export function newRequestId(): string {
-  nextId += 1;
-  return String(nextId);
+  return { url, prefix, redis, workerRedis, keys, store, queues, deadLetters };
 }

@@ -1,6 +1,5 @@
-#!lua
 --[[
-  index: the request index's upkeep, injected where a script says "--@INDEX" (not a script itself).
+  index: the request index's upkeep, included where a script says "--@include index".
   The calling script passes the keys (built by packages/store/src/keys.ts) and calls these functions
   in the same atomic step that changes a request's state, so the index never drifts from the hashes.
 
@@ -16,6 +15,8 @@
   joined by \30, are scored by when its hash expires; indexPrune takes them out of the index then.
   A re-registration after expiry has other times, so a prune never touches its members.
 ]]
+--@include terminal
+
 local IX_US, IX_RS = '\31', '\30'
 
 local function ixTime(ms) return string.format('%015d', tonumber(ms)) end

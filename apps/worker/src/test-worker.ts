@@ -1,6 +1,6 @@
 import { DeadLetters } from "@ess/store";
-import { createWorker, type WorkerDeps } from "@ess/worker";
-import type { TestContext } from "./context.js";
+import type { TestContext } from "@ess/testing/context";
+import { createWorker, type WorkerDeps } from "./worker.js";
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 

@@ -1,4 +1,4 @@
-import { findRedisServer } from "@ess/testing";
+import { findRedisServer } from "./redis-server.js";
 
 /**
  * The redis-server binary a suite needs to kill and restart its own Redis. When it is missing the

@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+/** The checkout this package sits in (apps/<app>/src/main.ts is started from there). */
+export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
 /** A gateway or worker started as its own OS process (node + tsx, as `npm start` runs it). */
 export interface RunningProcess {

@@ -1,0 +1,55 @@
+import { createLogger, loadConfig } from "@ess/config";
+import { type TestContext, type TestContextOptions, testSecretBox, useTestContext } from "@ess/testing/context";
+import { afterAll } from "vitest";
+import { Authenticator } from "./auth/authenticator.js";
+import type { GatewayDeps } from "./context.js";
+import { type WiredGateway, wireGateway } from "./wiring.js";
+
+/** A test file's in-process gateway: the Redis side (@ess/testing) and the apps wired as main.ts wires them. */
+export interface GatewayTestContext extends TestContext {
+  app: WiredGateway["app"];
+  adminApp: WiredGateway["adminApp"];
+  /** what the two apps were built from: spread it to build a variant (`createApp({ ...ctx.deps, ... })`) */
+  deps: GatewayDeps;
+  /** errors the gateway logged as unexpected (its logError) */
+  errors: unknown[];
+}
+
+/**
+ * The gateway of the tests, built by wireGateway from a configuration (loadConfig, as main.ts does),
+ * on a connection with the gateway's profile: the same operations layer (anonymous auth, metrics,
+ * backpressure, readiness) as production. `env` adds configuration variables. Awaited at the top of
+ * a test file (building the authenticator is asynchronous, as in main.ts).
+ */
+export async function useGatewayTestContext(
+  opts: TestContextOptions & { maxBodyBytes?: number; env?: Record<string, string> } = {},
+): Promise<GatewayTestContext> {
+  const ctx = useTestContext({ ...opts, role: "gateway" });
+  const config = loadConfig({
+    REDIS_URL: ctx.url,
+    KEY_PREFIX: ctx.prefix,
+    PARTITIONS: String(ctx.keys.partitions),
+    ALLOW_ANONYMOUS: "true",
+    LOG_LEVEL: "silent",
+    MAX_BODY_BYTES: String(opts.maxBodyBytes ?? 16384),
+    DLQ_REPLAY_RATE: "100",
+    ...opts.env,
+  });
+  const errors: unknown[] = [];
+  const wired = wireGateway(config, {
+    redis: ctx.redis,
+    store: ctx.store,
+    queues: ctx.queues,
+    deadLetters: ctx.deadLetters,
+    auth: await Authenticator.fromConfig(config),
+    log: createLogger(config, "gateway"),
+    // the box of TEST_WEBHOOK_KEK, derived once per process (scrypt takes a moment)
+    secretBox: testSecretBox,
+    logError: (err: unknown) => errors.push(err),
+  });
+  afterAll(() => {
+    wired.backlog?.stop();
+    wired.sseShutdown.abort();
+  });
+  return { ...ctx, app: wired.app, adminApp: wired.adminApp, deps: wired.deps, errors };
+}

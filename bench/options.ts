@@ -1,0 +1,82 @@
+// The bench's options (npm run bench -- --help) and the constants every part of it shares.
+import { parseArgs } from "node:util";
+import { Keys } from "@ess/store";
+
+export const HELP = `npm run bench -- [options]
+
+  --quick              small run (about 25-40 s here): profile A, 1500 requests, one round, short phases
+  --profiles A,B       Redis profiles: A = AOF off, B = appendonly yes + appendfsync everysec (default A,B)
+  --requests N         requests registered for the max-rate phase, split over the rounds (default 6000; quick 1500)
+  --updates K          UPDATE callbacks per request before its final status (default 4)
+  --bad-every M        one 4xx call (403/404/400 in turn) every M calls; 0 = none (default 20)
+  --connections C      keep-alive connections of the load generator (default 100)
+  --ceiling-seconds S  length of each round's bare-Hono ceiling measurement (default 2; quick 1.5)
+  --rounds R           interleaved rounds of ceiling / gateway / variants at max rate (default 3; quick 1)
+  --paced-seconds S    length of the 50 % and 90 % paced phases (default 4; quick 1.5)
+  --no-scaling         skip the 2-gateway and 2-worker phases (first profile only; quick skips them)
+  --no-compare         skip the gateway variants (ENQUEUE_MODE=queue, REDIS_AUTO_PIPELINING=true, ACCESS_LOG=false),
+                       measured at max rate on the first profile (quick skips them)
+  --variants I,J       only these gateway variants (0-based, in the order above and in BENCHMARKS.md; default all:
+                       0 ENQUEUE_MODE=queue, 1 REDIS_AUTO_PIPELINING, 2 ACCESS_LOG=false, 3 tracing on
+                       but sampling nothing, 4 tracing on, every callback exported)
+  --baseline DIR,...   also measure the default gateway of other checkouts (npm ci done there), as variants:
+                       e.g. the commit before a change, to show the change's cost in the same rounds, and a
+                       copy of this one (an A/A pair shows what the order within a round alone does)
+  --out DIR            where the JSON goes (default bench-results/)
+  --cpu-prof           run gateways and workers with node --cpu-prof (profiles in <out>/profiles/)
+  --help               this text`;
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    profiles: { type: "string" },
+    requests: { type: "string" },
+    updates: { type: "string", default: "4" },
+    "bad-every": { type: "string", default: "20" },
+    connections: { type: "string", default: "100" },
+    "ceiling-seconds": { type: "string" },
+    "paced-seconds": { type: "string" },
+    "no-scaling": { type: "boolean", default: false },
+    "no-compare": { type: "boolean", default: false },
+    rounds: { type: "string" },
+    out: { type: "string", default: "bench-results" },
+    "cpu-prof": { type: "boolean", default: false },
+    variants: { type: "string" },
+    baseline: { type: "string" },
+    help: { type: "boolean", default: false },
+  },
+});
+if (args.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+
+export const quick = args.quick;
+export const opts = {
+  profiles: (args.profiles ?? (quick ? "A" : "A,B")).split(",").map((s) => s.trim().toUpperCase()),
+  requests: Number(args.requests ?? (quick ? 1500 : 6000)),
+  updates: Number(args.updates),
+  badEvery: Number(args["bad-every"]),
+  connections: Number(args.connections),
+  ceilingSeconds: Number(args["ceiling-seconds"] ?? (quick ? 1.5 : 2)),
+  pacedSeconds: Number(args["paced-seconds"] ?? (quick ? 1.5 : 4)),
+  scaling: !args["no-scaling"] && !quick,
+  compare: !args["no-compare"] && !quick,
+  rounds: Math.max(1, Number(args.rounds ?? (quick ? 1 : 3))),
+  out: args.out,
+  cpuProf: args["cpu-prof"],
+  variants: args.variants?.split(",").map((x) => Number(x.trim())),
+  baseline: args.baseline?.split(",").map((x) => x.trim()),
+};
+for (const [k, v] of Object.entries(opts)) {
+  if (typeof v === "number" && !(Number.isFinite(v) && v >= 0)) throw new Error(`bad --${k}: ${v}`);
+}
+if (opts.profiles.some((p) => p !== "A" && p !== "B")) throw new Error("--profiles takes A and/or B");
+
+export const PARTITIONS = 16;
+export const KEY_PREFIX = "bench";
+/** The bench's keys, built by the project's key builder (never a copy of the layout). */
+export const keys = new Keys(KEY_PREFIX, PARTITIONS);
+export const started = Date.now();
+export const log = (msg: string) => console.error(`[bench +${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

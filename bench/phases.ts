@@ -1,0 +1,383 @@
+// The phases of a bench run (ceiling, max rate, drain, paced) and a profile's run through them.
+import type { ChildProcess } from "node:child_process";
+import type { RunningProcess } from "@ess/testing";
+import { RedisServer } from "@ess/testing";
+import { Redis } from "ioredis";
+import {
+  buildMix,
+  type Call,
+  drive,
+  drivePaced,
+  expectedCounts,
+  makeTargets,
+  registrationCalls,
+  statusCounts,
+  type Target,
+} from "./load.js";
+import {
+  backlog as backlogOf,
+  cpuSeconds,
+  histories,
+  latency,
+  median,
+  memoryPerRequest,
+  pct,
+  redisDelta,
+  redisSample,
+  round,
+  rssMiB,
+  spread,
+  waitDrained as waitDrainedOf,
+} from "./measure.js";
+import { keys, log, opts, quick, sleep } from "./options.js";
+import { servers, startBare, startGateway, startWorker, stopChild, VARIANTS, variantEnv } from "./processes.js";
+
+const backlog = (redis: Redis) => backlogOf(redis, keys);
+const waitDrained = (redis: Redis, timeoutMs: number) => waitDrainedOf(redis, keys, timeoutMs);
+
+let idBase = 1_000_000;
+function freshTargets(n: number): Target[] {
+  const t = makeTargets(idBase, n);
+  idBase += n + 1000;
+  return t;
+}
+
+async function register(url: string, targets: Target[]): Promise<void> {
+  const calls = registrationCalls(targets);
+  const res = await drive(url, calls, { connections: 20 });
+  const counts = statusCounts(res);
+  if (counts["201"] !== targets.length)
+    throw new Error(`registration: expected ${targets.length} x 201, got ${JSON.stringify(counts)}`);
+}
+
+async function measureCeiling(bare: { child: ChildProcess; url: string }, calls: Call[]) {
+  const bareCpu0 = cpuSeconds(bare.child.pid);
+  const loadCpu0 = process.cpuUsage();
+  const res = await drive(bare.url, calls, { connections: opts.connections, duration: opts.ceilingSeconds });
+  const total = Math.max(1, res.requests.total);
+  const loadCpu = process.cpuUsage(loadCpu0);
+  return {
+    requestsPerSecond: round(res.requests.total / res.seconds, 0),
+    latencyMs: latency(res),
+    errors: res.errors + res.timeouts,
+    cpuMicrosPerRequest: round(((cpuSeconds(bare.child.pid) - bareCpu0) * 1e6) / total, 1),
+    loadGeneratorCpuMicrosPerRequest: round((loadCpu.user + loadCpu.system) / total, 1),
+  };
+}
+
+/** Max-rate phase: gateways without workers, the backlog stays for a drain phase. */
+interface Prepared {
+  targets: Target[];
+  mixes: Call[][];
+}
+
+/** Registers n fresh requests, split over the gateways, and builds their callback mixes. */
+async function prepare(gateways: RunningProcess[], n: number): Promise<Prepared> {
+  const targets = freshTargets(n);
+  const halves = gateways.map((_, i) => targets.filter((_, j) => j % gateways.length === i));
+  await Promise.all(gateways.map((g, i) => register(g.url, halves[i]!)));
+  return { targets, mixes: halves.map((h) => buildMix(h, opts.updates, opts.badEvery)) };
+}
+
+/** Max-rate phase: the gateways as fast as they go, without workers (the backlog stays for a drain). */
+async function maxPhase(redis: Redis, gateways: RunningProcess[], prepared: Prepared) {
+  const { mixes } = prepared;
+  const expected = expectedCounts(mixes.flat());
+  const before = await redisSample(redis);
+  const cpu0 = gateways.map((g) => cpuSeconds(g.child.pid));
+  const results = await Promise.all(
+    gateways.map((g, i) =>
+      drive(g.url, mixes[i]!, { connections: Math.max(1, Math.round(opts.connections / gateways.length)) }),
+    ),
+  );
+  // first send to last answer (of the slowest load generator when there are two)
+  const elapsed = Math.max(...results.map((r) => r.seconds));
+  const after = await redisSample(redis);
+  const counts: Record<string, number> = {};
+  for (const r of results) for (const [k, v] of Object.entries(statusCounts(r))) counts[k] = (counts[k] ?? 0) + v;
+  const accepted = counts["200"] ?? 0;
+  const gatewayCpu = gateways.map((g, i) => cpuSeconds(g.child.pid) - cpu0[i]!);
+  return {
+    gateways: gateways.length,
+    calls: mixes.reduce((s, m) => s + m.length, 0),
+    seconds: round(elapsed, 2),
+    acceptedPerSecond: round(accepted / elapsed, 0),
+    allPerSecond: round(mixes.reduce((s, m) => s + m.length, 0) / elapsed, 0),
+    statusCounts: counts,
+    expectedCounts: expected,
+    errors: results.reduce((s, r) => s + r.errors + r.timeouts, 0),
+    latencyMs: latency(results[0]!),
+    redis: redisDelta(before, after, Math.max(1, accepted)),
+    gatewayCpuMicrosPerCallback: round((gatewayCpu.reduce((a, b) => a + b, 0) * 1e6) / Math.max(1, accepted), 1),
+    gatewayCpuUtilisation: gatewayCpu.map((c) => round(c / elapsed, 2)),
+    gatewayRssMiB: gateways.map((g) => rssMiB(g.child.pid)),
+  };
+}
+export type MaxResult = Awaited<ReturnType<typeof maxPhase>>;
+
+async function drainPhase(redis: Redis, url: string, targets: Target[], workerCount: number) {
+  const before = await redisSample(redis);
+  const pending = await backlog(redis);
+  const workers = await Promise.all(Array.from({ length: workerCount }, () => startWorker(url)));
+  const cpu0 = workers.map((w) => cpuSeconds(w.child.pid));
+  const drained = await waitDrained(redis, 120000);
+  const after = await redisSample(redis);
+  const workerCpu = workers.reduce((s, w, i) => s + cpuSeconds(w.child.pid) - cpu0[i]!, 0);
+  const h = await histories(redis, keys, targets);
+  const seconds = (h.lastApplied - h.firstApplied) / 1000;
+  const result = {
+    workers: workerCount,
+    backlog: pending,
+    drained,
+    applied: h.applied,
+    ignored: h.ignored,
+    terminalRequests: h.terminal,
+    requests: targets.length,
+    seconds: round(seconds, 2),
+    appliedPerSecond: round(h.entries / Math.max(0.001, seconds), 0),
+    redis: redisDelta(before, after, Math.max(1, h.entries)),
+    workerCpuMicrosPerCallback: round((workerCpu * 1e6) / Math.max(1, h.entries), 1),
+    workerRssMiB: workers.map((w) => rssMiB(w.child.pid)),
+  };
+  return { workers, result };
+}
+
+/** Paced phase: gateway and worker together at a fixed offered rate; accept latency and lag. */
+async function pacedPhase(redis: Redis, gateway: RunningProcess, offered: number, label: string) {
+  const perRequest = opts.updates + 1;
+  const n = Math.max(10, Math.ceil((offered * opts.pacedSeconds) / perRequest));
+  const targets = freshTargets(n);
+  await register(gateway.url, targets);
+  const calls = buildMix(targets, opts.updates, opts.badEvery);
+  let maxBacklog = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      maxBacklog = Math.max(maxBacklog, await backlog(redis));
+      await sleep(100);
+    }
+  })();
+  const res = await drivePaced(gateway.url, calls, offered, opts.connections);
+  sampling = false;
+  await sampler;
+  const backlogAtEnd = await backlog(redis);
+  await waitDrained(redis, 60000);
+  const h = await histories(redis, keys, targets);
+  const accepted = res.statusCounts["200"] ?? 0;
+  const l = res.latencies;
+  return {
+    label,
+    offeredPerSecond: Math.round(offered),
+    achievedPerSecond: round(calls.length / res.seconds, 0),
+    acceptedPerSecond: round(accepted / res.seconds, 0),
+    statusCounts: res.statusCounts,
+    expectedCounts: expectedCounts(calls),
+    errors: res.errors,
+    latencyMs: {
+      p50: round(pct(l, 50), 2),
+      p99: round(pct(l, 99), 2),
+      p99_9: round(pct(l, 99.9), 2),
+      max: round(l.at(-1) ?? Number.NaN, 2),
+    },
+    lagMs: { p50: pct(h.lags, 50), p99: pct(h.lags, 99), max: h.lags.at(-1) ?? Number.NaN },
+    appliedPerSecond: round(h.entries / Math.max(0.001, (h.lastApplied - h.firstApplied) / 1000), 0),
+    maxBacklog,
+    backlogAtEnd,
+  };
+}
+
+/** A few requests driven past the history cap, to measure a retained terminal request at its largest. */
+async function fullHistoryMemory(redis: Redis, gateway: RunningProcess) {
+  const targets = freshTargets(20);
+  await register(gateway.url, targets);
+  const calls: Call[] = buildMix(targets, 55, 0);
+  await drive(gateway.url, calls, { connections: 20 });
+  await waitDrained(redis, 60000);
+  const first = targets[0]!.id;
+  const hist = await redis.llen(keys.history(keys.partition(first), first));
+  return { ...(await memoryPerRequest(redis, keys, targets)), historyEntries: hist };
+}
+
+export async function runProfile(profile: "A" | "B", bin: string) {
+  const server = new RedisServer(bin, profile === "A" ? {} : { appendonly: true, fsync: "everysec" });
+  servers.add(server);
+  await server.start();
+  const redis = new Redis(server.url, { maxRetriesPerRequest: 2 });
+  const started: RunningProcess[] = [];
+  let bareChild: ChildProcess | undefined;
+  try {
+    log(`profile ${profile}: redis on ${server.url} (${profile === "A" ? "AOF off" : "appendfsync everysec"})`);
+
+    // the ceiling: same calls, bare Hono, as fast as it goes; measured right before and right after
+    // the gateway's max-rate phase (the machine is noisy: the ratio uses their mean)
+    const bare = await startBare();
+    bareChild = bare.child;
+    const probeMix = buildMix(makeTargets(500_000_000, 2000), opts.updates, opts.badEvery);
+    await drive(bare.url, probeMix, { connections: opts.connections, duration: quick ? 0.5 : 1 });
+
+    const g1 = await startGateway(server.url, `gateway-${profile}`);
+    started.push(g1);
+    // warm-up: JIT and connections, not measured (its backlog is drained by the first drain phase)
+    const warm = freshTargets(Math.min(quick ? 300 : 1000, opts.requests));
+    await register(g1.url, warm);
+    await drive(g1.url, buildMix(warm, opts.updates, opts.badEvery), { connections: opts.connections });
+
+    // gateway variants, each on its own key prefix (no worker serves it, so its backlog needs no drain)
+    const variantGateways: RunningProcess[] = [];
+    for (const [i, v] of (opts.compare && profile === opts.profiles[0] ? VARIANTS : []).entries()) {
+      const gv = await startGateway(
+        server.url,
+        `gateway-v${i}-${profile}`,
+        { ...(await variantEnv(v.env)), KEY_PREFIX: `benchv${i}` },
+        v.root,
+      );
+      started.push(gv);
+      variantGateways.push(gv);
+      const vw = freshTargets(Math.min(quick ? 300 : 1000, opts.requests));
+      await register(gv.url, vw);
+      await drive(gv.url, buildMix(vw, opts.updates, opts.badEvery), { connections: opts.connections });
+    }
+
+    // interleaved rounds: ceiling, gateway, variants, ceiling, gateway, ... so that the machine's noise
+    // hits all of them alike; each ratio compares with the ceiling measured in the same round
+    const perRound = Math.max(50, Math.round(opts.requests / opts.rounds));
+    const rounds: { ceiling: Awaited<ReturnType<typeof measureCeiling>>; gateway: MaxResult; variants: MaxResult[] }[] =
+      [];
+    const max1Targets: Target[] = [];
+    for (let r = 0; r < opts.rounds; r++) {
+      const prepared = await prepare([g1], perRound);
+      max1Targets.push(...prepared.targets);
+      const variantPrepared = [];
+      for (const gv of variantGateways) variantPrepared.push(await prepare([gv], perRound));
+      const ceilingRound = await measureCeiling(bare, probeMix);
+      const gateway = await maxPhase(redis, [g1], prepared);
+      const variantResults: MaxResult[] = [];
+      for (const [i, gv] of variantGateways.entries())
+        variantResults.push(await maxPhase(redis, [gv], variantPrepared[i]!));
+      rounds.push({ ceiling: ceilingRound, gateway, variants: variantResults });
+      log(
+        `round ${r + 1}: ceiling ${ceilingRound.requestsPerSecond}/s, gateway ${gateway.acceptedPerSecond} accepted/s` +
+          variantResults.map((v, i) => `, variant ${i} ${v.acceptedPerSecond}/s`).join(""),
+      );
+    }
+    for (const gv of variantGateways) await gv.stop();
+    const ceiling = round(median(rounds.map((x) => x.ceiling.requestsPerSecond)), 0);
+    const ratio = spread(rounds.map((x) => x.gateway.acceptedPerSecond / x.ceiling.requestsPerSecond));
+    // the round with the median gateway rate stands for the phase (its CPU, Redis and latency figures)
+    const byRate = [...rounds].sort((a, b) => a.gateway.acceptedPerSecond - b.gateway.acceptedPerSecond);
+    const mid = byRate[Math.floor(byRate.length / 2)]!;
+    const max1 = { result: mid.gateway, targets: max1Targets };
+    const variants = VARIANTS.slice(0, variantGateways.length).map((v, i) => ({
+      name: v.name,
+      acceptedPerSecond: spread(rounds.map((x) => x.variants[i]!.acceptedPerSecond)),
+      ratio: spread(rounds.map((x) => x.variants[i]!.acceptedPerSecond / x.ceiling.requestsPerSecond)),
+      // variant / default gateway, same round
+      relative: spread(rounds.map((x) => x.variants[i]!.acceptedPerSecond / x.gateway.acceptedPerSecond)),
+      gatewayCpuMicrosPerCallback: spread(rounds.map((x) => x.variants[i]!.gatewayCpuMicrosPerCallback)),
+      redisCpuMicrosPerCallback: spread(rounds.map((x) => x.variants[i]!.redis.cpuMicrosPerCallback)),
+    }));
+    log(`gateway/ceiling ratio median ${ratio.median} (${ratio.min}-${ratio.max})`);
+    const bareRss = rssMiB(bare.child.pid);
+    const drainTargets = [...warm, ...max1Targets];
+    const d1 = await drainPhase(redis, server.url, drainTargets, 1);
+    log(`1 worker: ${d1.result.appliedPerSecond} applied/s`);
+
+    // memory of retained terminal requests (the drained max-rate phase's requests)
+    const memSample = max1.targets.slice(0, 200);
+    const memory = {
+      typical: await memoryPerRequest(redis, keys, memSample),
+      fullHistory: await fullHistoryMemory(redis, g1),
+    };
+    // SIGKILL: the backlog is drained, and a graceful worker stop waits for its blocking reads
+    for (const w of d1.workers) await (opts.cpuProf ? w.stop() : w.kill());
+
+    let max2: MaxResult | null = null;
+    let scaling: {
+      ceiling: number;
+      oneGateway: number;
+      twoGateways: number;
+      ratioOne: number;
+      ratioTwo: number;
+      speedup: number;
+    } | null = null;
+    let d2: Awaited<ReturnType<typeof drainPhase>>["result"] | null = null;
+    let pacedWorker: RunningProcess;
+    if (opts.scaling && profile === opts.profiles[0]) {
+      const g2 = await startGateway(server.url, `gateway2-${profile}`);
+      started.push(g2);
+      const warm2 = freshTargets(Math.min(500, opts.requests));
+      await register(g2.url, warm2);
+      await drive(g2.url, buildMix(warm2, opts.updates, opts.badEvery), { connections: opts.connections });
+      // one round of its own: ceiling, 1 gateway, 2 gateways (load split over the two ports), same sizes
+      const half = Math.max(50, Math.round(opts.requests / opts.rounds));
+      const p1 = await prepare([g1], half);
+      const p2 = await prepare([g1, g2], half);
+      const c2 = await measureCeiling(bare, probeMix);
+      const one = await maxPhase(redis, [g1], p1);
+      max2 = await maxPhase(redis, [g1, g2], p2);
+      scaling = {
+        ceiling: c2.requestsPerSecond,
+        oneGateway: one.acceptedPerSecond,
+        twoGateways: max2.acceptedPerSecond,
+        ratioOne: round(one.acceptedPerSecond / c2.requestsPerSecond, 3),
+        ratioTwo: round(max2.acceptedPerSecond / c2.requestsPerSecond, 3),
+        speedup: round(max2.acceptedPerSecond / Math.max(1, one.acceptedPerSecond), 3),
+      };
+      log(
+        `scaling round: ceiling ${c2.requestsPerSecond}/s, 1 gateway ${one.acceptedPerSecond}/s, 2 gateways ${max2.acceptedPerSecond}/s`,
+      );
+      await g2.stop();
+      const dd = await drainPhase(redis, server.url, [...warm2, ...p1.targets, ...p2.targets], 2);
+      d2 = dd.result;
+      log(`2 workers: ${d2.appliedPerSecond} applied/s`);
+      await dd.workers[1]!.kill();
+      pacedWorker = dd.workers[0]!;
+    } else {
+      pacedWorker = await startWorker(server.url);
+    }
+    await stopChild(bare.child);
+    started.push(pacedWorker);
+
+    const maxRate = max1.result.allPerSecond;
+    const p50 = await pacedPhase(redis, g1, maxRate * 0.5, "50%");
+    log(`50%: p99 ${p50.latencyMs.p99} ms, lag p99 ${p50.lagMs.p99} ms`);
+    const p90 = await pacedPhase(redis, g1, maxRate * 0.9, "90%");
+    log(`90%: p99 ${p90.latencyMs.p99} ms, lag p99 ${p90.lagMs.p99} ms`);
+
+    return {
+      profile,
+      redis: profile === "A" ? "appendonly no" : "appendonly yes, appendfsync everysec",
+      ceiling: {
+        requestsPerSecond: ceiling,
+        rounds: spread(rounds.map((x) => x.ceiling.requestsPerSecond)),
+        cpuMicrosPerRequest: spread(rounds.map((x) => x.ceiling.cpuMicrosPerRequest)),
+        loadGeneratorCpuMicrosPerRequest: spread(rounds.map((x) => x.ceiling.loadGeneratorCpuMicrosPerRequest)),
+        rssMiB: bareRss,
+      },
+      ratio,
+      acceptedPerSecond: spread(rounds.map((x) => x.gateway.acceptedPerSecond)),
+      gatewayCpuMicrosPerCallback: spread(rounds.map((x) => x.gateway.gatewayCpuMicrosPerCallback)),
+      max1: max1.result,
+      rounds,
+      variants,
+      drain1: d1.result,
+      max2,
+      // 1 vs 2 gateways in a round of their own, against that round's ceiling
+      scaling,
+      drain2: d2,
+      paced50: p50,
+      paced90: p90,
+      memoryPerTerminalRequest: memory,
+      gatewayRssMiB: rssMiB(g1.child.pid),
+      workerRssMiB: rssMiB(pacedWorker.child.pid),
+    };
+  } finally {
+    // gateways stop gracefully (a --cpu-prof profile is written on exit); workers are killed
+    for (const p of started.reverse()) await (p.port ? p.stop() : p.kill()).catch(() => {});
+    if (bareChild) await stopChild(bareChild);
+    redis.disconnect();
+    await server.stop();
+  }
+}
+
+export type ProfileResult = Awaited<ReturnType<typeof runProfile>>;

@@ -1,0 +1,89 @@
+// The bench's report: the markdown table printed at the end of a run.
+import { opts } from "./options.js";
+import type { ProfileResult } from "./phases.js";
+import { VARIANTS } from "./processes.js";
+
+export function table(results: ProfileResult[]): string {
+  const rows: [string, (r: ProfileResult) => string][] = [
+    [
+      `bare Hono ceiling, req/s: median (min-max of ${opts.rounds} rounds)`,
+      (r) => `${r.ceiling.requestsPerSecond} (${r.ceiling.rounds.min}-${r.ceiling.rounds.max})`,
+    ],
+    [
+      "bare Hono CPU / load generator CPU per request (µs, median)",
+      (r) => `${r.ceiling.cpuMicrosPerRequest.median} / ${r.ceiling.loadGeneratorCpuMicrosPerRequest.median}`,
+    ],
+    [
+      "gateway accepted callbacks/s, 1 gateway: median (min-max)",
+      (r) => `${r.acceptedPerSecond.median} (${r.acceptedPerSecond.min}-${r.acceptedPerSecond.max})`,
+    ],
+    [
+      "**ratio accepted / ceiling, same round: median (min-max)**",
+      (r) => `**${r.ratio.median}** (${r.ratio.min}-${r.ratio.max})`,
+    ],
+    [
+      "gateway CPU per accepted callback (µs): median (min-max)",
+      (r) =>
+        `${r.gatewayCpuMicrosPerCallback.median} (${r.gatewayCpuMicrosPerCallback.min}-${r.gatewayCpuMicrosPerCallback.max})`,
+    ],
+    ["gateway CPU utilisation in the median round (cores)", (r) => `${r.max1.gatewayCpuUtilisation}`],
+    ...VARIANTS.map(
+      (v, i) =>
+        [
+          `variant ${v.name}: accepted/s · ratio · vs default (same round) · gateway CPU µs/callback (medians)`,
+          (r: ProfileResult) => {
+            const x = r.variants[i];
+            return x
+              ? `${x.acceptedPerSecond.median} · ${x.ratio.median} · ${x.relative.median} (${x.relative.min}-${x.relative.max}) · ${x.gatewayCpuMicrosPerCallback.median}`
+              : "-";
+          },
+        ] as [string, (r: ProfileResult) => string],
+    ),
+    [
+      "scaling round: ceiling · 1 gateway · 2 gateways accepted/s (ratios) · speed-up",
+      (r) =>
+        r.scaling
+          ? `${r.scaling.ceiling} · ${r.scaling.oneGateway} (${r.scaling.ratioOne}) · ${r.scaling.twoGateways} (${r.scaling.ratioTwo}) · ${r.scaling.speedup}×`
+          : "-",
+    ],
+    [
+      "accept latency p50/p99/p99.9 at 50% (ms)",
+      (r) => `${r.paced50.latencyMs.p50} / ${r.paced50.latencyMs.p99} / ${r.paced50.latencyMs.p99_9}`,
+    ],
+    [
+      "accept latency p50/p99/p99.9 at 90% (ms)",
+      (r) => `${r.paced90.latencyMs.p50} / ${r.paced90.latencyMs.p99} / ${r.paced90.latencyMs.p99_9}`,
+    ],
+    ["offered rate 50% / 90% (calls/s)", (r) => `${r.paced50.offeredPerSecond} / ${r.paced90.offeredPerSecond}`],
+    ["lag accepted→applied p50/p99 at 50% (ms)", (r) => `${r.paced50.lagMs.p50} / ${r.paced50.lagMs.p99}`],
+    ["lag accepted→applied p50/p99 at 90% (ms)", (r) => `${r.paced90.lagMs.p50} / ${r.paced90.lagMs.p99}`],
+    ["max backlog at 50% / 90% (jobs)", (r) => `${r.paced50.maxBacklog} / ${r.paced90.maxBacklog}`],
+    ["applied transitions/s, 1 worker (drain)", (r) => `${r.drain1.appliedPerSecond}`],
+    ["applied transitions/s, 2 workers (drain)", (r) => (r.drain2 ? `${r.drain2.appliedPerSecond}` : "-")],
+    ["Redis round trips (script calls) per accepted callback", (r) => `${r.max1.redis.scriptCallsPerCallback}`],
+    ["Redis commands run per accepted callback (incl. inside scripts)", (r) => `${r.max1.redis.commandsPerCallback}`],
+    ["Redis CPU per accepted callback (gateway side, µs)", (r) => `${r.max1.redis.cpuMicrosPerCallback}`],
+    [
+      "worker: Redis round trips / Redis CPU µs / worker CPU µs per applied callback",
+      (r) =>
+        `${r.drain1.redis.scriptCallsPerCallback} / ${r.drain1.redis.cpuMicrosPerCallback} / ${r.drain1.workerCpuMicrosPerCallback}`,
+    ],
+    [
+      "Redis memory per terminal request (bench / full history)",
+      (r) =>
+        `${r.memoryPerTerminalRequest.typical.bytes} B / ${r.memoryPerTerminalRequest.fullHistory.bytes} B (${r.memoryPerTerminalRequest.fullHistory.historyEntries} entries)`,
+    ],
+    ["gateway RSS / worker RSS (MiB)", (r) => `${r.gatewayRssMiB} / ${r.workerRssMiB}`],
+    ["unexpected answers (max phase)", (r) => unexpected(r.max1.statusCounts, r.max1.expectedCounts)],
+  ];
+  const head = `| metric | ${results.map((r) => `profile ${r.profile} (${r.redis})`).join(" | ")} |`;
+  const sep = `|---|${results.map(() => "---").join("|")}|`;
+  return [head, sep, ...rows.map(([name, f]) => `| ${name} | ${results.map(f).join(" | ")} |`)].join("\n");
+}
+
+function unexpected(got: Record<string, number>, want: Record<string, number>): string {
+  const diffs = Object.keys({ ...got, ...want })
+    .filter((k) => (got[k] ?? 0) !== (want[k] ?? 0))
+    .map((k) => `${k}: ${got[k] ?? 0} (expected ${want[k] ?? 0})`);
+  return diffs.length ? diffs.join(", ") : "none";
+}
