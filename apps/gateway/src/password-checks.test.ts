@@ -133,6 +133,17 @@ describe("SourceLimiter", () => {
     expect(refusal(() => limiter.begin("10.0.0.2", 31000))).toBeUndefined();
     expect(refusal(() => limiter.begin("10.0.0.1", 61000))).toBeUndefined();
   });
+
+  it("counts failures per window even while a check is always in progress", () => {
+    const limiter = new SourceLimiter(0, 2, 1000);
+    const held = limiter.begin("10.0.0.1", 0);
+    limiter.begin("10.0.0.1", 10)(true);
+    limiter.begin("10.0.0.1", 20)(true);
+    expect(refusal(() => limiter.begin("10.0.0.1", 30))?.code).toBe("RATE_LIMITED");
+    // the window ended: the old failures no longer count, though `held` never ended
+    expect(refusal(() => limiter.begin("10.0.0.1", 1500))).toBeUndefined();
+    held(false);
+  });
 });
 
 describe("Authenticator per source", () => {

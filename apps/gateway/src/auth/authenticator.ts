@@ -114,9 +114,10 @@ export class SourceLimiter {
 
   private entry(source: string, now: number) {
     let e = this.sources.get(source);
-    if (e && e.checks === 0 && e.windowEnds <= now) {
-      this.sources.delete(source);
-      e = undefined;
+    if (e && e.windowEnds <= now) {
+      // a new window: failures count afresh (checks still in progress stay counted)
+      e.failures = 0;
+      e.windowEnds = now + this.windowMs;
     }
     if (!e) {
       if (this.sources.size >= SOURCE_LIMIT) {
