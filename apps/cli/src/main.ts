@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --import tsx
+#!/usr/bin/env node
 import { ConfigError, loadConfig } from "@ess/config";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, SecretBox, WebhookStore } from "@ess/store";
 import { runCli, USAGE, UsageError } from "./cli.js";

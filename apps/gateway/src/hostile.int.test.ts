@@ -1,9 +1,18 @@
-import { simpleExceptionDetailSchema } from "@ess/contract";
+import {
+  GATEWAY_ROUTES,
+  QUERY_ORDER_FIELDS,
+  QUERY_TEXT_FIELDS,
+  QUERY_TIME_FIELDS,
+  type RouteDeclaration,
+  simpleExceptionDetailSchema,
+} from "@ess/contract";
+import { STATE_NAMES } from "@ess/domain";
 import { newRequestId } from "@ess/testing/context";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createAdminApp, createApp } from "./app.js";
 import { Authenticator } from "./auth/authenticator.js";
+import { ADMIN_ROUTES } from "./routes/admin-routes.js";
 import { useGatewayTestContext } from "./test-context.js";
 
 // Property-based probing of every route with hostile input, in-process against a real Redis:
@@ -16,7 +25,7 @@ let anonymous: ReturnType<typeof createApp>;
 let secured: ReturnType<typeof createApp>;
 let admin: ReturnType<typeof createAdminApp>;
 /** A registered request and its handle, so random calls also reach the admit script and the store. */
-const live = { id: "", handle: "" };
+const live = { id: "", handle: "", subscriptionId: "0123456789abcdef" };
 
 beforeAll(async () => {
   const open = await Authenticator.fromConfig({ AUTH_USERS: "", AUTH_TOKENS: "", ALLOW_ANONYMOUS: true });
@@ -32,6 +41,14 @@ beforeAll(async () => {
   const res = await anonymous.request(`/gateway/v1/requests/${live.id}/executions`, { method: "POST" });
   expect(res.status).toBe(201);
   live.handle = ((await res.json()) as { requestHandle: string }).requestHandle;
+  // a subscription of it, so the subscription routes also reach a stored one
+  const sub = await anonymous.request(`${ESS}/${live.id}/subscribe`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ callbackUrl: "https://receiver.example.com/hook" }),
+  });
+  expect(sub.status).toBeLessThan(300);
+  live.subscriptionId = ((await sub.json()) as { subscriptionId: string }).subscriptionId;
 });
 
 // --- generators ------------------------------------------------------------------------------
@@ -99,6 +116,115 @@ const pathArb: fc.Arbitrary<() => string> = fc.oneof(
   fc.array(segmentArb, { maxLength: 5 }).map((segs) => () => `/${segs.join("/")}`),
   fc.array(segmentArb, { maxLength: 3 }).map((segs) => () => `${ESS}/${segs.join("/")}`),
 );
+
+const methodArb = fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "PURGE");
+
+// Every declared route, from the declarations themselves: a route added later is probed without
+// touching this file. Path parameters take live, plausible and hostile values; query parameters are the
+// route's declared ones (plus strays) with values built from the query grammar or random text.
+
+const subscriptionIdArb = fc.oneof(
+  fc.constant(() => live.subscriptionId),
+  fc.stringMatching(/^[0-9a-f]{16}$/).map((s) => () => s),
+  fc.constantFrom(...SPECIAL_NAMES).map((s) => () => s),
+  printable.map((s) => () => encodeURIComponent(s)),
+);
+const paramArbs: Record<string, fc.Arbitrary<() => string>> = {
+  requestId: requestIdArb,
+  subscriptionId: subscriptionIdArb,
+};
+const timeArb = fc.oneof(
+  fc.constantFrom("2026-11-30T08:00:00Z", "2026-11-30T08:00:00.123+02:00", "0", "999999999999999", "1e3", "now"),
+  fc.bigInt({ min: -1n, max: 2n ** 70n }).map(String),
+  printable,
+);
+const fieldNameArb = fc.constantFrom(
+  "state",
+  "requestId",
+  "submissionTime",
+  "history",
+  "requestParameters",
+  "jobDefinitionId",
+  ...SPECIAL_NAMES,
+  "",
+);
+const clauseArb = fc.oneof(
+  fc
+    .array(fc.constantFrom(...STATE_NAMES, "running", "NOPE", ...SPECIAL_NAMES), { minLength: 1, maxLength: 4 })
+    .map((xs) => `state=${xs.join(",")}`),
+  fc
+    .tuple(fc.constantFrom(...QUERY_TEXT_FIELDS, ...SPECIAL_NAMES), fc.oneof(printable, latin1))
+    .map(([f, v]) => `${f}=${v}`),
+  fc
+    .tuple(fc.constantFrom(...QUERY_TIME_FIELDS), fc.constantFrom(">=", ">", "<=", "<", "=", "=>", "!="), timeArb)
+    .map(([f, op, v]) => `${f}${op}${v}`),
+  fc.constantFrom("isTimedOut=true", "isTimedOut=false", "isTimedOut=maybe", "", "=", "'", "''", "state='RUNNING;'"),
+  latin1,
+);
+const queryValueArbs: Record<string, fc.Arbitrary<string>> = {
+  q: fc.array(clauseArb, { maxLength: 5 }).map((xs) => xs.join(";")),
+  orderBy: fc.oneof(
+    fc
+      .tuple(
+        fc.constantFrom(...QUERY_ORDER_FIELDS, ...QUERY_TIME_FIELDS, "state"),
+        fc.constantFrom("", ":asc", ":desc", ":x"),
+      )
+      .map(([f, d]) => f + d),
+    latin1,
+  ),
+  fields: fc.array(fieldNameArb, { maxLength: 5 }).map((xs) => xs.join(",")),
+  excludeFields: fc.array(fieldNameArb, { maxLength: 5 }).map((xs) => xs.join(",")),
+  limit: fc.oneof(fc.integer({ min: -5, max: 1000 }).map(String), fc.constantFrom("1e2", "0x10", "", "NaN"), latin1),
+};
+const anyQueryValue = fc.oneof(latin1, fc.bigInt({ min: -10n, max: 2n ** 70n }).map(String), fc.constant(""));
+
+/** The query parameter names a route declares. */
+const queryNames = (route: RouteDeclaration): string[] => Object.keys(route.request?.query?.shape ?? {});
+
+/** Any call of one declared route: its path with random parameters, its query, often its own method. */
+function declaredCallArb(
+  route: RouteDeclaration,
+): fc.Arbitrary<{ route: RouteDeclaration; method: string; url: () => string }> {
+  const names = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string);
+  const params = fc.tuple(...names.map((n) => paramArbs[n] ?? printable.map((v) => () => encodeURIComponent(v))));
+  const declared = queryNames(route);
+  const query = fc.array(
+    fc.oneof(
+      ...(declared.length > 0
+        ? [
+            fc
+              .constantFrom(...declared)
+              .chain((k) => fc.tuple(fc.constant(k), fc.oneof(queryValueArbs[k] ?? anyQueryValue, anyQueryValue))),
+          ]
+        : []),
+      fc.tuple(
+        fc.constantFrom("fields", "q", "limit", "cursor", "requestId", "lastEventId", ...SPECIAL_NAMES),
+        anyQueryValue,
+      ),
+    ),
+    { maxLength: 4 },
+  );
+  const tail = route.subtree ? fc.option(segmentArb, { nil: undefined }) : fc.constant(undefined);
+  const method = fc.oneof(
+    { weight: 3, arbitrary: fc.constant(route.method.toUpperCase()) },
+    { weight: 1, arbitrary: methodArb },
+  );
+  return fc.tuple(params, query, tail, method).map(([ps, qs, t, m]) => ({
+    route,
+    method: m,
+    url: () => {
+      let i = 0;
+      let path = route.path.replace(/\{\w+\}/g, () => (ps[i++] as () => string)());
+      if (t !== undefined) path += `/${t}`;
+      const search = new URLSearchParams(qs).toString();
+      return search ? `${path}?${search}` : path;
+    },
+  }));
+}
+
+const declaredGatewayCall = fc.oneof(...GATEWAY_ROUTES.map(declaredCallArb));
+const declaredAdminCall = fc.oneof(...ADMIN_ROUTES.map(declaredCallArb));
+const routeKey = (r: RouteDeclaration) => `${r.method.toUpperCase()} ${r.path}`;
 
 const mediaTypeArb = fc.option(
   fc.oneof(
@@ -183,8 +309,6 @@ const headerArb = fc.record(
   { requiredKeys: [] },
 );
 
-const methodArb = fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "PURGE");
-
 // --- what must hold of every answer ------------------------------------------------------------
 
 /** Text that only an internal failure would put in a body. */
@@ -238,6 +362,56 @@ describe("hostile input never gets a 5xx", () => {
       ),
       { numRuns: RUNS },
     );
+  });
+
+  it("every declared route (callback and admin listeners) with random parameters, queries, headers and bodies", async () => {
+    const reached = new Set<string>();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.tuple(fc.constant("gateway" as const), declaredGatewayCall),
+          fc.tuple(fc.constant("admin" as const), declaredAdminCall),
+        ),
+        fc.boolean(),
+        headerArb,
+        mediaTypeArb,
+        bodyArb,
+        async ([listener, call], withAuth, headers, type, body) => {
+          reached.add(`${listener} ${routeKey(call.route)}`);
+          const url = call.url();
+          const h: Record<string, string> = { ...headers };
+          if (type !== undefined) h["content-type"] = type;
+          const b = call.method === "GET" || call.method === "HEAD" ? undefined : body();
+          const app = listener === "admin" ? admin : withAuth ? secured : anonymous;
+          const res = await app.request(url, { method: call.method, headers: h, body: b ?? null });
+          await check(res, `${listener === "admin" ? "admin " : ""}${call.method} ${url}`, [live.handle]);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+    expect(reached.size).toBeGreaterThan(1);
+  });
+
+  it("each declared route in turn, so none is left to chance", async () => {
+    const per = Math.max(3, Math.ceil(RUNS / 30));
+    const listeners = [
+      ...GATEWAY_ROUTES.map((r) => ["gateway", r] as const),
+      ...ADMIN_ROUTES.map((r) => ["admin", r] as const),
+    ];
+    for (const [listener, route] of listeners) {
+      const samples = fc.sample(fc.tuple(declaredCallArb(route), headerArb, mediaTypeArb, bodyArb), per);
+      for (const [call, headers, type, body] of samples) {
+        const url = call.url();
+        const h: Record<string, string> = { ...headers };
+        if (type !== undefined) h["content-type"] = type;
+        const b = call.method === "GET" || call.method === "HEAD" ? undefined : body();
+        const app = listener === "admin" ? admin : anonymous;
+        const res = await app.request(url, { method: call.method, headers: h, body: b ?? null });
+        await check(res, `${listener === "admin" ? "admin " : ""}${call.method} ${url} (${routeKey(route)})`, [
+          live.handle,
+        ]);
+      }
+    }
   });
 
   it("any body on every body-taking route of a registered request", async () => {

@@ -1,6 +1,6 @@
 import { EssError } from "@ess/domain";
 import { describe, expect, it } from "vitest";
-import { Authenticator, ScryptGate } from "./auth/authenticator.js";
+import { Authenticator, ScryptGate, SourceLimiter } from "./auth/authenticator.js";
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
 
@@ -98,5 +98,80 @@ describe("Authenticator under wrong passwords", () => {
     // remembered: answered without queueing, even when the gate is full
     expect(await auth.authenticate(wrong)).toBeNull();
     expect((await auth.authenticate(basic("fleet", "right-password")))?.name).toBe("fleet");
+  });
+});
+
+const refusal = (f: () => unknown): EssError | undefined => {
+  try {
+    f();
+  } catch (e) {
+    return e as EssError;
+  }
+  return undefined;
+};
+
+describe("SourceLimiter", () => {
+  it("holds one source to its checks in progress, other sources unaffected", () => {
+    const limiter = new SourceLimiter(1, 0, 60000);
+    const end = limiter.begin("10.0.0.1", 0);
+    const e = refusal(() => limiter.begin("10.0.0.1", 0));
+    expect(e?.code).toBe("RATE_LIMITED");
+    expect(e?.retryAfter).toBe(1);
+    expect(refusal(() => limiter.begin("10.0.0.2", 0))).toBeUndefined();
+    end(false);
+    expect(refusal(() => limiter.begin("10.0.0.1", 0))).toBeUndefined();
+  });
+
+  it("refuses a source after its failures until the window ends", () => {
+    const limiter = new SourceLimiter(0, 3, 60000);
+    for (let i = 0; i < 3; i++) limiter.begin("10.0.0.1", 1000)(true);
+    // a success does not count
+    limiter.begin("10.0.0.2", 1000)(false);
+    const e = refusal(() => limiter.begin("10.0.0.1", 31000));
+    expect(e?.code).toBe("RATE_LIMITED");
+    expect(e?.retryAfter).toBe(30);
+    expect(refusal(() => limiter.begin("10.0.0.2", 31000))).toBeUndefined();
+    expect(refusal(() => limiter.begin("10.0.0.1", 61000))).toBeUndefined();
+  });
+
+  it("counts failures per window even while a check is always in progress", () => {
+    const limiter = new SourceLimiter(0, 2, 1000);
+    const held = limiter.begin("10.0.0.1", 0);
+    limiter.begin("10.0.0.1", 10)(true);
+    limiter.begin("10.0.0.1", 20)(true);
+    expect(refusal(() => limiter.begin("10.0.0.1", 30))?.code).toBe("RATE_LIMITED");
+    // the window ended: the old failures no longer count, though `held` never ended
+    expect(refusal(() => limiter.begin("10.0.0.1", 1500))).toBeUndefined();
+    held(false);
+  });
+});
+
+describe("Authenticator per source", () => {
+  it("refuses a flooding source before scrypt and still serves another source's first login", async () => {
+    const auth = await Authenticator.fromConfig({
+      AUTH_USERS: "fleet:job:right-password",
+      AUTH_TOKENS: "",
+      ALLOW_ANONYMOUS: false,
+      AUTH_SOURCE_CHECKS: 1,
+      AUTH_SOURCE_FAILURES: 2,
+    });
+    const flood = Array.from({ length: 10 }, (_, i) =>
+      auth.authenticate(basic("fleet", `wrong-${i}`), "10.0.0.9").then(
+        (p) => p,
+        (e: EssError) => e.code,
+      ),
+    );
+    // only one of the ten reached scrypt; the others were refused at once
+    expect(auth.passwordChecks.running).toBe(1);
+    expect((await auth.authenticate(basic("fleet", "right-password"), "10.0.0.1"))?.name).toBe("fleet");
+    const results = await Promise.all(flood);
+    expect(results.filter((r) => r === "RATE_LIMITED")).toHaveLength(9);
+    await auth.authenticate(basic("fleet", "wrong-a"), "10.0.0.9");
+    // two failures: any new check from the source is refused for the window
+    await expect(auth.authenticate(basic("fleet", "other-right"), "10.0.0.9")).rejects.toMatchObject({
+      code: "RATE_LIMITED",
+    });
+    // a remembered credential is never refused
+    expect((await auth.authenticate(basic("fleet", "right-password"), "10.0.0.9"))?.name).toBe("fleet");
   });
 });

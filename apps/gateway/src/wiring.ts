@@ -1,4 +1,4 @@
-import type { Config, Logger } from "@ess/config";
+import { type Config, type Logger, perRequestLogger } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
 import {
   type CallbackQueues,
@@ -90,7 +90,7 @@ export function wireGateway(config: Config, parts: GatewayParts): WiredGateway {
       config.RATE_LIMIT_PER_SECOND > 0
         ? new RateLimiter(config.RATE_LIMIT_PER_SECOND, config.RATE_LIMIT_BURST)
         : undefined,
-    accessLog: config.ACCESS_LOG ? log : undefined,
+    accessLog: config.ACCESS_LOG ? perRequestLogger(log) : undefined,
     readiness,
     retryAfterSeconds: config.RETRY_AFTER_SECONDS,
   };

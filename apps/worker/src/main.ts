@@ -5,6 +5,7 @@ import {
   createLogger,
   loadConfig,
   parsePartitionList,
+  perRequestLogger,
   storeLimits,
 } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
     log,
     observe: observeAll(
       tracing && applyTracing(tracing, keys),
-      applyMetrics(metrics, config.ACCESS_LOG ? log : undefined),
+      applyMetrics(metrics, config.ACCESS_LOG ? perRequestLogger(log) : undefined),
     ),
   });
   observeWorkers(worker, metrics);

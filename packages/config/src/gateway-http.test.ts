@@ -40,6 +40,7 @@ describe("gateway HTTP settings", () => {
   it("bounds the password checks", () => {
     const c = loadConfig(base);
     expect([c.AUTH_SCRYPT_CONCURRENCY, c.AUTH_SCRYPT_QUEUE, c.AUTH_FAILURE_CACHE_SECONDS]).toEqual([2, 64, 60]);
+    expect([c.AUTH_SOURCE_CHECKS, c.AUTH_SOURCE_FAILURES]).toEqual([1, 10]);
     expect(() => loadConfig({ ...base, AUTH_SCRYPT_CONCURRENCY: "0" })).toThrow(/AUTH_SCRYPT_CONCURRENCY/);
   });
 });

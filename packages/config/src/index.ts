@@ -95,6 +95,10 @@ export const configSchema = z.object({
   AUTH_SCRYPT_QUEUE: int(1, 100000).default(64),
   /** Gateway: a wrong Basic credential is refused without a new scrypt for this many seconds; 0 turns it off. */
   AUTH_FAILURE_CACHE_SECONDS: int(0, 86400).default(60),
+  /** Gateway: new Basic-password checks one source address may have in progress; past it 429; 0 turns it off. */
+  AUTH_SOURCE_CHECKS: int(0, 10000).default(1),
+  /** Gateway: wrong Basic passwords per source address per AUTH_FAILURE_CACHE_SECONDS (60 s when 0) before its new checks get 429; 0 turns it off. */
+  AUTH_SOURCE_FAILURES: int(0, 1000000).default(10),
 
   // gateway: backpressure
   /** Per-credential request rate limit in requests per second (429 above); 0 turns it off. */
@@ -284,5 +288,5 @@ export function parsePartitionList(spec: string, partitions: number): number[] {
   return [...out].sort((x, y) => x - y);
 }
 
-export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./logger.js";
+export { createLogger, LOG_LEVELS, type Logger, type LogLevel, perRequestLogger } from "./logger.js";
 export { armShutdownDeadline } from "./shutdown.js";

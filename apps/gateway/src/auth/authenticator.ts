@@ -69,7 +69,10 @@ const CACHE_LIMIT = 1000;
 /** Wrong credentials remembered at most (oldest forgotten first). */
 const FAILURE_CACHE_LIMIT = 10000;
 
-/** How the password checks are bounded (AUTH_SCRYPT_CONCURRENCY, AUTH_SCRYPT_QUEUE, AUTH_FAILURE_CACHE_SECONDS). */
+/**
+ * How the password checks are bounded (AUTH_SCRYPT_CONCURRENCY, AUTH_SCRYPT_QUEUE, AUTH_FAILURE_CACHE_SECONDS,
+ * AUTH_SOURCE_CHECKS, AUTH_SOURCE_FAILURES).
+ */
 export interface PasswordCheckLimits {
   /** scrypt runs at once at most (each holds one of libuv's 4 pool threads for tens of ms). */
   concurrency: number;
@@ -77,9 +80,80 @@ export interface PasswordCheckLimits {
   queue: number;
   /** a wrong credential is refused without a new scrypt for this long; 0: not remembered. */
   failureCacheMs: number;
+  /** new password checks one source address may have in progress (running or waiting); 0: no limit. */
+  sourceChecks: number;
+  /** wrong passwords a source address may send per failureCacheMs before its new checks are refused; 0: no limit. */
+  sourceFailures: number;
 }
 
-export const DEFAULT_PASSWORD_CHECK_LIMITS: PasswordCheckLimits = { concurrency: 2, queue: 64, failureCacheMs: 60000 };
+export const DEFAULT_PASSWORD_CHECK_LIMITS: PasswordCheckLimits = {
+  concurrency: 2,
+  queue: 64,
+  failureCacheMs: 60000,
+  sourceChecks: 1,
+  sourceFailures: 10,
+};
+
+/** Source addresses tracked at most (the oldest forgotten first). */
+const SOURCE_LIMIT = 10000;
+
+/**
+ * Per source address: the new password checks in progress, and the wrong passwords within a window.
+ * A source at either bound has its next new check refused before any scrypt (429 with Retry-After), so
+ * a flood from one address holds at most `maxChecks` of the gate's slots and stops after `maxFailures`,
+ * and a first login from any other address finds a slot free.
+ */
+export class SourceLimiter {
+  private readonly sources = new Map<string, { checks: number; failures: number; windowEnds: number }>();
+
+  constructor(
+    private readonly maxChecks: number,
+    private readonly maxFailures: number,
+    private readonly windowMs: number,
+  ) {}
+
+  private entry(source: string, now: number) {
+    let e = this.sources.get(source);
+    if (e && e.windowEnds <= now) {
+      // a new window: failures count afresh (checks still in progress stay counted)
+      e.failures = 0;
+      e.windowEnds = now + this.windowMs;
+    }
+    if (!e) {
+      if (this.sources.size >= SOURCE_LIMIT) {
+        for (const [k, v] of this.sources) {
+          if (v.checks === 0) {
+            this.sources.delete(k);
+            break;
+          }
+        }
+      }
+      e = { checks: 0, failures: 0, windowEnds: now + this.windowMs };
+      this.sources.set(source, e);
+    }
+    return e;
+  }
+
+  /** Admits one new check from `source` or throws RATE_LIMITED; the returned function ends it. */
+  begin(source: string, now = Date.now()): (failed: boolean) => void {
+    const e = this.entry(source, now);
+    if (this.maxFailures > 0 && e.failures >= this.maxFailures) {
+      throw new EssError("RATE_LIMITED", "too many wrong passwords from this address; retry later", {
+        retryAfter: Math.max(1, Math.ceil((e.windowEnds - now) / 1000)),
+      });
+    }
+    if (this.maxChecks > 0 && e.checks >= this.maxChecks) {
+      throw new EssError("RATE_LIMITED", "a password check from this address is in progress; retry later", {
+        retryAfter: 1,
+      });
+    }
+    e.checks++;
+    return (failed) => {
+      e.checks--;
+      if (failed) e.failures++;
+    };
+  }
+}
 
 /**
  * A semaphore for scrypt with a bounded wait queue that is fair between users: waiting checks are
@@ -161,6 +235,7 @@ export class Authenticator {
   /** checks in progress by credential digest: a burst of the same credential costs one scrypt */
   private readonly pending = new Map<string, Promise<Principal | null>>();
   private readonly gate: ScryptGate;
+  private readonly sources: SourceLimiter | undefined;
 
   private constructor(
     private readonly users: Map<string, BasicUser>,
@@ -169,6 +244,10 @@ export class Authenticator {
     private readonly limits: PasswordCheckLimits,
   ) {
     this.gate = new ScryptGate(limits.concurrency, limits.queue);
+    this.sources =
+      limits.sourceChecks > 0 || limits.sourceFailures > 0
+        ? new SourceLimiter(limits.sourceChecks, limits.sourceFailures, limits.failureCacheMs || 60000)
+        : undefined;
   }
 
   /** Password checks running and waiting. */
@@ -184,6 +263,8 @@ export class Authenticator {
     AUTH_SCRYPT_CONCURRENCY?: number;
     AUTH_SCRYPT_QUEUE?: number;
     AUTH_FAILURE_CACHE_SECONDS?: number;
+    AUTH_SOURCE_CHECKS?: number;
+    AUTH_SOURCE_FAILURES?: number;
   }): Promise<Authenticator> {
     const users = new Map<string, BasicUser>();
     for (const e of parseEntries("AUTH_USERS", cfg.AUTH_USERS)) {
@@ -215,11 +296,16 @@ export class Authenticator {
       queue: cfg.AUTH_SCRYPT_QUEUE ?? d.queue,
       failureCacheMs:
         cfg.AUTH_FAILURE_CACHE_SECONDS === undefined ? d.failureCacheMs : cfg.AUTH_FAILURE_CACHE_SECONDS * 1000,
+      sourceChecks: cfg.AUTH_SOURCE_CHECKS ?? d.sourceChecks,
+      sourceFailures: cfg.AUTH_SOURCE_FAILURES ?? d.sourceFailures,
     });
   }
 
-  /** The principal of an Authorization header; null when missing or wrong. */
-  async authenticate(header: string | undefined): Promise<Principal | null> {
+  /**
+   * The principal of an Authorization header; null when missing or wrong. `source` (the peer's
+   * address) bounds the new password checks per address; without it only the global bounds apply.
+   */
+  async authenticate(header: string | undefined, source?: string): Promise<Principal | null> {
     if (this.anonymous) return ANONYMOUS;
     if (!header) return null;
     const space = header.indexOf(" ");
@@ -227,7 +313,7 @@ export class Authenticator {
     const scheme = header.slice(0, space).toLowerCase();
     const value = header.slice(space + 1).trim();
     if (scheme === "bearer") return this.bearer(value);
-    if (scheme === "basic") return this.basic(value);
+    if (scheme === "basic") return this.basic(value, source);
     return null;
   }
 
@@ -239,7 +325,7 @@ export class Authenticator {
     return found ? { name: found.name, roles: found.roles, scheme: "bearer" } : null;
   }
 
-  private async basic(value: string): Promise<Principal | null> {
+  private async basic(value: string, source: string | undefined): Promise<Principal | null> {
     const key = cacheKey("basic", value);
     const hit = this.verified.get(key);
     if (hit) return hit;
@@ -250,8 +336,21 @@ export class Authenticator {
     }
     let check = this.pending.get(key);
     if (!check) {
-      check = this.checkPassword(key, value).finally(() => this.pending.delete(key));
-      this.pending.set(key, check);
+      // joining a check already in progress costs nothing; a new one counts against its source
+      const end = source !== undefined && this.sources ? this.sources.begin(source) : undefined;
+      check = this.checkPassword(key, value).then(
+        (principal) => {
+          end?.(principal === null);
+          return principal;
+        },
+        (err: unknown) => {
+          end?.(false);
+          throw err;
+        },
+      );
+      const settled = check.finally(() => this.pending.delete(key));
+      this.pending.set(key, settled);
+      return settled;
     }
     return check;
   }

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from "node:http";
 import { EssError } from "@ess/domain";
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../context.js";
@@ -16,7 +17,9 @@ export function authMiddleware(auth: Authenticator, rules: readonly AccessRule[]
     const rule = ruleFor(rules, c.req.method, c.req.path);
     c.set("operation", rule.operation);
     if (rule.roles === "public") return next();
-    const principal = await auth.authenticate(c.req.header("authorization"));
+    // the peer's address (served by node:http); absent in-process, as in app.request()
+    const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+    const principal = await auth.authenticate(c.req.header("authorization"), incoming?.socket.remoteAddress);
     if (!principal) {
       c.header("WWW-Authenticate", CHALLENGE);
       throw new EssError("UNAUTHENTICATED", "valid credentials are required (HTTP Basic or Bearer)");
