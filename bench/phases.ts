@@ -231,6 +231,25 @@ async function pacedPhase(
 }
 type PacedResult = Awaited<ReturnType<typeof pacedPhase>>;
 
+/**
+ * CPU the gateway, the worker and Redis use without traffic (cores, over 2 s): timers, the worker's
+ * blocking reads and stalled checks. At a low rate this floor is a large part of the CPU per callback.
+ */
+async function idleCores(redis: Redis, gateway: RunningProcess, worker: RunningProcess) {
+  const before = await redisSample(redis);
+  const g0 = cpuSeconds(gateway.child.pid);
+  const w0 = cpuSeconds(worker.child.pid);
+  const t0 = Date.now();
+  await sleep(2000);
+  const after = await redisSample(redis);
+  const s = (Date.now() - t0) / 1000;
+  return {
+    gateway: round((cpuSeconds(gateway.child.pid) - g0) / s, 3),
+    worker: round((cpuSeconds(worker.child.pid) - w0) / s, 3),
+    redis: round((after.cpu - before.cpu) / s, 3),
+  };
+}
+
 /** Lag p99 a sustained rate must keep (accepted → applied). */
 export const SUSTAINED_LAG_P99_MS = 100;
 
@@ -441,6 +460,7 @@ export async function runProfile(profile: "A" | "B", bin: string) {
     const maxRate = max1.result.allPerSecond;
     let sustained: {
       ceiling: Awaited<ReturnType<typeof measureCeiling>>;
+      idleCores: Awaited<ReturnType<typeof idleCores>>;
       search: Awaited<ReturnType<typeof sustainedSearch>>;
       acceptedPerSecond: number | null;
       ratioToCeiling: number | null;
@@ -451,6 +471,7 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       // a ceiling of its own right before the search (the worker idles): the same moment's machine
       const c = await measureCeiling(bare, probeMix);
       await stopChild(bare.child);
+      const idle = await idleCores(redis, g1, pacedWorker);
       const search = await sustainedSearch(redis, g1, pacedWorker, maxRate);
       const rate = search.best?.acceptedPerSecond ?? null;
       // accept latency at half the sustained rate (offered calls/s of the best step that held)
@@ -459,6 +480,7 @@ export async function runProfile(profile: "A" | "B", bin: string) {
         : null;
       sustained = {
         ceiling: c,
+        idleCores: idle,
         search,
         acceptedPerSecond: rate,
         ratioToCeiling: rate === null ? null : round(rate / c.requestsPerSecond, 3),

@@ -36,6 +36,13 @@ export function table(results: ProfileResult[]): string {
       },
     ],
     [
+      "idle CPU without traffic: gateway / worker / Redis (cores)",
+      (r) => {
+        const i = r.sustained?.idleCores;
+        return i ? `${i.gateway} / ${i.worker} / ${i.redis}` : "-";
+      },
+    ],
+    [
       "accept latency p50/p99/p99.9 at 50 % of the sustained rate (ms) · lag p99",
       (r) => {
         const h = r.sustained?.paced50;
