@@ -13,6 +13,10 @@ export const HELP = `npm run bench -- [options]
   --ceiling-seconds S  length of each round's bare-Hono ceiling measurement (default 2; quick 1.5)
   --rounds R           interleaved rounds of ceiling / gateway / variants at max rate (default 3; quick 1)
   --paced-seconds S    length of the 50 % and 90 % paced phases (default 4; quick 1.5)
+  --sustained          run the sustained search (in the full run by default; quick skips it unless given)
+  --no-sustained       skip the sustained search
+  --sustained-seconds S  length of each step of the sustained search (default 6)
+  --sustained-steps N  steps of the sustained search (default 6)
   --no-scaling         skip the 2-gateway and 2-worker phases (first profile only; quick skips them)
   --no-compare         skip the gateway variants (ENQUEUE_MODE=queue, REDIS_AUTO_PIPELINING=true, ACCESS_LOG=false),
                        measured at max rate on the first profile (quick skips them)
@@ -38,6 +42,10 @@ const { values: args } = parseArgs({
     "paced-seconds": { type: "string" },
     "no-scaling": { type: "boolean", default: false },
     "no-compare": { type: "boolean", default: false },
+    sustained: { type: "boolean", default: false },
+    "no-sustained": { type: "boolean", default: false },
+    "sustained-seconds": { type: "string", default: "6" },
+    "sustained-steps": { type: "string", default: "6" },
     rounds: { type: "string" },
     out: { type: "string", default: "bench-results" },
     "cpu-prof": { type: "boolean", default: false },
@@ -62,6 +70,9 @@ export const opts = {
   pacedSeconds: Number(args["paced-seconds"] ?? (quick ? 1.5 : 4)),
   scaling: !args["no-scaling"] && !quick,
   compare: !args["no-compare"] && !quick,
+  sustained: !args["no-sustained"] && (args.sustained || !quick),
+  sustainedSeconds: Number(args["sustained-seconds"]),
+  sustainedSteps: Math.max(1, Number(args["sustained-steps"])),
   rounds: Math.max(1, Number(args.rounds ?? (quick ? 1 : 3))),
   out: args.out,
   cpuProf: args["cpu-prof"],

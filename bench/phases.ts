@@ -24,6 +24,7 @@ import {
   pct,
   redisDelta,
   redisSample,
+  regression,
   round,
   rssMiB,
   spread,
@@ -142,31 +143,71 @@ async function drainPhase(redis: Redis, url: string, targets: Target[], workerCo
   return { workers, result };
 }
 
-/** Paced phase: gateway and worker together at a fixed offered rate; accept latency and lag. */
-async function pacedPhase(redis: Redis, gateway: RunningProcess, offered: number, label: string) {
+/**
+ * Paced phase: gateway and worker together at a fixed offered rate (open loop) for `seconds`; accept
+ * latency, lag accepted→applied, the backlog sampled every 100 ms, and the CPU of every process
+ * (gateway, worker, Redis, load generator) per accepted callback.
+ */
+async function pacedPhase(
+  redis: Redis,
+  gateway: RunningProcess,
+  worker: RunningProcess,
+  offered: number,
+  label: string,
+  seconds = opts.pacedSeconds,
+) {
   const perRequest = opts.updates + 1;
-  const n = Math.max(10, Math.ceil((offered * opts.pacedSeconds) / perRequest));
+  const n = Math.max(10, Math.ceil((offered * seconds) / perRequest));
   const targets = freshTargets(n);
   await register(gateway.url, targets);
   const calls = buildMix(targets, opts.updates, opts.badEvery);
-  let maxBacklog = 0;
+  const samples: { t: number; n: number }[] = [];
   let sampling = true;
+  const t0 = Date.now();
   const sampler = (async () => {
     while (sampling) {
-      maxBacklog = Math.max(maxBacklog, await backlog(redis));
+      samples.push({ t: (Date.now() - t0) / 1000, n: await backlog(redis) });
       await sleep(100);
     }
   })();
+  const before = await redisSample(redis);
+  const gatewayCpu0 = cpuSeconds(gateway.child.pid);
+  const workerCpu0 = cpuSeconds(worker.child.pid);
+  const loadCpu0 = process.cpuUsage();
   const res = await drivePaced(gateway.url, calls, offered, opts.connections);
   sampling = false;
   await sampler;
   const backlogAtEnd = await backlog(redis);
+  const loadCpu = process.cpuUsage(loadCpu0);
+  const gatewayCpu = cpuSeconds(gateway.child.pid) - gatewayCpu0;
   await waitDrained(redis, 60000);
+  // the worker's CPU and Redis's up to the drain: every accepted callback of the phase applied
+  const workerCpu = cpuSeconds(worker.child.pid) - workerCpu0;
+  const after = await redisSample(redis);
   const h = await histories(redis, keys, targets);
   const accepted = res.statusCounts["200"] ?? 0;
+  const per = Math.max(1, accepted);
   const l = res.latencies;
+  const redisCost = redisDelta(before, after, per);
+  const cpu = {
+    gateway: round((gatewayCpu * 1e6) / per, 1),
+    worker: round((workerCpu * 1e6) / per, 1),
+    redis: redisCost.cpuMicrosPerCallback,
+    loadGenerator: round((loadCpu.user + loadCpu.system) / per, 1),
+    total: 0,
+  };
+  cpu.total = round(cpu.gateway + cpu.worker + cpu.redis + cpu.loadGenerator, 1);
+  // growth of the backlog over the phase, from the least-squares line through its samples
+  const line =
+    samples.length > 1
+      ? regression(
+          samples.map((x) => x.t),
+          samples.map((x) => x.n),
+        )
+      : { a: 0, b: 0 };
   return {
     label,
+    seconds: round(res.seconds, 2),
     offeredPerSecond: Math.round(offered),
     achievedPerSecond: round(calls.length / res.seconds, 0),
     acceptedPerSecond: round(accepted / res.seconds, 0),
@@ -181,9 +222,88 @@ async function pacedPhase(redis: Redis, gateway: RunningProcess, offered: number
     },
     lagMs: { p50: pct(h.lags, 50), p99: pct(h.lags, 99), max: h.lags.at(-1) ?? Number.NaN },
     appliedPerSecond: round(h.entries / Math.max(0.001, (h.lastApplied - h.firstApplied) / 1000), 0),
-    maxBacklog,
+    maxBacklog: Math.max(0, ...samples.map((x) => x.n)),
     backlogAtEnd,
+    backlogGrowth: round(line.b * res.seconds, 0),
+    cpuMicrosPerCallback: cpu,
+    redis: redisCost,
   };
+}
+type PacedResult = Awaited<ReturnType<typeof pacedPhase>>;
+
+/**
+ * CPU the gateway, the worker and Redis use without traffic (cores, over 2 s): timers, the worker's
+ * blocking reads and stalled checks. At a low rate this floor is a large part of the CPU per callback.
+ */
+async function idleCores(redis: Redis, gateway: RunningProcess, worker: RunningProcess) {
+  const before = await redisSample(redis);
+  const g0 = cpuSeconds(gateway.child.pid);
+  const w0 = cpuSeconds(worker.child.pid);
+  const t0 = Date.now();
+  await sleep(2000);
+  const after = await redisSample(redis);
+  const s = (Date.now() - t0) / 1000;
+  return {
+    gateway: round((cpuSeconds(gateway.child.pid) - g0) / s, 3),
+    worker: round((cpuSeconds(worker.child.pid) - w0) / s, 3),
+    redis: round((after.cpu - before.cpu) / s, 3),
+  };
+}
+
+/** Lag p99 a sustained rate must keep (accepted → applied). */
+export const SUSTAINED_LAG_P99_MS = 100;
+
+/**
+ * A step of the sustained search holds when the lag p99 is within SUSTAINED_LAG_P99_MS, every call got
+ * its expected answer (no 503 from backpressure, no connection error), and the backlog stayed bounded:
+ * neither its growth over the step (least-squares line) nor what is left at the end exceeds what the
+ * offered rate brings in SUSTAINED_LAG_P99_MS (at least 50 jobs, so a handful in flight is not growth).
+ */
+function holds(p: PacedResult): { ok: boolean; why: string } {
+  const bound = Math.max(50, (p.offeredPerSecond * SUSTAINED_LAG_P99_MS) / 1000);
+  const why: string[] = [];
+  if (!(p.lagMs.p99 <= SUSTAINED_LAG_P99_MS)) why.push(`lag p99 ${p.lagMs.p99} ms`);
+  if (p.backlogGrowth > bound) why.push(`backlog grew by ${p.backlogGrowth}`);
+  if (p.backlogAtEnd > bound) why.push(`backlog ${p.backlogAtEnd} at the end`);
+  if (p.errors > 0) why.push(`${p.errors} connection errors`);
+  if (unexpectedAnswers(p.statusCounts, p.expectedCounts)) why.push("unexpected answers");
+  return { ok: why.length === 0, why: why.join(", ") || "ok" };
+}
+
+function unexpectedAnswers(got: Record<string, number>, want: Record<string, number>): boolean {
+  return Object.keys({ ...got, ...want }).some((k) => (got[k] ?? 0) !== (want[k] ?? 0));
+}
+
+/**
+ * The sustained rate: the highest paced (open-loop) rate at which gateway, one worker, Redis and the
+ * load generator together keep the backlog bounded and lag p99 ≤ SUSTAINED_LAG_P99_MS. Starts at half
+ * the gateway's own max rate, steps up ×1.5 while steps hold (down ×0.6 while they fail), then bisects
+ * between the highest rate that held and the lowest that failed; `opts.sustainedSteps` steps of
+ * `opts.sustainedSeconds` each. Rates are offered calls/s (4xx included); the headline is the accepted
+ * callbacks/s of the best step that held.
+ */
+async function sustainedSearch(redis: Redis, gateway: RunningProcess, worker: RunningProcess, maxRate: number) {
+  const steps: (PacedResult & { holds: boolean; why: string })[] = [];
+  let good: PacedResult | undefined;
+  let bad: number | undefined;
+  let rate = maxRate * 0.5;
+  for (let i = 0; i < opts.sustainedSteps; i++) {
+    const p = await pacedPhase(redis, gateway, worker, rate, `sustained step ${i + 1}`, opts.sustainedSeconds);
+    const v = holds(p);
+    steps.push({ ...p, holds: v.ok, why: v.why });
+    log(
+      `sustained step ${i + 1}: ${p.offeredPerSecond} calls/s offered, ${p.acceptedPerSecond} accepted/s, ` +
+        `lag p99 ${p.lagMs.p99} ms, backlog max ${p.maxBacklog} / end ${p.backlogAtEnd} / growth ${p.backlogGrowth}: ` +
+        (v.ok ? "holds" : `fails (${v.why})`),
+    );
+    if (v.ok && (!good || p.offeredPerSecond > good.offeredPerSecond)) good = p;
+    if (!v.ok) bad = Math.min(bad ?? Number.POSITIVE_INFINITY, p.offeredPerSecond);
+    if (good && bad !== undefined) rate = (good.offeredPerSecond + bad) / 2;
+    else rate = good ? rate * 1.5 : rate * 0.6;
+    // the bisection has closed in to 5 %
+    if (good && bad !== undefined && bad - good.offeredPerSecond <= 0.05 * good.offeredPerSecond) break;
+  }
+  return { best: good ?? null, lowestFailing: bad ?? null, steps };
 }
 
 /** A few requests driven past the history cap, to measure a retained terminal request at its largest. */
@@ -335,13 +455,49 @@ export async function runProfile(profile: "A" | "B", bin: string) {
     } else {
       pacedWorker = await startWorker(server.url);
     }
-    await stopChild(bare.child);
     started.push(pacedWorker);
 
     const maxRate = max1.result.allPerSecond;
-    const p50 = await pacedPhase(redis, g1, maxRate * 0.5, "50%");
+    let sustained: {
+      ceiling: Awaited<ReturnType<typeof measureCeiling>>;
+      idleCores: Awaited<ReturnType<typeof idleCores>>;
+      search: Awaited<ReturnType<typeof sustainedSearch>>;
+      acceptedPerSecond: number | null;
+      ratioToCeiling: number | null;
+      ratioToMedianCeiling: number | null;
+      paced50: PacedResult | null;
+    } | null = null;
+    if (opts.sustained) {
+      // a ceiling of its own right before the search (the worker idles): the same moment's machine
+      const c = await measureCeiling(bare, probeMix);
+      await stopChild(bare.child);
+      const idle = await idleCores(redis, g1, pacedWorker);
+      const search = await sustainedSearch(redis, g1, pacedWorker, maxRate);
+      const rate = search.best?.acceptedPerSecond ?? null;
+      // accept latency at half the sustained rate (offered calls/s of the best step that held)
+      const half = search.best
+        ? await pacedPhase(redis, g1, pacedWorker, search.best.offeredPerSecond * 0.5, "50% of sustained")
+        : null;
+      sustained = {
+        ceiling: c,
+        idleCores: idle,
+        search,
+        acceptedPerSecond: rate,
+        ratioToCeiling: rate === null ? null : round(rate / c.requestsPerSecond, 3),
+        ratioToMedianCeiling: rate === null ? null : round(rate / ceiling, 3),
+        paced50: half,
+      };
+      log(
+        `sustained: ${rate ?? "none"} accepted/s (ceiling ${c.requestsPerSecond}/s, ratio ${sustained.ratioToCeiling})` +
+          (half ? `; at 50 %: accept p99 ${half.latencyMs.p99} ms` : ""),
+      );
+    } else {
+      await stopChild(bare.child);
+    }
+
+    const p50 = await pacedPhase(redis, g1, pacedWorker, maxRate * 0.5, "50%");
     log(`50%: p99 ${p50.latencyMs.p99} ms, lag p99 ${p50.lagMs.p99} ms`);
-    const p90 = await pacedPhase(redis, g1, maxRate * 0.9, "90%");
+    const p90 = await pacedPhase(redis, g1, pacedWorker, maxRate * 0.9, "90%");
     log(`90%: p99 ${p90.latencyMs.p99} ms, lag p99 ${p90.lagMs.p99} ms`);
 
     return {
@@ -367,6 +523,7 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       drain2: d2,
       paced50: p50,
       paced90: p90,
+      sustained,
       memoryPerTerminalRequest: memory,
       gatewayRssMiB: rssMiB(g1.child.pid),
       workerRssMiB: rssMiB(pacedWorker.child.pid),

@@ -1,10 +1,54 @@
 // The bench's report: the markdown table printed at the end of a run.
+import { round } from "./measure.js";
 import { opts } from "./options.js";
 import type { ProfileResult } from "./phases.js";
 import { VARIANTS } from "./processes.js";
 
 export function table(results: ProfileResult[]): string {
   const rows: [string, (r: ProfileResult) => string][] = [
+    [
+      "**sustained rate: accepted callbacks/s (lag p99 ≤ 100 ms, backlog bounded) · ÷ ceiling of the same moment · ÷ median ceiling**",
+      (r) =>
+        r.sustained
+          ? r.sustained.acceptedPerSecond === null
+            ? `none held (lowest tried ${Math.min(...r.sustained.search.steps.map((s) => s.offeredPerSecond))} calls/s)`
+            : `**${r.sustained.acceptedPerSecond}** · **${r.sustained.ratioToCeiling}** (ceiling ${r.sustained.ceiling.requestsPerSecond}/s) · ${r.sustained.ratioToMedianCeiling}`
+          : "-",
+    ],
+    [
+      "sustained: lag p50/p99 (ms) · max backlog · steps (offered calls/s: holds or not)",
+      (r) => {
+        const s = r.sustained;
+        if (!s) return "-";
+        const steps = s.search.steps.map((x) => `${x.offeredPerSecond}${x.holds ? "✓" : "✗"}`).join(", ");
+        return s.search.best
+          ? `${s.search.best.lagMs.p50} / ${s.search.best.lagMs.p99} · ${s.search.best.maxBacklog} · ${steps}`
+          : steps;
+      },
+    ],
+    [
+      "sustained: CPU µs per accepted callback: gateway + worker + Redis + load generator = total (÷ bare CPU per request)",
+      (r) => {
+        const b = r.sustained?.search.best;
+        if (!b) return "-";
+        const c = b.cpuMicrosPerCallback;
+        return `${c.gateway} + ${c.worker} + ${c.redis} + ${c.loadGenerator} = ${c.total} (${round(c.total / r.ceiling.cpuMicrosPerRequest.median, 1)}×)`;
+      },
+    ],
+    [
+      "idle CPU without traffic: gateway / worker / Redis (cores)",
+      (r) => {
+        const i = r.sustained?.idleCores;
+        return i ? `${i.gateway} / ${i.worker} / ${i.redis}` : "-";
+      },
+    ],
+    [
+      "accept latency p50/p99/p99.9 at 50 % of the sustained rate (ms) · lag p99",
+      (r) => {
+        const h = r.sustained?.paced50;
+        return h ? `${h.latencyMs.p50} / ${h.latencyMs.p99} / ${h.latencyMs.p99_9} · ${h.lagMs.p99}` : "-";
+      },
+    ],
     [
       `bare Hono ceiling, req/s: median (min-max of ${opts.rounds} rounds)`,
       (r) => `${r.ceiling.requestsPerSecond} (${r.ceiling.rounds.min}-${r.ceiling.rounds.max})`,

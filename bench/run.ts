@@ -34,7 +34,15 @@ async function main(): Promise<void> {
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   console.log(table(results));
   console.log(
-    `\nratio gateway/ceiling: ${results.map((r) => `${r.profile} ${r.ratio.median}`).join(", ")} · ${report.seconds} s · ${file}`,
+    `\nratio gateway/ceiling: ${results.map((r) => `${r.profile} ${r.ratio.median}`).join(", ")}` +
+      results
+        .filter((r) => r.sustained)
+        .map(
+          (r) =>
+            ` · sustained ${r.profile} ${r.sustained?.acceptedPerSecond ?? "none"}/s (${r.sustained?.ratioToCeiling ?? "-"})`,
+        )
+        .join("") +
+      ` · ${report.seconds} s · ${file}`,
   );
 }
 

@@ -20,7 +20,7 @@ import {
   statusCounts,
   type Target,
 } from "../bench/load.js";
-import { backlog, rssMiB, waitDrained } from "../bench/measure.js";
+import { backlog, regression, rssMiB, waitDrained } from "../bench/measure.js";
 
 const HELP = `npm run soak -- [options]
 
@@ -249,21 +249,6 @@ async function sample(redis: Redis, gateway: RunningProcess, worker: RunningProc
     redisKeys: await redis.dbsize(),
     backlog: await backlog(redis, keys),
   };
-}
-
-/** Least-squares line y = a + b·x. */
-function regression(xs: number[], ys: number[]): { a: number; b: number } {
-  const n = xs.length;
-  const mx = xs.reduce((s, x) => s + x, 0) / n;
-  const my = ys.reduce((s, y) => s + y, 0) / n;
-  let sxy = 0;
-  let sxx = 0;
-  for (let i = 0; i < n; i++) {
-    sxy += (xs[i]! - mx) * (ys[i]! - my);
-    sxx += (xs[i]! - mx) ** 2;
-  }
-  const b = sxx === 0 ? 0 : sxy / sxx;
-  return { a: my - b * mx, b };
 }
 
 interface Verdict {
