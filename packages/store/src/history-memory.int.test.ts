@@ -22,7 +22,11 @@ async function memoryOf(id: string): Promise<{ total: number; byKey: Record<stri
   }
   // nothing else under the request's own key names
   const others = await ctx.redis.keys(`${keys.hash}*`);
-  expect(others.sort()).toEqual(Object.values(keys).filter((k) => others.includes(k)).sort());
+  expect(others.sort()).toEqual(
+    Object.values(keys)
+      .filter((k) => others.includes(k))
+      .sort(),
+  );
   return { total, byKey };
 }
 
