@@ -4,9 +4,10 @@ import { CALLBACK_STATUSES, STATE_NAMES } from "@ess/domain";
  * The packed history entry. Every history item is one short string in the request's history list
  * (newest first), written by the Lua include 'history' and decoded here, the one place that reads it.
  *
- *   <outcome><status><from><to>  one character each: the value's index in HISTORY_OUTCOMES,
- *                                CALLBACK_STATUSES or STATE_NAMES, in base 36; '_' when absent;
- *                                <to> left out when it equals <from>
+ *   <head>       outcome and status in one character: HEAD[o * STATUS_BASE + s], o and s their
+ *                position in HISTORY_OUTCOMES and CALLBACK_STATUSES plus 1, 0 when absent
+ *   <from><to>   one character each: the state's index in STATE_NAMES in base 36, '_' when absent;
+ *                <to> left out when it equals <from>
  *   then tagged fields, a capital letter and a value in [-0-9a-z]* (integers in base 36):
  *     A  appliedAt, as the ms since the next older entry with an appliedAt ('' = 0)
  *     B  appliedAt - acceptedAt
@@ -40,15 +41,24 @@ export type HistoryOutcome = (typeof HISTORY_OUTCOMES)[number];
 export const SEQ_OUTCOMES: readonly HistoryOutcome[] = ["applied", "late", "ignored", "skipped"];
 
 const codeTable = (names: readonly string[]) => Object.fromEntries(names.map((n, i) => [n, i.toString(36)]));
+const positions = (names: readonly string[]) => Object.fromEntries(names.map((n, i) => [n, i + 1]));
+
+/** Outcome and status codes per head character: statuses and "no status". */
+const STATUS_BASE = CALLBACK_STATUSES.length + 1;
+/** The head characters: printable ASCII from '$', without '{' (a JSON entry) and '#' (the header). */
+const HEAD = Array.from({ length: 0x7f - 0x24 }, (_, i) => String.fromCharCode(0x24 + i))
+  .filter((c) => c !== "{")
+  .join("");
 
 /** The code tables, name → code character, for the Lua include 'historyCodes'. */
 export function historyCodeTables() {
-  for (const names of [HISTORY_OUTCOMES, CALLBACK_STATUSES, STATE_NAMES]) {
-    if (names.length > 36) throw new Error("a history code table has more than 36 names");
-  }
+  if (STATE_NAMES.length > 36) throw new Error("more than 36 states: a state's code is one base-36 digit");
+  if ((HISTORY_OUTCOMES.length + 1) * STATUS_BASE > HEAD.length) throw new Error("too many outcomes and statuses");
   return {
-    H_OUTCOME: codeTable(HISTORY_OUTCOMES),
-    H_STATUS: codeTable(CALLBACK_STATUSES),
+    H_OUTCOME: positions(HISTORY_OUTCOMES),
+    H_STATUS: positions(CALLBACK_STATUSES),
+    H_STATUS_BASE: STATUS_BASE,
+    H_HEAD: HEAD,
     H_STATE: codeTable(STATE_NAMES),
     H_SEQ_OUTCOME: Object.fromEntries(SEQ_OUTCOMES.map((o) => [o, true])),
   };
@@ -81,7 +91,9 @@ export function decodeHistory(raw: readonly string[]): Record<string, unknown>[]
   return entries.map((packed) => {
     if (packed.startsWith("{")) return JSON.parse(packed) as Record<string, unknown>;
     const out: Record<string, unknown> = {};
-    const outcome = byCode(HISTORY_OUTCOMES, packed[0]);
+    const head = HEAD.indexOf(packed[0] ?? "");
+    if (head < 0) throw new Error(`history entry: unknown head '${packed[0]}'`);
+    const outcome = HISTORY_OUTCOMES[Math.floor(head / STATUS_BASE) - 1];
     if (outcome !== undefined) out.outcome = outcome;
     let execution: number | undefined = 1;
     let applied: number | undefined;
@@ -91,8 +103,10 @@ export function decodeHistory(raw: readonly string[]): Record<string, unknown>[]
     let tail: Record<string, unknown> = {};
     let hasSeq = (SEQ_OUTCOMES as readonly (string | undefined)[]).includes(outcome);
     let seqStep = 1;
-    const to = /^[0-9a-z_]$/.test(packed[3] ?? "") ? byCode(STATE_NAMES, packed[3]) : byCode(STATE_NAMES, packed[2]);
-    TAG.lastIndex = /^[0-9a-z_]$/.test(packed[3] ?? "") ? 4 : 3;
+    const hasTo = /^[0-9a-z_]$/.test(packed[2] ?? "");
+    const from = byCode(STATE_NAMES, packed[1]);
+    const to = hasTo ? byCode(STATE_NAMES, packed[2]) : from;
+    TAG.lastIndex = hasTo ? 3 : 2;
     while (TAG.lastIndex < packed.length) {
       const at = TAG.lastIndex;
       const m = TAG.exec(packed);
@@ -145,10 +159,9 @@ export function decodeHistory(raw: readonly string[]): Record<string, unknown>[]
       if (seq !== undefined) seq -= seqStep;
     }
     if (lastSeq !== undefined) out.lastSeq = (out.seq as number) + lastSeq;
-    const status = byCode(CALLBACK_STATUSES, packed[1]);
+    const status = CALLBACK_STATUSES[(head % STATUS_BASE) - 1];
     if (status !== undefined) out.status = status;
     if (execution !== undefined) out.execution = execution;
-    const from = byCode(STATE_NAMES, packed[2]);
     if (from !== undefined) out.from = from;
     if (to !== undefined) out.to = to;
     if (applied !== undefined && lag !== undefined) out.acceptedAt = applied - lag;

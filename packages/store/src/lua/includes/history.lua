@@ -54,9 +54,19 @@ local function packHistory(e, h)
     extra[k] = v
     return '_'
   end
-  local out = { code(H_OUTCOME, 'outcome'), code(H_STATUS, 'status'), code(H_STATE, 'from') }
+  -- outcome and status share the first character: H_HEAD[outcome * H_STATUS_BASE + status + 1]
+  local function index(tbl, k)
+    local v = e[k]
+    if v == nil then return 0 end
+    local i = type(v) == 'string' and tbl[v]
+    if i then return i end
+    extra[k] = v
+    return 0
+  end
+  local head = index(H_OUTCOME, 'outcome') * H_STATUS_BASE + index(H_STATUS, 'status') + 1
+  local out = { string.sub(H_HEAD, head, head), code(H_STATE, 'from') }
   -- 'to' is left out when it equals 'from' (the state did not change)
-  if not (e.to ~= nil and e.to == e.from and out[3] ~= '_') then table.insert(out, code(H_STATE, 'to')) end
+  if not (e.to ~= nil and e.to == e.from and out[2] ~= '_') then table.insert(out, code(H_STATE, 'to')) end
   local t = e.appliedAt
   if isInt(t) then
     local d = h.t and (t - h.t) or 0
