@@ -1,12 +1,14 @@
-import { CALLBACK_STATUSES, STATE_NAMES } from "@ess/domain";
+import { CALLBACK_STATUSES, STATES } from "@ess/domain";
 
 /**
- * The packed history entry. Every history item is one short string in the request's history list
+ * The packed history entry. Stored entries hold the positions of HISTORY_OUTCOMES and
+ * CALLBACK_STATUSES and the states' ESS codes for as long as the request is retained: those lists
+ * only ever grow at their end. Every history item is one short string in the request's history list
  * (newest first), written by the Lua include 'history' and decoded here, the one place that reads it.
  *
  *   <head>       outcome and status in one character: HEAD[o * STATUS_BASE + s], o and s their
  *                position in HISTORY_OUTCOMES and CALLBACK_STATUSES plus 1, 0 when absent
- *   <from><to>   one character each: the state's index in STATE_NAMES in base 36, '_' when absent;
+ *   <from><to>   one character each: the state's ESS code (STATES) in base 36, '_' when absent;
  *                <to> left out when it equals <from>
  *   then tagged fields, a capital letter and a value in [-0-9a-z]* (integers in base 36):
  *     A  appliedAt, as the ms since the next older entry with an appliedAt ('' = 0)
@@ -40,7 +42,9 @@ export type HistoryOutcome = (typeof HISTORY_OUTCOMES)[number];
 /** The outcomes of a callback: their entries have a seq. */
 export const SEQ_OUTCOMES: readonly HistoryOutcome[] = ["applied", "late", "ignored", "skipped"];
 
-const codeTable = (names: readonly string[]) => Object.fromEntries(names.map((n, i) => [n, i.toString(36)]));
+/** state name ↔ code character: the ESS numeric code in base 36 */
+const STATE_CODE = Object.fromEntries(STATES.map((s) => [s.name, s.code.toString(36)]));
+const STATE_BY_CODE = new Map<string, string>(STATES.map((s) => [s.code.toString(36), s.name]));
 const positions = (names: readonly string[]) => Object.fromEntries(names.map((n, i) => [n, i + 1]));
 
 /** Outcome and status codes per head character: statuses and "no status". */
@@ -52,14 +56,14 @@ const HEAD = Array.from({ length: 0x7f - 0x24 }, (_, i) => String.fromCharCode(0
 
 /** The code tables, name → code character, for the Lua include 'historyCodes'. */
 export function historyCodeTables() {
-  if (STATE_NAMES.length > 36) throw new Error("more than 36 states: a state's code is one base-36 digit");
+  if (STATES.some((s) => s.code >= 36)) throw new Error("a state code past 35: a state's code is one base-36 digit");
   if ((HISTORY_OUTCOMES.length + 1) * STATUS_BASE > HEAD.length) throw new Error("too many outcomes and statuses");
   return {
     H_OUTCOME: positions(HISTORY_OUTCOMES),
     H_STATUS: positions(CALLBACK_STATUSES),
     H_STATUS_BASE: STATUS_BASE,
     H_HEAD: HEAD,
-    H_STATE: codeTable(STATE_NAMES),
+    H_STATE: STATE_CODE,
     H_SEQ_OUTCOME: Object.fromEntries(SEQ_OUTCOMES.map((o) => [o, true])),
   };
 }
@@ -67,9 +71,9 @@ export function historyCodeTables() {
 const ABSENT = "_";
 const TAG = /([A-Z])([-0-9a-z]*)/y;
 
-function byCode(names: readonly string[], c: string | undefined): string | undefined {
+function stateOf(c: string | undefined): string | undefined {
   if (c === undefined || c === ABSENT) return undefined;
-  const name = names[Number.parseInt(c, 36)];
+  const name = STATE_BY_CODE.get(c);
   if (name === undefined) throw new Error(`history entry: unknown code '${c}'`);
   return name;
 }
@@ -104,8 +108,8 @@ export function decodeHistory(raw: readonly string[]): Record<string, unknown>[]
     let hasSeq = (SEQ_OUTCOMES as readonly (string | undefined)[]).includes(outcome);
     let seqStep = 1;
     const hasTo = /^[0-9a-z_]$/.test(packed[2] ?? "");
-    const from = byCode(STATE_NAMES, packed[1]);
-    const to = hasTo ? byCode(STATE_NAMES, packed[2]) : from;
+    const from = stateOf(packed[1]);
+    const to = hasTo ? stateOf(packed[2]) : from;
     TAG.lastIndex = hasTo ? 3 : 2;
     while (TAG.lastIndex < packed.length) {
       const at = TAG.lastIndex;
@@ -142,7 +146,7 @@ export function decodeHistory(raw: readonly string[]): Record<string, unknown>[]
           reason = "resumed";
           break;
         case "I":
-          reason = `request is ${byCode(STATE_NAMES, v)}`;
+          reason = `request is ${stateOf(v)}`;
           break;
         case "G":
           reason = `gap open ${int36(v, 0)} ms`;
