@@ -32,7 +32,7 @@ local function isInt(v)
   return type(v) == 'number' and v == math.floor(v) and math.abs(v) < 9007199254740992
 end
 
--- an integer in base 36 as it is written in the decimal reason text, or nil
+-- the number a reason's decimal digits stand for, when it prints back as the same digits (else nil)
 local function canonical(digits)
   if not digits or #digits > 15 then return nil end
   local n = tonumber(digits)
