@@ -2,7 +2,7 @@
 // Linux /proc, the backlog of the partition queues, Redis command and CPU counters, request
 // histories and memory, and the statistics over them.
 import { readFileSync } from "node:fs";
-import { CALLBACK_QUEUE, fanOut, type Keys } from "@ess/store";
+import { CALLBACK_QUEUE, decodeHistory, fanOut, type Keys } from "@ess/store";
 import type { Result } from "autocannon";
 import type { Redis } from "ioredis";
 import type { Target } from "./load.js";
@@ -142,8 +142,8 @@ export async function histories(redis: Redis, keys: Keys, targets: Target[]): Pr
       const list = (res[j]?.[1] as string[]) ?? [];
       const state = res[j + 1]?.[1] as string | null;
       if (state && state !== "RUNNING" && state !== "CANCELLING") out.terminal++;
-      for (const raw of list) {
-        const e = JSON.parse(raw) as { outcome?: string; acceptedAt?: number; appliedAt?: number };
+      for (const entry of decodeHistory(list)) {
+        const e = entry as { outcome?: string; acceptedAt?: number; appliedAt?: number };
         if (e.outcome === "registered" || e.acceptedAt === undefined || e.appliedAt === undefined) continue;
         out.entries++;
         if (e.outcome === "ignored") out.ignored++;

@@ -1,5 +1,6 @@
 // The phases of a bench run (ceiling, max rate, drain, paced) and a profile's run through them.
 import type { ChildProcess } from "node:child_process";
+import { decodeHistory } from "@ess/store";
 import type { RunningProcess } from "@ess/testing";
 import { RedisServer } from "@ess/testing";
 import { Redis } from "ioredis";
@@ -314,7 +315,7 @@ async function fullHistoryMemory(redis: Redis, gateway: RunningProcess) {
   await drive(gateway.url, calls, { connections: 20 });
   await waitDrained(redis, 60000);
   const first = targets[0]!.id;
-  const hist = await redis.llen(keys.history(keys.partition(first), first));
+  const hist = decodeHistory(await redis.lrange(keys.history(keys.partition(first), first), 0, -1)).length;
   return { ...(await memoryPerRequest(redis, keys, targets)), historyEntries: hist };
 }
 

@@ -1,5 +1,5 @@
 import "@ess/testing/provided";
-import { createRedis, Keys } from "@ess/store";
+import { createRedis, decodeHistory, Keys } from "@ess/store";
 import { eventually, RedisServer, type RunningProcess, requireRedisServer, startApp } from "@ess/testing";
 import { uniquePrefix } from "@ess/testing/context";
 import type { Redis } from "ioredis";
@@ -207,9 +207,9 @@ describe.skipIf(!bin)("Redis at maxmemory (noeviction)", () => {
           30000,
           `request ${t.id} applied`,
         );
-        const history = (await admin.lrange(keys.history(p, t.id), 0, -1))
-          .map((h) => JSON.parse(h) as { outcome: string; seq?: number })
-          .filter((h) => h.outcome !== "registered");
+        const history = decodeHistory(await admin.lrange(keys.history(p, t.id), 0, -1)).filter(
+          (h) => h.outcome !== "registered",
+        );
         expect(history.map((h) => h.seq).reverse()).toEqual(Array.from({ length: t.accepted }, (_, i) => i + 1));
       }
     } finally {

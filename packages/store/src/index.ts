@@ -1,6 +1,7 @@
 export * from "./codes.js";
 export * from "./dlq.js";
 export * from "./health.js";
+export * from "./history-codec.js";
 export * from "./keys.js";
 export * from "./queues.js";
 export * from "./redis.js";

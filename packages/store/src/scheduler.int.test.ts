@@ -69,7 +69,7 @@ describe("requestTimeout", () => {
     expect(await timedOutEvents(id)).toEqual([
       expect.objectContaining({ state: "RUNNING", previousState: "RUNNING", isTimedOut: "true" }),
     ]);
-    const hist = JSON.parse((await ctx.redis.lindex(ctx.keys.history(0, id), 0)) as string);
+    const hist = (await ctx.store.read(id))?.history[0];
     expect(hist).toMatchObject({ outcome: "timedOut", from: "RUNNING", to: "RUNNING" });
     // published once: it left the deadline set
     await sweep(start + 10 * MIN);

@@ -16,6 +16,7 @@ import {
 } from "@ess/domain";
 import type { Redis } from "ioredis";
 import { REPLY } from "./codes.js";
+import { historyCodeTables } from "./history-codec.js";
 
 /** Serialises plain data (objects, arrays, strings, numbers, booleans) as a Lua table constructor. */
 export function toLuaLiteral(value: unknown): string {
@@ -65,6 +66,8 @@ const GENERATED: Record<string, (seen: Set<string>) => string> = {
       // a string.format pattern: %s is the requestTimeout in minutes
       TIMEOUT_MESSAGE: timeoutMessage("%s"),
     }),
+  /** H_OUTCOME, H_STATUS, H_STATE: name → code character of a packed history entry (history-codec.ts) */
+  historyCodes: () => luaLocals(historyCodeTables()),
   /** CODE: reply code name → number */
   codes: () => luaLocals({ CODE: REPLY }),
   /**

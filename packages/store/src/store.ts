@@ -3,6 +3,7 @@ import type { CallbackJob } from "@ess/contract";
 import type { CallbackStatus, RequestState } from "@ess/domain";
 import type { Redis } from "ioredis";
 import { decodeReply } from "./codes.js";
+import { decodeHistory } from "./history-codec.js";
 import type { Keys } from "./keys.js";
 import { type CallbackQueues, JOB_CALLBACK } from "./queues.js";
 import { defineScripts, type ScriptedRedis } from "./scripts.js";
@@ -346,7 +347,7 @@ export class RequestStore {
     const fields: Record<string, string> = {};
     for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
     if (!fields.state) return null;
-    return { fields, history: history.map((h) => JSON.parse(h) as Record<string, unknown>) };
+    return { fields, history: decodeHistory(history) };
   }
 
   /** The state field alone (tests, tools). */

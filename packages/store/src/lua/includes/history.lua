@@ -1,5 +1,155 @@
--- appendHistory(key, entry, cap): a request's history entry, newest first, the list capped at cap entries
+--[[
+  history: appendHistory(key, entry, cap) adds a request's history entry (a table of the fields
+  GET shows), newest first, the list capped at cap entries. Each entry is packed into one short
+  string; the format and its one decoder are in packages/store/src/history-codec.ts. The list's last
+  element is the header '#<appliedAt>,<seq>' (base 36) of the newest entry: older entries keep
+  only the steps between them.
+]]
+--@include historyCodes
+
+local H_B36 = '0123456789abcdefghijklmnopqrstuvwxyz'
+local H_KNOWN = { outcome = true, status = true, from = true, to = true, appliedAt = true, acceptedAt = true,
+  seq = true, lastSeq = true, execution = true, reason = true, message = true }
+
+local function b36(n)
+  if n < 0 then return '-' .. b36(-n) end
+  if n == 0 then return '0' end
+  local out = ''
+  while n > 0 do
+    local d = n % 36
+    out = string.sub(H_B36, d + 1, d + 1) .. out
+    n = (n - d) / 36
+  end
+  return out
+end
+
+local function unb36(s)
+  if string.sub(s, 1, 1) == '-' then return -tonumber(string.sub(s, 2), 36) end
+  return tonumber(s, 36)
+end
+
+local function isInt(v)
+  return type(v) == 'number' and v == math.floor(v) and math.abs(v) < 9007199254740992
+end
+
+-- the number a reason's decimal digits stand for, when it prints back as the same digits (else nil)
+local function canonical(digits)
+  if not digits or #digits > 15 then return nil end
+  local n = tonumber(digits)
+  if tostring(n) ~= digits then return nil end
+  return n
+end
+
+-- entry → packed string; h = { t = appliedAt, s = seq } of the newest entry so far, updated
+local function packHistory(e, h)
+  local extra = {}
+  for k, v in pairs(e) do
+    if not H_KNOWN[k] then extra[k] = v end
+  end
+  local function code(tbl, k)
+    local v = e[k]
+    if v == nil then return '_' end
+    local c = type(v) == 'string' and tbl[v]
+    if c then return c end
+    extra[k] = v
+    return '_'
+  end
+  -- outcome and status share the first character: H_HEAD[outcome * H_STATUS_BASE + status + 1]
+  local function index(tbl, k)
+    local v = e[k]
+    if v == nil then return 0 end
+    local i = type(v) == 'string' and tbl[v]
+    if i then return i end
+    extra[k] = v
+    return 0
+  end
+  local head = index(H_OUTCOME, 'outcome') * H_STATUS_BASE + index(H_STATUS, 'status') + 1
+  local out = { string.sub(H_HEAD, head, head), code(H_STATE, 'from') }
+  -- 'to' is left out when it equals 'from' (the state did not change)
+  if not (e.to ~= nil and e.to == e.from and out[2] ~= '_') then table.insert(out, code(H_STATE, 'to')) end
+  local t = e.appliedAt
+  if isInt(t) then
+    local d = h.t and (t - h.t) or 0
+    table.insert(out, 'A' .. (d == 0 and '' or b36(d)))
+    h.t = t
+    if isInt(e.acceptedAt) then
+      table.insert(out, 'B' .. b36(t - e.acceptedAt))
+    elseif e.acceptedAt ~= nil then
+      extra.acceptedAt = e.acceptedAt
+    end
+  else
+    if t ~= nil then extra.appliedAt = t end
+    if e.acceptedAt ~= nil then extra.acceptedAt = e.acceptedAt end
+  end
+  local seq = e.seq
+  if isInt(seq) then
+    local d = h.s and (seq - h.s) or 1
+    -- a callback's entry has a seq: its S is left out for the usual step of 1
+    if d ~= 1 then
+      table.insert(out, 'S' .. b36(d))
+    elseif not H_SEQ_OUTCOME[e.outcome] then
+      table.insert(out, 'S')
+    end
+    h.s = seq
+    if isInt(e.lastSeq) then
+      table.insert(out, 'Q' .. b36(e.lastSeq - seq))
+    elseif e.lastSeq ~= nil then
+      extra.lastSeq = e.lastSeq
+    end
+  else
+    if H_SEQ_OUTCOME[e.outcome] then table.insert(out, 'N') end
+    if seq ~= nil then extra.seq = seq end
+    if e.lastSeq ~= nil then extra.lastSeq = e.lastSeq end
+  end
+  local x = e.execution
+  if x == nil then
+    table.insert(out, 'E')
+  elseif isInt(x) then
+    if x ~= 1 then table.insert(out, 'E' .. b36(x)) end
+  else
+    table.insert(out, 'E')
+    extra.execution = x
+  end
+  local r = e.reason
+  if r ~= nil then
+    local state = type(r) == 'string' and string.match(r, '^request is (.+)$')
+    local gap = type(r) == 'string' and canonical(string.match(r, '^gap open (%d+) ms$'))
+    local stale, current
+    if type(r) == 'string' then stale, current = string.match(r, '^stale execution (%d+) %(current (%d+)%)$') end
+    current = canonical(current)
+    if r == 'resumed' then
+      table.insert(out, 'P')
+    elseif state and H_STATE[state] then
+      table.insert(out, 'I' .. H_STATE[state])
+    elseif gap then
+      table.insert(out, 'G' .. b36(gap))
+    elseif current and isInt(x) and stale == tostring(x) then
+      table.insert(out, 'X' .. b36(current))
+    else
+      extra.reason = r
+    end
+  end
+  if next(extra) ~= nil then
+    if e.message ~= nil then extra.message = e.message end
+    table.insert(out, 'J' .. cjson.encode(extra))
+  elseif type(e.message) == 'string' then
+    table.insert(out, 'M' .. e.message)
+  elseif e.message ~= nil then
+    table.insert(out, 'J' .. cjson.encode({ message = e.message }))
+  end
+  return table.concat(out)
+end
+
 local function appendHistory(key, entry, cap)
-  redis.call('LPUSH', key, cjson.encode(entry))
+  local h = {}
+  local last = redis.call('LINDEX', key, -1)
+  if last and string.sub(last, 1, 1) == '#' then
+    redis.call('RPOP', key)
+    local t, s = string.match(last, '^#([-0-9a-z]*),([-0-9a-z]*)$')
+    if t ~= '' then h.t = unb36(t) end
+    if s ~= '' then h.s = unb36(s) end
+  end
+  redis.call('LPUSH', key, packHistory(entry, h))
   redis.call('LTRIM', key, 0, tonumber(cap) - 1)
+  redis.call('RPUSH', key, '#' .. (h.t and b36(h.t) or '') .. ',' .. (h.s and b36(h.s) or ''))
 end
