@@ -6,7 +6,7 @@ import {
   type RouteDeclaration,
   simpleExceptionDetailSchema,
 } from "@ess/contract";
-import { STATE_NAMES } from "@ess/domain";
+import { CALLBACK_STATUSES, STATE_NAMES } from "@ess/domain";
 import { newRequestId } from "@ess/testing/context";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -249,20 +249,7 @@ const mediaTypeArb = fc.option(
 const callbackLike = fc.record(
   {
     requestHandle: fc.oneof(fc.constant("<live>"), fc.string(), fc.anything(), fc.constantFrom(...SPECIAL_NAMES)),
-    status: fc.oneof(
-      fc.constantFrom(
-        "SUCCESS",
-        "UPDATE",
-        "PAUSE",
-        "WARNING",
-        "ERROR",
-        "BUSINESS_ERROR",
-        "CANCEL",
-        "SUSPEND",
-        "success",
-      ),
-      fc.anything(),
-    ),
+    status: fc.oneof(fc.constantFrom<string>(...CALLBACK_STATUSES, "success"), fc.anything()),
     statusMessage: fc.oneof(fc.string({ maxLength: 1200 }), fc.anything()),
     requestExecutionContext: fc.oneof(fc.string(), fc.constant("<context>")),
     callbackUrl: fc.oneof(fc.webUrl(), fc.string()),
