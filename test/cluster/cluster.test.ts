@@ -62,7 +62,7 @@ describe.skipIf(!onCluster)("on a Redis Cluster (3 masters, 3 replicas)", () => 
 
   it.each([
     ["script", 810_000],
-    ["queue", 820_000],
+    ["queue", 815_000],
   ])(
     "ENQUEUE_MODE=%s: callbacks of every partition are applied in order (a gateway and a worker process on the cluster)",
     async (mode, firstId) => {
