@@ -68,9 +68,7 @@ export default defineConfig({
             "test/e2e/ordering.test.ts",
             "test/e2e/dead-letters.test.ts",
             "test/e2e/scheduler.test.ts",
-            // not yet: on a Cluster the gateway-profile connection (no offline queue) fails BullMQ's own
-            // calls with "Connection is closed" (ENQUEUE_MODE=queue answers 503); README, "Redis Cluster"
-            // "apps/gateway/src/idempotency.int.test.ts",
+            "apps/gateway/src/idempotency.int.test.ts",
           ],
           globalSetup: ["packages/testing/src/global-cluster.ts"],
           testTimeout: 120000,

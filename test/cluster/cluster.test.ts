@@ -60,27 +60,33 @@ describe.skipIf(!onCluster)("on a Redis Cluster (3 masters, 3 replicas)", () => 
     expect(per.sort()).toEqual([5, 5, 6]);
   });
 
-  it("callbacks of every partition are applied in order (a gateway and a worker process on the cluster)", async () => {
-    const [gateway] = await Promise.all([start("gateway", env), start("worker", env)]);
-    const keys = new Keys(env.KEY_PREFIX, 16);
-    const ids = idsPerPartition(keys, 810_000, 2);
-    await Promise.all(
-      ids.map(async (id) => {
-        const { requestHandle } = await registerRequest(gateway.url, id);
-        for (const s of ["UPDATE", "UPDATE", "SUCCESS"])
-          expect(await callback(gateway.url, id, requestHandle, s)).toBe(200);
-      }),
-    );
-    for (const id of ids) {
-      const d = await eventually(async () => {
-        const r = await details(gateway.url, id);
-        return r.state === "SUCCEEDED" && r;
-      });
-      const seqs = d.history.filter((h) => h.outcome === "applied").map((h) => h.seq);
-      expect(seqs.reverse()).toEqual([1, 2, 3]);
-    }
-    expect(new Set(ids.map((id) => keys.partition(id))).size).toBe(16);
-  });
+  it.each([
+    ["script", 810_000],
+    ["queue", 815_000],
+  ])(
+    "ENQUEUE_MODE=%s: callbacks of every partition are applied in order (a gateway and a worker process on the cluster)",
+    async (mode, firstId) => {
+      const [gateway] = await Promise.all([start("gateway", { ...env, ENQUEUE_MODE: mode }), start("worker", env)]);
+      const keys = new Keys(env.KEY_PREFIX, 16);
+      const ids = idsPerPartition(keys, firstId, 2);
+      await Promise.all(
+        ids.map(async (id) => {
+          const { requestHandle } = await registerRequest(gateway.url, id);
+          for (const s of ["UPDATE", "UPDATE", "SUCCESS"])
+            expect(await callback(gateway.url, id, requestHandle, s)).toBe(200);
+        }),
+      );
+      for (const id of ids) {
+        const d = await eventually(async () => {
+          const r = await details(gateway.url, id);
+          return r.state === "SUCCEEDED" && r;
+        });
+        const seqs = d.history.filter((h) => h.outcome === "applied").map((h) => h.seq);
+        expect(seqs.reverse()).toEqual([1, 2, 3]);
+      }
+      expect(new Set(ids.map((id) => keys.partition(id))).size).toBe(16);
+    },
+  );
 
   it("ACK_REPLICAS: 200 once a replica has it; asking for 2 of 1 replica answers 503 ESS-50304, and the retry with the same Idempotency-Key is answered like the first and applied once", async () => {
     const [strict, one] = await Promise.all([

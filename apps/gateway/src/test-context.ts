@@ -1,4 +1,5 @@
 import { createLogger, loadConfig } from "@ess/config";
+import { waitReady } from "@ess/store";
 import { type TestContext, type TestContextOptions, testSecretBox, useTestContext } from "@ess/testing/context";
 import { afterAll } from "vitest";
 import { Authenticator } from "./auth/authenticator.js";
@@ -36,6 +37,10 @@ export async function useGatewayTestContext(
     ...opts.env,
   });
   const errors: unknown[] = [];
+  // as main.ts: connected (on a Cluster, every node) before the wiring builds the BullMQ queues. A
+  // Queue checks the Redis version once, at construction, and keeps that answer: a node connection
+  // still opening refuses the check under the gateway profile, and the Queue would fail every call.
+  await waitReady(ctx.redis);
   const wired = wireGateway(config, {
     redis: ctx.redis,
     store: ctx.store,

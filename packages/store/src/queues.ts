@@ -76,6 +76,16 @@ export class CallbackQueues {
       // errors surface on the add() promise; without a listener they would crash the process
       q.on("error", () => {});
       this.queues.set(id, q);
+      // BullMQ sets a Queue's connection up once (a version check) and keeps a failure for good: every
+      // later call would fail with it. Such a Queue is dropped, so the next call builds a new one. (On a
+      // Cluster without an offline queue, a node connection still opening refuses the check: waitReady
+      // before building the queues.)
+      const built = q;
+      built.waitUntilReady().catch(() => {
+        if (this.queues.get(id) !== built) return;
+        this.queues.delete(id);
+        built.close().catch(() => {});
+      });
     }
     return q;
   }
