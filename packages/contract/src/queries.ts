@@ -199,6 +199,17 @@ export const requestQueryParamsSchema = fieldSelectionParamsSchema.extend({
   cursor: z.string().max(1000).optional().meta({ description: "Opaque: from the previous page's next link" }),
 });
 
+/** The job's descriptive fields ESS's RequestDetails carries, as registration takes them. */
+export const REQUEST_METADATA_FIELDS = [
+  "jobDefinitionId",
+  "application",
+  "submitter",
+  "description",
+  "priority",
+  "requestType",
+  "requestParameters",
+] as const;
+
 /** The RequestDetails fields a client can select (`fields`, `excludeFields`). */
 export const REQUEST_DETAILS_FIELDS = [
   "requestId",
@@ -226,13 +237,7 @@ export const REQUEST_DETAILS_FIELDS = [
   "elapsedTime",
   "pausedState",
   "lastCheckInTime",
-  "jobDefinitionId",
-  "application",
-  "submitter",
-  "description",
-  "priority",
-  "requestType",
-  "requestParameters",
+  ...REQUEST_METADATA_FIELDS,
   "links",
   "history",
 ] as const;

@@ -1,5 +1,5 @@
 import * as crypto from "node:crypto";
-import type { CallbackJob } from "@ess/contract";
+import { type CallbackJob, REQUEST_METADATA_FIELDS } from "@ess/contract";
 import type { CallbackStatus, RequestState } from "@ess/domain";
 import type { Redis } from "ioredis";
 import { decodeReply } from "./codes.js";
@@ -87,15 +87,7 @@ export interface RequestMetadata {
 }
 
 /** The metadata fields, as stored in the request hash. */
-export const METADATA_FIELDS = [
-  "jobDefinitionId",
-  "application",
-  "submitter",
-  "description",
-  "priority",
-  "requestType",
-  "requestParameters",
-] as const satisfies readonly (keyof RequestMetadata)[];
+export const METADATA_FIELDS = REQUEST_METADATA_FIELDS satisfies readonly (keyof RequestMetadata)[];
 
 /** The register script's metadata argument: the given fields as a flat JSON object, or ''. */
 function metadataArg(m: RequestMetadata | undefined): string {
