@@ -1,12 +1,11 @@
 import { spawn } from "node:child_process";
 import { request } from "node:http";
-import type { AddressInfo } from "node:net";
 import { newRequestId } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "./app.js";
 import { Authenticator } from "./auth/authenticator.js";
-import { serveApp } from "./server.js";
-import { useGatewayTestContext } from "./test-context.js";
+import type { serveApp } from "./server.js";
+import { serveOnLoopback, useGatewayTestContext } from "./test-context.js";
 
 // 200 concurrent wrong Basic passwords over a real socket while valid callers keep calling. The flood
 // is sent by a separate process from another loopback address (127.0.0.2) than the valid callers
@@ -28,15 +27,9 @@ beforeAll(async () => {
     ALLOW_ANONYMOUS: false,
   });
   const app = createApp({ ...ctx.deps, ops: { auth, retryAfterSeconds: 1 } });
-  server = serveApp({
-    fetch: app.fetch,
-    port: 0,
-    hostname: "127.0.0.1",
-    timeouts: { headersTimeoutMs: 10000, requestTimeoutMs: 30000, keepAliveTimeoutMs: 5000 },
-    logError: (err) => errors.push(err),
-  });
-  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  let port: number;
+  ({ server, port } = await serveOnLoopback(app, (err) => errors.push(err)));
+  base = `http://127.0.0.1:${port}`;
   id = newRequestId();
   await ctx.store.register(id, "h".repeat(24), {});
 });

@@ -1,12 +1,11 @@
-import type { AddressInfo } from "node:net";
 import { connect, type Socket } from "node:net";
 import { eventually } from "@ess/testing";
 import { newRequestId } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "./app.js";
 import { Authenticator } from "./auth/authenticator.js";
-import { serveApp } from "./server.js";
-import { useGatewayTestContext } from "./test-context.js";
+import type { serveApp } from "./server.js";
+import { serveOnLoopback, useGatewayTestContext } from "./test-context.js";
 
 // Clients that go away mid-body, over a real socket: routine, logged at debug, never an unexpected error.
 
@@ -26,15 +25,7 @@ beforeAll(async () => {
     logError: (err) => errors.push(err),
     logDebug: (context) => debug.push(context),
   });
-  server = serveApp({
-    fetch: app.fetch,
-    port: 0,
-    hostname: "127.0.0.1",
-    timeouts: { headersTimeoutMs: 10000, requestTimeoutMs: 30000, keepAliveTimeoutMs: 5000 },
-    logError: (err) => errors.push(err),
-  });
-  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
-  port = (server.address() as AddressInfo).port;
+  ({ server, port } = await serveOnLoopback(app, (err) => errors.push(err)));
   id = newRequestId();
   const res = await fetch(`http://127.0.0.1:${port}/gateway/v1/requests/${id}/executions`, { method: "POST" });
   handle = ((await res.json()) as { requestHandle: string }).requestHandle;

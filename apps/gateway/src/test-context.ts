@@ -1,9 +1,11 @@
+import type { AddressInfo } from "node:net";
 import { createLogger, loadConfig } from "@ess/config";
 import { waitReady } from "@ess/store";
 import { type TestContext, type TestContextOptions, testSecretBox, useTestContext } from "@ess/testing/context";
 import { afterAll } from "vitest";
 import { Authenticator } from "./auth/authenticator.js";
 import type { GatewayDeps } from "./context.js";
+import { serveApp } from "./server.js";
 import { type WiredGateway, wireGateway } from "./wiring.js";
 
 /** A test file's in-process gateway: the Redis side (@ess/testing) and the apps wired as main.ts wires them. */
@@ -57,4 +59,20 @@ export async function useGatewayTestContext(
     wired.sseShutdown.abort();
   });
   return { ...ctx, app: wired.app, adminApp: wired.adminApp, deps: wired.deps, errors };
+}
+
+/** Serves an app on a free loopback port, as main.ts serves it (serveApp), for tests over a real socket. */
+export async function serveOnLoopback(
+  app: { fetch: (request: Request) => Response | Promise<Response> },
+  logError: (err: unknown) => void,
+): Promise<{ server: ReturnType<typeof serveApp>; port: number }> {
+  const server = serveApp({
+    fetch: app.fetch,
+    port: 0,
+    hostname: "127.0.0.1",
+    timeouts: { headersTimeoutMs: 10000, requestTimeoutMs: 30000, keepAliveTimeoutMs: 5000 },
+    logError,
+  });
+  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+  return { server, port: (server.address() as AddressInfo).port };
 }
