@@ -19,11 +19,11 @@ export function cpuSeconds(pid: number | undefined): number {
   }
 }
 
-/** VmRSS of a process in MiB. */
-export function rssMiB(pid: number | undefined): number {
+/** VmRSS of a process in MiB; `peak`: its high-water mark (VmHWM) since it started. */
+export function rssMiB(pid: number | undefined, peak = false): number {
   if (!pid) return 0;
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    const m = (peak ? /VmHWM:\s+(\d+) kB/ : /VmRSS:\s+(\d+) kB/).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
     return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : 0;
   } catch {
     return 0;

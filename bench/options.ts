@@ -28,6 +28,9 @@ export const HELP = `npm run bench -- [options]
                        copy of this one (an A/A pair shows what the order within a round alone does)
   --out DIR            where the JSON goes (default bench-results/)
   --cpu-prof           run gateways and workers with node --cpu-prof (profiles in <out>/profiles/)
+  --source             run gateways and workers from source through tsx; by default the bench builds
+                       (npm run build, here and in every --baseline checkout) and runs the compiled
+                       apps with plain node, as npm start does
   --help               this text`;
 
 const { values: args } = parseArgs({
@@ -49,6 +52,7 @@ const { values: args } = parseArgs({
     rounds: { type: "string" },
     out: { type: "string", default: "bench-results" },
     "cpu-prof": { type: "boolean", default: false },
+    source: { type: "boolean", default: false },
     variants: { type: "string" },
     baseline: { type: "string" },
     help: { type: "boolean", default: false },
@@ -76,6 +80,7 @@ export const opts = {
   rounds: Math.max(1, Number(args.rounds ?? (quick ? 1 : 3))),
   out: args.out,
   cpuProf: args["cpu-prof"],
+  compiled: !args.source,
   variants: args.variants?.split(",").map((x) => Number(x.trim())),
   baseline: args.baseline?.split(",").map((x) => x.trim()),
 };

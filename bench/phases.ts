@@ -338,6 +338,11 @@ export async function runProfile(profile: "A" | "B", bin: string) {
 
     const g1 = await startGateway(server.url, `gateway-${profile}`);
     started.push(g1);
+    // RSS of a gateway and a worker that have served nothing yet (nothing is queued before the warm-up)
+    const idleWorker = await startWorker(server.url);
+    await sleep(1000);
+    const idleRss = { gateway: rssMiB(g1.child.pid), worker: rssMiB(idleWorker.child.pid) };
+    await idleWorker.kill();
     // warm-up: JIT and connections, not measured (its backlog is drained by the first drain phase)
     const warm = freshTargets(Math.min(quick ? 300 : 1000, opts.requests));
     await register(g1.url, warm);
@@ -528,6 +533,11 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       memoryPerTerminalRequest: memory,
       gatewayRssMiB: rssMiB(g1.child.pid),
       workerRssMiB: rssMiB(pacedWorker.child.pid),
+      // idle: right after start; peak: the high-water mark of the processes that ran every phase
+      rssMiB: {
+        idle: idleRss,
+        peak: { gateway: rssMiB(g1.child.pid, true), worker: rssMiB(pacedWorker.child.pid, true) },
+      },
     };
   } finally {
     // gateways stop gracefully (a --cpu-prof profile is written on exit); workers are killed

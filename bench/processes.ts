@@ -1,6 +1,6 @@
 // The processes a bench run starts (redis-server, the bare-Hono ceiling, gateways, workers, a trace
 // sink) and their cleanup on Ctrl-C.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { RedisServer } from "@ess/testing";
@@ -78,13 +78,22 @@ export async function startGateway(
   const nodeArgs = opts.cpuProf
     ? ["--cpu-prof", `--cpu-prof-dir=${opts.out}/profiles/${name.replace(/[^A-Za-z0-9-]+/g, "_")}`]
     : [];
-  return tracked(await startApp("gateway", env, nodeArgs, root));
+  return tracked(await startApp("gateway", env, nodeArgs, root, opts.compiled));
 }
 
 let workerCount = 0;
 export async function startWorker(url: string): Promise<RunningProcess> {
   const nodeArgs = opts.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${opts.out}/profiles/worker-${++workerCount}`] : [];
-  return tracked(await startApp("worker", redisEnv(url, { LOG_LEVEL: "info" }), nodeArgs));
+  return tracked(await startApp("worker", redisEnv(url, { LOG_LEVEL: "info" }), nodeArgs, undefined, opts.compiled));
+}
+
+/** Builds this checkout and every --baseline one (the compiled apps the bench runs by default). */
+export function buildAll(): void {
+  if (!opts.compiled) return;
+  for (const root of [ROOT, ...(opts.baseline ?? [])]) {
+    const r = spawnSync("npm", ["run", "build", "--silent"], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
+    if (r.status !== 0) throw new Error(`npm run build failed in ${root}`);
+  }
 }
 
 export function tracked(p: RunningProcess): RunningProcess {

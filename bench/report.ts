@@ -117,7 +117,11 @@ export function table(results: ProfileResult[]): string {
       (r) =>
         `${r.memoryPerTerminalRequest.typical.bytes} B / ${r.memoryPerTerminalRequest.fullHistory.bytes} B (${r.memoryPerTerminalRequest.fullHistory.historyEntries} entries)`,
     ],
-    ["gateway RSS / worker RSS (MiB)", (r) => `${r.gatewayRssMiB} / ${r.workerRssMiB}`],
+    [
+      "RSS (MiB): gateway / worker at the end · idle after start · peak",
+      (r) =>
+        `${r.gatewayRssMiB} / ${r.workerRssMiB} · ${r.rssMiB.idle.gateway} / ${r.rssMiB.idle.worker} · ${r.rssMiB.peak.gateway} / ${r.rssMiB.peak.worker}`,
+    ],
     ["unexpected answers (max phase)", (r) => unexpected(r.max1.statusCounts, r.max1.expectedCounts)],
   ];
   const head = `| metric | ${results.map((r) => `profile ${r.profile} (${r.redis})`).join(" | ")} |`;

@@ -8,6 +8,7 @@ import { findRedisServer } from "@ess/testing";
 import { round } from "./measure.js";
 import { log, opts, started } from "./options.js";
 import { type ProfileResult, runProfile } from "./phases.js";
+import { buildAll } from "./processes.js";
 import { table } from "./report.js";
 
 async function main(): Promise<void> {
@@ -20,6 +21,7 @@ async function main(): Promise<void> {
     node: process.version,
   };
   log(`options ${JSON.stringify(opts)}`);
+  buildAll();
   const results: ProfileResult[] = [];
   for (const p of opts.profiles) results.push(await runProfile(p as "A" | "B", bin));
   const report = {

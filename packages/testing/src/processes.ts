@@ -25,18 +25,25 @@ export interface RunningProcess {
 /**
  * Starts apps/<app>/src/main.ts with env; resolves once it reports it is up. `nodeArgs` go to node
  * before the script (the bench's `--cpu-prof`, which NODE_OPTIONS does not allow). `root`: the
- * checkout to run it from (the bench's --baseline), default this one.
+ * checkout to run it from (the bench's --baseline), default this one. `compiled`: run the build's
+ * apps/<app>/dist/main.js with plain node, as `npm start` does (after `npm run build`), instead of
+ * the source through tsx.
  */
 export async function startApp(
   app: "gateway" | "worker",
   env: Record<string, string>,
   nodeArgs: string[] = [],
   root: string = ROOT,
+  compiled = false,
 ): Promise<RunningProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", `apps/${app}/src/main.ts`], {
+  const main = compiled ? [`apps/${app}/dist/main.js`] : ["--import", "tsx", `apps/${app}/src/main.ts`];
+  const inherited = { ...process.env };
+  // the source condition (NODE_OPTIONS of `npm run bench`) would send plain node to the .ts sources
+  if (compiled) delete inherited.NODE_OPTIONS;
+  const child = spawn(process.execPath, [...nodeArgs, ...main], {
     cwd: root,
     env: {
-      ...process.env,
+      ...inherited,
       PORT: "0",
       ADMIN_PORT: "0",
       WORKER_METRICS_PORT: "0",
