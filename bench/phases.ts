@@ -1,6 +1,6 @@
 // The phases of a bench run (ceiling, max rate, drain, paced) and a profile's run through them.
 import type { ChildProcess } from "node:child_process";
-import { decodeHistory } from "@ess/store";
+import { decodeHistory, Keys } from "@ess/store";
 import type { RunningProcess } from "@ess/testing";
 import { RedisServer } from "@ess/testing";
 import { Redis } from "ioredis";
@@ -31,7 +31,7 @@ import {
   spread,
   waitDrained as waitDrainedOf,
 } from "./measure.js";
-import { keys, log, opts, quick, sleep } from "./options.js";
+import { keys, log, opts, PARTITIONS, quick, sleep } from "./options.js";
 import { servers, startBare, startGateway, startWorker, stopChild, VARIANTS, variantEnv } from "./processes.js";
 
 const backlog = (redis: Redis) => backlogOf(redis, keys);
@@ -117,15 +117,25 @@ async function maxPhase(redis: Redis, gateways: RunningProcess[], prepared: Prep
 }
 export type MaxResult = Awaited<ReturnType<typeof maxPhase>>;
 
-async function drainPhase(redis: Redis, url: string, targets: Target[], workerCount: number) {
+/** A variant's worker: its environment and checkout, and the key layout of its prefix. */
+interface WorkerVariant {
+  env: Record<string, string>;
+  root?: string | undefined;
+  keys: Keys;
+}
+
+async function drainPhase(redis: Redis, url: string, targets: Target[], workerCount: number, variant?: WorkerVariant) {
+  const k = variant?.keys ?? keys;
   const before = await redisSample(redis);
-  const pending = await backlog(redis);
-  const workers = await Promise.all(Array.from({ length: workerCount }, () => startWorker(url)));
+  const pending = await backlogOf(redis, k);
+  const workers = await Promise.all(
+    Array.from({ length: workerCount }, () => startWorker(url, variant?.env, variant?.root)),
+  );
   const cpu0 = workers.map((w) => cpuSeconds(w.child.pid));
-  const drained = await waitDrained(redis, 120000);
+  const drained = await waitDrainedOf(redis, k, 120000);
   const after = await redisSample(redis);
   const workerCpu = workers.reduce((s, w, i) => s + cpuSeconds(w.child.pid) - cpu0[i]!, 0);
-  const h = await histories(redis, keys, targets);
+  const h = await histories(redis, k, targets);
   const seconds = (h.lastApplied - h.firstApplied) / 1000;
   const result = {
     workers: workerCount,
@@ -350,6 +360,8 @@ export async function runProfile(profile: "A" | "B", bin: string) {
 
     // gateway variants, each on its own key prefix (no worker serves it, so its backlog needs no drain)
     const variantGateways: RunningProcess[] = [];
+    // each variant's requests (its backlog is drained by a worker of the variant after the rounds)
+    const variantTargets: Target[][] = [];
     for (const [i, v] of (opts.compare && profile === opts.profiles[0] ? VARIANTS : []).entries()) {
       const gv = await startGateway(
         server.url,
@@ -360,6 +372,7 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       started.push(gv);
       variantGateways.push(gv);
       const vw = freshTargets(Math.min(quick ? 300 : 1000, opts.requests));
+      variantTargets.push([...vw]);
       await register(gv.url, vw);
       await drive(gv.url, buildMix(vw, opts.updates, opts.badEvery), { connections: opts.connections });
     }
@@ -374,7 +387,10 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       const prepared = await prepare([g1], perRound);
       max1Targets.push(...prepared.targets);
       const variantPrepared = [];
-      for (const gv of variantGateways) variantPrepared.push(await prepare([gv], perRound));
+      for (const [i, gv] of variantGateways.entries()) {
+        variantPrepared.push(await prepare([gv], perRound));
+        variantTargets[i]!.push(...variantPrepared[i]!.targets);
+      }
       const ceilingRound = await measureCeiling(bare, probeMix);
       const gateway = await maxPhase(redis, [g1], prepared);
       const variantResults: MaxResult[] = [];
@@ -407,6 +423,22 @@ export async function runProfile(profile: "A" | "B", bin: string) {
     const drainTargets = [...warm, ...max1Targets];
     const d1 = await drainPhase(redis, server.url, drainTargets, 1);
     log(`1 worker: ${d1.result.appliedPerSecond} applied/s`);
+    // each variant's backlog, drained by one worker with the variant's environment (its checkout's
+    // worker for a --baseline): the worker's CPU per applied callback next to the default's
+    const variantDrains: Awaited<ReturnType<typeof drainPhase>>["result"][] = [];
+    for (const [i, v] of VARIANTS.slice(0, variantGateways.length).entries()) {
+      const env = { ...(await variantEnv(v.env)), KEY_PREFIX: `benchv${i}` };
+      const dv = await drainPhase(redis, server.url, variantTargets[i]!, 1, {
+        env,
+        root: v.root,
+        keys: new Keys(`benchv${i}`, PARTITIONS),
+      });
+      for (const w of dv.workers) await (opts.cpuProf ? w.stop() : w.kill());
+      variantDrains.push(dv.result);
+      log(
+        `variant ${i}, 1 worker: ${dv.result.appliedPerSecond} applied/s, ${dv.result.workerCpuMicrosPerCallback} µs/callback`,
+      );
+    }
 
     // memory of retained terminal requests (the drained max-rate phase's requests)
     const memSample = max1.targets.slice(0, 200);
@@ -523,6 +555,7 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       rounds,
       variants,
       drain1: d1.result,
+      variantDrains,
       max2,
       // 1 vs 2 gateways in a round of their own, against that round's ceiling
       scaling,

@@ -82,9 +82,14 @@ export async function startGateway(
 }
 
 let workerCount = 0;
-export async function startWorker(url: string): Promise<RunningProcess> {
+export async function startWorker(
+  url: string,
+  extraEnv: Record<string, string> = {},
+  root?: string,
+): Promise<RunningProcess> {
   const nodeArgs = opts.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${opts.out}/profiles/worker-${++workerCount}`] : [];
-  return tracked(await startApp("worker", redisEnv(url, { LOG_LEVEL: "info" }), nodeArgs, undefined, opts.compiled));
+  const env = redisEnv(url, { LOG_LEVEL: "info", ...extraEnv });
+  return tracked(await startApp("worker", env, nodeArgs, root, opts.compiled));
 }
 
 /** Builds this checkout and every --baseline one (the compiled apps the bench runs by default). */

@@ -74,11 +74,12 @@ export function table(results: ProfileResult[]): string {
     ...VARIANTS.map(
       (v, i) =>
         [
-          `variant ${v.name}: accepted/s · ratio · vs default (same round) · gateway CPU µs/callback (medians)`,
+          `variant ${v.name}: accepted/s · ratio · vs default (same round) · gateway CPU µs/callback (medians) · its worker's CPU µs per applied callback (drain)`,
           (r: ProfileResult) => {
             const x = r.variants[i];
+            const d = r.variantDrains[i];
             return x
-              ? `${x.acceptedPerSecond.median} · ${x.ratio.median} · ${x.relative.median} (${x.relative.min}-${x.relative.max}) · ${x.gatewayCpuMicrosPerCallback.median}`
+              ? `${x.acceptedPerSecond.median} · ${x.ratio.median} · ${x.relative.median} (${x.relative.min}-${x.relative.max}) · ${x.gatewayCpuMicrosPerCallback.median} · ${d ? d.workerCpuMicrosPerCallback : "-"}`
               : "-";
           },
         ] as [string, (r: ProfileResult) => string],
