@@ -26,6 +26,8 @@ export const HELP = `npm run bench -- [options]
   --baseline DIR,...   also measure the default gateway of other checkouts (npm ci done there), as variants:
                        e.g. the commit before a change, to show the change's cost in the same rounds, and a
                        copy of this one (an A/A pair shows what the order within a round alone does)
+  --env-variant K=V[,K=V...]  one more variant (repeatable): the default gateway, and its drain's worker, with
+                       these variables, e.g. --env-variant NODE_OPTIONS=--max-semi-space-size=4
   --out DIR            where the JSON goes (default bench-results/)
   --cpu-prof           run gateways and workers with node --cpu-prof (profiles in <out>/profiles/)
   --source             run gateways and workers from source through tsx; by default the bench builds
@@ -55,6 +57,7 @@ const { values: args } = parseArgs({
     source: { type: "boolean", default: false },
     variants: { type: "string" },
     baseline: { type: "string" },
+    "env-variant": { type: "string", multiple: true },
     help: { type: "boolean", default: false },
   },
 });
@@ -83,6 +86,12 @@ export const opts = {
   compiled: !args.source,
   variants: args.variants?.split(",").map((x) => Number(x.trim())),
   baseline: args.baseline?.split(",").map((x) => x.trim()),
+  envVariants: (args["env-variant"] ?? []).map(
+    (spec) =>
+      Object.fromEntries(
+        spec.split(",").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+      ) as Record<string, string>,
+  ),
 };
 for (const [k, v] of Object.entries(opts)) {
   if (typeof v === "number" && !(Number.isFinite(v) && v >= 0)) throw new Error(`bad --${k}: ${v}`);

@@ -113,6 +113,7 @@ async function maxPhase(redis: Redis, gateways: RunningProcess[], prepared: Prep
     gatewayCpuMicrosPerCallback: round((gatewayCpu.reduce((a, b) => a + b, 0) * 1e6) / Math.max(1, accepted), 1),
     gatewayCpuUtilisation: gatewayCpu.map((c) => round(c / elapsed, 2)),
     gatewayRssMiB: gateways.map((g) => rssMiB(g.child.pid)),
+    gatewayPeakRssMiB: gateways.map((g) => rssMiB(g.child.pid, true)),
   };
 }
 export type MaxResult = Awaited<ReturnType<typeof maxPhase>>;
@@ -150,6 +151,7 @@ async function drainPhase(redis: Redis, url: string, targets: Target[], workerCo
     redis: redisDelta(before, after, Math.max(1, h.entries)),
     workerCpuMicrosPerCallback: round((workerCpu * 1e6) / Math.max(1, h.entries), 1),
     workerRssMiB: workers.map((w) => rssMiB(w.child.pid)),
+    workerPeakRssMiB: workers.map((w) => rssMiB(w.child.pid, true)),
   };
   return { workers, result };
 }

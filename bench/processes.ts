@@ -41,6 +41,12 @@ const ALL_VARIANTS: { name: string; env: Record<string, string> }[] = [
 /** --variants picks some of them by index (default all); --baseline adds another checkout's gateway. */
 export const VARIANTS: { name: string; env: Record<string, string>; root?: string }[] = [
   ...(opts.variants ? opts.variants.map((i) => ALL_VARIANTS[i]).filter((v) => v !== undefined) : ALL_VARIANTS),
+  ...opts.envVariants.map((env) => ({
+    name: Object.entries(env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" "),
+    env,
+  })),
   // the default gateway of another checkout (with its own node_modules), in the same rounds
   ...(opts.baseline ?? []).map((root) => ({ name: `baseline: the gateway of ${root}`, env: {}, root })),
 ];

@@ -74,12 +74,12 @@ export function table(results: ProfileResult[]): string {
     ...VARIANTS.map(
       (v, i) =>
         [
-          `variant ${v.name}: accepted/s · ratio · vs default (same round) · gateway CPU µs/callback (medians) · its worker's CPU µs per applied callback (drain)`,
+          `variant ${v.name}: accepted/s · ratio · vs default (same round) · gateway CPU µs/callback (medians) · its worker's CPU µs per applied callback (drain) · peak RSS MiB gateway / worker`,
           (r: ProfileResult) => {
             const x = r.variants[i];
             const d = r.variantDrains[i];
             return x
-              ? `${x.acceptedPerSecond.median} · ${x.ratio.median} · ${x.relative.median} (${x.relative.min}-${x.relative.max}) · ${x.gatewayCpuMicrosPerCallback.median} · ${d ? d.workerCpuMicrosPerCallback : "-"}`
+              ? `${x.acceptedPerSecond.median} · ${x.ratio.median} · ${x.relative.median} (${x.relative.min}-${x.relative.max}) · ${x.gatewayCpuMicrosPerCallback.median} · ${d ? d.workerCpuMicrosPerCallback : "-"} · ${Math.max(...r.rounds.map((x) => x.variants[i]?.gatewayPeakRssMiB[0] ?? 0))} / ${d?.workerPeakRssMiB[0] ?? "-"}`
               : "-";
           },
         ] as [string, (r: ProfileResult) => string],

@@ -99,6 +99,8 @@ describe("the compiled build", () => {
       .split("\n")
       .find((l) => l.includes(`"path":"${path}"`));
     expect(JSON.parse(accessLine ?? "{}")).toMatchObject({ msg: "request", method: "POST", status: 200 });
-    expect(worker?.output()).toMatch(new RegExp(`"requestId":"?${id}"?.*"job processed"`));
+    // the worker writes its lines when the turn that applied the callback ends: wait for the line
+    const jobLine = new RegExp(`"requestId":"?${id}"?.*"job processed"`);
+    await eventually(async () => jobLine.test(worker?.output() ?? ""), 5000, "the worker's job log line");
   });
 });
