@@ -29,10 +29,13 @@ export function table(results: ProfileResult[]): string {
     [
       "sustained: CPU µs per accepted callback: gateway + worker + Redis + load generator = total (÷ bare CPU per request)",
       (r) => {
-        const b = r.sustained?.search.best;
+        const s = r.sustained?.search;
+        // with no step holding, the figures of the busiest step tried (the first), said so
+        const b = s?.best ?? s?.steps[0];
         if (!b) return "-";
         const c = b.cpuMicrosPerCallback;
-        return `${c.gateway} + ${c.worker} + ${c.redis} + ${c.loadGenerator} = ${c.total} (${round(c.total / r.ceiling.cpuMicrosPerRequest.median, 1)}×)`;
+        const at = s?.best ? "" : ` (no step held: at ${b.offeredPerSecond} calls/s offered)`;
+        return `${c.gateway} + ${c.worker} + ${c.redis} + ${c.loadGenerator} = ${c.total} (${round(c.total / r.ceiling.cpuMicrosPerRequest.median, 1)}×)${at}`;
       },
     ],
     [
