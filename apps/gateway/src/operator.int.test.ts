@@ -372,7 +372,7 @@ describe("audit log", () => {
     const page2 = (await (await get("viewer", `/admin/audit?limit=2&cursor=${page1.next}`)).json()) as {
       items: AuditEntry[];
     };
-    expect(page2.items[0]?.id < (page1.items[1]?.id ?? "")).toBe(true);
+    expect((page2.items[0]?.id ?? "") < (page1.items[1]?.id ?? "")).toBe(true);
     const all = await audit("?limit=500&action=request.cancel");
     expect(all.length).toBeGreaterThan(0);
     expect(all.every((e) => e.action === "request.cancel")).toBe(true);
