@@ -330,6 +330,21 @@ describe("bulk dead-letter actions", () => {
     expect(ok.status).toBe(200);
   });
 
+  it("two confirmations at once: one wins, and the snapshot holds each id once", async () => {
+    const rid = newRequestId();
+    await deadLetters(rid, 30);
+    const action = (await (
+      await post("admin", "/admin/actions", { kind: "replay", filter: { requestId: rid } })
+    ).json()) as BulkAction;
+    const answers = await Promise.all(
+      [1, 2, 3].map(() => post("admin", `/admin/actions/${action.id}/confirm`, { count: 30, reason: "r" })),
+    );
+    expect(answers.map((r) => r.status).sort()).toEqual([200, 409, 409]);
+    const ids = await ctx.redis.lrange(ctx.keys.bulkActionIds(action.id), 0, -1);
+    expect(ids).toHaveLength(30);
+    expect(new Set(ids).size).toBe(30);
+  });
+
   it("aborts an estimated action at once and refuses to abort it twice", async () => {
     const action = (await (await post("admin", "/admin/actions", { kind: "replay", filter: {} })).json()) as BulkAction;
     await problem(await post("admin", `/admin/actions/${action.id}/abort`, {}), 400);
