@@ -160,8 +160,14 @@ describe("actions on requests", () => {
     expect(await actions(await request("SUCCEEDED"))).toEqual([]);
     const cancelling = await request();
     await post("operator", `/admin/requests/${cancelling}/actions/cancel`, { reason: "r" });
-    // forceCancel only once the quiet period has passed
+    // forceCancel only once the quiet period has passed; the states say when
     expect(await actions(cancelling)).toEqual([]);
+    const early = (await (await get("viewer", `/admin/requests/${cancelling}/actions`)).json()) as {
+      states: { action: string; valid: boolean; allowedAt?: number; why?: string }[];
+    };
+    const force = early.states.find((a) => a.action === "forceCancel");
+    expect(force).toMatchObject({ valid: false });
+    expect(force?.allowedAt).toBeGreaterThan(Date.now() + 4 * 60000);
     const hash = ctx.keys.request(ctx.keys.partition(cancelling), cancelling);
     await ctx.redis.hset(hash, "cancellingSince", Date.now() - 6 * 60000);
     expect(await actions(cancelling)).toEqual(["forceCancel"]);
@@ -388,6 +394,9 @@ describe("audit log", () => {
       items: AuditEntry[];
     };
     expect((page2.items[0]?.id ?? "") < (page1.items[1]?.id ?? "")).toBe(true);
+    const bulkEntries = await audit("?limit=500&action=bulk.*");
+    expect(bulkEntries.length).toBeGreaterThan(0);
+    expect(bulkEntries.every((e) => e.action.startsWith("bulk."))).toBe(true);
     const all = await audit("?limit=500&action=request.cancel");
     expect(all.length).toBeGreaterThan(0);
     expect(all.every((e) => e.action === "request.cancel")).toBe(true);

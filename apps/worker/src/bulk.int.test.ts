@@ -1,8 +1,10 @@
 import { AuditLog, type DeadLetter } from "@ess/store";
-import { failedJob } from "@ess/testing";
+import { eventually, failedJob } from "@ess/testing";
 import { newRequestId, useTestContext } from "@ess/testing/context";
+import { UnrecoverableError } from "bullmq";
 import { describe, expect, it } from "vitest";
 import { BulkReplayRunner } from "./replay.js";
+import { startTestWorker } from "./test-worker.js";
 
 const ctx = useTestContext({ partitions: 4 });
 const audit = new AuditLog(ctx.redis, ctx.keys);
@@ -104,5 +106,39 @@ describe("console bulk actions in the worker", () => {
       processed: 0,
     });
     expect(await ctx.deadLetters.countMatching({ requestId: rid })).toBe(2);
+  });
+
+  it("the ops worker runs a confirmed action, and marks it failed when its job fails for good", async () => {
+    const rid = newRequestId();
+    await seed(rid, 3);
+    const ok = await confirmed("purge", rid, 10);
+    const { worker } = startTestWorker(ctx);
+    try {
+      const done = await eventually(async () => {
+        const cur = await bulk.get(ok.id);
+        return cur?.state === "done" ? cur : null;
+      }, 20000);
+      expect(done).toMatchObject({ processed: 3, succeeded: 3 });
+    } finally {
+      await worker.close();
+    }
+    class Broken extends BulkReplayRunner {
+      override async runBulk(): Promise<undefined> {
+        throw new UnrecoverableError("snapshot unreadable");
+      }
+    }
+    const rid2 = newRequestId();
+    await seed(rid2, 1);
+    const doomed = await confirmed("purge", rid2, 10);
+    const broken = startTestWorker(ctx, { replays: new Broken(ctx.deadLetters) });
+    try {
+      const failed = await eventually(async () => {
+        const cur = await bulk.get(doomed.id);
+        return cur?.state === "failed" ? cur : null;
+      }, 20000);
+      expect(failed?.error).toContain("snapshot unreadable");
+    } finally {
+      await broken.worker.close();
+    }
   });
 });
