@@ -1,6 +1,7 @@
 import "@ess/testing/provided";
 import { hostname } from "node:os";
 import { configSchema } from "@ess/config";
+import type { CallbackBatchJob, CallbackJob } from "@ess/contract";
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore } from "@ess/store";
 import { eventually, RedisServer, type RunningProcess, requireRedisServer, startApp } from "@ess/testing";
 import { uniquePrefix } from "@ess/testing/context";
@@ -279,15 +280,17 @@ describe.skipIf(!bin)("recovery after a worker dies", () => {
       for (let p = 0; p < keys.partitions; p++) {
         const prefix = keys.jobPrefix(p);
         for (const jobId of await redis.lrange(`${prefix}active`, 0, -1)) {
-          const [pb, jobName] = await redis.hmget(`${prefix}${jobId}`, "pb", "name");
+          const [pb, jobName, data] = await redis.hmget(`${prefix}${jobId}`, "pb", "name", "data");
           if (pb === name) heldJobs++;
-          const m = /^([0-9]+)-([0-9]+)$/.exec(jobId);
-          if (pb !== name || jobName !== "cb" || !m) continue;
-          // a job whose apply ran but whose completion the kill cut off is held too, but has nothing left to wait for
-          const requestId = m[1] as string;
-          const seq = Number(m[2]);
-          const history = (await store.read(requestId))?.history ?? [];
-          if (!history.some((e) => Number(e.seq) === seq)) held.push({ requestId, seq });
+          if (pb !== name || (jobName !== "cb" && jobName !== "batch")) continue;
+          // a callback job, or a batch job (several callbacks admitted in one event-loop turn)
+          const parsed = JSON.parse(data ?? "{}") as CallbackJob | CallbackBatchJob;
+          const callbacks = "callbacks" in parsed ? parsed.callbacks : [parsed];
+          for (const { requestId, seq } of callbacks) {
+            // a job whose apply ran but whose completion the kill cut off is held too, but has nothing left to wait for
+            const history = (await store.read(requestId))?.history ?? [];
+            if (!history.some((e) => Number(e.seq) === seq)) held.push({ requestId, seq });
+          }
         }
       }
     }
