@@ -269,6 +269,22 @@ async function idleCores(redis: Redis, gateway: RunningProcess, worker: RunningP
   };
 }
 
+/** What a paired step (batched / unbatched at the same offered rate) reports of a paced phase. */
+type PairSide = ReturnType<typeof pairSide>;
+function pairSide(p: PacedResult) {
+  const v = holds(p);
+  return {
+    acceptedPerSecond: p.acceptedPerSecond,
+    holds: v.ok,
+    why: v.why,
+    lagMs: p.lagMs,
+    latencyMs: p.latencyMs,
+    maxBacklog: p.maxBacklog,
+    callbacksPerJob: p.callbacksPerJob,
+    cpuMicrosPerCallback: p.cpuMicrosPerCallback,
+  };
+}
+
 /** Lag p99 a sustained rate must keep (accepted → applied). */
 export const SUSTAINED_LAG_P99_MS = 100;
 
@@ -500,6 +516,7 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       acceptedPerSecond: number | null;
       ratioToCeiling: number | null;
       paced50: PacedResult | null;
+      pairs: { offered: number; on: PairSide; off: PairSide }[];
     } | null = null;
     if (opts.sustained) {
       // a ceiling of its own right before the search (the worker idles): the same moment's machine
@@ -540,12 +557,28 @@ export async function runProfile(profile: "A" | "B", bin: string) {
         const halfU = searchU.best
           ? await pacedPhase(redis, gu, pacedWorker, searchU.best.offeredPerSecond * 0.5, "unbatched 50% of sustained")
           : null;
+        // the same offered rates with and without batching, alternating, so that the machine's swings hit
+        // both alike: lag, accept latency and CPU per callback by process, side by side
+        const base = search.best?.offeredPerSecond ?? maxRate * 0.25;
+        const pairs: { offered: number; on: PairSide; off: PairSide }[] = [];
+        for (const f of [0.5, 1, 2, 4]) {
+          const on = await pacedPhase(redis, g1, pacedWorker, base * f, `pair batched ×${f}`, opts.sustainedSeconds);
+          const off = await pacedPhase(redis, gu, pacedWorker, base * f, `pair unbatched ×${f}`, opts.sustainedSeconds);
+          pairs.push({ offered: Math.round(base * f), on: pairSide(on), off: pairSide(off) });
+          const c = (x: PacedResult) => x.cpuMicrosPerCallback;
+          log(
+            `pair ${Math.round(base * f)} calls/s: batched lag p99 ${on.lagMs.p99} ms, accept p99 ${on.latencyMs.p99} ms, ` +
+              `CPU µs gw/wk/redis ${c(on).gateway}/${c(on).worker}/${c(on).redis}, ${on.callbacksPerJob}/job · unbatched lag p99 ` +
+              `${off.lagMs.p99} ms, accept p99 ${off.latencyMs.p99} ms, CPU µs ${c(off).gateway}/${c(off).worker}/${c(off).redis}`,
+          );
+        }
         unbatched = {
           ceiling: cu,
           search: searchU,
           acceptedPerSecond: rateU,
           ratioToCeiling: rateU === null ? null : round(rateU / cu.requestsPerSecond, 3),
           paced50: halfU,
+          pairs,
         };
         log(
           `unbatched sustained: ${rateU ?? "none"} accepted/s (ceiling ${cu.requestsPerSecond}/s, ratio ${unbatched.ratioToCeiling})` +

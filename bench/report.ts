@@ -71,6 +71,17 @@ export function table(results: ProfileResult[]): string {
       },
     ],
     [
+      "paired steps, batched vs unbatched at the same offered calls/s: lag p99 (ms) · accept p99 (ms) · CPU µs per callback gateway/worker/Redis · callbacks per job",
+      (r) =>
+        (r.unbatched?.pairs ?? [])
+          .map((x) => {
+            const side = (s: (typeof x)["on"]) =>
+              `${s.lagMs.p99} · ${s.latencyMs.p99} · ${s.cpuMicrosPerCallback.gateway}/${s.cpuMicrosPerCallback.worker}/${s.cpuMicrosPerCallback.redis} · ${s.callbacksPerJob}`;
+            return `${x.offered}/s: on ${side(x.on)} ‖ off ${side(x.off)}`;
+          })
+          .join("<br>") || "-",
+    ],
+    [
       `bare Hono ceiling, req/s: median (min-max of ${opts.rounds} rounds)`,
       (r) => `${r.ceiling.requestsPerSecond} (${r.ceiling.rounds.min}-${r.ceiling.rounds.max})`,
     ],
