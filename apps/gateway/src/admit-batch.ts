@@ -15,17 +15,21 @@ interface Waiting {
 }
 
 /**
- * Per-turn admit batching (ENQUEUE_MODE=script, ADMIT_BATCH_MAX > 1): the callbacks of one partition
- * that reach the admit in the same event-loop turn share one script call (admit-enqueue-batch) and one
- * job, and each gets its own answer. The batch is sent at the end of the turn (setImmediate, after the
- * turn's I/O callbacks), or at once when it holds `max` callbacks: without load a batch holds one
- * callback, sent through admit-enqueue-11 as before, and waits for nothing. A callback repeating the
- * request and Idempotency-Key of one already in the open batch sends that batch first and opens the
- * next (Redis runs them in order), so a key is decided once per call as without batching.
+ * Admit batching (ENQUEUE_MODE=script, ADMIT_BATCH_MAX > 1): the callbacks of one partition that reach
+ * the admit together share one script call (admit-enqueue-batch) and one job, and each gets its own
+ * answer. "Together" is a group commit per partition: a batch is sent at the end of the event-loop turn
+ * (setImmediate, after the turn's I/O callbacks) when no call of its partition is out, else as soon as
+ * the one out returns; and at once when it holds `max` callbacks. Without load a batch therefore holds
+ * one callback, sent through admit-enqueue-11 as before, and waits for nothing; under load a batch
+ * gathers what arrives during one round trip of its partition, and grows with the load. A callback
+ * repeating the request and Idempotency-Key of one in the open batch sends that batch first and opens
+ * the next (Redis runs them in order), so a key is decided once per call as without batching.
  * ACK_REPLICAS: one WAIT per batch, on the node that ran it.
  */
 export class AdmitBatcher {
   private readonly open = new Map<number, Waiting[]>();
+  /** script calls out, per partition */
+  private readonly out = new Map<number, number>();
   private scheduled = false;
 
   constructor(
@@ -33,7 +37,7 @@ export class AdmitBatcher {
     readonly max: number,
   ) {}
 
-  /** Admits and enqueues one callback in the current turn's batch of its partition. */
+  /** Admits and enqueues one callback in the open batch of its partition. */
   submit(cb: AdmitCallback, idempotency?: Idempotency): Promise<AdmitResult> {
     const p = this.deps.store.keys.partition(cb.requestId);
     let batch = this.open.get(p);
@@ -57,7 +61,8 @@ export class AdmitBatcher {
       this.scheduled = true;
       setImmediate(() => {
         this.scheduled = false;
-        for (const q of [...this.open.keys()]) this.send(q);
+        // a partition with a call out sends its batch when that call returns
+        for (const q of [...this.open.keys()]) if (!this.out.get(q)) this.send(q);
       });
     }
     return pending;
@@ -66,7 +71,15 @@ export class AdmitBatcher {
   private send(p: number): void {
     const batch = this.open.get(p);
     this.open.delete(p);
-    if (batch && batch.length > 0) void this.run(p, batch);
+    if (!batch || batch.length === 0) return;
+    this.out.set(p, (this.out.get(p) ?? 0) + 1);
+    void this.run(p, batch).finally(() => {
+      const left = (this.out.get(p) ?? 1) - 1;
+      if (left > 0) this.out.set(p, left);
+      else this.out.delete(p);
+      // what arrived meanwhile goes now (a batch of this turn waits for the end of the turn)
+      if (left === 0 && this.open.has(p)) this.send(p);
+    });
   }
 
   private async run(p: number, batch: Waiting[]): Promise<void> {
