@@ -2,6 +2,7 @@ import { callbackBatchJobSchema } from "@ess/contract";
 import { callbackJobId, JOB_BATCH, JOB_CALLBACK } from "@ess/store";
 import { newRequestId } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
+import { BacklogMonitor } from "./backlog.js";
 import { useGatewayTestContext } from "./test-context.js";
 
 // Callbacks of one partition that reach the admit in the same event-loop turn share one script call and
@@ -78,5 +79,20 @@ describe("admit batching", () => {
     expect(job?.name).toBe(JOB_CALLBACK);
     expect(job?.data).toMatchObject({ v: 1, requestId: id, seq: 1, execution: 1, status: "UPDATE" });
     expect(await ctx.redis.hexists(ctx.keys.inflight(0), callbackJobId(id, 1))).toBe(0);
+  });
+
+  it("the backlog counts the callbacks inside batch jobs (backpressure in callbacks, not jobs)", async () => {
+    const before = await ctx.queues.queue(0).getWaitingCount();
+    const ids = [await registered(), await registered()];
+    const answers = await Promise.all([...ids, ...ids].map((id) => post(id, { requestHandle: "h", status: "UPDATE" })));
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    const waiting = (await ctx.queues.queue(0).getWaitingCount()) - before;
+    const marked = await ctx.redis.hlen(ctx.keys.inflight(0));
+    expect(marked).toBeGreaterThanOrEqual(2);
+    const backlog = new BacklogMonitor(ctx.redis, ctx.keys, 1, 60000);
+    await backlog.refresh();
+    // every waiting job once, and each callback inside a batch job once more
+    expect(backlog.backlog(0)).toBe(before + waiting + marked);
+    expect(backlog.backlog(0)).toBeGreaterThanOrEqual(before + 4);
   });
 });
