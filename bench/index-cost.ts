@@ -67,7 +67,7 @@ async function round(sha: string | null): Promise<[number, number]> {
         acceptedAt: Date.now(),
       };
       calls.push([
-        7,
+        8,
         keys.request(p, id),
         keys.buffer(p, id),
         keys.history(p, id),
@@ -75,6 +75,7 @@ async function round(sha: string | null): Promise<[number, number]> {
         keys.skipped(p, id),
         keys.requestIndex(p),
         keys.requestIndexExpiry(p),
+        keys.inflight(p),
         "cb",
         JSON.stringify(job),
         Date.now(),

@@ -30,16 +30,27 @@ export function rssMiB(pid: number | undefined, peak = false): number {
   }
 }
 
+/**
+ * Jobs ever added to the partition queues of a key layout (BullMQ counts every add in `<queue>:id`,
+ * custom job ids included): accepted callbacks ÷ jobs added over a phase = callbacks per job.
+ */
+export async function jobsAdded(redis: Redis, keys: Keys): Promise<number> {
+  const all = Array.from({ length: keys.partitions }, (_, p) => p);
+  const res = await fanOut(all, (p) => redis.get(`${keys.jobPrefix(p)}id`));
+  return res.reduce((sum, [, n]) => sum + Number(n ?? 0), 0);
+}
+
 /** Jobs waiting or active over all partition queues of a key layout. */
 export async function backlog(redis: Redis, keys: Keys): Promise<number> {
   const all = Array.from({ length: keys.partitions }, (_, p) => p);
   // delayed jobs are gap checks due GAP_TIMEOUT_MS later: not backlog; per partition (a Cluster refuses
   // a pipeline across slots)
+  // callbacks queued inside batch jobs: their in-flight markers (a batch job counts once more)
   const res = await fanOut(all, (p) => {
     const q = `${keys.tag(p)}:${CALLBACK_QUEUE}`;
-    return Promise.all([redis.llen(`${q}:wait`), redis.llen(`${q}:active`)]);
+    return Promise.all([redis.llen(`${q}:wait`), redis.llen(`${q}:active`), redis.hlen(keys.inflight(p))]);
   });
-  return res.reduce((sum, [, n]) => sum + (n ? n[0] + n[1] : 0), 0);
+  return res.reduce((sum, [, n]) => sum + (n ? n[0] + n[1] + n[2] : 0), 0);
 }
 
 /** Waits until the backlog is empty; false after timeoutMs. */
@@ -65,7 +76,15 @@ export async function redisSample(redis: Redis): Promise<RedisSample> {
   let calls = 0;
   for (const m of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
     // the bench's own probes are not the system's work
-    if (m[1] === "info" || m[1] === "llen" || m[1] === "zcard" || m[1] === "lrange" || m[1] === "memory") continue;
+    if (
+      m[1] === "info" ||
+      m[1] === "llen" ||
+      m[1] === "hlen" ||
+      m[1] === "zcard" ||
+      m[1] === "lrange" ||
+      m[1] === "memory"
+    )
+      continue;
     byCommand[m[1]!] = Number(m[2]);
     calls += Number(m[2]);
   }

@@ -22,7 +22,9 @@ export const HELP = `npm run bench -- [options]
                        measured at max rate on the first profile (quick skips them)
   --variants I,J       only these gateway variants (0-based, in the order above and in BENCHMARKS.md; default all:
                        0 ENQUEUE_MODE=queue, 1 REDIS_AUTO_PIPELINING, 2 ACCESS_LOG=false, 3 tracing on
-                       but sampling nothing, 4 tracing on, every callback exported)
+                       but sampling nothing, 4 tracing on, every callback exported, 5 ADMIT_BATCH_MAX=1)
+  --no-unbatched       skip the sustained search (and its 50 % phase) of a gateway with ADMIT_BATCH_MAX=1, run
+                       after the default one with the same worker (in the full run by default, with the search)
   --baseline DIR,...   also measure the default gateway of other checkouts (npm ci done there), as variants:
                        e.g. the commit before a change, to show the change's cost in the same rounds, and a
                        copy of this one (an A/A pair shows what the order within a round alone does)
@@ -49,6 +51,7 @@ const { values: args } = parseArgs({
     "no-compare": { type: "boolean", default: false },
     sustained: { type: "boolean", default: false },
     "no-sustained": { type: "boolean", default: false },
+    "no-unbatched": { type: "boolean", default: false },
     "sustained-seconds": { type: "string", default: "6" },
     "sustained-steps": { type: "string", default: "6" },
     rounds: { type: "string" },
@@ -78,6 +81,7 @@ export const opts = {
   scaling: !args["no-scaling"] && !quick,
   compare: !args["no-compare"] && !quick,
   sustained: !args["no-sustained"] && (args.sustained || !quick),
+  unbatched: !args["no-unbatched"],
   sustainedSeconds: Number(args["sustained-seconds"]),
   sustainedSteps: Math.max(1, Number(args["sustained-steps"])),
   rounds: Math.max(1, Number(args.rounds ?? (quick ? 1 : 3))),

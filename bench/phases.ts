@@ -19,6 +19,7 @@ import {
   backlog as backlogOf,
   cpuSeconds,
   histories,
+  jobsAdded,
   latency,
   median,
   memoryPerRequest,
@@ -32,7 +33,16 @@ import {
   waitDrained as waitDrainedOf,
 } from "./measure.js";
 import { keys, log, opts, PARTITIONS, quick, sleep } from "./options.js";
-import { servers, startBare, startGateway, startWorker, stopChild, VARIANTS, variantEnv } from "./processes.js";
+import {
+  servers,
+  startBare,
+  startGateway,
+  startWorker,
+  stopChild,
+  UNBATCHED,
+  VARIANTS,
+  variantEnv,
+} from "./processes.js";
 
 const backlog = (redis: Redis) => backlogOf(redis, keys);
 const waitDrained = (redis: Redis, timeoutMs: number) => waitDrainedOf(redis, keys, timeoutMs);
@@ -82,10 +92,11 @@ async function prepare(gateways: RunningProcess[], n: number): Promise<Prepared>
 }
 
 /** Max-rate phase: the gateways as fast as they go, without workers (the backlog stays for a drain). */
-async function maxPhase(redis: Redis, gateways: RunningProcess[], prepared: Prepared) {
+async function maxPhase(redis: Redis, gateways: RunningProcess[], prepared: Prepared, layout: Keys = keys) {
   const { mixes } = prepared;
   const expected = expectedCounts(mixes.flat());
   const before = await redisSample(redis);
+  const jobs0 = await jobsAdded(redis, layout);
   const cpu0 = gateways.map((g) => cpuSeconds(g.child.pid));
   const results = await Promise.all(
     gateways.map((g, i) =>
@@ -95,6 +106,7 @@ async function maxPhase(redis: Redis, gateways: RunningProcess[], prepared: Prep
   // first send to last answer (of the slowest load generator when there are two)
   const elapsed = Math.max(...results.map((r) => r.seconds));
   const after = await redisSample(redis);
+  const jobs = (await jobsAdded(redis, layout)) - jobs0;
   const counts: Record<string, number> = {};
   for (const r of results) for (const [k, v] of Object.entries(statusCounts(r))) counts[k] = (counts[k] ?? 0) + v;
   const accepted = counts["200"] ?? 0;
@@ -107,6 +119,8 @@ async function maxPhase(redis: Redis, gateways: RunningProcess[], prepared: Prep
     allPerSecond: round(mixes.reduce((s, m) => s + m.length, 0) / elapsed, 0),
     statusCounts: counts,
     expectedCounts: expected,
+    // accepted callbacks per job added (ADMIT_BATCH_MAX batches; 1 without batching)
+    callbacksPerJob: round(accepted / Math.max(1, jobs), 2),
     errors: results.reduce((s, r) => s + r.errors + r.timeouts, 0),
     latencyMs: latency(results[0]!),
     redis: redisDelta(before, after, Math.max(1, accepted)),
@@ -184,6 +198,7 @@ async function pacedPhase(
     }
   })();
   const before = await redisSample(redis);
+  const jobs0 = await jobsAdded(redis, keys);
   const gatewayCpu0 = cpuSeconds(gateway.child.pid);
   const workerCpu0 = cpuSeconds(worker.child.pid);
   const loadCpu0 = process.cpuUsage();
@@ -191,6 +206,7 @@ async function pacedPhase(
   sampling = false;
   await sampler;
   const backlogAtEnd = await backlog(redis);
+  const jobs = (await jobsAdded(redis, keys)) - jobs0;
   const loadCpu = process.cpuUsage(loadCpu0);
   const gatewayCpu = cpuSeconds(gateway.child.pid) - gatewayCpu0;
   await waitDrained(redis, 60000);
@@ -224,6 +240,8 @@ async function pacedPhase(
     offeredPerSecond: Math.round(offered),
     achievedPerSecond: round(calls.length / res.seconds, 0),
     acceptedPerSecond: round(accepted / res.seconds, 0),
+    // accepted callbacks per job added (gap checks included, a few)
+    callbacksPerJob: round(accepted / Math.max(1, jobs), 2),
     statusCounts: res.statusCounts,
     expectedCounts: expectedCounts(calls),
     errors: res.errors,
@@ -263,6 +281,22 @@ async function idleCores(redis: Redis, gateway: RunningProcess, worker: RunningP
   };
 }
 
+/** What a paired step (batched / unbatched at the same offered rate) reports of a paced phase. */
+type PairSide = ReturnType<typeof pairSide>;
+function pairSide(p: PacedResult) {
+  const v = holds(p);
+  return {
+    acceptedPerSecond: p.acceptedPerSecond,
+    holds: v.ok,
+    why: v.why,
+    lagMs: p.lagMs,
+    latencyMs: p.latencyMs,
+    maxBacklog: p.maxBacklog,
+    callbacksPerJob: p.callbacksPerJob,
+    cpuMicrosPerCallback: p.cpuMicrosPerCallback,
+  };
+}
+
 /** Lag p99 a sustained rate must keep (accepted → applied). */
 export const SUSTAINED_LAG_P99_MS = 100;
 
@@ -295,18 +329,26 @@ function unexpectedAnswers(got: Record<string, number>, want: Record<string, num
  * `opts.sustainedSeconds` each. Rates are offered calls/s (4xx included); the headline is the accepted
  * callbacks/s of the best step that held.
  */
-async function sustainedSearch(redis: Redis, gateway: RunningProcess, worker: RunningProcess, maxRate: number) {
+async function sustainedSearch(
+  redis: Redis,
+  gateway: RunningProcess,
+  worker: RunningProcess,
+  maxRate: number,
+  label = "sustained",
+  start = maxRate * 0.5,
+) {
   const steps: (PacedResult & { holds: boolean; why: string })[] = [];
   let good: PacedResult | undefined;
   let bad: number | undefined;
-  let rate = maxRate * 0.5;
+  let rate = start;
   for (let i = 0; i < opts.sustainedSteps; i++) {
-    const p = await pacedPhase(redis, gateway, worker, rate, `sustained step ${i + 1}`, opts.sustainedSeconds);
+    const p = await pacedPhase(redis, gateway, worker, rate, `${label} step ${i + 1}`, opts.sustainedSeconds);
     const v = holds(p);
     steps.push({ ...p, holds: v.ok, why: v.why });
     log(
-      `sustained step ${i + 1}: ${p.offeredPerSecond} calls/s offered, ${p.acceptedPerSecond} accepted/s, ` +
-        `lag p99 ${p.lagMs.p99} ms, backlog max ${p.maxBacklog} / end ${p.backlogAtEnd} / growth ${p.backlogGrowth}: ` +
+      `${label} step ${i + 1}: ${p.offeredPerSecond} calls/s offered, ${p.acceptedPerSecond} accepted/s, ` +
+        `lag p99 ${p.lagMs.p99} ms, backlog max ${p.maxBacklog} / end ${p.backlogAtEnd} / growth ${p.backlogGrowth}, ` +
+        `${p.callbacksPerJob} callbacks/job: ` +
         (v.ok ? "holds" : `fails (${v.why})`),
     );
     if (v.ok && (!good || p.offeredPerSecond > good.offeredPerSecond)) good = p;
@@ -397,7 +439,7 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       const gateway = await maxPhase(redis, [g1], prepared);
       const variantResults: MaxResult[] = [];
       for (const [i, gv] of variantGateways.entries())
-        variantResults.push(await maxPhase(redis, [gv], variantPrepared[i]!));
+        variantResults.push(await maxPhase(redis, [gv], variantPrepared[i]!, new Keys(`benchv${i}`, PARTITIONS)));
       rounds.push({ ceiling: ceilingRound, gateway, variants: variantResults });
       log(
         `round ${r + 1}: ceiling ${ceilingRound.requestsPerSecond}/s, gateway ${gateway.acceptedPerSecond} accepted/s` +
@@ -507,10 +549,17 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       ratioToMedianCeiling: number | null;
       paced50: PacedResult | null;
     } | null = null;
+    let unbatched: {
+      ceiling: Awaited<ReturnType<typeof measureCeiling>>;
+      search: Awaited<ReturnType<typeof sustainedSearch>>;
+      acceptedPerSecond: number | null;
+      ratioToCeiling: number | null;
+      paced50: PacedResult | null;
+      pairs: { offered: number; on: PairSide; off: PairSide }[];
+    } | null = null;
     if (opts.sustained) {
       // a ceiling of its own right before the search (the worker idles): the same moment's machine
       const c = await measureCeiling(bare, probeMix);
-      await stopChild(bare.child);
       const idle = await idleCores(redis, g1, pacedWorker);
       const search = await sustainedSearch(redis, g1, pacedWorker, maxRate);
       const rate = search.best?.acceptedPerSecond ?? null;
@@ -531,6 +580,52 @@ export async function runProfile(profile: "A" | "B", bin: string) {
         `sustained: ${rate ?? "none"} accepted/s (ceiling ${c.requestsPerSecond}/s, ratio ${sustained.ratioToCeiling})` +
           (half ? `; at 50 %: accept p99 ${half.latencyMs.p99} ms` : ""),
       );
+      if (opts.unbatched) {
+        // the same search with a gateway that does not batch (same worker, Redis and key prefix): no
+        // batch jobs, so no batch apply either; started from below the batched result
+        const gu = await startGateway(server.url, `gateway-unbatched-${profile}`, UNBATCHED);
+        started.push(gu);
+        const warmU = freshTargets(Math.min(quick ? 300 : 1000, opts.requests));
+        await register(gu.url, warmU);
+        await drive(gu.url, buildMix(warmU, opts.updates, opts.badEvery), { connections: opts.connections });
+        await waitDrained(redis, 60000);
+        const cu = await measureCeiling(bare, probeMix);
+        const startU = (search.best?.offeredPerSecond ?? maxRate * 0.5) * 0.6;
+        const searchU = await sustainedSearch(redis, gu, pacedWorker, maxRate, "unbatched", startU);
+        const rateU = searchU.best?.acceptedPerSecond ?? null;
+        const halfU = searchU.best
+          ? await pacedPhase(redis, gu, pacedWorker, searchU.best.offeredPerSecond * 0.5, "unbatched 50% of sustained")
+          : null;
+        // the same offered rates with and without batching, alternating, so that the machine's swings hit
+        // both alike: lag, accept latency and CPU per callback by process, side by side
+        const base = search.best?.offeredPerSecond ?? maxRate * 0.25;
+        const pairs: { offered: number; on: PairSide; off: PairSide }[] = [];
+        for (const f of [0.5, 1, 2, 4]) {
+          const on = await pacedPhase(redis, g1, pacedWorker, base * f, `pair batched ×${f}`, opts.sustainedSeconds);
+          const off = await pacedPhase(redis, gu, pacedWorker, base * f, `pair unbatched ×${f}`, opts.sustainedSeconds);
+          pairs.push({ offered: Math.round(base * f), on: pairSide(on), off: pairSide(off) });
+          const c = (x: PacedResult) => x.cpuMicrosPerCallback;
+          log(
+            `pair ${Math.round(base * f)} calls/s: batched lag p99 ${on.lagMs.p99} ms, accept p99 ${on.latencyMs.p99} ms, ` +
+              `CPU µs gw/wk/redis ${c(on).gateway}/${c(on).worker}/${c(on).redis}, ${on.callbacksPerJob}/job · unbatched lag p99 ` +
+              `${off.lagMs.p99} ms, accept p99 ${off.latencyMs.p99} ms, CPU µs ${c(off).gateway}/${c(off).worker}/${c(off).redis}`,
+          );
+        }
+        unbatched = {
+          ceiling: cu,
+          search: searchU,
+          acceptedPerSecond: rateU,
+          ratioToCeiling: rateU === null ? null : round(rateU / cu.requestsPerSecond, 3),
+          paced50: halfU,
+          pairs,
+        };
+        log(
+          `unbatched sustained: ${rateU ?? "none"} accepted/s (ceiling ${cu.requestsPerSecond}/s, ratio ${unbatched.ratioToCeiling})` +
+            (halfU ? `; at 50 %: accept p99 ${halfU.latencyMs.p99} ms` : ""),
+        );
+        await gu.stop();
+      }
+      await stopChild(bare.child);
     } else {
       await stopChild(bare.child);
     }
@@ -565,6 +660,7 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       paced50: p50,
       paced90: p90,
       sustained,
+      unbatched,
       memoryPerTerminalRequest: memory,
       gatewayRssMiB: rssMiB(g1.child.pid),
       workerRssMiB: rssMiB(pacedWorker.child.pid),

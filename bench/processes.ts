@@ -21,6 +21,9 @@ export function redisEnv(url: string, extra: Record<string, string> = {}): Recor
   return { REDIS_URL: url, KEY_PREFIX, PARTITIONS: String(PARTITIONS), LOG_LEVEL: "warn", ...extra };
 }
 
+/** The gateway without admit batching (every callback its own script call and job, so no batch apply either). */
+export const UNBATCHED = { ADMIT_BATCH_MAX: "1" };
+
 /** Replaced by the URL of traceSink() in a variant's environment. */
 const TRACE_SINK = "@trace-sink";
 /** Gateway variants measured against the default in the same run (--no-compare skips them). */
@@ -37,6 +40,7 @@ const ALL_VARIANTS: { name: string; env: Record<string, string> }[] = [
     name: "OTEL tracing on, every callback traced and exported (OTLP/HTTP to a local sink)",
     env: { OTEL_TRACES_EXPORTER: "otlp", OTEL_EXPORTER_OTLP_ENDPOINT: TRACE_SINK },
   },
+  { name: "ADMIT_BATCH_MAX=1 (no batching: one script call and one job per callback)", env: UNBATCHED },
 ];
 /** --variants picks some of them by index (default all); --baseline adds another checkout's gateway. */
 export const VARIANTS: { name: string; env: Record<string, string>; root?: string }[] = [

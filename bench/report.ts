@@ -53,6 +53,38 @@ export function table(results: ProfileResult[]): string {
       },
     ],
     [
+      "callbacks per job (ADMIT_BATCH_MAX batches): max-rate phase · sustained best step · 50 % of sustained",
+      (r) =>
+        `${r.max1.callbacksPerJob} · ${r.sustained?.search.best?.callbacksPerJob ?? "-"} · ${r.sustained?.paced50?.callbacksPerJob ?? "-"}`,
+    ],
+    [
+      "without batching (ADMIT_BATCH_MAX=1), same worker, its own ceiling: sustained accepted/s · ÷ ceiling · CPU µs per callback gateway + worker + Redis (÷ bare) · accept p99 at 50 % (ms)",
+      (r) => {
+        const u = r.unbatched;
+        if (!u) return "-";
+        const b = u.search.best;
+        if (!b) return `none held (${u.search.steps.map((x) => `${x.offeredPerSecond}✗`).join(", ")})`;
+        const c = b.cpuMicrosPerCallback;
+        const sum = round(c.gateway + c.worker + c.redis, 1);
+        return (
+          `${u.acceptedPerSecond} · ${u.ratioToCeiling} (ceiling ${u.ceiling.requestsPerSecond}/s) · ` +
+          `${c.gateway} + ${c.worker} + ${c.redis} = ${sum} (${round(sum / u.ceiling.cpuMicrosPerRequest, 1)}×) · ` +
+          `${u.paced50?.latencyMs.p99 ?? "-"}`
+        );
+      },
+    ],
+    [
+      "paired steps, batched vs unbatched at the same offered calls/s: lag p99 (ms) · accept p99 (ms) · CPU µs per callback gateway/worker/Redis · callbacks per job",
+      (r) =>
+        (r.unbatched?.pairs ?? [])
+          .map((x) => {
+            const side = (s: (typeof x)["on"]) =>
+              `${s.lagMs.p99} · ${s.latencyMs.p99} · ${s.cpuMicrosPerCallback.gateway}/${s.cpuMicrosPerCallback.worker}/${s.cpuMicrosPerCallback.redis} · ${s.callbacksPerJob}`;
+            return `${x.offered}/s: on ${side(x.on)} ‖ off ${side(x.off)}`;
+          })
+          .join("<br>") || "-",
+    ],
+    [
       `bare Hono ceiling, req/s: median (min-max of ${opts.rounds} rounds)`,
       (r) => `${r.ceiling.requestsPerSecond} (${r.ceiling.rounds.min}-${r.ceiling.rounds.max})`,
     ],

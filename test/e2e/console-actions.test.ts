@@ -96,7 +96,7 @@ describe("operator console actions across processes", () => {
     });
     expect(ok.status).toBe(200);
     // dead-lettered after the confirmation, within the filter's time bound: not in the snapshot
-    const late = await dlq.record(
+    const [late] = await dlq.record(
       keys.partition(ids[0] as string),
       failedJob(ids[0] as string, 99, "UPDATE"),
       before + 5,
@@ -108,7 +108,8 @@ describe("operator console actions across processes", () => {
       return cur.state === "done" ? cur : null;
     }, 20000);
     expect(done).toMatchObject({ processed: 16, succeeded: 16, failed: 0, results: { replayed: 16 } });
-    expect(await dlq.get(late.id)).toMatchObject({ deadAt: late.deadAt });
+    expect(late).toBeDefined();
+    expect(await dlq.get(late?.id ?? "")).toMatchObject({ deadAt: late?.deadAt });
 
     // the audit trail, read with the CLI: create, the refused and the accepted confirmation, the worker's end
     const audit = await cli("audit", "--target", `bulk/${action.id}`, "--json");

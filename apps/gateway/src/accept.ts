@@ -2,6 +2,7 @@ import type { CallbackJob } from "@ess/contract";
 import type { CallbackStatus } from "@ess/domain";
 import type { AdmitResult } from "@ess/store";
 import { UNOBSERVED } from "./accept-observer.js";
+import { admitBatcher } from "./admit-batch.js";
 import type { GatewayDeps } from "./context.js";
 
 /** A callback as the gateway accepts it (executionStatus, or a checkInCancelling as an UPDATE). */
@@ -29,7 +30,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 /**
  * Admits a callback (404/403 and Idempotency-Key rules, next seq) and enqueues it; resolves only once
- * Redis has the job. ENQUEUE_MODE "script" (default) does both, and writes an Idempotency-Key's final
+ * Redis has the job. With ADMIT_BATCH_MAX > 1 (and ENQUEUE_MODE "script") the callbacks of one
+ * partition reaching this point in one event-loop turn share one script call and one job
+ * (admit-batch.ts), each answered on its own; ACK_REPLICAS is then waited for once per batch. ENQUEUE_MODE "script" (default) does both, and writes an Idempotency-Key's final
  * record, in one script and one round trip. "queue" runs the admit script (which leaves the key
  * pending under a lease), then BullMQ's Queue.add, then the final record; a repeat that finds the
  * lease run out (this gateway died or failed in between) resumes the call under its first seq and
@@ -41,6 +44,15 @@ export async function acceptCallback(
   cb: IncomingCallback,
   idempotency?: Idempotency,
 ): Promise<AdmitResult> {
+  const batcher = admitBatcher(deps);
+  if (batcher) {
+    const observe = deps.observe ?? UNOBSERVED;
+    return observe.admit(
+      { requestId: cb.requestId, status: cb.status },
+      (traceparent) => batcher.submit({ ...cb, acceptedAt: Date.now(), traceparent }, idempotency),
+      true,
+    );
+  }
   const result = await admitAndEnqueue(deps, cb, idempotency);
   if (deps.replicaAck) {
     // ACK_REPLICAS: 200 only once the replicas have it. A repeat or a resumed call may be answered from

@@ -3,7 +3,9 @@ import type { Redis } from "ioredis";
 import type { GatewayMetrics } from "./metrics.js";
 
 /**
- * The backlog of every partition queue (waiting + delayed jobs), refreshed in the background every
+ * The backlog of every partition queue in callbacks: waiting + delayed jobs, plus the callbacks queued
+ * inside batch jobs (their in-flight markers; a batch job is then counted once more than its callbacks,
+ * and its callbacks until each is applied, also while the job is active), refreshed in the background every
  * `intervalMs` with one round trip (the commands issued together). Callbacks consult the cached numbers: no Redis call
  * per request. When a refresh fails (Redis away) the last numbers stay; the Redis check catches that.
  */
@@ -44,13 +46,17 @@ export class BacklogMonitor {
         const all = Array.from({ length: this.keys.partitions }, (_, p) => p);
         const replies = await fanOut(all, (p) => {
           const base = this.keys.jobPrefix(p);
-          return Promise.all([this.redis.llen(`${base}wait`), this.redis.zcard(`${base}delayed`)]);
+          return Promise.all([
+            this.redis.llen(`${base}wait`),
+            this.redis.zcard(`${base}delayed`),
+            this.redis.hlen(this.keys.inflight(p)),
+          ]);
         });
         const next = this.counts.slice();
         for (let p = 0; p < this.keys.partitions; p++) {
           const [err, counts] = replies[p] ?? [null, null];
           if (err || !counts) continue;
-          next[p] = counts[0] + counts[1];
+          next[p] = counts[0] + counts[1] + counts[2];
           this.metrics?.backlogCached.set({ queue: `p${p}` }, next[p] as number);
         }
         this.counts = next;

@@ -24,6 +24,11 @@ export interface GatewayDeps {
    * one round trip; "queue" the admit script then BullMQ's Queue.add.
    */
   enqueue?: "script" | "queue";
+  /**
+   * ENQUEUE_MODE "script": callbacks of one partition reaching the admit in one event-loop turn share one
+   * script call and one batch job, up to this many (ADMIT_BATCH_MAX); absent or 1: one call each.
+   */
+  admitBatchMax?: number | undefined;
   /** ACK_REPLICAS: a callback is answered 200 only once this many replicas have it (absent: the master alone). */
   replicaAck?: ReplicaAck | undefined;
   /** Where unexpected errors go (never to the client). */

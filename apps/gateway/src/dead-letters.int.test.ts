@@ -10,11 +10,11 @@ async function seed(): Promise<DeadLetter[]> {
   for (let i = 0; i < 12; i++) {
     const rid = String(500 + (i % 4));
     out.push(
-      await ctx.deadLetters.record(
+      ...(await ctx.deadLetters.record(
         ctx.keys.partition(rid),
         failedJob(rid, i + 1, i % 2 ? "UPDATE" : "ERROR"),
         1_760_000_000_000 + i,
-      ),
+      )),
     );
   }
   return out;

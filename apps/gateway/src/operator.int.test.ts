@@ -72,7 +72,7 @@ async function deadLetters(requestId: string, n: number, at = Date.now() - 60000
   for (let i = 0; i < n; i++) {
     deadSeq++;
     out.push(
-      await ctx.deadLetters.record(ctx.keys.partition(requestId), failedJob(requestId, deadSeq, "ERROR"), at + i),
+      ...(await ctx.deadLetters.record(ctx.keys.partition(requestId), failedJob(requestId, deadSeq, "ERROR"), at + i)),
     );
   }
   return out;

@@ -107,6 +107,7 @@ export function wireGateway(config: Config, parts: GatewayParts): WiredGateway {
     maxBodyBytes: config.MAX_BODY_BYTES,
     enqueueTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
     enqueue: config.ENQUEUE_MODE,
+    admitBatchMax: config.ADMIT_BATCH_MAX,
     replicaAck: config.ACK_REPLICAS > 0 ? new ReplicaAck(redis, config.ACK_REPLICAS, config.ACK_TIMEOUT_MS) : undefined,
     logError:
       parts.logError ??

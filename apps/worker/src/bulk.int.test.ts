@@ -17,7 +17,9 @@ async function seed(requestId: string, n: number, at = Date.now() - 60000): Prom
   const out: DeadLetter[] = [];
   for (let i = 0; i < n; i++) {
     seq++;
-    out.push(await ctx.deadLetters.record(ctx.keys.partition(requestId), failedJob(requestId, seq, "ERROR"), at + i));
+    out.push(
+      ...(await ctx.deadLetters.record(ctx.keys.partition(requestId), failedJob(requestId, seq, "ERROR"), at + i)),
+    );
   }
   return out;
 }

@@ -41,11 +41,13 @@ export function deadLetterUpkeep(deps: DeadLetterUpkeepDeps): DeadLetterUpkeep {
 
   async function deadLetter(p: number, job: Job): Promise<void> {
     try {
-      const entry = await deadLetters.record(p, job);
-      log.warn(
-        { requestId: entry.requestId, seq: entry.seq, reason: entry.reason, attempts: entry.attempts, id: entry.id },
-        "job dead-lettered",
-      );
+      // a batch job becomes a dead letter per callback it had not applied
+      for (const entry of await deadLetters.record(p, job)) {
+        log.warn(
+          { requestId: entry.requestId, seq: entry.seq, reason: entry.reason, attempts: entry.attempts, id: entry.id },
+          "job dead-lettered",
+        );
+      }
     } catch (err) {
       // the job stays in BullMQ's failed set; the next sweep moves it
       log.error({ jobId: job.id, err: (err as Error).message }, "could not dead-letter; will retry on sweep");

@@ -1,4 +1,4 @@
-import { type CallbackJob, callbackJobSchema } from "@ess/contract";
+import { type CallbackJob, callbackBatchJobSchema, callbackJobSchema } from "@ess/contract";
 import {
   type ApplyResult,
   AuditLog,
@@ -7,6 +7,7 @@ import {
   type CallbackQueues,
   type DeadLetters,
   isOutOfMemory,
+  JOB_BATCH,
   JOB_CALLBACK,
   JOB_GAP,
   OPS_QUEUE,
@@ -158,6 +159,66 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     return res.result;
   }
 
+  /**
+   * A batch job: its callbacks (one partition, admission order) applied by one script call, each
+   * observed (metrics, log line, trace span) as if applied on its own, and its gap checks scheduled as
+   * a single job's would be. A callback whose request is gone is dead-lettered on its own (as the single
+   * job it stands for) and the others complete. A failure of the call fails the batch as a whole; its
+   * retry applies nothing twice (apply-batch), and once out of attempts each callback it had not applied
+   * becomes a dead letter of its own (DeadLetters.record).
+   */
+  async function processBatch(job: Job): Promise<string> {
+    const parsed = callbackBatchJobSchema.safeParse(job.data);
+    const p = parsed.success ? store.keys.partition(parsed.data.callbacks[0]?.requestId ?? "") : -1;
+    if (!parsed.success || parsed.data.callbacks.some((cb) => store.keys.partition(cb.requestId) !== p)) {
+      throw new UnrecoverableError(
+        reasonMessage(
+          "invalid-payload",
+          `invalid batch payload: ${parsed.success ? "callbacks of several partitions" : (parsed.error.issues[0]?.message ?? "invalid")}`,
+        ),
+      );
+    }
+    const cbs = parsed.data.callbacks;
+    await deps.beforeApply?.(job);
+    // one script call for all; each observer's work waits for it and takes its own result
+    let batch: Promise<ApplyResult[]> | undefined;
+    const all = () => {
+      batch ??= store.applyBatch(p, cbs);
+      return batch;
+    };
+    const results = await Promise.all(
+      cbs.map((cb, i) => {
+        const call: ApplyCall = { requestId: cb.requestId, mode: "cb", arg: cb };
+        const work = () => all().then((r) => r[i] as ApplyResult);
+        return deps.observe ? deps.observe.apply(call, work) : work();
+      }),
+    );
+    const gone: CallbackJob[] = [];
+    // the gap check a request's last callback of the batch asks for (as its own job would)
+    const gaps = new Map<string, number>();
+    results.forEach((res, i) => {
+      const cb = cbs[i] as CallbackJob;
+      log.debug({ requestId: cb.requestId, seq: cb.seq, status: cb.status, result: res.result }, "callback processed");
+      if (res.result === "gone") gone.push(cb);
+      else gaps.set(cb.requestId, res.missing);
+    });
+    if (gone.length > 0) {
+      const entries = await deadLetters.recordCallbacks(p, job.queueName, gone, {
+        reason: "request-gone",
+        error: "request no longer exists (expired or deleted)",
+        attempts: job.attemptsMade + 1,
+        opts: job.opts,
+        enqueuedAt: job.timestamp,
+      });
+      for (const e of entries)
+        log.warn({ requestId: e.requestId, seq: e.seq, reason: e.reason, id: e.id }, "job dead-lettered");
+    }
+    for (const [requestId, missing] of gaps) {
+      if (missing > 0) await scheduleGapCheck(requestId, missing, deps.gapTimeoutMs);
+    }
+    return `${results.length} callbacks`;
+  }
+
   async function processGap(job: Job, token: string | undefined): Promise<string> {
     const parsed = gapJobSchema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(reasonMessage("invalid-payload", "invalid gap-check payload"));
@@ -223,6 +284,8 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     switch (job.name) {
       case JOB_CALLBACK:
         return guarded(job, token, () => processCallback(job));
+      case JOB_BATCH:
+        return guarded(job, token, () => processBatch(job));
       case JOB_GAP:
         return guarded(job, token, () => processGap(job, token));
       default:

@@ -76,6 +76,11 @@ export const configSchema = z.object({
   REDIS_COMMAND_TIMEOUT_MS: int(50, 60000).default(2000),
   /** Gateway: "script" = admit and BullMQ's add in one Lua script (one round trip); "queue" = admit, then Queue.add. */
   ENQUEUE_MODE: z.enum(["script", "queue"]).default("script"),
+  /**
+   * Gateway, ENQUEUE_MODE=script: callbacks of one partition that reach the admit in the same event-loop
+   * turn share one script call and one job, up to this many; 1 = every callback on its own.
+   */
+  ADMIT_BATCH_MAX: int(1, 1000).default(64),
   /** Gateway: ioredis auto-pipelining (callbacks arriving in one event-loop tick share one Redis write). */
   REDIS_AUTO_PIPELINING: z
     .enum(["true", "false"])

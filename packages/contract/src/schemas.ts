@@ -138,6 +138,17 @@ export const callbackJobSchema = z.strictObject({
 });
 export type CallbackJob = z.output<typeof callbackJobSchema>;
 
+/**
+ * The data of a batch job: several callback jobs of one partition, admitted by the gateway in one
+ * event-loop turn and applied by the worker in one script call, in this order. Each one stays the
+ * callback job it would be on its own (its dead letter and replay are that job, id `<requestId>-<seq>`).
+ */
+export const callbackBatchJobSchema = z.strictObject({
+  v: z.literal(1),
+  callbacks: z.array(callbackJobSchema).min(1).max(10000),
+});
+export type CallbackBatchJob = z.output<typeof callbackBatchJobSchema>;
+
 /** Builds a human-readable detail naming the offending fields of a failed parse. */
 export function describeIssues(error: z.ZodError): string {
   return error.issues

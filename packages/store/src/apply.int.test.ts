@@ -47,7 +47,7 @@ async function events(id: string) {
     .filter((e) => e.requestId === id);
 }
 
-describe("apply-7 applies the table from packages/domain, exactly as transition() does", () => {
+describe("apply-8 applies the table from packages/domain, exactly as transition() does", () => {
   const cases: [RequestState, CallbackStatus, number, number][] = [];
   for (const state of STATE_NAMES) {
     for (const status of CALLBACK_STATUSES) cases.push([state, status, 0, 0]);
@@ -286,12 +286,15 @@ describe("ordering, duplicates, gaps", () => {
     const { limits } = ctx.store;
     // the caller saw a gap of one seq (2), but 1 and 2 are missing: only seq 2's job key comes in
     const reply = await ctx.store.redis.ess_apply(
-      6,
+      9,
       ctx.keys.request(p, id),
       ctx.keys.buffer(p, id),
       ctx.keys.history(p, id),
       ctx.keys.events(p),
       ctx.keys.skipped(p, id),
+      ctx.keys.requestIndex(p),
+      ctx.keys.requestIndexExpiry(p),
+      ctx.keys.inflight(p),
       ctx.keys.callbackJob(p, id, 2),
       "gap",
       1,

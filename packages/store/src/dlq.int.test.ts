@@ -28,11 +28,11 @@ describe("dead letters", () => {
   const entries: DeadLetter[] = [];
 
   it("records with reason, attempts, payload and options; parses the reason prefix", async () => {
-    const e = await dlq.record(
+    const [e] = (await dlq.record(
       ctx.keys.partition("77"),
       failedJob("77", 4, "ERROR", "[invalid-payload] bad seq"),
       base,
-    );
+    )) as [DeadLetter];
     expect(e).toMatchObject({
       requestId: "77",
       seq: 4,
@@ -45,11 +45,11 @@ describe("dead letters", () => {
       deadAt: base,
     });
     expect(await dlq.get(e.id)).toEqual(e);
-    const plain = await dlq.record(
+    const [plain] = (await dlq.record(
       ctx.keys.partition("78"),
       failedJob("78", 1, "SUCCESS", "Connection is closed."),
       base,
-    );
+    )) as [DeadLetter];
     expect(plain).toMatchObject({ reason: "attempts-exhausted", error: "Connection is closed." });
     entries.push(e, plain);
   });
@@ -61,11 +61,11 @@ describe("dead letters", () => {
       const status = STATUSES[i % 3] ?? "UPDATE";
       const reason = i % 5 === 0 ? "[permanent-error] x" : "timeout";
       entries.push(
-        await dlq.record(
+        ...(await dlq.record(
           ctx.keys.partition(rid),
           failedJob(rid, i + 1, status, reason),
           base + 1000 + Math.floor(i / 7),
-        ),
+        )),
       );
     }
     for (const limit of [1, 7, 100, 1000]) {

@@ -53,9 +53,17 @@ export class DeadLetters {
     return DeadLetterEntries.id(partition, jobId);
   }
 
-  /** Records a failed BullMQ job as a dead letter, then removes the job (safe to repeat). */
-  record(partition: number, job: FailedJob, now = Date.now()): Promise<DeadLetter> {
+  /**
+   * Records a failed BullMQ job as a dead letter, then removes the job (safe to repeat); a batch job as
+   * one dead letter per callback it had not applied.
+   */
+  record(partition: number, job: FailedJob, now = Date.now()): Promise<DeadLetter[]> {
     return this.entries.record(partition, job, now);
+  }
+
+  /** Dead-letters callbacks of a batch job that are still marked in flight (see DeadLetterEntries.recordCallbacks). */
+  recordCallbacks(...args: Parameters<DeadLetterEntries["recordCallbacks"]>): Promise<DeadLetter[]> {
+    return this.entries.recordCallbacks(...args);
   }
 
   /** One dead letter by id, or null. */

@@ -177,6 +177,14 @@ export class Keys {
   activeDeliveries(p: number): string {
     return `${this.tag(p)}:wh:active`;
   }
+  /**
+   * Partition N's in-flight markers: hash `<id>-<seq>` (the callback's job id) → the id of the batch
+   * job carrying it. A callback inside a batch job has no job hash of its own; its marker stands for
+   * one (the gap check never skips a marked seq) from its admit until its apply or its dead letter.
+   */
+  inflight(p: number): string {
+    return `${this.tag(p)}:inflight`;
+  }
   /** Prefix of BullMQ job hashes of partition N's callback queue (job key = this + job id). */
   jobPrefix(p: number): string {
     return `${this.tag(p)}:${CALLBACK_QUEUE}:`;

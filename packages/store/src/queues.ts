@@ -11,6 +11,8 @@ export interface JobPolicy {
 
 /** Job names on a partition queue. */
 export const JOB_CALLBACK = "cb";
+/** A job carrying several callbacks of one partition (data: CallbackBatchJob), applied by one script call. */
+export const JOB_BATCH = "batch";
 export const JOB_GAP = "gap";
 
 /** Options of every callback job: the one place they are decided (gateway and replays use it). */

@@ -77,6 +77,8 @@ const GENERATED: Record<string, (seen: Set<string>) => string> = {
    * composing script included above is not included again (its locals are in scope)
    */
   admit: (seen) => resolveIncludes(composable(readScriptFile("admit-2")), seen),
+  /** apply-8, composed into apply-batch the same way */
+  apply: (seen) => resolveIncludes(composable(readScriptFile(`apply-${SCRIPTS.apply}`)), seen),
   /** BullMQ's addStandardJob, as the installed bullmq ships it */
   addStandardJob: () => composable(bullmqAddStandardJob()),
 };
@@ -172,7 +174,9 @@ function bullmqAddStandardJob(): string {
 /** name → number of (fixed) keys; the numbers are also in the file names (BullMQ's convention). */
 export const SCRIPTS = {
   admit: 2,
-  apply: 7,
+  apply: 8,
+  // the callbacks of one batch job, each through apply (keys per callback after the fixed ones)
+  applyBatch: 4,
   register: 5,
   cancel: 7,
   sweepTimeouts: 8,
@@ -180,6 +184,8 @@ export const SCRIPTS = {
   pruneIndex: 2,
   // admit and BullMQ's add in one round trip
   admitEnqueue: 11,
+  // the callbacks of one event-loop turn for one partition, each through admit, enqueued as one job
+  admitEnqueueBatch: 10,
   // read-only (no-writes): request details while Redis is full
   read: 2,
   // a webhook subscription, atomic with the request's event sequence number
@@ -192,13 +198,17 @@ export const SCRIPTS = {
 export type ScriptName = keyof typeof SCRIPTS;
 
 /**
- * Scripts that take more keys than their fixed ones, after them (apply: the job keys of a gap). They
- * are called with the number of keys first.
+ * Scripts that take more keys than their fixed ones, after them (apply: the job keys of a gap; the
+ * batch scripts: the keys of each callback). They are called with the number of keys first.
  */
-export const VARIABLE_KEYS: ReadonlySet<ScriptName> = new Set<ScriptName>(["apply"]);
+export const VARIABLE_KEYS: ReadonlySet<ScriptName> = new Set<ScriptName>(["apply", "applyBatch", "admitEnqueueBatch"]);
 
 /** Script file base names where they differ from the command name. */
-const FILES: Partial<Record<ScriptName, string>> = { admitEnqueue: "admit-enqueue" };
+const FILES: Partial<Record<ScriptName, string>> = {
+  admitEnqueue: "admit-enqueue",
+  admitEnqueueBatch: "admit-enqueue-batch",
+  applyBatch: "apply-batch",
+};
 
 /**
  * The source a script is sent as (file `<file>-<numKeys>.lua`, its includes resolved). `overrides`

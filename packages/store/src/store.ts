@@ -5,7 +5,7 @@ import type { Redis } from "ioredis";
 import { decodeReply } from "./codes.js";
 import { decodeHistory } from "./history-codec.js";
 import type { Keys } from "./keys.js";
-import { type CallbackQueues, JOB_CALLBACK } from "./queues.js";
+import { type CallbackQueues, JOB_BATCH, JOB_CALLBACK } from "./queues.js";
 import { defineScripts, type ScriptedRedis } from "./scripts.js";
 
 /** Limits the scripts apply; from the configuration. */
@@ -107,6 +107,25 @@ export interface StoredRequest {
   history: Record<string, unknown>[];
 }
 
+/** A callback as the admit-and-enqueue scripts take it. */
+export interface AdmitCallback {
+  requestId: string;
+  handle: string;
+  status: CallbackStatus;
+  message?: string | undefined;
+  acceptedAt: number;
+  /** the trace the worker's apply joins (CallbackJob.traceparent) */
+  traceparent?: string | undefined;
+}
+
+/** The callback job's data after requestId, seq and execution (which the script adds), as a JSON object. */
+function jobRest(cb: AdmitCallback): string {
+  const trace = cb.traceparent === undefined ? "" : `,"traceparent":${JSON.stringify(cb.traceparent)}`;
+  return cb.message === undefined
+    ? `{"status":"${cb.status}","acceptedAt":${cb.acceptedAt}${trace}}`
+    : `{"status":"${cb.status}","message":${JSON.stringify(cb.message)},"acceptedAt":${cb.acceptedAt}${trace}}`;
+}
+
 /** Maps the admit scripts' reply to a result, or throws the EssError its code names. */
 function toAdmitResult(requestId: string, p: number, reply: (string | number | null)[]): AdmitResult {
   const code = decodeReply(reply, { requestId });
@@ -179,26 +198,14 @@ export class RequestStore {
    */
   async admitAndEnqueue(
     queues: CallbackQueues,
-    cb: {
-      requestId: string;
-      handle: string;
-      status: CallbackStatus;
-      message?: string | undefined;
-      acceptedAt: number;
-      /** the trace the worker's apply joins (CallbackJob.traceparent) */
-      traceparent?: string | undefined;
-    },
+    cb: AdmitCallback,
     idempotency?: { key: string; fingerprint: string },
   ): Promise<AdmitResult> {
     const { requestId } = cb;
     const p = this.keys.partition(requestId);
     const template = queues.readyTemplate(p) ?? (await queues.template(p));
     const req = this.keys.request(p, requestId);
-    const trace = cb.traceparent === undefined ? "" : `,"traceparent":${JSON.stringify(cb.traceparent)}`;
-    const rest =
-      cb.message === undefined
-        ? `{"status":"${cb.status}","acceptedAt":${cb.acceptedAt}${trace}}`
-        : `{"status":"${cb.status}","message":${JSON.stringify(cb.message)},"acceptedAt":${cb.acceptedAt}${trace}}`;
+    const rest = jobRest(cb);
     const k = template.keys;
     const reply = await this.redis.ess_admitEnqueue(
       req,
@@ -224,6 +231,44 @@ export class RequestStore {
       template.encodedOpts,
     );
     return toAdmitResult(requestId, p, reply);
+  }
+
+  /**
+   * The callbacks of one partition, admitted and enqueued in one script call (admit-enqueue-batch):
+   * each gets the answer `admitAndEnqueue` would give it (an AdmitResult, or the EssError of its
+   * refusal), in order. One admitted callback becomes exactly admitAndEnqueue's job; several become one
+   * batch job (JOB_BATCH) with an in-flight marker each. A Redis error rejects the whole call. The
+   * caller never passes two callbacks of one request with the same Idempotency-Key.
+   */
+  async admitAndEnqueueBatch(
+    queues: CallbackQueues,
+    p: number,
+    cbs: readonly { cb: AdmitCallback; idempotency?: { key: string; fingerprint: string } | undefined }[],
+  ): Promise<(AdmitResult | Error)[]> {
+    const template = queues.readyTemplate(p) ?? (await queues.template(p));
+    const keys: string[] = [...template.keys, this.keys.inflight(p)];
+    const args: (string | number | Buffer)[] = [
+      template.jobPrefix,
+      template.encodedOpts,
+      this.limits.idempotencyTtlSeconds,
+      JOB_CALLBACK,
+      JOB_BATCH,
+    ];
+    for (const { cb, idempotency } of cbs) {
+      const { requestId } = cb;
+      if (this.keys.partition(requestId) !== p) throw new Error(`request ${requestId} is not of partition ${p}`);
+      const req = this.keys.request(p, requestId);
+      keys.push(req, idempotency ? this.keys.idempotency(p, requestId, idempotency.key) : req);
+      args.push(digest(cb.handle), cb.status, idempotency?.fingerprint ?? "", requestId, cb.acceptedAt, jobRest(cb));
+    }
+    const reply = await this.redis.ess_admitEnqueueBatch(keys.length, ...keys, ...args);
+    return cbs.map(({ cb }, i) => {
+      try {
+        return toAdmitResult(cb.requestId, p, reply.slice(4 * i, 4 * i + 4));
+      } catch (err) {
+        return err as Error;
+      }
+    });
   }
 
   /** Marks an Idempotency-Key as answered 200, for the configured window (ENQUEUE_MODE=queue, after the add). */
@@ -289,7 +334,7 @@ export class RequestStore {
     const buf = this.keys.buffer(p, requestId);
     const gap = mode === "gap" ? await this.readGap(p, requestId, req, buf) : { from: 0, jobKeys: [] };
     const reply = await this.redis.ess_apply(
-      7 + gap.jobKeys.length,
+      8 + gap.jobKeys.length,
       req,
       buf,
       this.keys.history(p, requestId),
@@ -297,6 +342,7 @@ export class RequestStore {
       this.keys.skipped(p, requestId),
       this.keys.requestIndex(p),
       this.keys.requestIndexExpiry(p),
+      this.keys.inflight(p),
       ...gap.jobKeys,
       mode,
       typeof arg === "number" ? arg : JSON.stringify(arg),
@@ -309,6 +355,43 @@ export class RequestStore {
       requestId,
     );
     return { result: reply[0] as ApplyResult["result"], missing: Number(reply[1]), n: Number(reply[2]) };
+  }
+
+  /**
+   * Applies the callbacks of one batch job (all of partition p, in this order) in one script call
+   * (apply-batch): each exactly as `apply(…, "cb", job)` would, and its in-flight marker cleared in the
+   * same step. One result per callback, in order.
+   */
+  async applyBatch(p: number, jobs: readonly CallbackJob[], now = Date.now()): Promise<ApplyResult[]> {
+    const keys: string[] = [
+      this.keys.events(p),
+      this.keys.requestIndex(p),
+      this.keys.requestIndexExpiry(p),
+      this.keys.inflight(p),
+    ];
+    const args: (string | number)[] = [
+      now,
+      this.limits.historyLimit,
+      this.limits.eventsMaxLen,
+      this.limits.retentionSeconds,
+      this.limits.gapTimeoutMs,
+    ];
+    for (const job of jobs) {
+      const id = job.requestId;
+      if (this.keys.partition(id) !== p) throw new Error(`request ${id} is not of partition ${p}`);
+      keys.push(this.keys.request(p, id), this.keys.buffer(p, id), this.keys.history(p, id), this.keys.skipped(p, id));
+      args.push(id, JSON.stringify(job));
+    }
+    const reply = await this.redis.ess_applyBatch(keys.length, ...keys, ...args);
+    const out: ApplyResult[] = [];
+    for (let i = 0; i < jobs.length; i++) {
+      out.push({
+        result: reply[3 * i] as ApplyResult["result"],
+        missing: Number(reply[3 * i + 1]),
+        n: Number(reply[3 * i + 2]),
+      });
+    }
+    return out;
   }
 
   /**

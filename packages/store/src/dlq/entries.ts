@@ -1,6 +1,8 @@
+import { type CallbackJob, callbackBatchJobSchema } from "@ess/contract";
 import type { Job, Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { DEAD_LETTER_QUEUE, type Keys } from "../keys.js";
+import { CALLBACK_QUEUE, callbackJobId, DEAD_LETTER_QUEUE, type Keys } from "../keys.js";
+import { JOB_BATCH, JOB_CALLBACK } from "../queues.js";
 import { fanOut } from "../redis.js";
 
 /** Why a job ended in the dead-letter queue. */
@@ -92,40 +94,115 @@ export class DeadLetterEntries {
   }
   /**
    * Records a failed BullMQ job as a dead letter, then removes the job. Safe to repeat (the entry is
-   * keyed by job id): a crash between the two steps is finished by the next sweep.
+   * keyed by job id): a crash between the two steps is finished by the next sweep. A batch job of the
+   * callback queue becomes one dead letter per callback it still carries (see recordCallbacks), each
+   * the single callback job it stands for: listed, replayed and purged on its own.
    */
-  async record(partition: number, job: FailedJob, now = Date.now()): Promise<DeadLetter> {
+  async record(partition: number, job: FailedJob, now = Date.now()): Promise<DeadLetter[]> {
     const { reason, error } = parseReason(job.failedReason);
-    const data = (job.data ?? {}) as Record<string, unknown>;
-    const entry: DeadLetter = {
-      id: DeadLetterEntries.id(partition, String(job.id)),
+    const batch = job.name === JOB_BATCH ? callbackBatchJobSchema.safeParse(job.data) : undefined;
+    let entries: DeadLetter[];
+    if (batch?.success) {
+      const failure = { reason, error, attempts: job.attemptsMade, opts: job.opts, enqueuedAt: job.timestamp };
+      entries = await this.recordCallbacks(partition, job.queueName, batch.data.callbacks, failure, now);
+    } else {
+      const data = (job.data ?? {}) as Record<string, unknown>;
+      const entry: DeadLetter = {
+        id: DeadLetterEntries.id(partition, String(job.id)),
+        partition,
+        queue: job.queueName,
+        jobId: String(job.id),
+        name: job.name,
+        requestId: typeof data.requestId === "string" ? data.requestId : null,
+        seq: typeof data.seq === "number" ? data.seq : null,
+        status: typeof data.status === "string" ? data.status : null,
+        reason,
+        error,
+        attempts: job.attemptsMade,
+        payload: job.data,
+        opts: { ...(job.opts as Record<string, unknown>) },
+        enqueuedAt: job.timestamp,
+        deadAt: now,
+      };
+      await this.write(partition, [entry], [], now);
+      entries = [entry];
+    }
+    // already removed by a concurrent sweep: the entries are written either way
+    await job.remove().catch(() => {});
+    if (!batch?.success) await this.mirror(entries);
+    return entries;
+  }
+
+  /**
+   * Dead-letters callbacks of a batch job, each as the single callback job it stands for (id
+   * `<requestId>-<seq>`, name `cb`, the batch's options): those whose in-flight marker is still there,
+   * i.e. not applied by the batch (a callback it applied keeps its effect and is left out), and clears
+   * those markers in the same step. Safe to repeat. The caller removes the batch job, if any.
+   */
+  async recordCallbacks(
+    partition: number,
+    queue: string,
+    callbacks: readonly CallbackJob[],
+    failure: { reason: DeadLetterReason; error: string; attempts: number; opts: object; enqueuedAt: number },
+    now = Date.now(),
+  ): Promise<DeadLetter[]> {
+    if (callbacks.length === 0) return [];
+    const inflight = this.keys.inflight(partition);
+    const ids = callbacks.map((c) => callbackJobId(c.requestId, c.seq));
+    const marked = await this.redis.hmget(inflight, ...ids);
+    const entries: DeadLetter[] = [];
+    callbacks.forEach((cb, i) => {
+      if (marked[i] === null) return;
+      const jobId = ids[i] as string;
+      entries.push({
+        id: DeadLetterEntries.id(partition, jobId),
+        partition,
+        queue: queue || CALLBACK_QUEUE,
+        jobId,
+        name: JOB_CALLBACK,
+        requestId: cb.requestId,
+        seq: cb.seq,
+        status: cb.status,
+        reason: failure.reason,
+        error: failure.error,
+        attempts: failure.attempts,
+        payload: cb,
+        opts: { ...(failure.opts as Record<string, unknown>), jobId },
+        enqueuedAt: failure.enqueuedAt,
+        deadAt: now,
+      });
+    });
+    await this.write(
       partition,
-      queue: job.queueName,
-      jobId: String(job.id),
-      name: job.name,
-      requestId: typeof data.requestId === "string" ? data.requestId : null,
-      seq: typeof data.seq === "number" ? data.seq : null,
-      status: typeof data.status === "string" ? data.status : null,
-      reason,
-      error,
-      attempts: job.attemptsMade,
-      payload: job.data,
-      opts: { ...(job.opts as Record<string, unknown>) },
-      enqueuedAt: job.timestamp,
-      deadAt: now,
-    };
-    const m = this.redis.multi().hset(this.keys.deadLetters(partition), entry.id, JSON.stringify(entry));
-    for (const key of this.indexKeys(entry)) m.zadd(key, now, entry.id);
+      entries,
+      entries.map((e) => e.jobId),
+      now,
+    );
+    await this.mirror(entries);
+    return entries;
+  }
+
+  /** Writes entries and their index entries, and clears in-flight markers, in one MULTI (one slot). */
+  private async write(partition: number, entries: DeadLetter[], markers: string[], now: number): Promise<void> {
+    if (entries.length === 0 && markers.length === 0) return;
+    const m = this.redis.multi();
+    for (const entry of entries) {
+      m.hset(this.keys.deadLetters(partition), entry.id, JSON.stringify(entry));
+      for (const key of this.indexKeys(entry)) m.zadd(key, now, entry.id);
+    }
+    if (markers.length > 0) m.hdel(this.keys.inflight(partition), ...markers);
     const replies = await m.exec();
     const failed = replies?.find(([err]) => err);
     if (failed?.[0]) throw failed[0];
-    // already removed by a concurrent sweep: the entry is written either way
-    await job.remove().catch(() => {});
-    // the dashboard's view (bull-board shows BullMQ queues); the store above is what counts
-    await this.queueFor(partition, DEAD_LETTER_QUEUE)
-      .add(entry.name, entry, { jobId: entry.id, removeOnComplete: true })
-      .catch(() => {});
-    return entry;
+  }
+
+  /** The dashboard's view (bull-board shows BullMQ queues); the store is what counts. */
+  private async mirror(entries: DeadLetter[]): Promise<void> {
+    for (const entry of entries) {
+      await this.queueFor(entry.partition, DEAD_LETTER_QUEUE)
+        .add(entry.name, entry, { jobId: entry.id, removeOnComplete: true })
+        .catch(() => {});
+    }
   }
 
   /** The index keys an entry is listed under. */

@@ -1,7 +1,8 @@
 #!lua
 --[[
-  apply-7: applies accepted callbacks to one request, in sequence order, exactly once in effect.
-  The worker's only script per job. The transition table is not written here: the loader replaces
+  apply-8: applies accepted callbacks to one request, in sequence order, exactly once in effect.
+  The worker's only script per job; apply-batch composes it (as the include 'apply') once per
+  callback of a batch job. The transition table is not written here: the loader replaces
   the include 'transitions' with the table serialised from packages/domain (one source of truth).
 
   KEYS[1] request hash        <prefix>:{pN}:req:<id>
@@ -11,7 +12,9 @@
   KEYS[5] skipped seqs        <prefix>:{pN}:req:<id>:skip     set of seqs skipped over as gaps
   KEYS[6] request index       <prefix>:{pN}:ix                (include 'index')
   KEYS[7] index expiry set    <prefix>:{pN}:ix:exp
-  KEYS[8..] gap: the BullMQ job hashes of the gap's seqs, ARGV[8] up to the first buffered seq - 1,
+  KEYS[8] in-flight markers   <prefix>:{pN}:inflight          hash "<id>-<seq>" → batch job id: the
+          callbacks queued inside batch jobs (which have no job hash of their own), see apply-batch
+  KEYS[9..] gap: the BullMQ job hashes of the gap's seqs, ARGV[8] up to the first buffered seq - 1,
           as the caller read the gap just before (<prefix>:{pN}:callbacks:<id>-<seq>); none for 'cb'
 
   ARGV[1] mode: 'cb' (apply a callback) or 'gap' (skip an expired gap)
@@ -22,7 +25,7 @@
   ARGV[5] event stream MAXLEN (approximate)
   ARGV[6] retention of terminal requests (s)
   ARGV[7] gap timeout (ms)
-  ARGV[8] gap: the first seq of the gap KEYS[6..] cover (applied + 1 when the caller read it); cb: 0
+  ARGV[8] gap: the first seq of the gap KEYS[9..] cover (applied + 1 when the caller read it); cb: 0
   ARGV[9] request id
 
   Returns { result, missing, n }
@@ -37,6 +40,7 @@
 --@include event
 --@include expireTerminal
 --@include index
+--@include jobId
 
 local req, buf, hist, events, skip = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local mode, now = ARGV[1], tonumber(ARGV[3])
@@ -156,10 +160,14 @@ if mode == 'gap' then
   local first = tonumber(head[2])
   -- the gap moved since the caller read it (its job keys are not those of this gap): decide nothing,
   -- the check runs again at once with the gap as it is now
-  if tonumber(ARGV[8]) ~= applied + 1 or #KEYS - 7 ~= first - 1 - applied then return { 'wait', applied + 1, 0 } end
-  -- a missing callback whose job still exists is being (re)tried: never skip it
-  for i = 8, #KEYS do
+  if tonumber(ARGV[8]) ~= applied + 1 or #KEYS - 8 ~= first - 1 - applied then return { 'wait', applied + 1, 0 } end
+  -- a missing callback whose job still exists is being (re)tried: never skip it; one queued inside a
+  -- batch job has an in-flight marker instead, until its batch applies it or dead-letters it
+  for i = 9, #KEYS do
     if redis.call('EXISTS', KEYS[i]) == 1 then return { 'wait', applied + 1, gapTimeout } end
+  end
+  for seq = applied + 1, first - 1 do
+    if redis.call('HEXISTS', KEYS[8], callbackJobId(rid, seq)) == 1 then return { 'wait', applied + 1, gapTimeout } end
   end
   for seq = applied + 1, first - 1 do redis.call('SADD', skip, seq) end
   record({ outcome = 'skipped', seq = applied + 1, lastSeq = first - 1, appliedAt = now,

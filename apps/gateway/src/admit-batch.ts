@@ -1,0 +1,134 @@
+import type { AdmitCallback, AdmitResult } from "@ess/store";
+import type { GatewayDeps } from "./context.js";
+
+/** An Idempotency-Key and the fingerprint of the callback's content. */
+interface Idempotency {
+  key: string;
+  fingerprint: string;
+}
+
+interface Waiting {
+  cb: AdmitCallback;
+  idempotency?: Idempotency | undefined;
+  resolve(result: AdmitResult): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Admit batching (ENQUEUE_MODE=script, ADMIT_BATCH_MAX > 1): the callbacks of one partition that reach
+ * the admit together share one script call (admit-enqueue-batch) and one job, and each gets its own
+ * answer. "Together" is a group commit per partition: a batch is sent at the end of the event-loop turn
+ * (setImmediate, after the turn's I/O callbacks) when no call of its partition is out, else as soon as
+ * the one out returns; and at once when it holds `max` callbacks. Without load a batch therefore holds
+ * one callback, sent through admit-enqueue-11 as before, and waits for nothing; under load a batch
+ * gathers what arrives during one round trip of its partition, and grows with the load. A callback
+ * repeating the request and Idempotency-Key of one in the open batch sends that batch first and opens
+ * the next (Redis runs them in order), so a key is decided once per call as without batching.
+ * ACK_REPLICAS: one WAIT per batch, on the node that ran it.
+ */
+export class AdmitBatcher {
+  private readonly open = new Map<number, Waiting[]>();
+  /** script calls out, per partition */
+  private readonly out = new Map<number, number>();
+  private scheduled = false;
+
+  constructor(
+    private readonly deps: GatewayDeps,
+    readonly max: number,
+  ) {}
+
+  /** Admits and enqueues one callback in the open batch of its partition. */
+  submit(cb: AdmitCallback, idempotency?: Idempotency): Promise<AdmitResult> {
+    const p = this.deps.store.keys.partition(cb.requestId);
+    let batch = this.open.get(p);
+    if (
+      batch &&
+      idempotency &&
+      batch.some((w) => w.idempotency?.key === idempotency.key && w.cb.requestId === cb.requestId)
+    ) {
+      this.send(p);
+      batch = undefined;
+    }
+    if (!batch) {
+      batch = [];
+      this.open.set(p, batch);
+    }
+    const pending = new Promise<AdmitResult>((resolve, reject) => {
+      (batch as Waiting[]).push({ cb, idempotency, resolve, reject });
+    });
+    if (batch.length >= this.max) this.send(p);
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        // a partition with a call out sends its batch when that call returns
+        for (const q of [...this.open.keys()]) if (!this.out.get(q)) this.send(q);
+      });
+    }
+    return pending;
+  }
+
+  private send(p: number): void {
+    const batch = this.open.get(p);
+    this.open.delete(p);
+    if (!batch || batch.length === 0) return;
+    this.out.set(p, (this.out.get(p) ?? 0) + 1);
+    void this.run(p, batch).finally(() => {
+      const left = (this.out.get(p) ?? 1) - 1;
+      if (left > 0) this.out.set(p, left);
+      else this.out.delete(p);
+      // what arrived meanwhile goes now (a batch of this turn waits for the end of the turn)
+      if (left === 0 && this.open.has(p)) this.send(p);
+    });
+  }
+
+  private async run(p: number, batch: Waiting[]): Promise<void> {
+    const { store, queues, replicaAck } = this.deps;
+    let results: (AdmitResult | Error)[];
+    try {
+      if (batch.length === 1) {
+        const only = batch[0] as Waiting;
+        results = [await store.admitAndEnqueue(queues, only.cb, only.idempotency).catch((err: Error) => err)];
+      } else {
+        results = await store.admitAndEnqueueBatch(queues, p, batch);
+      }
+    } catch (err) {
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    const ok = results.filter((r): r is AdmitResult => !(r instanceof Error));
+    if (replicaAck && ok.length > 0) {
+      // ACK_REPLICAS: 200 only once the replicas have it. A repeat or a resumed call may be answered
+      // from what another connection wrote: a fence write of its own first makes the WAIT cover that too.
+      const wroteNothing = ok.some((r) => r.kind === "repeat" || r.resumed);
+      const first = batch[0] as Waiting;
+      try {
+        await replicaAck.acknowledge(
+          store.keys.request(p, first.cb.requestId),
+          wroteNothing ? store.keys.ackFence(p) : undefined,
+        );
+      } catch (err) {
+        results = results.map((r) => (r instanceof Error ? r : (err as Error)));
+      }
+    }
+    batch.forEach((w, i) => {
+      const r = results[i] as AdmitResult | Error;
+      if (r instanceof Error) w.reject(r);
+      else w.resolve(r);
+    });
+  }
+}
+
+const batchers = new WeakMap<GatewayDeps, AdmitBatcher>();
+
+/** The admit batcher of a gateway (one per deps), or undefined when batching is off. */
+export function admitBatcher(deps: GatewayDeps): AdmitBatcher | undefined {
+  const max = deps.admitBatchMax ?? 1;
+  if (max <= 1 || (deps.enqueue ?? "script") !== "script") return undefined;
+  let b = batchers.get(deps);
+  if (!b) {
+    b = new AdmitBatcher(deps, max);
+    batchers.set(deps, b);
+  }
+  return b;
+}

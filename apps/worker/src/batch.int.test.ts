@@ -1,0 +1,178 @@
+import { callbackJobId, JOB_BATCH } from "@ess/store";
+import { eventually } from "@ess/testing";
+import { newRequestId, useTestContext } from "@ess/testing/context";
+import type { Job } from "bullmq";
+import { afterAll, describe, expect, it } from "vitest";
+import { startTestWorker } from "./test-worker.js";
+
+// Batch jobs (several callbacks of one partition, one apply-batch call): each callback keeps the
+// guarantees of a single job (order, exactly once, its own dead letter and replay, the gap rule).
+const ctx = useTestContext({ partitions: 2, attempts: 3, backoffMs: 100, limits: { gapTimeoutMs: 300 } });
+
+/** job id → how the next attempts behave */
+const faults = new Map<string, { fail: number; holdMs?: number }>();
+const attempts = new Map<string, number>();
+const { worker, deadLetters } = startTestWorker(ctx, {
+  beforeApply: async (job: Job) => {
+    const id = String(job.id);
+    attempts.set(id, (attempts.get(id) ?? 0) + 1);
+    const f = faults.get(id);
+    if (f && f.fail > 0) {
+      f.fail--;
+      if (f.holdMs) await new Promise((r) => setTimeout(r, f.holdMs));
+      throw new Error("Connection is closed.");
+    }
+  },
+});
+afterAll(() => worker.close(5000));
+
+/** n registered requests of partition p */
+async function registeredIn(p: number, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  while (ids.length < n) {
+    const id = newRequestId();
+    if (ctx.keys.partition(id) === p) ids.push(id);
+  }
+  for (const id of ids) await ctx.store.register(id, "h", {});
+  return ids;
+}
+
+/** Admits the callbacks in one batch, as the gateway does for one event-loop turn. */
+async function acceptBatch(p: number, cbs: [string, "UPDATE" | "WARNING" | "SUCCESS" | "ERROR"][]) {
+  const res = await ctx.store.admitAndEnqueueBatch(
+    ctx.queues,
+    p,
+    cbs.map(([requestId, status]) => ({
+      cb: { requestId, handle: "h", status, message: `${status} of ${requestId}`, acceptedAt: Date.now() },
+    })),
+  );
+  for (const r of res) if (r instanceof Error) throw r;
+  return res;
+}
+
+async function history(id: string) {
+  const stored = await ctx.store.read(id);
+  return (stored?.history ?? []).filter((h) => h.outcome !== "registered").reverse();
+}
+
+describe("worker: batch jobs", () => {
+  it("applies every callback of a batch in seq order, once, and clears their markers", async () => {
+    const [a, b] = (await registeredIn(0, 2)) as [string, string];
+    await acceptBatch(0, [
+      [a, "UPDATE"],
+      [b, "UPDATE"],
+      [a, "WARNING"],
+      [b, "SUCCESS"],
+    ]);
+    expect(
+      attempts.has(`b-${callbackJobId(a, 1)}`) || (await ctx.queues.queue(0).getJob(`b-${callbackJobId(a, 1)}`)),
+    ).toBeTruthy();
+    await eventually(
+      async () => (await ctx.store.state(b)) === "SUCCEEDED" && (await ctx.store.state(a)) === "WARNING",
+    );
+    expect((await history(a)).map((h) => [h.seq, h.outcome])).toEqual([
+      [1, "applied"],
+      [2, "applied"],
+    ]);
+    expect((await history(b)).map((h) => [h.seq, h.outcome])).toEqual([
+      [1, "applied"],
+      [2, "applied"],
+    ]);
+    expect(await ctx.redis.hmget(ctx.keys.inflight(0), callbackJobId(a, 1), callbackJobId(b, 2))).toEqual([null, null]);
+  });
+
+  it("a seq queued inside a batch that is being retried is never skipped as a gap", async () => {
+    const [a, other] = (await registeredIn(1, 2)) as [string, string];
+    // the batch holding a's seq 1 fails twice, each attempt taking longer than GAP_TIMEOUT_MS
+    faults.set(`b-${callbackJobId(a, 1)}`, { fail: 2, holdMs: 400 });
+    await acceptBatch(1, [
+      [a, "UPDATE"],
+      [other, "UPDATE"],
+    ]);
+    // seq 2 comes as a job of its own and is applied first: buffered, a gap check scheduled
+    await acceptBatch(1, [[a, "WARNING"]]);
+    await eventually(async () => (await history(a)).length === 2, 20000);
+    expect((await history(a)).map((h) => [h.seq, h.outcome])).toEqual([
+      [1, "applied"],
+      [2, "applied"],
+    ]);
+    expect(attempts.get(`b-${callbackJobId(a, 1)}`)).toBe(3);
+  });
+
+  it("a callback whose request is gone is dead-lettered on its own; the others of its batch apply", async () => {
+    const [a, gone] = (await registeredIn(0, 2)) as [string, string];
+    faults.set(`b-${callbackJobId(a, 1)}`, { fail: 1, holdMs: 0 });
+    await acceptBatch(0, [
+      [a, "UPDATE"],
+      [gone, "SUCCESS"],
+    ]);
+    // the request disappears between the admit and the apply
+    await ctx.redis.del(ctx.keys.request(0, gone));
+    const dl = await eventually(async () => (await deadLetters.list({ requestId: gone })).items[0], 20000);
+    expect(dl).toMatchObject({
+      id: `0.${callbackJobId(gone, 1)}`,
+      jobId: callbackJobId(gone, 1),
+      name: "cb",
+      reason: "request-gone",
+      seq: 1,
+      status: "SUCCESS",
+      payload: { v: 1, requestId: gone, seq: 1, status: "SUCCESS" },
+    });
+    await eventually(async () => (await history(a)).length === 1);
+    expect(await ctx.redis.hexists(ctx.keys.inflight(0), callbackJobId(gone, 1))).toBe(0);
+    expect((await deadLetters.list({ requestId: a })).items).toEqual([]);
+  });
+
+  it("a batch out of attempts becomes one dead letter per callback, each replayable on its own", async () => {
+    const [a, b] = (await registeredIn(1, 2)) as [string, string];
+    const batchId = `b-${callbackJobId(a, 1)}`;
+    faults.set(batchId, { fail: 3 }); // JOB_ATTEMPTS = 3
+    await acceptBatch(1, [
+      [a, "WARNING"],
+      [b, "SUCCESS"],
+    ]);
+    const both = await eventually(async () => {
+      const items = [
+        ...(await deadLetters.list({ requestId: a })).items,
+        ...(await deadLetters.list({ requestId: b })).items,
+      ];
+      return items.length === 2 && items;
+    }, 20000);
+    expect(both.map((d) => [d.jobId, d.name, d.reason, d.attempts])).toEqual([
+      [callbackJobId(a, 1), "cb", "attempts-exhausted", 3],
+      [callbackJobId(b, 1), "cb", "attempts-exhausted", 3],
+    ]);
+    expect(await ctx.queues.queue(1).getJob(batchId)).toBeUndefined();
+    expect(await ctx.redis.hmget(ctx.keys.inflight(1), callbackJobId(a, 1), callbackJobId(b, 1))).toEqual([null, null]);
+    // one replayed alone: a single job under its own id, applied; the other stays a dead letter
+    expect(await deadLetters.replay(both[1]!.id)).toBe("replayed");
+    await eventually(async () => (await ctx.store.state(b)) === "SUCCEEDED", 20000);
+    expect(attempts.get(callbackJobId(b, 1))).toBe(1);
+    expect(await ctx.store.state(a)).toBe("RUNNING");
+    expect(await deadLetters.get(both[0]!.id)).not.toBeNull();
+  });
+
+  it("a batch job that ran again (its worker stalled) applies nothing twice", async () => {
+    const [a, b] = (await registeredIn(0, 2)) as [string, string];
+    await acceptBatch(0, [
+      [a, "UPDATE"],
+      [b, "UPDATE"],
+    ]);
+    await eventually(async () => (await history(a)).length === 1 && (await history(b)).length === 1);
+    // the same batch job again, as a stalled job handed to another worker would run it
+    const again = await ctx.queues.queue(0).add(
+      JOB_BATCH,
+      {
+        v: 1,
+        callbacks: [
+          { v: 1, requestId: a, seq: 1, execution: 1, status: "UPDATE", acceptedAt: 1 },
+          { v: 1, requestId: b, seq: 1, execution: 1, status: "UPDATE", acceptedAt: 1 },
+        ],
+      },
+      { jobId: `again-${a}` },
+    );
+    await eventually(async () => (await again.getState()) === "completed" || (await again.getState()) === "unknown");
+    expect((await history(a)).map((h) => h.outcome)).toEqual(["applied"]);
+    expect((await history(b)).map((h) => h.outcome)).toEqual(["applied"]);
+  });
+});
