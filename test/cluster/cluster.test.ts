@@ -223,17 +223,20 @@ describe.skipIf(!onCluster)("a master killed with SIGKILL under load (its own cl
         formatCalls(`cluster master kill -9 (port ${victim}), ACK_REPLICAS=1`, acc) +
           `; masters (ports) before: ${before.join(",")}, after: ${now.join(",")}`,
       );
-      if (acc.unsettled.length > 0) {
-        // where the unapplied calls' jobs are, and what the workers said, for the diagnosis
+      if (acc.unsettled.length > 0 || acc.duplicates > 0 || acc.deadLettered > 0) {
+        // where the unapplied calls' jobs are, why jobs were dead-lettered, and what the workers said
         for (const p of new Set(acc.unsettled.map((u) => keys.partition(u.split(" ")[0] as string)))) {
           console.log(`partition ${p} jobs: ${JSON.stringify(await queues.queue(p).getJobCounts())}`);
+        }
+        for (const d of (await deadLetters.list({}, { limit: 20 })).items) {
+          console.log(`dead letter ${d.jobId}: ${d.reason} after ${d.attempts} attempts: ${d.error}`);
         }
         for (const w of workers) {
           const lines = w
             .output()
             .split("\n")
             .filter((l) => /"level":(40|50|60)/.test(l));
-          console.log(`worker ${w.child.pid}: ${lines.length} warn/error lines\n${lines.slice(-15).join("\n")}`);
+          console.log(`worker ${w.child.pid}: ${lines.length} warn/error lines\n${lines.slice(-30).join("\n")}`);
         }
       }
       expect(killed).toBe(true);
