@@ -75,6 +75,58 @@ export function clusterOptions(
   };
 }
 
+/**
+ * Makes a Cluster's disconnect() always end and its connect() always settle, in it and in every
+ * duplicate of it (BullMQ duplicates the connection it is given for each Worker's blocking connection).
+ * Both matter in a failover: BullMQ's Worker resets a blocking connection whose BZPOPMIN outlived its
+ * timeout (a BZPOPMIN on a master that died is retried until the failover is over) by awaiting the
+ * connection's "end", then its connect(). Were either left pending, that Worker would never read its
+ * partition's queue again (nor would the other worker processes: their blocking connections meet the
+ * same failover on the same master).
+ *
+ * - disconnect(): an ioredis Cluster emits "end" only once its node pool is empty. disconnect() empties
+ *   it, but a reply still in flight can add a node back: a MOVED or ASK makes the Cluster open the named
+ *   node, lazily, and a node that never connects never ends, so the Cluster stays "disconnecting". A node
+ *   added while disconnecting is closed at once: the pool drains and "end" follows.
+ * - connect(): when the ready check fails (CLUSTER INFO says cluster_state:fail, as it does until the
+ *   failover is over) the Cluster reconnects by itself, but the promise connect() returned is neither
+ *   resolved nor rejected. It is settled here by the Cluster's next "ready" (or rejected by its "end").
+ */
+export function settleClusterLifecycle(cluster: Cluster): Cluster {
+  type Pending = { resolve: () => void; reject: (err: Error) => void };
+  cluster.on("+node", (node: Redis) => {
+    if (cluster.status === "disconnecting") node.disconnect();
+  });
+  // the callers of connect() still waiting, settled together by the next "ready" or "end"
+  const waiting = new Set<Pending>();
+  const settle = (how: (w: Pending) => void) => {
+    const all = [...waiting];
+    waiting.clear();
+    for (const w of all) how(w);
+  };
+  cluster.on("ready", () => settle((w) => w.resolve()));
+  cluster.on("end", () => settle((w) => w.reject(new Error("Connection is closed."))));
+  const connect = cluster.connect.bind(cluster);
+  cluster.connect = () =>
+    new Promise<void>((resolve, reject) => {
+      const w = { resolve, reject };
+      waiting.add(w);
+      connect().then(
+        () => {
+          waiting.delete(w);
+          resolve();
+        },
+        (err: Error) => {
+          waiting.delete(w);
+          reject(err);
+        },
+      );
+    });
+  const duplicate = cluster.duplicate.bind(cluster);
+  cluster.duplicate = (...args: Parameters<Cluster["duplicate"]>) => settleClusterLifecycle(duplicate(...args));
+  return cluster;
+}
+
 /** True when the connection is an ioredis Cluster. */
 export function isCluster(redis: Redis): boolean {
   return (redis as unknown as { isCluster?: boolean }).isCluster === true;
@@ -156,7 +208,7 @@ export function createRedis(url: string, role: RedisRole, opts: RedisConnectOpti
       return { host: n.slice(0, i), port: Number(n.slice(i + 1)) };
     });
     const options = clusterOptions(role, nodeOptions, opts.clusterFailoverMs);
-    const cluster = new Cluster(seeds, options as ConstructorParameters<typeof Cluster>[1]);
+    const cluster = settleClusterLifecycle(new Cluster(seeds, options as ConstructorParameters<typeof Cluster>[1]));
     return cluster as unknown as Redis;
   }
   const options = {

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -7,6 +8,16 @@ import { Redis } from "ioredis";
 import { findRedisServer, freePort, RedisServer } from "./redis-server.js";
 
 const run = promisify(execFile);
+
+/** True when nothing listens on (or holds) the loopback port now. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
+}
 
 /** Where redis-cli is, or null when it is not on PATH. */
 export async function findRedisCli(): Promise<string | null> {
@@ -52,8 +63,32 @@ export class RedisCluster {
     return this.nodes[0]?.url ?? "";
   }
 
-  /** Starts the nodes, creates the cluster and waits until it serves every slot with every replica in sync. */
+  /**
+   * Starts the nodes, creates the cluster and waits until it serves every slot with every replica in
+   * sync. A node that cannot start (its port, or the bus port 10000 above it, taken meanwhile by another
+   * process) makes it start over on other ports, up to three times.
+   */
   async start(): Promise<this> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.startNodes();
+        break;
+      } catch (err) {
+        await this.stop().catch(() => {});
+        this.nodes.length = 0;
+        if (attempt === 3) throw err;
+      }
+    }
+    await run(
+      this.cli,
+      ["--cluster", "create", ...this.seeds, "--cluster-replicas", String(this.options.replicas ?? 1), "--cluster-yes"],
+      { timeout: 30000 },
+    );
+    await this.waitHealthy(this.options.masters ?? 3, this.options.replicas ?? 1, 30000);
+    return this;
+  }
+
+  private async startNodes(): Promise<void> {
     const masters = this.options.masters ?? 3;
     const replicas = this.options.replicas ?? 1;
     const total = masters * (1 + replicas);
@@ -61,7 +96,7 @@ export class RedisCluster {
     while (ports.length < total) {
       const p = await freePort();
       // redis-server also listens on port + 10000 (the cluster bus)
-      if (!ports.includes(p) && p + 10000 < 65536) ports.push(p);
+      if (!ports.includes(p) && p + 10000 < 65536 && (await portFree(p + 10000))) ports.push(p);
     }
     const extra = [
       "--cluster-enabled",
@@ -84,14 +119,9 @@ export class RedisCluster {
         }),
       );
     }
-    await Promise.all(this.nodes.map((n) => n.start()));
-    await run(
-      this.cli,
-      ["--cluster", "create", ...this.seeds, "--cluster-replicas", String(replicas), "--cluster-yes"],
-      { timeout: 30000 },
-    );
-    await this.waitHealthy(masters, replicas, 30000);
-    return this;
+    const started = await Promise.allSettled(this.nodes.map((n) => n.start()));
+    const failed = started.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
   }
 
   /** Waits until the cluster is ok with `masters` masters each having `replicas` replicas in sync. */
