@@ -1,6 +1,6 @@
 import type { Logger } from "@ess/config";
 import type { WebhookAddressPolicy } from "@ess/contract";
-import type { CallbackQueues, DeadLetters, ReplicaAck, RequestStore, WebhookStore } from "@ess/store";
+import type { AuditLog, CallbackQueues, DeadLetters, ReplicaAck, RequestStore, WebhookStore } from "@ess/store";
 import type { AcceptObserver } from "./accept-observer.js";
 import type { Authenticator, Principal } from "./auth/authenticator.js";
 import type { BacklogMonitor } from "./backlog.js";
@@ -45,6 +45,8 @@ export interface GatewayDeps {
   webhooks?: WebhookStore;
   /** Scheduler-side settings; defaults apply when absent. */
   scheduler?: SchedulerSettings;
+  /** The operator audit log (AUDIT_MAX_ENTRIES); absent: one with the default cap on `store`'s Redis. */
+  audit?: AuditLog;
 }
 
 /** Settings of the scheduler-side routes (cancel, forceCancel, SSE). */

@@ -51,6 +51,8 @@ export function errorInfo(code: ErrorCode): ErrorInfo {
       return { status: 409, errorCode: "ESS-40901" };
     case "IDEMPOTENCY_KEY_IN_FLIGHT":
       return { status: 409, errorCode: "ESS-40902" };
+    case "ACTION_CONFLICT":
+      return { status: 409, errorCode: "ESS-40903" };
     case "PAYLOAD_TOO_LARGE":
       return { status: 413, errorCode: "ESS-41301" };
     case "UNSUPPORTED_MEDIA_TYPE":

@@ -27,9 +27,24 @@ import {
 } from "./scheduler.js";
 import { callbackBodySchema, parseCallbackBody, registrationBodySchema } from "./schemas.js";
 
-/** The three roles. `admin` covers every operation. */
-export const ROLES = ["job", "scheduler", "admin"] as const;
+/**
+ * The roles a credential may carry. `job` posts callbacks, `scheduler` registers, reads and cancels
+ * requests, `viewer` reads the operator console and its API, `operator` also takes single actions
+ * there (cancel, re-arm, replay), `admin` covers every operation (bulk actions and purges too).
+ */
+export const ROLES = ["job", "scheduler", "admin", "viewer", "operator"] as const;
 export type Role = (typeof ROLES)[number];
+
+/**
+ * Who may read the operator console's API (admin is always allowed): viewers, operators, and
+ * schedulers, which already read requests over the ESS API.
+ */
+export const CONSOLE_READ_ROLES = ["viewer", "operator", "scheduler"] as const satisfies readonly Role[];
+/**
+ * Who may take single actions there (admin is always allowed): operators, and schedulers, which can
+ * already cancel, forceCancel and re-register a request over the ESS API.
+ */
+export const CONSOLE_ACTION_ROLES = ["operator", "scheduler"] as const satisfies readonly Role[];
 
 /** A media type's body: a zod schema (named in the document) or a plain JSON Schema. */
 export interface MediaContent {

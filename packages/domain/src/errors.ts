@@ -31,6 +31,8 @@ export const ERROR_CODES = [
   "OVERLOADED",
   "STORE_OUT_OF_MEMORY",
   "REPLICAS_UNACKNOWLEDGED",
+  // operator console: an action the request's (or bulk action's) current state does not allow
+  "ACTION_CONFLICT",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

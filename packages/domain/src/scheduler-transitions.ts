@@ -36,6 +36,13 @@ export const REGISTER_RULE: SchedulerRule = { to: "RUNNING", event: "REQUEST_RUN
 /** The only state a registration with resumed=true may re-arm (a new request is simply created). */
 export const RESUMABLE_STATE: RequestState = "PAUSED";
 
+/**
+ * The states an operator re-arms from the console (operator recovery, ess-semantics §4): a request
+ * that waits for a person. ERROR_MANUAL_RECOVERY is re-registered under a new handle; PAUSED is
+ * resumed (a registration with resumed=true, which hands the job its pausedState back).
+ */
+export const OPERATOR_REARM_STATES: readonly RequestState[] = ["ERROR_MANUAL_RECOVERY", "PAUSED"];
+
 /** What a passed requestTimeout does, by TIMEOUT_POLICY: `mark` keeps the state (ESS), `error` ends it. */
 export const TIMEOUT_RULES = {
   mark: { to: null, event: "REQUEST_TIMED_OUT" },

@@ -1,5 +1,6 @@
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { BulkActions } from "./dlq/bulk.js";
 import {
   type DeadLetter,
   DeadLetterEntries,
@@ -11,6 +12,7 @@ import { type DeadLetterPage, DeadLetterQueries } from "./dlq/query.js";
 import { DeadLetterReplays, type ReplayOperation } from "./dlq/replay.js";
 import type { Keys } from "./keys.js";
 
+export * from "./dlq/bulk.js";
 export * from "./dlq/entries.js";
 export * from "./dlq/query.js";
 export * from "./dlq/replay.js";
@@ -30,6 +32,8 @@ export class DeadLetters {
   readonly entries: DeadLetterEntries;
   readonly queries: DeadLetterQueries;
   readonly replays: DeadLetterReplays;
+  /** the operator console's bulk actions (estimate, confirm with the typed count, run, abort) */
+  readonly bulk: BulkActions;
 
   constructor(
     redis: Redis,
@@ -41,6 +45,7 @@ export class DeadLetters {
     this.entries = new DeadLetterEntries(redis, keys, queueFor);
     this.queries = new DeadLetterQueries(redis, keys);
     this.replays = new DeadLetterReplays(redis, keys, queueFor, this.entries, this.queries);
+    this.bulk = new BulkActions(redis, keys, this.queries);
   }
 
   /** Dead-letter id of a job of partition p. */

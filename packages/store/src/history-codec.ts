@@ -36,6 +36,8 @@ export const HISTORY_OUTCOMES = [
   "cancelRequested",
   "forceCancelled",
   "timedOut",
+  // an action taken in the operator console: action, actor and reason (after the entry of the move it made)
+  "operator",
 ] as const;
 export type HistoryOutcome = (typeof HISTORY_OUTCOMES)[number];
 

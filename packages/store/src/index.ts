@@ -1,3 +1,4 @@
+export * from "./audit.js";
 export * from "./codes.js";
 export * from "./dlq.js";
 export * from "./health.js";

@@ -101,6 +101,26 @@ export class Keys {
   replayOp(opId: string): string {
     return `${this.opsTag()}:replay:${opId}`;
   }
+  /** A bulk dead-letter action of the operator console: a hash (kind, filter, estimate, state, progress). */
+  bulkAction(id: string): string {
+    return `${this.opsTag()}:bulk:${id}`;
+  }
+  /** The dead-letter ids a bulk action covers, snapshotted when it is confirmed (a list). */
+  bulkActionIds(id: string): string {
+    return `${this.opsTag()}:bulk:${id}:ids`;
+  }
+  /** The bulk actions, scored by when they were created (ms): the console's list, capped. */
+  bulkActions(): string {
+    return `${this.opsTag()}:bulks`;
+  }
+  /** `<prefix>:{audit}`: the audit log's own hash tag (a slot apart from the partitions and ops). */
+  auditTag(): string {
+    return `${this.prefix}:{audit}`;
+  }
+  /** The operator audit log: a stream capped at its length (AUDIT_MAX_ENTRIES). */
+  auditLog(): string {
+    return `${this.auditTag()}:log`;
+  }
   /** A key of partition N written before a WAIT by a gateway that wrote nothing itself (see ReplicaAck). */
   ackFence(p: number): string {
     return `${this.tag(p)}:ackfence`;

@@ -11,6 +11,14 @@ export interface CancelResult {
   to: "CANCELLED" | "CANCELLING";
 }
 
+/** Who took an action in the operator console, and why: recorded in the request's history. */
+export interface OperatorNote {
+  /** e.g. "cancel", "forceCancel", "rearm", "replayDeadLetters" */
+  action: string;
+  actor: string;
+  reason: string;
+}
+
 /** What a passed requestTimeout does (TIMEOUT_POLICY). */
 export type TimeoutPolicy = "mark" | "error";
 
@@ -48,7 +56,13 @@ function fieldsOf(flat: string[]): Record<string, string> {
 export class SchedulerStore {
   constructor(readonly store: RequestStore) {}
 
-  private async cancelScript(requestId: string, op: "cancel" | "force", quietMs: number, now: number) {
+  private async cancelScript(
+    requestId: string,
+    op: "cancel" | "force",
+    quietMs: number,
+    now: number,
+    operator: OperatorNote | undefined,
+  ) {
     const { keys, limits, redis } = this.store;
     const p = keys.partition(requestId);
     return redis.ess_cancel(
@@ -66,21 +80,44 @@ export class SchedulerStore {
       limits.retentionSeconds,
       quietMs,
       requestId,
+      operator ? JSON.stringify(operator) : "",
     );
   }
 
   /** ESS cancel: WAIT/READY/BLOCKED/HOLD → CANCELLED, RUNNING/COMPLETED → CANCELLING (CANCEL_RULES). */
-  async cancel(requestId: string, now = Date.now()): Promise<CancelResult> {
-    const reply = await this.cancelScript(requestId, "cancel", 0, now);
+  async cancel(requestId: string, now = Date.now(), operator?: OperatorNote): Promise<CancelResult> {
+    const reply = await this.cancelScript(requestId, "cancel", 0, now, operator);
     const code = decodeReply(reply, { requestId, op: "cancel" });
     return { from: String(reply[1]) as RequestState, to: code === "CANCELLING" ? "CANCELLING" : "CANCELLED" };
   }
 
   /** ESS forceCancel: CANCELLING → CANCELLED once the request has been quiet for quietMs (FORCE_CANCEL_RULES). */
-  async forceCancel(requestId: string, quietMs: number, now = Date.now()): Promise<CancelResult> {
-    const reply = await this.cancelScript(requestId, "force", quietMs, now);
+  async forceCancel(
+    requestId: string,
+    quietMs: number,
+    now = Date.now(),
+    operator?: OperatorNote,
+  ): Promise<CancelResult> {
+    const reply = await this.cancelScript(requestId, "force", quietMs, now, operator);
     decodeReply(reply, { requestId, op: "forceCancel", quietMs });
     return { from: String(reply[1]) as RequestState, to: "CANCELLED" };
+  }
+
+  /**
+   * Records an operator console action that changes no state in the request's history (with the
+   * actor and reason); throws REQUEST_NOT_FOUND when the request is not there.
+   */
+  async operatorNote(requestId: string, note: OperatorNote, now = Date.now()): Promise<void> {
+    const { keys, limits, redis } = this.store;
+    const p = keys.partition(requestId);
+    const reply = await redis.ess_operatorNote(
+      keys.request(p, requestId),
+      keys.history(p, requestId),
+      now,
+      limits.historyLimit,
+      JSON.stringify(note),
+    );
+    decodeReply(reply, { requestId });
   }
 
   /**

@@ -5,6 +5,7 @@ import {
   CANCEL_RULES,
   FORCE_CANCEL_RULES,
   isTerminal,
+  OPERATOR_REARM_STATES,
   REARM_CLEARS,
   REGISTER_RULE,
   RESUMABLE_STATE,
@@ -58,6 +59,7 @@ const GENERATED: Record<string, (seen: Set<string>) => string> = {
     luaLocals({
       REGISTER_RULE,
       RESUMABLE_STATE,
+      OPERATOR_REARM_STATES: luaSet(OPERATOR_REARM_STATES),
       REARM_CLEARS: [...REARM_CLEARS],
       CANCEL_RULES,
       FORCE_CANCEL_RULES,
@@ -182,6 +184,8 @@ export const SCRIPTS = {
   read: 2,
   // a webhook subscription, atomic with the request's event sequence number
   subscribe: 3,
+  // an operator console action in the request's history (one that changes no state)
+  operatorNote: 2,
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 

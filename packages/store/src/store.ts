@@ -246,6 +246,8 @@ export class RequestStore {
       requestTimeout?: number | undefined;
       resumed?: boolean | undefined;
       metadata?: RequestMetadata | undefined;
+      /** a re-arm from the operator console: the request must exist, and its history names the actor */
+      operator?: { action: string; actor: string; reason: string } | undefined;
     },
   ): Promise<RegisterResult> {
     const p = this.keys.partition(requestId);
@@ -264,6 +266,7 @@ export class RequestStore {
       this.limits.eventsMaxLen,
       requestId,
       metadataArg(opts.metadata),
+      opts.operator ? JSON.stringify(opts.operator) : "",
     );
     const code = decodeReply(reply, { requestId });
     if (code !== "CREATED" && code !== "REARMED") throw new Error(`register script replied ${code}`);

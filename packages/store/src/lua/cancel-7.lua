@@ -17,6 +17,8 @@
   ARGV[5] retention of terminal requests (s)
   ARGV[6] force: quiet period (ms)
   ARGV[7] request id
+  ARGV[8] operator JSON { action, actor, reason } of an action from the operator console, or '':
+          an 'operator' history entry follows the cancel's own
 
   Returns { code, state, n }, code from CODE (codes.ts):
     CANCELLED (state = the state it left)   CANCELLING (state = the state it left)
@@ -62,6 +64,11 @@ if TERMINAL[to] then expireRequest({ req, buf, hist, skip }, ARGV[5]) end
 
 appendHistory(hist, { outcome = (op == 'force') and 'forceCancelled' or 'cancelRequested', from = from, to = to,
   execution = tonumber(s[2] or '0'), appliedAt = now }, ARGV[3])
+if ARGV[8] and ARGV[8] ~= '' then
+  local o = cjson.decode(ARGV[8])
+  appendHistory(hist, { outcome = 'operator', action = o.action, actor = o.actor, reason = o.reason,
+    from = from, to = to, execution = tonumber(s[2] or '0'), appliedAt = now }, ARGV[3])
+end
 publishEvent(events, ARGV[4], req, { 'event', rule.event, 'requestId', rid,
   'state', to, 'previousState', from, 'execution', tostring(s[2] or '0'), 'at', tostring(now),
   'cause', rule.cause })

@@ -18,10 +18,16 @@
   ARGV[7] event stream MAXLEN (approximate)
   ARGV[8] request id
   ARGV[9] metadata JSON: ESS descriptive fields (jobDefinitionId, application, ...) to store, or ''
+  ARGV[10] operator JSON { action, actor, reason } of a re-arm from the operator console, or '':
+           the request must exist (else NOT_FOUND) in one of OPERATOR_REARM_STATES (else
+           UNSUPPORTED_STATE), a PAUSED one is resumed (as with ARGV[5] = '1'), and an 'operator'
+           history entry follows the 'registered' one
 
   Returns { code, execution, state, pausedState }, code from CODE (codes.ts):
     CREATED   REARMED   ALREADY_TERMINAL (state = the terminal state)
     NOT_PAUSED (resumed=true but the request is not RESUMABLE_STATE; state = its state)
+    NOT_FOUND (an operator re-arm of a request that is not there)
+    UNSUPPORTED_STATE (an operator re-arm of a request not in OPERATOR_REARM_STATES; state = its state)
   The move itself (to, event, cause, the fields a re-arm clears): REGISTER_RULE and REARM_CLEARS from
   packages/domain (include 'schedulerRules').
 ]]
@@ -40,13 +46,21 @@ local execution = 1
 local code = CODE.CREATED
 local paused = false
 local to = REGISTER_RULE.to
+local operator = (ARGV[10] and ARGV[10] ~= '') and cjson.decode(ARGV[10]) or nil
+local resumed = ARGV[5] == '1'
+if operator then
+  if not from then return { CODE.NOT_FOUND, 0, '', false } end
+  -- an operator re-arms only a request that waits for one; a PAUSED one is resumed
+  if not OPERATOR_REARM_STATES[from] then return { CODE.UNSUPPORTED_STATE, from, from, false } end
+  resumed = from == RESUMABLE_STATE
+end
 
 if from then
   if TERMINAL[from] then return { CODE.ALREADY_TERMINAL, 0, from, false } end
-  if ARGV[5] == '1' and from ~= RESUMABLE_STATE then return { CODE.NOT_PAUSED, 0, from, false } end
+  if resumed and from ~= RESUMABLE_STATE then return { CODE.NOT_PAUSED, 0, from, false } end
   execution = tonumber(s[2]) + 1
   code = CODE.REARMED
-  if ARGV[5] == '1' then paused = s[3] or '' end
+  if resumed then paused = s[3] or '' end
   redis.call('HDEL', req, unpack(REARM_CLEARS))
 else
   redis.call('HSET', req, 'seq', 0, 'applied', 0, 'retriedCount', 0, 'maxRetries', 0,
@@ -66,8 +80,12 @@ if ARGV[4] ~= '' then redis.call('HSET', req, 'requestTimeout', ARGV[4]) end
 
 local entry = { outcome = 'registered', execution = execution, to = to, appliedAt = tonumber(now) }
 if from then entry.from = from end
-if ARGV[5] == '1' then entry.reason = 'resumed' end
+if resumed then entry.reason = 'resumed' end
 appendHistory(hist, entry, ARGV[6])
+if operator then
+  appendHistory(hist, { outcome = 'operator', action = operator.action, actor = operator.actor,
+    reason = operator.reason, from = from, to = to, execution = execution, appliedAt = tonumber(now) }, ARGV[6])
+end
 local ev = { 'event', REGISTER_RULE.event, 'requestId', rid, 'state', to, 'execution',
   tostring(execution), 'at', now }
 if from then table.insert(ev, 'previousState'); table.insert(ev, from) end
