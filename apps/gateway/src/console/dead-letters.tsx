@@ -173,7 +173,7 @@ export function DeadLettersView(props: {
             <span id="matching-count">{props.matching ?? 0}</span> dead letters match. The server keeps the filter as it
             is now; the next step shows its count, which you confirm by typing it.
           </p>
-          <form method="post" action={`${CONSOLE_PATH}/bulk`} class="filters" aria-label="Start a bulk action">
+          <form method="post" action={`${CONSOLE_PATH}/bulk/new`} class="filters" aria-label="Start a bulk action">
             <input type="hidden" name="_csrf" value={props.csrf} />
             {(["partition", "requestId", "status", "reason", "from", "to"] as const).map((k) =>
               f[k] === undefined ? null : <input type="hidden" name={k} value={String(f[k])} />,

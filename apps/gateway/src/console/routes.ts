@@ -1,11 +1,14 @@
-import { declareRoute, type Role } from "@ess/contract";
+import { CONSOLE_ACTION_ROLES, CONSOLE_READ_ROLES, declareRoute, type Role } from "@ess/contract";
 
 const hidden = { hide: true, external: true } as const;
 const page = (description: string) => ({ 200: { description } });
 
-/** Who may read the console, act on one request or dead letter, and run bulk actions and purges. */
-const READ: readonly [Role, ...Role[]] = ["admin"];
-const ACT: readonly [Role, ...Role[]] = ["admin"];
+/**
+ * Who may read the console, act on one request or dead letter (a purge needs admin: the service
+ * layer refuses it to an operator), and run bulk actions (admin alone: admin is always allowed).
+ */
+const READ: readonly [Role, ...Role[]] = CONSOLE_READ_ROLES;
+const ACT: readonly [Role, ...Role[]] = CONSOLE_ACTION_ROLES;
 const BULK: readonly [Role, ...Role[]] = ["admin"];
 
 /**
@@ -97,7 +100,7 @@ export const CONSOLE_ROUTES = {
   bulkCreate: declareRoute({
     ...hidden,
     method: "post",
-    path: "/console/bulk",
+    path: "/console/bulk/new",
     operationId: "consoleBulkCreate",
     operation: "consoleBulk",
     roles: BULK,
@@ -109,8 +112,8 @@ export const CONSOLE_ROUTES = {
     method: "get",
     path: "/console/bulk/{bulkId}",
     operationId: "consoleBulk",
-    operation: "consoleBulk",
-    roles: BULK,
+    operation: "console",
+    roles: READ,
     summary: "Console: a bulk action: confirm, progress or results, by its stage",
     responses: page("HTML page"),
   }),
@@ -119,8 +122,8 @@ export const CONSOLE_ROUTES = {
     method: "get",
     path: "/console/bulk/{bulkId}/progress",
     operationId: "consoleBulkProgress",
-    operation: "consoleBulk",
-    roles: BULK,
+    operation: "console",
+    roles: READ,
     summary: "Console: a running bulk action's progress (an htmx fragment, polled)",
     responses: page("HTML fragment"),
   }),
@@ -139,8 +142,8 @@ export const CONSOLE_ROUTES = {
     method: "get",
     path: "/console/bulk",
     operationId: "consoleBulkList",
-    operation: "consoleBulk",
-    roles: BULK,
+    operation: "console",
+    roles: READ,
     summary: "Console: recent bulk actions",
     responses: page("HTML page"),
   }),
