@@ -9,6 +9,7 @@ import { handleError } from "./errors.js";
 import { installOperations } from "./ops/install.js";
 import { bindRoutes, validationHook } from "./routes/bind.js";
 import { DEAD_LETTER_ROUTES, deadLetterHandlers } from "./routes/dead-letters.js";
+import { OPERATOR_ROUTES, operatorHandlers } from "./routes/operator.js";
 
 /**
  * The admin listener (ADMIN_PORT): operations the job fleet must not reach — dead letters, metrics,
@@ -37,6 +38,7 @@ export function createAdminApp(deps: GatewayDeps) {
   mountConsole(app, deps);
   // dead-letter requests may list many ids: up to 8 × MAX_BODY_BYTES
   bindRoutes(app, DEAD_LETTER_ROUTES, deadLetterHandlers, { bodyLimit: (d) => d.maxBodyBytes * 8 });
+  bindRoutes(app, OPERATOR_ROUTES, operatorHandlers);
   app.notFound((c) => handleError(new EssError("ROUTE_NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`), c));
   app.onError(handleError);
   return app;

@@ -1,6 +1,7 @@
 import { type Config, type Logger, perRequestLogger } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
 import {
+  AuditLog,
   type CallbackQueues,
   type DeadLetters,
   ReplicaAck,
@@ -102,6 +103,7 @@ export function wireGateway(config: Config, parts: GatewayParts): WiredGateway {
     queues,
     deadLetters,
     replayRate: config.DLQ_REPLAY_RATE,
+    audit: new AuditLog(redis, store.keys, config.AUDIT_MAX_ENTRIES),
     maxBodyBytes: config.MAX_BODY_BYTES,
     enqueueTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
     enqueue: config.ENQUEUE_MODE,

@@ -10,6 +10,7 @@ import {
 } from "@ess/config";
 import { WebhookAddressPolicy } from "@ess/contract";
 import {
+  AuditLog,
   CallbackQueues,
   createRedis,
   DeadLetters,
@@ -63,7 +64,10 @@ async function main(): Promise<void> {
   );
   const metrics = new WorkerMetrics();
   observeRedis(connection, metrics);
-  const replays = new BulkReplayRunner(deadLetters, tracing ? { around: bulkReplaySpan(tracing) } : {});
+  const replays = new BulkReplayRunner(deadLetters, {
+    audit: new AuditLog(connection, keys, config.AUDIT_MAX_ENTRIES),
+    ...(tracing ? { around: bulkReplaySpan(tracing) } : {}),
+  });
   let stopping = false;
   const ready = () => !stopping && connection.status === "ready";
   const metricsServer = await serveMetrics(

@@ -1,6 +1,8 @@
 import { type CallbackJob, callbackJobSchema } from "@ess/contract";
 import {
   type ApplyResult,
+  AuditLog,
+  BULK_JOB_NAME,
   CALLBACK_QUEUE,
   type CallbackQueues,
   type DeadLetters,
@@ -86,6 +88,7 @@ const gapJobSchema = z.strictObject({
   missing: z.number().int().min(1),
 });
 const replayJobSchema = z.strictObject({ opId: z.string().regex(/^[0-9a-f]{16}$/) });
+const bulkJobSchema = z.strictObject({ bulkId: z.string().regex(/^[0-9a-f]{16}$/) });
 
 /**
  * A gap check re-runs (after GAP_CHECK_RETRY_MS) while Redis fails it, this many times at most: enough
@@ -110,7 +113,8 @@ export interface CallbackWorker {
  */
 export function createWorker(deps: WorkerDeps): CallbackWorker {
   const { store, queues, deadLetters, log } = deps;
-  const replays = deps.replays ?? new BulkReplayRunner(deadLetters);
+  const replays =
+    deps.replays ?? new BulkReplayRunner(deadLetters, { audit: new AuditLog(deps.connection, store.keys) });
   const upkeep = deadLetterUpkeep(deps);
   const apply = (call: ApplyCall): Promise<ApplyResult> => {
     const work = () => store.apply(call.requestId, call.mode, call.arg);
@@ -258,6 +262,16 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
   const opsWorker = new Worker(
     OPS_QUEUE,
     async (job: Job) => {
+      if (job.name === BULK_JOB_NAME) {
+        const bulk = bulkJobSchema.safeParse(job.data);
+        if (!bulk.success) throw new UnrecoverableError(reasonMessage("invalid-payload", "invalid bulk job"));
+        const op = await replays.runBulk(bulk.data.bulkId);
+        log.info(
+          { bulkId: bulk.data.bulkId, kind: op?.kind, state: op?.state, processed: op?.processed },
+          "bulk action finished",
+        );
+        return op?.state ?? "gone";
+      }
       const parsed = replayJobSchema.safeParse(job.data);
       if (!parsed.success) throw new UnrecoverableError(reasonMessage("invalid-payload", "invalid replay job"));
       const op = await replays.run(parsed.data.opId);

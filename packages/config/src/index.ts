@@ -150,6 +150,8 @@ export const configSchema = z.object({
   DLQ_RETENTION_SECONDS: int(60, 31536000).default(14 * 86400),
   /** Bulk replays: dead letters replayed per second at most (live callbacks keep priority). */
   DLQ_REPLAY_RATE: int(1, 100000).default(200),
+  /** Gateway, worker and CLI: operator audit log entries kept (the oldest go first); set it the same everywhere. */
+  AUDIT_MAX_ENTRIES: int(100, 10000000).default(100000),
 
   // webhooks (subscriptions: gateway; deliveries: worker)
   /**

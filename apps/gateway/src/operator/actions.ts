@@ -10,8 +10,9 @@ import {
   type DeadLetterFilter,
   SchedulerStore,
 } from "@ess/store";
+import type { Context } from "hono";
 import type { Principal } from "../auth/authenticator.js";
-import type { GatewayDeps } from "../context.js";
+import type { AppEnv, GatewayDeps } from "../context.js";
 import { mintHandle } from "../routes/requests.js";
 import { DEFAULT_FORCE_CANCEL_QUIET_MS } from "../routes/scheduler.js";
 import { type ConsoleAction, type ConsoleRole, can, consoleRole, roleNeeded } from "./roles.js";
@@ -26,6 +27,13 @@ export interface Operator {
 export function operatorOf(principal: Principal | undefined): Operator | undefined {
   const role = consoleRole(principal);
   return principal && role ? { actor: principal.name, role } : undefined;
+}
+
+/** The caller of a route as an operator; 403 when its credential has no console role. */
+export function operatorFrom(c: Context<AppEnv>): Operator {
+  const op = operatorOf(c.get("principal"));
+  if (!op) throw new EssError("FORBIDDEN", "the credential has no console role");
+  return op;
 }
 
 /** The actions the console offers on one request. */
@@ -245,6 +253,7 @@ export class OperatorActions {
         typedCount,
         { actor: op.actor, reason: reason.trim() },
         this.deps.queues.ops(),
+        this.deps.replayRate,
       );
       return { result: action, count: action.estimate, filter: action.filter };
     });

@@ -1,14 +1,15 @@
-import { declareRoute } from "@ess/contract";
+import { CONSOLE_ACTION_ROLES, declareRoute } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { DEAD_LETTER_REASONS, type DeadLetterQuery } from "@ess/store";
 import { z } from "zod";
 import { requireRequestId } from "../body.js";
+import { operatorActions, operatorFrom } from "../operator/actions.js";
 import type { RouteHandlers } from "./bind.js";
 
 const time = z.union([z.number().int().min(0), z.iso.datetime().transform((s) => Date.parse(s))]);
 
-/** Filters, as query parameters (strings) or in a JSON body. */
-const filterSchema = z.strictObject({
+/** Dead-letter filters, as query parameters (strings) or in a JSON body (also the bulk actions' filter). */
+export const filterSchema = z.strictObject({
   partition: z.coerce.number().int().min(0).optional(),
   requestId: z.string().optional(),
   status: z.string().min(1).max(40).optional(),
@@ -17,7 +18,7 @@ const filterSchema = z.strictObject({
   to: z.union([time, z.string().regex(/^\d+$/).transform(Number)]).optional(),
 });
 
-function toQuery(f: z.output<typeof filterSchema>, partitions: number): DeadLetterQuery {
+export function toQuery(f: z.output<typeof filterSchema>, partitions: number): DeadLetterQuery {
   if (f.partition !== undefined && f.partition >= partitions) {
     throw new EssError("INVALID_BODY", `partition must be below ${partitions}`);
   }
@@ -127,13 +128,20 @@ export const DEAD_LETTER_ROUTES = {
     responses: ok("The dead letter"),
   }),
   replayDeadLetter: declareRoute({
-    ...adminOnly,
+    roles: CONSOLE_ACTION_ROLES,
+    hide: true,
     method: "post",
     path: "/admin/dead-letters/{id}/replay",
     operationId: "replayDeadLetter",
     operation: "deadLetterReplayOne",
-    summary: "Replay one dead letter",
-    request: { params: entryId },
+    summary: "Replay one dead letter, with a reason (an admin may leave the body out)",
+    request: {
+      params: entryId,
+      body: {
+        required: false,
+        content: { "application/json": { schema: z.strictObject({ reason: z.string().max(2000).optional() }) } },
+      },
+    },
     responses: ok("The result"),
   }),
   deleteDeadLetter: declareRoute({
@@ -164,20 +172,41 @@ export const deadLetterHandlers: RouteHandlers<typeof DEAD_LETTER_ROUTES> = {
     return c.json(op);
   },
   cancelReplay: async (c, { params }) => {
-    const op = await c.get("deps").deadLetters.cancelReplay(params.opId);
+    const deps = c.get("deps");
+    const op = await deps.deadLetters.cancelReplay(params.opId);
     if (!op) throw new EssError("ROUTE_NOT_FOUND", "no such replay operation");
+    await operatorActions(deps).recordAdminCall(
+      c.get("principal"),
+      "deadLetters.replayCancel",
+      `replay/${op.id}`,
+      "succeeded",
+      {
+        filter: op.filter,
+        count: op.replayed,
+      },
+    );
     return c.json(op);
   },
   replayDeadLetters: async (c, { body }) => {
     const { deadLetters, queues, store, replayRate } = c.get("deps");
     oneTarget(body, ["ids", "filter", "all"]);
+    const audit = operatorActions(c.get("deps"));
     if (body.ids) {
       const results: Record<string, string> = {};
       for (const id of body.ids) results[id] = await deadLetters.replay(id);
+      const replayed = Object.values(results).filter((r) => r === "replayed").length;
+      await audit.recordAdminCall(c.get("principal"), "deadLetters.replay", "dead-letters/ids", "succeeded", {
+        count: replayed,
+        detail: `${replayed} of ${body.ids.length} replayed`,
+      });
       return c.json({ results });
     }
     const filter = body.filter ? toQuery(body.filter, store.keys.partitions) : {};
     const op = await deadLetters.startReplay(filter, body.rate ?? replayRate, queues.ops());
+    await audit.recordAdminCall(c.get("principal"), "deadLetters.replayStart", `replay/${op.id}`, "succeeded", {
+      filter: op.filter,
+      count: op.total,
+    });
     c.header("Location", `/admin/dead-letters/replays/${op.id}`);
     return c.json(op, 202);
   },
@@ -192,6 +221,17 @@ export const deadLetterHandlers: RouteHandlers<typeof DEAD_LETTER_ROUTES> = {
     } else {
       purged = await deadLetters.purgeMatching(body.filter ? toQuery(body.filter, store.keys.partitions) : {});
     }
+    await operatorActions(c.get("deps")).recordAdminCall(
+      c.get("principal"),
+      "deadLetters.purge",
+      "dead-letters",
+      "succeeded",
+      {
+        count: purged,
+        ...(body.filter ? { filter: toQuery(body.filter, store.keys.partitions) } : {}),
+        ...(body.olderThanSeconds !== undefined ? { detail: `older than ${body.olderThanSeconds} s` } : {}),
+      },
+    );
     return c.json({ purged });
   },
   getDeadLetter: async (c, { params }) => {
@@ -199,16 +239,39 @@ export const deadLetterHandlers: RouteHandlers<typeof DEAD_LETTER_ROUTES> = {
     if (!entry) throw new EssError("ROUTE_NOT_FOUND", `no dead letter ${params.id.slice(0, 80)}`);
     return c.json(entry);
   },
-  replayDeadLetter: async (c, { params }) => {
+  replayDeadLetter: async (c, { params, body }) => {
     const { id } = params;
-    const result = await c.get("deps").deadLetters.replay(id);
+    const deps = c.get("deps");
+    const op = operatorFrom(c);
+    // with a reason (or from a non-admin): the console's audited action; an admin's call without a body
+    // keeps the older API's answer, audited with no reason
+    if (body?.reason !== undefined || op.role !== "admin") {
+      const done = await operatorActions(deps).replayDeadLetter(op, id, body?.reason ?? "");
+      return c.json(done);
+    }
+    const result = await deps.deadLetters.replay(id);
+    await operatorActions(deps).recordAdminCall(
+      c.get("principal"),
+      "deadLetter.replay",
+      `dead-letter/${id}`,
+      result === "replayed" ? "succeeded" : "refused",
+      result === "replayed" ? { count: 1 } : { detail: "no such dead letter" },
+    );
     if (result === "not-found") throw new EssError("ROUTE_NOT_FOUND", `no dead letter ${id.slice(0, 80)}`);
     return c.json({ id, result });
   },
   deleteDeadLetter: async (c, { params }) => {
     const { id } = params;
-    if (!(await c.get("deps").deadLetters.remove(id)))
-      throw new EssError("ROUTE_NOT_FOUND", `no dead letter ${id.slice(0, 80)}`);
+    const deps = c.get("deps");
+    const removed = await deps.deadLetters.remove(id);
+    await operatorActions(deps).recordAdminCall(
+      c.get("principal"),
+      "deadLetter.purge",
+      `dead-letter/${id}`,
+      removed ? "succeeded" : "refused",
+      removed ? { count: 1 } : { detail: "no such dead letter" },
+    );
+    if (!removed) throw new EssError("ROUTE_NOT_FOUND", `no dead letter ${id.slice(0, 80)}`);
     return c.body(null, 204);
   },
 };

@@ -42,6 +42,8 @@ export interface BulkAction {
   /** who created it */
   createdBy: string;
   createdAt: number;
+  /** entries per second the worker works through (set at confirmation) */
+  rate?: number;
   /** who confirmed (or aborted before confirmation) */
   actor?: string;
   /** the reason given at confirmation */
@@ -148,6 +150,7 @@ export class BulkActions {
     typedCount: number,
     by: { actor: string; reason: string },
     opsQueue: Queue,
+    rate: number,
     now = Date.now(),
   ): Promise<BulkAction> {
     const op = await this.require(id);
@@ -181,7 +184,7 @@ export class BulkActions {
     await this.redis
       .multi()
       .expire(idsKey, BULK_RECORD_TTL_SECONDS)
-      .hset(key, { state: "running", reason: by.reason, startedAt: now })
+      .hset(key, { state: "running", reason: by.reason, startedAt: now, rate: Math.max(1, Math.floor(rate)) })
       .exec();
     await opsQueue.add(
       BULK_JOB_NAME,
@@ -237,6 +240,7 @@ export class BulkActions {
       results,
       createdBy: h.createdBy ?? "",
       createdAt: Number(h.createdAt),
+      ...num("rate", h.rate),
       ...opt("actor", h.actor),
       ...opt("reason", h.reason),
       ...num("startedAt", h.startedAt),
