@@ -1,3 +1,4 @@
+import { simpleExceptionDetailSchema } from "@ess/contract";
 import type { CallbackStatus } from "@ess/domain";
 import { SchedulerStore } from "@ess/store";
 import { failedJob } from "@ess/testing";
@@ -24,7 +25,10 @@ const ctx = await useGatewayTestContext({
 });
 
 const auth = (who: Who) => `Basic ${Buffer.from(`${USERS[who].user}:${USERS[who].password}`).toString("base64")}`;
-const get = (who: Who, path: string) => ctx.adminApp.request(path, { headers: { authorization: auth(who) } });
+/** As a browser asks: refusals come back as pages. */
+const BROWSER = { accept: "text/html,application/xhtml+xml,*/*;q=0.8" };
+const get = (who: Who, path: string) =>
+  ctx.adminApp.request(path, { headers: { authorization: auth(who), ...BROWSER } });
 const html = async (who: Who, path: string, status = 200) => {
   const res = await get(who, path);
   const text = await res.text();
@@ -38,6 +42,7 @@ const post = (who: Who, path: string, form: Record<string, string>, headers: Rec
     method: "POST",
     headers: {
       authorization: auth(who),
+      ...BROWSER,
       "content-type": "application/x-www-form-urlencoded",
       origin: "http://localhost",
       "sec-fetch-site": "same-origin",
@@ -104,6 +109,21 @@ describe("operator console: pages", () => {
     }
     expect((await get("viewer", "/console/assets/htmx.0000000000.js")).status).toBe(404);
     expect((await get("viewer", "/console/assets/__proto__")).status).toBe(404);
+  });
+
+  it("answers a client that does not read HTML with SimpleExceptionDetails, as the rest of the listener", async () => {
+    const headers = { authorization: auth("viewer") };
+    for (const [path, status] of [
+      ["/console/requests?state=NOPE", 400],
+      ["/console/requests/999999999999", 404],
+      ["/console/dead-letters?partition=99", 400],
+      ["/console/bulk/nope", 404],
+    ] as const) {
+      const res = await ctx.adminApp.request(path, { headers });
+      expect(res.status, path).toBe(status);
+      expect(res.headers.get("content-type")).toMatch(/json/);
+      expect(simpleExceptionDetailSchema.safeParse(await res.json()).success).toBe(true);
+    }
   });
 
   it("refuses the console without credentials", async () => {

@@ -54,9 +54,18 @@ export interface ConsoleOptions {
 type Status = 200 | 400 | 403 | 404 | 409 | 413 | 415;
 const path = (r: { path: string }) => honoPath(r.path);
 
-/** The page message and status of a refused input or action; null for an unexpected error (→ onError, 500). */
-function refusal(err: unknown): { status: Status; text: string } | null {
-  if (!(err instanceof EssError)) return null;
+/** True when the client reads HTML (a browser): refusals are pages, not JSON. */
+function wantsHtml(c: Context): boolean {
+  return (c.req.header("accept") ?? "").includes("text/html");
+}
+
+/**
+ * The page message and status of a refused input or action, for a browser; null when the error goes
+ * to onError instead: an unexpected one (500), or any refusal asked for by a client that does not read
+ * HTML (a SimpleExceptionDetail, as everywhere else on the listener).
+ */
+function refusal(err: unknown, c: Context): { status: Status; text: string } | null {
+  if (!(err instanceof EssError) || !wantsHtml(c)) return null;
   switch (err.code) {
     case "FORBIDDEN":
     case "UNAUTHENTICATED":
@@ -175,7 +184,7 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps, opts: Console
       f = parseRequestFilters(params, partitions);
       page = await loadRequests(deps, f, Date.now());
     } catch (err) {
-      const r = refusal(err);
+      const r = refusal(err, c);
       if (!r) throw err;
       const view = <RequestsView f={f} partitions={partitions} error={r.text} partitionOf={partitionOf} />;
       return render(c, "requests", "Requests", view, r.status);
@@ -192,7 +201,9 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps, opts: Console
   ) => {
     const d = /^[0-9]{1,19}$/.test(requestId) ? await loadRequestDetail(deps, requestId) : null;
     if (!d) {
-      const body = <p class="notice bad">Request {requestId.slice(0, 40)} is not registered.</p>;
+      const missing = new EssError("REQUEST_NOT_FOUND", `request ${requestId.slice(0, 40)} is not registered`);
+      if (!wantsHtml(c)) throw missing;
+      const body = <p class="notice bad">{missing.message}.</p>;
       return render(c, "requests", "Request not found", body, 404);
     }
     const canAct = can(roleOf(c), "requestAction");
@@ -232,7 +243,7 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps, opts: Console
       const text = `${ACTION_TEXT[r.action].label}: ${moved}${extra} (audit entry ${r.auditId}).`;
       return requestPage(c, requestId, { ok: true, text });
     } catch (err) {
-      const r = refusal(err);
+      const r = refusal(err, c);
       if (!r) throw err;
       return requestPage(c, requestId, { ok: false, text: r.text }, r.status);
     }
@@ -273,7 +284,7 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps, opts: Console
       );
       return render(c, "dead-letters", "Dead letters", view, status);
     } catch (err) {
-      const r = refusal(err);
+      const r = refusal(err, c);
       if (!r) throw err;
       const view = <DeadLettersView f={f} partitions={partitions} error={r.text} {...flags} />;
       return render(c, "dead-letters", "Dead letters", view, r.status);
@@ -305,7 +316,7 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps, opts: Console
         text: `Dead letter ${r.id} ${r.result} (audit entry ${r.auditId}).`,
       });
     } catch (err) {
-      const r = refusal(err);
+      const r = refusal(err, c);
       if (!r) throw err;
       return deadLettersPage(c, none, { ok: false, text: r.text }, r.status);
     }
@@ -322,7 +333,7 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps, opts: Console
       const a = await actions().createBulk(op, kind as BulkKind, filter);
       return c.redirect(`${CONSOLE_PATH}/bulk/${a.id}`, 303);
     } catch (err) {
-      const r = refusal(err);
+      const r = refusal(err, c);
       if (!r) throw err;
       return deadLettersPage(c, get, { ok: false, text: r.text }, r.status);
     }
@@ -331,6 +342,7 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps, opts: Console
   const bulkPage = async (c: Context<ConsoleEnv>, id: string, error?: string, status: Status = 200) => {
     const a = await actions().getBulk(id);
     if (!a) {
+      if (!wantsHtml(c)) throw new EssError("ROUTE_NOT_FOUND", `no bulk action ${id.slice(0, 40)}`);
       return render(
         c,
         "dead-letters",
@@ -372,7 +384,7 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps, opts: Console
       }
       return c.redirect(`${CONSOLE_PATH}/bulk/${id}`, 303);
     } catch (err) {
-      const r = refusal(err);
+      const r = refusal(err, c);
       if (!r) throw err;
       return bulkPage(c, id, r.text, r.status);
     }
@@ -385,7 +397,7 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps, opts: Console
       const page = await actions().listAudit({ ...f, limit: AUDIT_PAGE_SIZE });
       return render(c, "audit", "Audit log", <AuditView f={f} items={page.items} next={page.next} />);
     } catch (err) {
-      const r = refusal(err);
+      const r = refusal(err, c);
       if (!r) throw err;
       return render(c, "audit", "Audit log", <AuditView f={f} error={r.text} />, r.status);
     }

@@ -27,7 +27,8 @@ export interface Viewer {
 /**
  * The page shell: landmarks (banner, navigation, main), a skip link, the style sheet and htmx (both
  * served by the gateway), and the CSRF token sent by htmx as a header on every request it makes.
- * htmx runs without eval and without its injected indicator style, so the CSP needs no inline allowance.
+ * htmx runs without eval, without its injected indicator style and without settling style attributes,
+ * so the CSP needs no inline allowance.
  */
 export function Layout(props: { title: string; section: Section; viewer: Viewer; children?: Child }) {
   const { htmx, css } = consoleAssets();
@@ -38,6 +39,8 @@ export function Layout(props: { title: string; section: Section; viewer: Viewer;
     allowScriptTags: false,
     selfRequestsOnly: true,
     historyCacheSize: 0,
+    // settling copies these attributes with setAttribute: a style attribute would be inline style
+    attributesToSettle: ["class"],
     inlineStyleNonce: viewer.nonce,
     inlineScriptNonce: viewer.nonce,
   });
