@@ -231,6 +231,50 @@ describe("operator console: pages", () => {
   });
 });
 
+describe("operator console: request actions by state", () => {
+  it("offers forceCancel once the request has been quiet long enough, and says when before", async () => {
+    const scheduler = new SchedulerStore(ctx.store);
+    const fresh = await request({});
+    await scheduler.cancel(fresh, Date.now());
+    const early = await html("operator", `/console/requests/${fresh}`);
+    expect(early).not.toContain("/actions/forceCancel");
+    expect(early).toContain('id="force-cancel-from"');
+    const quiet = await request({});
+    await scheduler.cancel(quiet, Date.now() - 31 * 60000);
+    const page = await html("operator", `/console/requests/${quiet}`);
+    expect(page).toContain(`action="/console/requests/${quiet}/actions/forceCancel"`);
+    const res = await post("operator", `/console/requests/${quiet}/actions/forceCancel`, {
+      _csrf: tokenOf(page),
+      reason: "job host is gone",
+    });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toMatch(/Force cancel: CANCELLING → CANCELLED/);
+    expect(await ctx.store.state(quiet)).toBe("CANCELLED");
+  });
+
+  it("shows the request's webhook deliveries in its timeline", async () => {
+    const id = await request({});
+    const webhooks = ctx.deps.webhooks;
+    if (!webhooks) throw new Error("the test gateway has a webhook store");
+    const { subscription } = await webhooks.subscribe(id, "https://hooks.example.com/ess");
+    await webhooks.record(id, subscription.id, {
+      at: Date.now(),
+      eventId: "1-0/1",
+      seq: 1,
+      type: "REQUEST_RUNNING",
+      kind: "ordered",
+      attempt: 2,
+      outcome: "failed",
+      status: 503,
+      latencyMs: 12,
+      error: "Service Unavailable",
+    });
+    const page = await html("viewer", `/console/requests/${id}`);
+    expect(page).toContain('data-kind="webhook" data-outcome="failed"');
+    expect(page).toContain("https://hooks.example.com/ess: failed (HTTP 503, Service Unavailable; attempt 2)");
+  });
+});
+
 describe("operator console: roles and CSRF", () => {
   it("a viewer sees no action controls, and the server refuses its POSTs", async () => {
     const id = await request({}, "SUSPEND");

@@ -13,6 +13,7 @@ import {
 } from "../operator/actions.js";
 import { type ConsoleRole, can, consoleRole } from "../operator/roles.js";
 import { honoPath } from "../routes/bind.js";
+import { DEFAULT_FORCE_CANCEL_QUIET_MS } from "../routes/scheduler.js";
 import { consoleAssets } from "./assets.js";
 import { AUDIT_PAGE_SIZE, AuditView, parseAuditFilters } from "./audit.js";
 import { BulkList, BulkProgress, BulkView } from "./bulk.js";
@@ -209,7 +210,22 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps, opts: Console
     const canAct = can(roleOf(c), "requestAction");
     const valid = canAct ? await actions().validActions(requestId) : [];
     const offered: OfferedAction[] = valid.map((a) => ({ action: a, ...ACTION_TEXT[a] }));
-    const view = <RequestView d={d} actions={offered} canAct={canAct} csrf={viewer(c).csrf} notice={notice} />;
+    const f = d.stored.fields;
+    const forceCancelFrom =
+      f.state === "CANCELLING" && !valid.includes("forceCancel")
+        ? Math.max(Number(f.cancellingSince ?? 0), Number(f.lastCheckInTime ?? 0)) +
+          (deps.scheduler?.forceCancelQuietMs ?? DEFAULT_FORCE_CANCEL_QUIET_MS)
+        : undefined;
+    const view = (
+      <RequestView
+        d={d}
+        actions={offered}
+        canAct={canAct}
+        csrf={viewer(c).csrf}
+        notice={notice}
+        forceCancelFrom={forceCancelFrom}
+      />
+    );
     return render(c, "requests", `Request ${requestId}`, view, status);
   };
 

@@ -162,6 +162,8 @@ export function RequestView(props: {
   canAct: boolean;
   csrf: string;
   notice?: { ok: boolean; text: string } | undefined;
+  /** CANCELLING without forceCancel yet: when the quiet period ends (ms) */
+  forceCancelFrom?: number | undefined;
 }) {
   const { d } = props;
   const f = d.stored.fields;
@@ -201,7 +203,14 @@ export function RequestView(props: {
           <p class="muted">Your role can read but not act.</p>
         ) : props.actions.length === 0 ? (
           <p class="muted">No action is valid in this state.</p>
-        ) : (
+        ) : null}
+        {props.canAct && props.forceCancelFrom !== undefined ? (
+          <p class="muted" id="force-cancel-from">
+            Force cancel is offered once the job has been quiet long enough: from <Time ms={props.forceCancelFrom} />{" "}
+            (reload then).
+          </p>
+        ) : null}
+        {!props.canAct || props.actions.length === 0 ? null : (
           <div class="actions">
             {props.actions.map((a) => (
               <ReasonForm
