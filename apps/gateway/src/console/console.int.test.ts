@@ -340,6 +340,8 @@ describe("operator console: roles and CSRF", () => {
       body: JSON.stringify({ _csrf: opToken, reason: "json" }),
     });
     expect(json.status).toBe(415);
+    const huge = await post("operator", path, { _csrf: opToken, reason: "x".repeat(20000) });
+    expect(huge.status).toBe(413);
     expect(await ctx.store.state(id)).toBe("RUNNING");
     // the token also works as htmx's header
     const viaHeader = await post("operator", path, { reason: "header token" }, { "x-csrf-token": opToken });

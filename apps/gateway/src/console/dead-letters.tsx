@@ -166,6 +166,9 @@ export function DeadLettersView(props: {
           {props.error}
         </p>
       ) : null}
+      <p>
+        <a href={`${CONSOLE_PATH}/bulk`}>Recent bulk actions</a>
+      </p>
       {props.canBulk && props.items ? (
         <section aria-labelledby="h-bulk">
           <h2 id="h-bulk">Bulk action on this filter</h2>

@@ -3,6 +3,7 @@
 import { EssError } from "@ess/domain";
 import type { BulkKind } from "@ess/store";
 import type { Context, Hono } from "hono";
+import { readText } from "../body.js";
 import type { AppEnv, GatewayDeps } from "../context.js";
 import {
   type OperatorActions,
@@ -140,13 +141,7 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps, opts: Console
     if (!type.startsWith("application/x-www-form-urlencoded")) {
       throw new EssError("UNSUPPORTED_MEDIA_TYPE", "console forms are application/x-www-form-urlencoded");
     }
-    const length = Number(c.req.header("content-length") ?? "0");
-    if (length > MAX_FORM_BYTES)
-      throw new EssError("PAYLOAD_TOO_LARGE", `a console form is at most ${MAX_FORM_BYTES} bytes`);
-    const text = await c.req.text();
-    if (text.length > MAX_FORM_BYTES)
-      throw new EssError("PAYLOAD_TOO_LARGE", `a console form is at most ${MAX_FORM_BYTES} bytes`);
-    const body = new URLSearchParams(text);
+    const body = new URLSearchParams(await readText(c as unknown as Context<AppEnv>, MAX_FORM_BYTES));
     const token = body.get(CSRF_FIELD) ?? c.req.header(CSRF_HEADER);
     if (!csrf.verify(token ?? undefined, c.get("principal"), c.req.header("authorization"))) {
       throw new EssError("FORBIDDEN", "the form's CSRF token is missing or not this credential's: reload the page");
