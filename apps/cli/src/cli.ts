@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { parseRequestQuery, QUERY_LIMIT_DEFAULT } from "@ess/contract";
 import { parseRequestId } from "@ess/domain";
 import {
+  type AuditLog,
   type CallbackQueues,
   DEAD_LETTER_REASONS,
   type DeadLetter,
@@ -28,6 +29,8 @@ export const USAGE = `ess-cli — operate the ESS callback gateway (talks to Red
   request show <requestId>                                    a request's state and history (JSON)
   partitions  [--json]                                        partition -> hash slot -> master serving it now
   requests    [query] [--limit N] [--cursor C] [--json]       find requests (a table, newest first)
+  audit       [--actor A] [--action X] [--target T] [--limit N] [--cursor C] [--json]
+                                                              the operator audit log, newest first
   webhooks list <requestId> [--json]                          a request's webhook subscriptions
   webhooks log  <requestId> <subscriptionId> [--limit N] [--json]   its delivery attempts, newest first
   webhooks redeliver <requestId> <subscriptionId> <eventId>   send one event again now (one attempt, logged)
@@ -43,6 +46,10 @@ query:   --state S[,S] --job JOB_DEFINITION_ID --application A --submitter U --e
 /** What the commands need; main.ts builds it from the environment. */
 export interface CliDeps {
   deadLetters: DeadLetters;
+  /** the operator audit log: read by `audit`; the dlq replays and purges run here are recorded in it */
+  audit: AuditLog;
+  /** who runs the CLI, as the audit log names it (`cli:<os user>`) */
+  actor: string;
   store: RequestStore;
   queues: CallbackQueues;
   /** webhook subscriptions (rotate needs WEBHOOK_SECRET, the key that seals their secrets) */
@@ -92,6 +99,9 @@ const options = {
   "error-type": { type: "string" },
   q: { type: "string" },
   "order-by": { type: "string" },
+  actor: { type: "string" },
+  action: { type: "string" },
+  target: { type: "string" },
 } as const;
 
 const quote = (v: string) => `'${v.replaceAll("'", "''")}'`;
@@ -236,6 +246,65 @@ async function webhooksCommand(
   }
 }
 
+/** Records a CLI action in the audit log (the CLI has no reason option: reason ""). */
+async function record(
+  deps: CliDeps,
+  action: string,
+  target: string,
+  ok: boolean,
+  extra: { filter?: DeadLetterQuery; count?: number },
+): Promise<void> {
+  await deps.audit.record({
+    actor: deps.actor,
+    role: "admin",
+    action,
+    target,
+    reason: "",
+    outcome: ok ? "succeeded" : "refused",
+    ...extra,
+  });
+}
+
+/** `audit`: the operator audit log, newest first, filtered by actor, action and target. */
+async function auditCommand(
+  command: string | undefined,
+  values: Record<string, string | boolean | undefined>,
+  deps: CliDeps,
+): Promise<number> {
+  if (command) throw new UsageError(`audit takes options only, not '${command}'`);
+  const limit = Number(values.limit ?? 50);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new UsageError("--limit must be 1-500");
+  const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : undefined);
+  const page = await deps.audit.list({
+    limit,
+    cursor: str("cursor"),
+    actor: str("actor"),
+    action: str("action"),
+    target: str("target"),
+  });
+  if (values.json) {
+    deps.out(JSON.stringify(page, null, 2));
+    return 0;
+  }
+  const rows = [["at", "actor", "role", "action", "target", "outcome", "count", "reason", "detail"]];
+  for (const e of page.items) {
+    rows.push([
+      new Date(e.at).toISOString(),
+      e.actor,
+      e.role,
+      e.action,
+      e.target,
+      e.outcome,
+      e.count === undefined ? "-" : String(e.count),
+      e.reason.slice(0, 60) || "-",
+      (e.detail ?? "").slice(0, 80),
+    ]);
+  }
+  for (const line of table(rows)) deps.out(line);
+  deps.out(page.next ? `more: --cursor ${page.next}` : `${page.items.length} shown, no more`);
+  return 0;
+}
+
 /** Runs one command line; returns the exit code. */
 export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
   const now = deps.now?.() ?? Date.now();
@@ -306,6 +375,7 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
     return 0;
   }
   if (area === "webhooks") return webhooksCommand(command, rest, values, deps);
+  if (area === "audit") return auditCommand(command, values, deps);
   if (area !== "dlq") throw new UsageError(`unknown command: ${positionals.join(" ")}`);
   const q = filters(values, now);
   switch (command) {
@@ -338,11 +408,13 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
           const r = await deadLetters.replay(id);
           if (r === "not-found") missing++;
           out(`${id}\t${r}`);
+          await record(deps, "deadLetter.replay", `dead-letter/${id}`, r === "replayed", {});
         }
         return missing > 0 ? 1 : 0;
       }
       if (!values.all && !q) throw new UsageError("replay needs ids, --all, or filters");
       const op = await deadLetters.startReplay(q ?? {}, Number(values.rate ?? deps.defaultRate), deps.queues.ops());
+      await record(deps, "deadLetters.replayStart", `replay/${op.id}`, true, { filter: op.filter, count: op.total });
       out(`replay ${op.id} started: ${op.total} dead letters at ${op.rate}/s`);
       if (!values.wait) return 0;
       for (;;) {
@@ -374,6 +446,10 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
       } else {
         throw new UsageError("purge needs ids, --all, --older-than, or filters");
       }
+      await record(deps, "deadLetters.purge", rest.length > 0 ? "dead-letters/ids" : "dead-letters", true, {
+        count: purged,
+        ...(q ? { filter: q } : {}),
+      });
       out(`purged ${purged}`);
       return 0;
     }

@@ -1,7 +1,26 @@
 #!/usr/bin/env node
+import { userInfo } from "node:os";
 import { ConfigError, loadConfig } from "@ess/config";
-import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, SecretBox, WebhookStore } from "@ess/store";
+import {
+  AuditLog,
+  CallbackQueues,
+  createRedis,
+  DeadLetters,
+  Keys,
+  RequestStore,
+  SecretBox,
+  WebhookStore,
+} from "@ess/store";
 import { runCli, USAGE, UsageError } from "./cli.js";
+
+/** The OS user running the CLI (the audit log's actor for what it does), or "unknown". */
+function cliUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.USER ?? "unknown";
+  }
+}
 
 /** `npm run cli -- <command>`: reads the environment like the services, talks to Redis. */
 async function main(): Promise<number> {
@@ -33,6 +52,8 @@ async function main(): Promise<number> {
   try {
     return await runCli(argv, {
       deadLetters: new DeadLetters(redis, keys, (p, name) => queues.queue(p, name)),
+      audit: new AuditLog(redis, keys, config.AUDIT_MAX_ENTRIES),
+      actor: `cli:${cliUser()}`,
       store,
       queues,
       webhooks: new WebhookStore(store, box, config.WEBHOOK_LOG_LIMIT),

@@ -281,6 +281,16 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     { connection: deps.connection, prefix: store.keys.opsTag(), concurrency: 2, lockDuration: deps.lockMs },
   );
   opsWorker.on("error", (err) => log.error({ err: err.message }, "ops worker error"));
+  // a console bulk action whose job failed for good (its attempts spent) ends `failed`, with the error
+  opsWorker.on("failed", (job, err) => {
+    if (!job || job.name !== BULK_JOB_NAME) return;
+    const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+    const bulkId = (job.data as { bulkId?: unknown }).bulkId;
+    if (!final || typeof bulkId !== "string") return;
+    deadLetters.bulk
+      .finish(bulkId, "failed", err.message)
+      .catch((e: Error) => log.warn({ bulkId, err: e.message }, "could not mark the bulk action failed"));
+  });
 
   upkeep.start();
 

@@ -42,6 +42,7 @@ export interface AuditQuery {
   /** entries per page (1..500, default 50) */
   limit?: number | undefined;
   actor?: string | undefined;
+  /** an action, or a prefix of actions ending in `*` (`bulk.*`) */
   action?: string | undefined;
   target?: string | undefined;
 }
@@ -132,7 +133,8 @@ function decode(id: string, fields: string[]): AuditEntry | undefined {
 function matches(e: AuditEntry, q: AuditQuery): boolean {
   return (
     (q.actor === undefined || e.actor === q.actor) &&
-    (q.action === undefined || e.action === q.action) &&
+    (q.action === undefined ||
+      (q.action.endsWith("*") ? e.action.startsWith(q.action.slice(0, -1)) : e.action === q.action)) &&
     (q.target === undefined || e.target === q.target)
   );
 }

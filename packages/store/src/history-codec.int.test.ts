@@ -93,6 +93,17 @@ const scheduler = fc.record({
   execution: fc.integer({ min: 0, max: 5000 }),
   appliedAt: time,
 });
+/** An operator console action: action, actor and a free-text reason (which may look like a coded one). */
+const operator = fc.record({
+  outcome: fc.constant("operator"),
+  action: fc.constantFrom("cancel", "forceCancel", "rearm", "replayDeadLetters"),
+  actor: text,
+  reason: fc.oneof(text, fc.constant("resumed"), fc.constant("request is RUNNING"), fc.constant("gap open 5 ms")),
+  from: state,
+  to: state,
+  execution: fc.integer({ min: 0, max: 5000 }),
+  appliedAt: time,
+});
 /** Fields the codec has no code for: kept as JSON beside the packed ones. */
 const other = fc.record(
   {
@@ -115,7 +126,7 @@ describe("packed history entries", () => {
   it("decode to the entries the scripts appended, newest first, capped, over every kind", async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.oneof(registered, callback, skipped, scheduler, other), { minLength: 1, maxLength: 12 }),
+        fc.array(fc.oneof(registered, callback, skipped, scheduler, operator, other), { minLength: 1, maxLength: 12 }),
         fc.integer({ min: 1, max: 8 }),
         async (entries, cap) => {
           expect(await roundTrip(entries, cap)).toEqual(entries.slice().reverse().slice(0, cap));

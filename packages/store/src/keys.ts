@@ -109,6 +109,10 @@ export class Keys {
   bulkActionIds(id: string): string {
     return `${this.opsTag()}:bulk:${id}:ids`;
   }
+  /** A confirmation's id snapshot while it is written (renamed to bulkActionIds when the confirmation wins). */
+  bulkActionStaged(id: string, nonce: string): string {
+    return `${this.opsTag()}:bulk:${id}:staged:${nonce}`;
+  }
   /** The bulk actions, scored by when they were created (ms): the console's list, capped. */
   bulkActions(): string {
     return `${this.opsTag()}:bulks`;

@@ -186,6 +186,8 @@ export const SCRIPTS = {
   subscribe: 3,
   // an operator console action in the request's history (one that changes no state)
   operatorNote: 2,
+  // a console bulk action's state change (compare and set), with its id snapshot
+  bulkTransition: 3,
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 

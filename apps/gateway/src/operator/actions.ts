@@ -40,6 +40,18 @@ export function operatorFrom(c: Context<AppEnv>): Operator {
 export const REQUEST_ACTIONS = ["cancel", "forceCancel", "rearm", "replayDeadLetters"] as const;
 export type RequestAction = (typeof REQUEST_ACTIONS)[number];
 
+/** One request action in the current state: valid or not, and why not. */
+export interface RequestActionState {
+  action: RequestAction;
+  valid: boolean;
+  /** why it is not valid now */
+  why?: string;
+  /** forceCancel in CANCELLING: when it becomes allowed (ms) */
+  allowedAt?: number;
+  /** replayDeadLetters: how many dead letters the request has */
+  count?: number;
+}
+
 /** What an action on a request did. */
 export interface RequestActionResult {
   requestId: string;
@@ -107,19 +119,52 @@ export class OperatorActions {
 
   /** The actions valid on a request in its current state (empty when it is not registered). */
   async validActions(requestId: string, now = Date.now()): Promise<RequestAction[]> {
+    return (await this.actionStates(requestId, now)).filter((a) => a.valid).map((a) => a.action);
+  }
+
+  /**
+   * Every request action with whether it is valid now and, when not, why (for a console that shows
+   * an action disabled with its reason); forceCancel in CANCELLING also says when it becomes allowed.
+   */
+  async actionStates(requestId: string, now = Date.now()): Promise<RequestActionState[]> {
     const stored = await this.deps.store.read(requestId);
-    const out: RequestAction[] = [];
-    if (stored) {
-      const f = stored.fields;
-      const state = f.state as RequestState;
-      if (CANCEL_RULES[state]) out.push("cancel");
-      if (state === "CANCELLING") {
-        const since = Math.max(Number(f.cancellingSince ?? 0), Number(f.lastCheckInTime ?? 0));
-        if (since + this.quietMs <= now) out.push("forceCancel");
-      }
-      if (OPERATOR_REARM_STATES.includes(state)) out.push("rearm");
+    const deadLetters = await this.deps.deadLetters.countMatching({ requestId });
+    const state = stored?.fields.state as RequestState | undefined;
+    const out: RequestActionState[] = [];
+    const missing = `request ${requestId} is not registered`;
+    out.push(
+      !state
+        ? { action: "cancel", valid: false, why: missing }
+        : CANCEL_RULES[state]
+          ? { action: "cancel", valid: true }
+          : { action: "cancel", valid: false, why: `cancel is not possible while the request is ${state}` },
+    );
+    if (state === "CANCELLING") {
+      const f = stored?.fields ?? {};
+      const allowedAt = Math.max(Number(f.cancellingSince ?? 0), Number(f.lastCheckInTime ?? 0)) + this.quietMs;
+      out.push(
+        allowedAt <= now
+          ? { action: "forceCancel", valid: true }
+          : {
+              action: "forceCancel",
+              valid: false,
+              why: "the job has not been quiet long enough since CANCELLING began or its last check-in",
+              allowedAt,
+            },
+      );
+    } else {
+      out.push({ action: "forceCancel", valid: false, why: state ? "only a CANCELLING request" : missing });
     }
-    if ((await this.deps.deadLetters.countMatching({ requestId })) > 0) out.push("replayDeadLetters");
+    out.push(
+      state && OPERATOR_REARM_STATES.includes(state)
+        ? { action: "rearm", valid: true }
+        : { action: "rearm", valid: false, why: state ? `only ${OPERATOR_REARM_STATES.join(" or ")}` : missing },
+    );
+    out.push(
+      deadLetters > 0
+        ? { action: "replayDeadLetters", valid: true, count: deadLetters }
+        : { action: "replayDeadLetters", valid: false, why: "the request has no dead letters" },
+    );
     return out;
   }
 

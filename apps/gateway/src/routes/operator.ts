@@ -152,11 +152,14 @@ export const operatorHandlers: RouteHandlers<typeof OPERATOR_ROUTES> = {
     c.json(await operatorActions(c.get("deps")).confirmBulk(operatorFrom(c), params.id, body.count, body.reason ?? "")),
   abortBulkAction: async (c, { params, body }) =>
     c.json(await operatorActions(c.get("deps")).abortBulk(operatorFrom(c), params.id, body.reason ?? "")),
-  requestActions: async (c, { params }) =>
-    c.json({
+  requestActions: async (c, { params }) => {
+    const states = await operatorActions(c.get("deps")).actionStates(params.requestId);
+    return c.json({
       requestId: params.requestId,
-      actions: await operatorActions(c.get("deps")).validActions(params.requestId),
-    }),
+      actions: states.filter((a) => a.valid).map((a) => a.action),
+      states,
+    });
+  },
   requestAction: async (c, { params, body }) => {
     const actions = operatorActions(c.get("deps"));
     const op = operatorFrom(c);

@@ -2,7 +2,9 @@ import { randomBytes } from "node:crypto";
 import { EssError } from "@ess/domain";
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { REPLY } from "../codes.js";
 import type { Keys } from "../keys.js";
+import { defineScripts, type ScriptedRedis } from "../scripts.js";
 import type { DeadLetterQuery } from "./entries.js";
 import type { DeadLetterQueries } from "./query.js";
 
@@ -91,11 +93,15 @@ export function isBulkFinished(state: BulkState): boolean {
  * only, each once, and never re-reads the filter.
  */
 export class BulkActions {
+  private readonly redis: ScriptedRedis;
+
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly keys: Keys,
     private readonly queries: DeadLetterQueries,
-  ) {}
+  ) {
+    this.redis = defineScripts(redis);
+  }
 
   /** The ids matching a filter, oldest first (every page of the listing). */
   async matchingIds(filter: DeadLetterFilter): Promise<string[]> {
@@ -172,20 +178,25 @@ export class BulkActions {
         `the filter matches ${ids.length} dead letters now, not ${op.estimate}: confirm again with the new count`,
       );
     }
-    // the first confirmation claims the action; a concurrent one finds the claim and is refused
-    if ((await this.redis.hsetnx(key, "actor", by.actor)) === 0) {
-      throw new EssError("ACTION_CONFLICT", `bulk action ${id} is being confirmed already`);
-    }
-    const idsKey = this.keys.bulkActionIds(id);
-    await this.redis.del(idsKey);
+    // the snapshot is staged under a key of its own and put in place by the same script that moves
+    // the state, so a concurrent confirmation or abort cannot interleave with it
+    const staged = this.keys.bulkActionStaged(id, randomBytes(6).toString("hex"));
     for (let i = 0; i < ids.length; i += SNAPSHOT_PAGE) {
-      await this.redis.rpush(idsKey, ...ids.slice(i, i + SNAPSHOT_PAGE));
+      await this.redis.rpush(staged, ...ids.slice(i, i + SNAPSHOT_PAGE));
     }
-    await this.redis
-      .multi()
-      .expire(idsKey, BULK_RECORD_TTL_SECONDS)
-      .hset(key, { state: "running", reason: by.reason, startedAt: now, rate: Math.max(1, Math.floor(rate)) })
-      .exec();
+    if (ids.length > 0) await this.redis.expire(staged, 3600);
+    await this.transition(
+      id,
+      ["estimated"],
+      {
+        state: "running",
+        actor: by.actor,
+        reason: by.reason,
+        startedAt: now,
+        rate: Math.max(1, Math.floor(rate)),
+      },
+      staged,
+    );
     await opsQueue.add(
       BULK_JOB_NAME,
       { bulkId: id },
@@ -200,21 +211,42 @@ export class BulkActions {
     return (await this.get(id)) as BulkAction;
   }
 
+  /**
+   * Moves an action from one of `from` to the state in `fields`, atomically (bulkTransition-3);
+   * ACTION_CONFLICT when it is in another state, ROUTE_NOT_FOUND when it is gone.
+   */
+  private async transition(
+    id: string,
+    from: readonly BulkState[],
+    fields: Record<string, string | number>,
+    staged?: string,
+  ): Promise<void> {
+    const reply = await (this.redis as ScriptedRedis).ess_bulkTransition(
+      this.keys.bulkAction(id),
+      staged ?? this.keys.bulkActionStaged(id, "none"),
+      this.keys.bulkActionIds(id),
+      from.join(","),
+      BULK_RECORD_TTL_SECONDS,
+      ...Object.entries(fields).flat(),
+    );
+    const code = Number(reply[0]);
+    if (code === REPLY.NOT_FOUND) throw new EssError("ROUTE_NOT_FOUND", `no bulk action ${id.slice(0, 40)}`);
+    if (code !== REPLY.CREATED) {
+      throw new EssError(
+        "ACTION_CONFLICT",
+        `bulk action ${id} is ${String(reply[1])}: this needs it ${from.join(" or ")}`,
+      );
+    }
+  }
+
   /** Aborts an action: an estimated one at once, a running one after the worker's current batch. */
   async abort(id: string, by: { actor: string; reason: string }, now = Date.now()): Promise<BulkAction> {
     const op = await this.require(id);
-    const key = this.keys.bulkAction(id);
+    const who = { abortedBy: by.actor, abortReason: by.reason };
     if (op.state === "estimated") {
-      await this.redis.hset(key, {
-        state: "aborted",
-        abortedBy: by.actor,
-        abortReason: by.reason,
-        finishedAt: now,
-      });
-    } else if (op.state === "running") {
-      await this.redis.hset(key, { state: "aborting", abortedBy: by.actor, abortReason: by.reason });
+      await this.transition(id, ["estimated"], { state: "aborted", ...who, finishedAt: now });
     } else {
-      throw new EssError("ACTION_CONFLICT", `bulk action ${id} is ${op.state}: there is nothing to abort`);
+      await this.transition(id, ["running"], { state: "aborting", ...who });
     }
     return (await this.get(id)) as BulkAction;
   }
@@ -278,9 +310,9 @@ export class BulkActions {
       .exec();
   }
 
-  /** Ends an action (done, aborted, failed). */
+  /** Ends a running (or aborting) action: done, aborted, failed. */
   async finish(id: string, state: "done" | "aborted" | "failed", error?: string, now = Date.now()): Promise<void> {
-    await this.redis.hset(this.keys.bulkAction(id), {
+    await this.transition(id, ["running", "aborting"], {
       state,
       finishedAt: now,
       ...(error === undefined ? {} : { error: error.slice(0, 500) }),
