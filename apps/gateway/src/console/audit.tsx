@@ -49,7 +49,7 @@ export function AuditView(props: { f: AuditFilters; items?: AuditEntry[]; next?:
     <>
       <form class="filters" method="get" action={`${CONSOLE_PATH}/audit`} aria-label="Filter the audit log">
         {field("actor", "Actor")}
-        {field("action", "Action (e.g. request.cancel)")}
+        {field("action", "Action (e.g. request.cancel, bulk.*)")}
         {field("target", "Target (e.g. request/123)")}
         <button type="submit">Apply filters</button>
         <a href={`${CONSOLE_PATH}/audit`}>Clear</a>

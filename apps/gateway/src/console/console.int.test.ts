@@ -252,6 +252,28 @@ describe("operator console: request actions by state", () => {
     expect(await ctx.store.state(quiet)).toBe("CANCELLED");
   });
 
+  it("replays a request's dead letters, and re-arms one that waits for an operator", async () => {
+    const id = await request({}, "SUSPEND");
+    const p = ctx.keys.partition(id);
+    await ctx.deadLetters.record(p, failedJob(id, 5, "UPDATE"));
+    await ctx.deadLetters.record(p, failedJob(id, 6, "UPDATE"));
+    const page = await html("operator", `/console/requests/${id}`);
+    expect(page).toContain("Replay 2 dead letters");
+    const token = tokenOf(page);
+    const replay = await post("operator", `/console/requests/${id}/actions/replayDeadLetters`, {
+      _csrf: token,
+      reason: "downstream is back",
+    });
+    expect(replay.status).toBe(200);
+    expect(await replay.text()).toMatch(/2 replayed/);
+    expect(await ctx.deadLetters.countMatching({ requestId: id })).toBe(0);
+    const rearm = await post("operator", `/console/requests/${id}/actions/rearm`, { _csrf: token, reason: "retry" });
+    const text = await rearm.text();
+    expect(rearm.status).toBe(200);
+    expect(text).toMatch(/Re-arm: ERROR_MANUAL_RECOVERY → RUNNING; the job&#39;s new execution context is ess1:/);
+    expect(await ctx.store.state(id)).toBe("RUNNING");
+  });
+
   it("shows the request's webhook deliveries in its timeline", async () => {
     const id = await request({});
     const webhooks = ctx.deps.webhooks;

@@ -14,7 +14,6 @@ import {
 } from "../operator/actions.js";
 import { type ConsoleRole, can, consoleRole } from "../operator/roles.js";
 import { honoPath } from "../routes/bind.js";
-import { DEFAULT_FORCE_CANCEL_QUIET_MS } from "../routes/scheduler.js";
 import { consoleAssets } from "./assets.js";
 import { AUDIT_PAGE_SIZE, AuditView, parseAuditFilters } from "./audit.js";
 import { BulkList, BulkProgress, BulkView } from "./bulk.js";
@@ -203,14 +202,15 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps, opts: Console
       return render(c, "requests", "Request not found", body, 404);
     }
     const canAct = can(roleOf(c), "requestAction");
-    const valid = canAct ? await actions().validActions(requestId) : [];
-    const offered: OfferedAction[] = valid.map((a) => ({ action: a, ...ACTION_TEXT[a] }));
-    const f = d.stored.fields;
-    const forceCancelFrom =
-      f.state === "CANCELLING" && !valid.includes("forceCancel")
-        ? Math.max(Number(f.cancellingSince ?? 0), Number(f.lastCheckInTime ?? 0)) +
-          (deps.scheduler?.forceCancelQuietMs ?? DEFAULT_FORCE_CANCEL_QUIET_MS)
-        : undefined;
+    const states = canAct ? await actions().actionStates(requestId) : [];
+    const offered: OfferedAction[] = states
+      .filter((a) => a.valid)
+      .map((a) => ({
+        action: a.action,
+        ...ACTION_TEXT[a.action],
+        ...(a.count ? { label: `Replay ${a.count} dead letters` } : {}),
+      }));
+    const forceCancelFrom = states.find((a) => a.action === "forceCancel" && !a.valid)?.allowedAt;
     const view = (
       <RequestView
         d={d}
