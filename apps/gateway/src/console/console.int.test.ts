@@ -4,6 +4,7 @@ import { SchedulerStore } from "@ess/store";
 import { failedJob } from "@ess/testing";
 import { newRequestId } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
+import { operatorActions } from "../operator/actions.js";
 import { useGatewayTestContext } from "../test-context.js";
 import { OverviewSnapshots } from "./snapshot.js";
 
@@ -294,6 +295,55 @@ describe("operator console: request actions by state", () => {
     const page = await html("viewer", `/console/requests/${id}`);
     expect(page).toContain('data-kind="webhook" data-outcome="failed"');
     expect(page).toContain("https://hooks.example.com/ess: failed (HTTP 503, Service Unavailable; attempt 2)");
+  });
+});
+
+describe("operator console: audit log and bulk aborts", () => {
+  it("pages the audit log newest first, filtered by actor, with the log's cursor", async () => {
+    const log = operatorActions(ctx.deps).audit;
+    for (let i = 0; i < 55; i++) {
+      await log.record({
+        actor: "pager",
+        role: "operator",
+        action: "request.cancel",
+        target: `request/${9000 + i}`,
+        reason: `reason ${i}`,
+        outcome: "succeeded",
+      });
+    }
+    const seen: string[] = [];
+    let url = "/console/audit?actor=pager";
+    for (let i = 0; i < 5; i++) {
+      const page = await html("viewer", url);
+      seen.push(...[...page.matchAll(/<td>(reason \d+)<\/td>/g)].map((m) => m[1] as string));
+      const next = /<a rel="next" href="([^"]+)"/.exec(page)?.[1];
+      if (!next) break;
+      url = next.replaceAll("&amp;", "&");
+    }
+    expect(seen).toEqual(Array.from({ length: 55 }, (_, i) => `reason ${54 - i}`));
+  });
+
+  it("discards an estimated bulk action, and stops a running one", async () => {
+    const id = await request({});
+    await ctx.deadLetters.record(ctx.keys.partition(id), failedJob(id, 1, "ERROR"));
+    const page = await html("admin", `/console/dead-letters?requestId=${id}`);
+    const token = tokenOf(page);
+    const create = async () => {
+      const res = await post("admin", "/console/bulk/new", { _csrf: token, action: "purge", requestId: id });
+      expect(res.status).toBe(303);
+      return res.headers.get("location") ?? "";
+    };
+    const first = await create();
+    expect((await post("admin", `${first}/abort`, { _csrf: token, reason: "wrong filter" })).status).toBe(303);
+    expect(await html("viewer", first)).toMatch(/id="bulk-state">aborted</);
+    const second = await create();
+    expect((await post("admin", `${second}/confirm`, { _csrf: token, count: "1", reason: "go" })).status).toBe(303);
+    // no worker runs in this suite: the action stays running until the abort
+    const running = await html("admin", second);
+    expect(running).toContain(`action="${second}/abort"`);
+    expect((await post("admin", `${second}/abort`, { _csrf: token, reason: "stop" })).status).toBe(303);
+    expect(await html("viewer", second)).toMatch(/id="bulk-state">(aborting|aborted)</);
+    expect((await post("admin", `${second}/bogus`, { _csrf: token, reason: "x" })).status).toBe(404);
   });
 });
 
