@@ -22,7 +22,7 @@ const sources = {
 //   unit         pure code, no Redis              *.test.ts beside the code
 //   integration  real Redis, in-process app       *.int.test.ts beside the code
 //   e2e          real processes over HTTP         test/**/*.test.ts
-//   cluster      the callback, ordering, idempotency, dead-letter and scheduler suites again, on a
+//   cluster      the callback, ordering, idempotency, dead-letter, scheduler and console-action suites again, on a
 //                local Redis Cluster (3 masters + 3 replicas), and the cluster's own suite
 export default defineConfig({
   test: {
@@ -68,6 +68,7 @@ export default defineConfig({
             "test/e2e/ordering.test.ts",
             "test/e2e/dead-letters.test.ts",
             "test/e2e/scheduler.test.ts",
+            "test/e2e/console-actions.test.ts",
             "apps/gateway/src/idempotency.int.test.ts",
           ],
           globalSetup: ["packages/testing/src/global-cluster.ts"],

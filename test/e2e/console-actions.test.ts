@@ -59,17 +59,31 @@ afterAll(async () => {
 
 describe("operator console actions across processes", () => {
   it("a bulk replay: estimate, typed confirmation, progress in the worker, results; later entries untouched", async () => {
-    const rid = "770001";
-    const p = keys.partition(rid);
+    // dead letters of requests in every partition: the action spans them (and, on a Cluster, its masters)
     const before = Date.now() - 60000;
-    for (let seq = 1; seq <= 4; seq++) await dlq.record(p, failedJob(rid, seq, "UPDATE"), before + seq);
+    // two requests per partition
+    const ids: string[] = [];
+    const per = new Map<number, number>();
+    for (let id = 770001; ids.length < 8; id++) {
+      const p = keys.partition(String(id));
+      if ((per.get(p) ?? 0) >= 2) continue;
+      per.set(p, (per.get(p) ?? 0) + 1);
+      ids.push(String(id));
+    }
+    let n = 0;
+    for (const rid of ids) {
+      for (let seq = 1; seq <= 2; seq++) {
+        await dlq.record(keys.partition(rid), failedJob(rid, seq, "UPDATE"), before + n++);
+      }
+    }
+    expect(new Set(ids.map((rid) => keys.partition(rid))).size).toBe(4);
     const created = await call(ADMIN, "POST", `${gateway.adminUrl}/admin/actions`, {
       kind: "replay",
-      filter: { requestId: rid },
+      filter: { status: "UPDATE" },
     });
     expect(created.status).toBe(201);
     const action = (await created.json()) as BulkAction;
-    expect(action).toMatchObject({ state: "estimated", estimate: 4 });
+    expect(action).toMatchObject({ state: "estimated", estimate: 16 });
 
     const wrong = await call(ADMIN, "POST", `${gateway.adminUrl}/admin/actions/${action.id}/confirm`, {
       count: 40,
@@ -77,19 +91,23 @@ describe("operator console actions across processes", () => {
     });
     expect(wrong.status).toBe(400);
     const ok = await call(ADMIN, "POST", `${gateway.adminUrl}/admin/actions/${action.id}/confirm`, {
-      count: 4,
+      count: 16,
       reason: "consumer fixed",
     });
     expect(ok.status).toBe(200);
     // dead-lettered after the confirmation, within the filter's time bound: not in the snapshot
-    const late = await dlq.record(p, failedJob(rid, 99, "UPDATE"), before + 10);
+    const late = await dlq.record(
+      keys.partition(ids[0] as string),
+      failedJob(ids[0] as string, 99, "UPDATE"),
+      before + 5,
+    );
 
     const done = await eventually(async () => {
       const res = await call(ADMIN, "GET", `${gateway.adminUrl}/admin/actions/${action.id}`);
       const cur = (await res.json()) as BulkAction;
       return cur.state === "done" ? cur : null;
     }, 20000);
-    expect(done).toMatchObject({ processed: 4, succeeded: 4, failed: 0, results: { replayed: 4 } });
+    expect(done).toMatchObject({ processed: 16, succeeded: 16, failed: 0, results: { replayed: 16 } });
     expect(await dlq.get(late.id)).toMatchObject({ deadAt: late.deadAt });
 
     // the audit trail, read with the CLI: create, the refused and the accepted confirmation, the worker's end
@@ -102,7 +120,7 @@ describe("operator console actions across processes", () => {
       ["bulk.confirm", "refused"],
       ["bulk.create.replay", "succeeded"],
     ]);
-    expect(items[0]).toMatchObject({ actor: "ada", count: 4, reason: "consumer fixed" });
+    expect(items[0]).toMatchObject({ actor: "ada", count: 16, reason: "consumer fixed" });
     const table = await cli("audit", "--actor", "ada", "--limit", "2");
     expect(table.out).toContain("bulk.finish");
     expect(table.out).toContain("more: --cursor");

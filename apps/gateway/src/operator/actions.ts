@@ -387,8 +387,8 @@ export class OperatorActions {
   }
 
   /**
-   * Runs one audited action: checks the reason (400, not audited: nothing was attempted) and the role
-   * (403), runs the work, and records the outcome: succeeded, refused (403, 404, 409, bad input) or
+   * Runs one audited action: checks the role (403, audited) and the reason (400, not audited: nothing
+   * was attempted), runs the work, and records the outcome: succeeded, refused (403, 404, 409, bad input) or
    * failed (anything else). State refusals are answered 409.
    */
   private async run<T>(
@@ -400,19 +400,18 @@ export class OperatorActions {
     work: () => Promise<Done<T>>,
   ): Promise<[T, string]> {
     const why = typeof reason === "string" ? reason.trim() : "";
-    // bulk creation takes no reason (the confirmation does); every other action requires one
-    if (action.startsWith("bulk.create")) {
-      // nothing to check
-    } else if (why === "") {
-      throw new EssError("INVALID_BODY", "reason is required: say why you take this action");
-    } else if (why.length > MAX_REASON_LENGTH) {
-      throw new EssError("INVALID_BODY", `reason is longer than ${MAX_REASON_LENGTH} characters`);
-    }
     const base = { actor: op.actor, role: op.role, action, target, reason: why };
     if (!can(op.role, need)) {
       const detail = `'${op.actor}' (${op.role}) may not ${action}: it needs the ${roleNeeded(need)} role`;
       await this.audit.record({ ...base, outcome: "refused", detail });
       throw new EssError("FORBIDDEN", detail);
+    }
+    // bulk creation takes no reason (the confirmation does); every other action requires one
+    if (!action.startsWith("bulk.create")) {
+      if (why === "") throw new EssError("INVALID_BODY", "reason is required: say why you take this action");
+      if (why.length > MAX_REASON_LENGTH) {
+        throw new EssError("INVALID_BODY", `reason is longer than ${MAX_REASON_LENGTH} characters`);
+      }
     }
     let done: Done<T>;
     try {
