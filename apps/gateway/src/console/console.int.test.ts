@@ -88,6 +88,7 @@ describe("operator console: pages", () => {
       expect(nonce).toBeTruthy();
       nonces.add(nonce as string);
       const page = await res.text();
+      expect(page).toMatch(/^<!DOCTYPE html><html lang="en">/i);
       // no inline script or style: every <script> has a src, no <style>, no style attribute
       expect(page).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
       expect(page).not.toMatch(/<style|\sstyle=/);

@@ -3,6 +3,7 @@
 import { EssError } from "@ess/domain";
 import type { BulkKind } from "@ess/store";
 import type { Context, Hono } from "hono";
+import { jsxRenderer } from "hono/jsx-renderer";
 import { readText } from "../body.js";
 import type { AppEnv, GatewayDeps } from "../context.js";
 import {
@@ -120,15 +121,20 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps, opts: Console
       nonce: c.get("nonce"),
     };
   };
-  const render = (c: Context<ConsoleEnv>, section: Section, title: string, body: unknown, status: Status = 200) =>
-    c.html(
-      `<!doctype html>${String(
-        <Layout title={title} section={section} viewer={viewer(c)}>
-          {body as never}
-        </Layout>,
-      )}`,
-      status,
+  /** A page in the console's layout (Hono's JSX renderer), with its status. */
+  const render = (c: Context<ConsoleEnv>, section: Section, title: string, body: unknown, status: Status = 200) => {
+    c.set("page", { title, section });
+    c.status(status);
+    return c.render(body as string);
+  };
+  const renderer = jsxRenderer(({ children }, c) => {
+    const { title, section } = (c as Context<ConsoleEnv>).get("page");
+    return (
+      <Layout title={title} section={section as Section} viewer={viewer(c as Context<ConsoleEnv>)}>
+        {children}
+      </Layout>
     );
+  });
 
   /**
    * The checks of every console POST, in order: same origin (Sec-Fetch-Site, Origin), a form body of
@@ -148,8 +154,7 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps, opts: Console
     return (name) => body.get(name) ?? undefined;
   };
 
-  ui.use(`${CONSOLE_PATH}/*`, securityHeaders());
-  ui.use(CONSOLE_PATH, securityHeaders());
+  for (const at of [CONSOLE_PATH, `${CONSOLE_PATH}/*`]) ui.use(at, securityHeaders(), renderer);
 
   ui.get(path(CONSOLE_ROUTES.assets), (c) => {
     const asset = consoleAssets().byName.get(c.req.param("file") ?? "");

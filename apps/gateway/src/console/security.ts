@@ -50,9 +50,9 @@ export function securityHeaders(): MiddlewareHandler<ConsoleEnv> {
   };
 }
 
-/** The console's Hono environment: the gateway's, plus this response's nonce. */
+/** The console's Hono environment: the gateway's, plus this response's nonce and the page's title and section. */
 export interface ConsoleEnv {
-  Variables: AppEnv["Variables"] & { nonce: string };
+  Variables: AppEnv["Variables"] & { nonce: string; page: { title: string; section: string } };
 }
 
 /**
