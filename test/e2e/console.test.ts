@@ -120,9 +120,7 @@ async function open(who: Who) {
  * reload the page to have them live again.
  */
 async function axe(page: Page, name: string): Promise<void> {
-  await page.evaluate(() => {
-    for (const e of document.querySelectorAll("[hx-trigger]")) e.replaceWith(e.cloneNode(true));
-  });
+  await page.evaluate('for (const e of document.querySelectorAll("[hx-trigger]")) e.replaceWith(e.cloneNode(true))');
   await page.evaluate(AXE);
   const result = (await page.evaluate(() =>
     (globalThis as unknown as { axe: { run: (o: unknown) => Promise<unknown> } }).axe.run({
