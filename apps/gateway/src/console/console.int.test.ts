@@ -1,6 +1,6 @@
 import { simpleExceptionDetailSchema } from "@ess/contract";
 import type { CallbackStatus } from "@ess/domain";
-import { SchedulerStore } from "@ess/store";
+import { SchedulerStore, WEBHOOK_QUEUE } from "@ess/store";
 import { failedJob } from "@ess/testing";
 import { newRequestId } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
@@ -152,6 +152,35 @@ describe("operator console: pages", () => {
     const page = await html("viewer", "/console");
     expect(page).toContain('hx-get="/console/overview/live"');
     expect(page).toMatch(/p3<\/a>: (ok|lagging|failing)/);
+  });
+
+  it("overview: backlog, lag and webhook deliveries retrying, per partition and in total", async () => {
+    const id = newRequestId();
+    const p = ctx.keys.partition(id);
+    const hooks = ctx.queues.queue(p, WEBHOOK_QUEUE);
+    const callbacks = ctx.queues.queue(p);
+    const retrying = await hooks.add("deliver", { requestId: id }, { delay: 600000 });
+    const waiting = await callbacks.add(
+      "cb",
+      { requestId: id },
+      { jobId: `console-${id}`, timestamp: Date.now() - 90000 },
+    );
+    try {
+      const snap = await new OverviewSnapshots(
+        { store: ctx.store, deadLetters: ctx.deadLetters, catalog: ctx.deps.ops?.catalog },
+        60000,
+      ).get();
+      const row = snap.partitions[p];
+      expect(row?.webhookRetrying).toBe(1);
+      expect(row?.backlog).toBeGreaterThanOrEqual(1);
+      expect(row?.lagSeconds).toBeGreaterThanOrEqual(90);
+      expect(row?.health).toBe("lagging");
+      expect(snap.totals.webhookRetrying).toBe(1);
+      expect(snap.totals.lagSeconds).toBeGreaterThanOrEqual(90);
+    } finally {
+      await retrying.remove();
+      await waiting.remove();
+    }
   });
 
   it("overview: concurrent viewers share one Redis read per interval", async () => {

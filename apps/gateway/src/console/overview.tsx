@@ -89,8 +89,13 @@ export function OverviewLive(props: { snap: OverviewSnapshot; pollSeconds: numbe
             <div class="l">lag: the oldest waiting callback</div>
           </div>
           <div class="card">
-            <div class="v">{fmt(snap.totals.webhookFailed)}</div>
-            <div class="l">webhook deliveries failed ({fmt(snap.totals.webhookBacklog)} waiting or retrying)</div>
+            <div class="v" id="webhook-failures">
+              {fmt(snap.totals.webhookRetrying + snap.totals.webhookFailed)}
+            </div>
+            <div class="l">
+              webhook deliveries failing: {fmt(snap.totals.webhookRetrying)} retrying after a failed attempt,{" "}
+              {fmt(snap.totals.webhookFailed)} failed; {fmt(snap.totals.webhookBacklog)} waiting their turn
+            </div>
           </div>
           <div class="card">
             <div class="v">{fmt(snap.states.ERROR_AUTO_RETRY)}</div>
@@ -106,7 +111,7 @@ export function OverviewLive(props: { snap: OverviewSnapshot; pollSeconds: numbe
           {snap.partitions.map((p) => (
             <li
               class={p.health === "ok" ? "ok" : p.health === "lagging" ? "warn" : "bad"}
-              title={`backlog ${p.backlog}, active ${p.active}, failed ${p.failed}, lag ${p.lagSeconds} s, webhooks waiting ${p.webhookBacklog}, failed ${p.webhookFailed}`}
+              title={`backlog ${p.backlog}, active ${p.active}, failed ${p.failed}, lag ${p.lagSeconds} s, webhooks waiting ${p.webhookBacklog}, retrying ${p.webhookRetrying}, failed ${p.webhookFailed}`}
             >
               <a href={`${CONSOLE_PATH}/requests?partition=${p.partition}`}>p{p.partition}</a>: {p.health}
               <br />

@@ -13,8 +13,9 @@ export interface PartitionHealth {
   failed: number;
   /** age of the oldest waiting callback, seconds (the lag) */
   lagSeconds: number;
-  /** webhook deliveries waiting or retrying, and failed */
+  /** webhook deliveries waiting their turn; retrying after a failed attempt (delayed: their backoff); failed */
   webhookBacklog: number;
+  webhookRetrying: number;
   webhookFailed: number;
   health: "ok" | "lagging" | "failing";
 }
@@ -29,7 +30,13 @@ export interface OverviewSnapshot {
   /** change of the dead-letter count since the previous snapshot */
   deadLetterDelta: number;
   partitions: PartitionHealth[];
-  totals: { backlog: number; lagSeconds: number; webhookFailed: number; webhookBacklog: number };
+  totals: {
+    backlog: number;
+    lagSeconds: number;
+    webhookFailed: number;
+    webhookRetrying: number;
+    webhookBacklog: number;
+  };
   /** the backpressure limit (0: none) */
   backlogLimit: number;
   /** set when this snapshot could not be read (the previous one is shown with it) */
@@ -83,6 +90,7 @@ export class OverviewSnapshots {
         failed: 0,
         lagSeconds: 0,
         webhookBacklog: 0,
+        webhookRetrying: 0,
         webhookFailed: 0,
         health: "ok" as const,
       }));
@@ -95,7 +103,8 @@ export class OverviewSnapshots {
           const counts = await queue.getJobCounts("wait", "active", "delayed", "prioritized", "failed");
           const waiting = (counts.wait ?? 0) + (counts.delayed ?? 0) + (counts.prioritized ?? 0);
           if (kind === "webhooks") {
-            row.webhookBacklog = waiting;
+            row.webhookBacklog = (counts.wait ?? 0) + (counts.prioritized ?? 0);
+            row.webhookRetrying = counts.delayed ?? 0;
             row.webhookFailed = counts.failed ?? 0;
             return;
           }
@@ -129,6 +138,7 @@ export class OverviewSnapshots {
           backlog: rows.reduce((s, r) => s + r.backlog, 0),
           lagSeconds: rows.reduce((s, r) => Math.max(s, r.lagSeconds), 0),
           webhookFailed: rows.reduce((s, r) => s + r.webhookFailed, 0),
+          webhookRetrying: rows.reduce((s, r) => s + r.webhookRetrying, 0),
           webhookBacklog: rows.reduce((s, r) => s + r.webhookBacklog, 0),
         },
         backlogLimit: limit,
