@@ -36,6 +36,8 @@ import { OverviewSnapshots } from "./snapshot.js";
 
 /** Seconds between two polls of the overview's live part. */
 const POLL_SECONDS = 5;
+/** The overview's numbers are read from Redis at most once per this interval, however many viewers poll. */
+const SNAPSHOT_MS = 2000;
 /** Largest console form body (a reason and a few filter fields). */
 const MAX_FORM_BYTES = 16 * 1024;
 
@@ -46,12 +48,6 @@ const ACTION_TEXT: Record<RequestAction, { label: string; description: string }>
   rearm: { label: "Re-arm", description: "Operator recovery: register the request again under a new handle." },
   replayDeadLetters: { label: "Replay dead letters", description: "Put this request's dead-lettered jobs back." },
 };
-
-/** Options of the console (tests shorten the snapshot interval). */
-export interface ConsoleOptions {
-  /** the overview's numbers are read from Redis at most once per this interval (default 2 s) */
-  snapshotMs?: number;
-}
 
 type Status = 200 | 400 | 403 | 404 | 409 | 413 | 415;
 const path = (r: { path: string }) => honoPath(r.path);
@@ -89,12 +85,12 @@ function refusal(err: unknown, c: Context): { status: Status; text: string } | n
  * index, the dead-letter listing, the audit log) and acts only through the operator service layer,
  * which checks the role again, requires the reason and writes the audit log.
  */
-export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps, opts: ConsoleOptions = {}): void {
+export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps): void {
   const ui = app as unknown as Hono<ConsoleEnv>;
   const csrf = new CsrfTokens();
   const snapshots = new OverviewSnapshots(
     { store: deps.store, deadLetters: deps.deadLetters, catalog: deps.ops?.catalog, backlog: deps.ops?.backlog },
-    opts.snapshotMs ?? 2000,
+    SNAPSHOT_MS,
   );
   const partitions = deps.store.keys.partitions;
   const partitionOf = (id: string) => deps.store.keys.partition(id);
