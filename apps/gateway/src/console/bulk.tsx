@@ -39,7 +39,7 @@ export function ConfirmStep(props: { a: BulkAction; csrf: string; error?: string
           {props.error}
         </p>
       ) : null}
-      <form method="post" action={`${CONSOLE_PATH}/bulk/${a.id}/confirm`} class="actions">
+      <form method="post" action={`${CONSOLE_PATH}/bulk/${a.id}/confirm`} class="stack">
         <input type="hidden" name="_csrf" value={props.csrf} />
         <label class="field" for="bulk-count">
           Number of dead letters
@@ -53,6 +53,7 @@ export function ConfirmStep(props: { a: BulkAction; csrf: string; error?: string
           {kindLabel(a)} {a.estimate} dead letters
         </button>
       </form>
+      <p>Or discard it (nothing has been replayed or purged):</p>
       <AbortForm a={a} csrf={props.csrf} label="Discard this action" />
     </section>
   );
@@ -60,7 +61,7 @@ export function ConfirmStep(props: { a: BulkAction; csrf: string; error?: string
 
 function AbortForm(props: { a: BulkAction; csrf: string; label: string }) {
   return (
-    <form method="post" action={`${CONSOLE_PATH}/bulk/${props.a.id}/abort`} class="actions">
+    <form method="post" action={`${CONSOLE_PATH}/bulk/${props.a.id}/abort`} class="stack">
       <input type="hidden" name="_csrf" value={props.csrf} />
       <label class="field" for="abort-reason">
         Reason to stop (required)

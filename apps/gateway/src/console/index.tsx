@@ -67,14 +67,14 @@ function refusal(err: unknown, c: Context): { status: Status; text: string } | n
   switch (err.code) {
     case "FORBIDDEN":
     case "UNAUTHENTICATED":
-      return { status: 403, text: err.message };
+      return { status: 403, text: err.detail };
     case "REQUEST_NOT_FOUND":
     case "ROUTE_NOT_FOUND":
-      return { status: 404, text: err.message };
+      return { status: 404, text: err.detail };
     case "ACTION_CONFLICT":
-      return { status: 409, text: err.message };
+      return { status: 409, text: err.detail };
     default:
-      return { status: 400, text: err.message };
+      return { status: 400, text: err.detail };
   }
 }
 
@@ -199,7 +199,7 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps): void {
     if (!d) {
       const missing = new EssError("REQUEST_NOT_FOUND", `request ${requestId.slice(0, 40)} is not registered`);
       if (!wantsHtml(c)) throw missing;
-      const body = <p class="notice bad">{missing.message}.</p>;
+      const body = <p class="notice bad">{missing.detail}.</p>;
       return render(c, "requests", "Request not found", body, 404);
     }
     const canAct = can(roleOf(c), "requestAction");

@@ -57,6 +57,8 @@ ol.timeline li { margin: 0 0 8px 0; padding: 4px 12px; position: relative; }
 ol.timeline li .when { color: var(--muted); font-size: 13px; font-variant-numeric: tabular-nums; margin-right: 8px; }
 .actions { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 10px; }
 .actions form { border: 1px solid var(--line); border-radius: 6px; padding: 10px; display: flex; flex-direction: column; gap: 6px; }
+form.stack { display: flex; flex-direction: column; gap: 8px; max-width: 520px; margin: 12px 0; padding: 10px; border: 1px solid var(--line); border-radius: 6px; }
+form.stack button { align-self: flex-start; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; }
 dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; }
 progress { width: 320px; height: 18px; }
