@@ -89,7 +89,13 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps): void {
   const ui = app as unknown as Hono<ConsoleEnv>;
   const csrf = new CsrfTokens();
   const snapshots = new OverviewSnapshots(
-    { store: deps.store, deadLetters: deps.deadLetters, catalog: deps.ops?.catalog, backlog: deps.ops?.backlog },
+    {
+      store: deps.store,
+      deadLetters: deps.deadLetters,
+      catalog: deps.ops?.catalog,
+      backlog: deps.ops?.backlog,
+      readiness: deps.ops?.readiness,
+    },
     SNAPSHOT_MS,
   );
   const partitions = deps.store.keys.partitions;

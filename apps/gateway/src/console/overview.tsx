@@ -61,6 +61,20 @@ export function OverviewLive(props: { snap: OverviewSnapshot; pollSeconds: numbe
       <section aria-labelledby="h-attention">
         <h2 id="h-attention">At a glance</h2>
         <div class="cards">
+          {snap.readiness ? (
+            <div class="card">
+              <div class="v" id="readiness">
+                {snap.readiness.ready ? "ready" : "not ready"}
+              </div>
+              <div class="l">
+                this gateway (
+                {Object.entries(snap.readiness.checks)
+                  .map(([k, v]) => `${k}: ${v}`)
+                  .join(", ")}
+                )
+              </div>
+            </div>
+          ) : null}
           <div class="card">
             <div class="v" id="needs-action">
               {fmt(needs)}

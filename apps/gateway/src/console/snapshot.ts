@@ -2,6 +2,7 @@ import type { RequestState } from "@ess/domain";
 import { type DeadLetters, RequestIndex, type RequestStore } from "@ess/store";
 import type { BacklogMonitor } from "../backlog.js";
 import type { QueueCatalog } from "../metrics.js";
+import type { Readiness } from "../ops/readiness.js";
 
 /** One partition's line of the overview strip. */
 export interface PartitionHealth {
@@ -39,6 +40,8 @@ export interface OverviewSnapshot {
   };
   /** the backpressure limit (0: none) */
   backlogLimit: number;
+  /** this gateway's readiness (as /readyz answers it): Redis answering, scripts loaded, writes accepted */
+  readiness?: { ready: boolean; checks: Record<string, string> };
   /** set when this snapshot could not be read (the previous one is shown with it) */
   error?: string;
 }
@@ -65,6 +68,7 @@ export class OverviewSnapshots {
       deadLetters: DeadLetters;
       catalog?: QueueCatalog | undefined;
       backlog?: BacklogMonitor | undefined;
+      readiness?: Readiness | undefined;
     },
     readonly intervalMs: number,
   ) {}
@@ -116,7 +120,8 @@ export class OverviewSnapshots {
             if (oldest?.timestamp) row.lagSeconds = Math.max(0, Math.round((now - oldest.timestamp) / 1000));
           }
         });
-      const [states, dead, lastHour] = await Promise.all([
+      const [readiness, states, dead, lastHour] = await Promise.all([
+        this.deps.readiness?.check(),
         new RequestIndex(store.redis, store.keys).countByState(),
         deadLetters.count(),
         deadLetters.countMatching({ from: now - HOUR_MS }),
@@ -142,6 +147,7 @@ export class OverviewSnapshots {
           webhookBacklog: rows.reduce((s, r) => s + r.webhookBacklog, 0),
         },
         backlogLimit: limit,
+        ...(readiness ? { readiness } : {}),
       };
       this.last = snap;
       return snap;
