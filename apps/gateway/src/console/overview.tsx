@@ -63,7 +63,7 @@ export function OverviewLive(props: { snap: OverviewSnapshot; pollSeconds: numbe
         <div class="cards">
           {snap.readiness ? (
             <div class="card">
-              <div class="v" id="readiness">
+              <div class={snap.readiness.ready ? "v good" : "v error"} id="readiness">
                 {snap.readiness.ready ? "ready" : "not ready"}
               </div>
               <div class="l">

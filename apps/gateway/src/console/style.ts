@@ -25,9 +25,10 @@ table { border-collapse: collapse; width: 100%; margin: 8px 0; }
 th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: var(--panel); font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 10px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(165px, 1fr)); gap: 10px; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; background: var(--panel); }
 .card .v { font-size: 24px; font-weight: 700; font-variant-numeric: tabular-nums; }
+.card .v.good { color: var(--ok); }
 .card .l { color: var(--muted); font-size: 13px; }
 .strip { display: flex; flex-wrap: wrap; gap: 4px; list-style: none; padding: 0; margin: 8px 0; }
 .strip li { min-width: 72px; padding: 6px 8px; border-radius: 4px; font-size: 13px; color: #fff; }
