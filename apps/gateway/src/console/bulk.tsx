@@ -102,6 +102,12 @@ export function BulkProgress(props: { a: BulkAction; csrf: string; canAct: boole
           {a.processed} of {total}
         </progress>{" "}
         <span id="bulk-processed">{a.processed}</span> of {total} processed
+        {finished ? null : (
+          <>
+            {" "}
+            (updated every {PROGRESS_POLL_SECONDS} s; <a href={`${CONSOLE_PATH}/bulk/${a.id}`}>reload</a>)
+          </>
+        )}
       </p>
       <table>
         <caption class="sr-only">Results so far</caption>
