@@ -162,6 +162,13 @@ export function BulkProgress(props: { a: BulkAction; csrf: string; canAct: boole
           </>
         ) : null}
       </dl>
+      {finished ? (
+        <p>
+          <a href={`${CONSOLE_PATH}/dead-letters`}>Dead letters</a> ·{" "}
+          <a href={`${CONSOLE_PATH}/bulk`}>Recent bulk actions</a> ·{" "}
+          <a href={`${CONSOLE_PATH}/audit?target=bulk/${a.id}`}>This action in the audit log</a>
+        </p>
+      ) : null}
       {!finished && props.canAct && a.state === "running" ? <AbortForm a={a} csrf={props.csrf} label="Abort" /> : null}
     </section>
   );
