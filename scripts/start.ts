@@ -123,7 +123,7 @@ setTimeout(() => {
     [
       "",
       `ESS callback gateway: ${base}   (Ctrl-C stops the gateway, the worker and the Redis this started)`,
-      `Admin listener:       http://localhost:${process.env.ADMIN_PORT ?? "8081"}   (/metrics, /admin/queues)`,
+      `Admin listener:       http://localhost:${process.env.ADMIN_PORT ?? "8081"}   (/console, /metrics, /admin/queues)`,
       `API reference:        ${base}/docs`,
       "Try it:",
       `  H=$(curl -s -X POST ${base}/gateway/v1/requests/${sampleId}/executions | sed -E 's/.*"requestHandle":"([^"]+)".*/\\1/')`,

@@ -2,6 +2,7 @@ import { ADMIN_OPERATIONS_ROUTES } from "@ess/contract";
 import { EssError } from "@ess/domain";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { ADMIN_ACCESS_RULES } from "./auth/access-rules.js";
+import { mountConsole } from "./console/index.js";
 import type { AppEnv, GatewayDeps } from "./context.js";
 import { mountDashboard } from "./dashboard.js";
 import { handleError } from "./errors.js";
@@ -34,6 +35,7 @@ export function createAdminApp(deps: GatewayDeps) {
     });
   }
   if (catalog) mountDashboard(app, catalog);
+  mountConsole(app, deps);
   // dead-letter requests may list many ids: up to 8 × MAX_BODY_BYTES
   bindRoutes(app, DEAD_LETTER_ROUTES, deadLetterHandlers, { bodyLimit: (d) => d.maxBodyBytes * 8 });
   bindRoutes(app, OPERATOR_ROUTES, operatorHandlers);

@@ -47,10 +47,10 @@ export class BodyAbortedError extends EssError {
 }
 
 /**
- * Reads and parses a JSON body of at most `limit` bytes. A declared Content-Length over the limit
- * is refused before reading; a chunked body is counted while it streams and cut off at the limit.
+ * Reads a body of at most `limit` bytes as UTF-8 text. A declared Content-Length over the limit is
+ * refused before reading; a chunked body is counted while it streams and cut off at the limit.
  */
-export async function readJson(c: Context<AppEnv>, limit: number): Promise<unknown> {
+export async function readText(c: Context<AppEnv>, limit: number): Promise<string> {
   const declared = c.req.header("content-length");
   let text: string;
   try {
@@ -70,6 +70,12 @@ export async function readJson(c: Context<AppEnv>, limit: number): Promise<unkno
     );
     throw aborted;
   }
+  return text;
+}
+
+/** Reads (as readText) and parses a JSON body of at most `limit` bytes. */
+export async function readJson(c: Context<AppEnv>, limit: number): Promise<unknown> {
+  const text = await readText(c, limit);
   if (text.length === 0) throw new EssError("MALFORMED_JSON", "the body is empty; a JSON object is required");
   try {
     return JSON.parse(text);

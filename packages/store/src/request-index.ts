@@ -1,5 +1,5 @@
 import { indexRange, type QueryTimeField, type RequestQuery } from "@ess/contract";
-import { EssError } from "@ess/domain";
+import { EssError, type RequestState, STATE_NAMES } from "@ess/domain";
 import type { Redis } from "ioredis";
 import type { Keys } from "./keys.js";
 import { fanOut } from "./redis.js";
@@ -101,13 +101,14 @@ export class RequestIndex {
     private readonly keys: Keys,
   ) {}
 
-  private sources(q: RequestQuery): Source[] {
+  private sources(q: RequestQuery, partitions?: readonly number[]): Source[] {
     const prefixes =
       q.orderBy.field === "stateChangeTime"
         ? (q.states ?? []).map((s) => `s${US}${s}${US}`)
         : [q.text.jobDefinitionId !== undefined ? `j${US}${q.text.jobDefinitionId}${US}` : `a${US}`];
     const out: Source[] = [];
-    for (let p = 0; p < this.keys.partitions; p++) for (const prefix of prefixes) out.push({ p, prefix });
+    const all = Array.from({ length: this.keys.partitions }, (_, p) => p);
+    for (const p of partitions ?? all) for (const prefix of prefixes) out.push({ p, prefix });
     return out;
   }
 
@@ -134,13 +135,17 @@ export class RequestIndex {
    * One page of requests matching a query, in its order, after `cursor`. Per page at most a few rounds
    * of one range read per source and one HGETALL per request looked at, whatever the data size: when
    * the filters the index cannot serve drop many, the page comes back short with a next cursor.
+   * `partitions` narrows the read to those partitions (default: all).
    */
-  async query(q: RequestQuery, opts: { limit: number; cursor?: string | undefined }): Promise<RequestQueryPage> {
+  async query(
+    q: RequestQuery,
+    opts: { limit: number; cursor?: string | undefined; partitions?: readonly number[] | undefined },
+  ): Promise<RequestQueryPage> {
     const { limit } = opts;
     let cursor: Cursor | null = opts.cursor ? decodeCursor(opts.cursor) : null;
     const range = indexRange(q);
     const desc = q.orderBy.desc;
-    const sources = this.sources(q);
+    const sources = this.sources(q, opts.partitions);
     const items: IndexedRequest[] = [];
     if (range.min > range.max || sources.length === 0) return { items, nextCursor: null };
     for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -188,6 +193,26 @@ export class RequestIndex {
       if (items.length >= limit) break;
     }
     return { items, nextCursor: cursor ? encodeCursor(cursor) : null };
+  }
+
+  /**
+   * How many requests are in each state, over every partition: one ZLEXCOUNT per state and partition
+   * (O(log n) each), sent together. Terminal requests are counted until their hash expires and the
+   * prune takes their members out.
+   */
+  async countByState(): Promise<Record<RequestState, number>> {
+    const pairs = Array.from({ length: this.keys.partitions }, (_, p) => STATE_NAMES.map((s) => ({ p, s }))).flat();
+    const replies = await fanOut(pairs, ({ p, s }) =>
+      // the times after the prefix are digits: ':' sorts after every one of them
+      this.redis.zlexcount(this.keys.requestIndex(p), `[s${US}${s}${US}`, `(s${US}${s}${US}:`),
+    );
+    const out = Object.fromEntries(STATE_NAMES.map((s) => [s, 0])) as Record<RequestState, number>;
+    replies.forEach(([err, n], i) => {
+      if (err) throw err;
+      const { s } = pairs[i] as { s: RequestState };
+      out[s] += Number(n ?? 0);
+    });
+    return out;
   }
 
   /** Every member of partition p's index (tests and tools; O(n)). */
