@@ -455,8 +455,13 @@ describe("operator console: roles and CSRF", () => {
   it("dead letters: an operator replays one but may not purge; an admin purges and runs bulk actions", async () => {
     const id = await request({});
     const p = ctx.keys.partition(id);
-    const a = await ctx.deadLetters.record(p, failedJob(id, 1, "ERROR"));
-    const b = await ctx.deadLetters.record(p, failedJob(id, 2, "UPDATE"));
+    const recordOne = async (job: ReturnType<typeof failedJob>) => {
+      const [entry] = await ctx.deadLetters.record(p, job);
+      if (!entry) throw new Error("no dead letter recorded");
+      return entry;
+    };
+    const a = await recordOne(failedJob(id, 1, "ERROR"));
+    const b = await recordOne(failedJob(id, 2, "UPDATE"));
     const opPage = await html("operator", `/console/dead-letters?requestId=${id}`);
     expect(opPage).toContain(`/console/dead-letters/${encodeURIComponent(a.id)}/replay`);
     expect(opPage).not.toContain("/purge");
