@@ -1,12 +1,10 @@
 import "@ess/testing/provided";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { type AuditEntry, type BulkAction, CallbackQueues, DeadLetters, Keys } from "@ess/store";
-import { eventually, failedJob, ROOT, type RunningProcess, startApp } from "@ess/testing";
+import { eventually, failedJob, type RunningProcess, startApp } from "@ess/testing";
 import { dropPrefix, testRedis, testRedisEnv, uniquePrefix } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../support/cli.js";
 
-const run = promisify(execFile);
 const ADMIN = "e2e-admin-token-0123456789";
 const OPERATOR = "e2e-operator-token-0123456789";
 let gateway: RunningProcess;
@@ -32,18 +30,7 @@ const call = (token: string, method: string, url: string, body?: unknown) =>
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
 
-async function cli(...args: string[]): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout } = await run(process.execPath, ["--import", "tsx", "apps/cli/src/main.ts", ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-    });
-    return { code: 0, out: stdout };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, out: e.stdout + e.stderr };
-  }
-}
+const cli = (...args: string[]) => runCli(env, ...args);
 
 beforeAll(async () => {
   Object.assign(env, testRedisEnv());

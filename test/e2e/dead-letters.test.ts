@@ -1,13 +1,11 @@
 import "@ess/testing/provided";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { CallbackQueues, DeadLetters, Keys } from "@ess/store";
-import { eventually, ROOT, type RunningProcess, startApp } from "@ess/testing";
+import { eventually, type RunningProcess, startApp } from "@ess/testing";
 import { dropPrefix, testRedis, testRedisEnv, uniquePrefix } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../support/cli.js";
 import { details, registerRequest } from "../support/http.js";
 
-const run = promisify(execFile);
 let gateway: RunningProcess;
 let worker: RunningProcess;
 const env = { REDIS_URL: "", KEY_PREFIX: uniquePrefix(), PARTITIONS: "4" };
@@ -17,19 +15,7 @@ const queues = new CallbackQueues(redis, keys, { attempts: 2, backoffMs: 10 });
 // polling reads the store directly; the CLI is run only for the operator's actions
 const dlq = new DeadLetters(redis, keys, (p, name) => queues.queue(p, name));
 
-/** Runs the operator CLI as a user would (npm run cli -- ...). */
-async function cli(...args: string[]): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout } = await run(process.execPath, ["--import", "tsx", "apps/cli/src/main.ts", ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-    });
-    return { code: 0, out: stdout };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, out: e.stdout + e.stderr };
-  }
-}
+const cli = (...args: string[]) => runCli(env, ...args);
 
 beforeAll(async () => {
   Object.assign(env, testRedisEnv());

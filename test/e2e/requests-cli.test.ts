@@ -1,29 +1,14 @@
 import "@ess/testing/provided";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { createRedis, Keys, RequestStore, SchedulerStore } from "@ess/store";
-import { ROOT } from "@ess/testing";
 import { dropPrefix, uniquePrefix } from "@ess/testing/context";
 import { afterAll, describe, expect, inject, it } from "vitest";
+import { runCli } from "../support/cli.js";
 
-const run = promisify(execFile);
 const env = { REDIS_URL: inject("redisUrl"), KEY_PREFIX: uniquePrefix(), PARTITIONS: "4" };
 const redis = createRedis(env.REDIS_URL, "tool");
 const store = new RequestStore(redis, new Keys(env.KEY_PREFIX, 4));
 
-/** Runs the operator CLI as a user would (npm run cli -- ...). */
-async function cli(...args: string[]): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout } = await run(process.execPath, ["--import", "tsx", "apps/cli/src/main.ts", ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-    });
-    return { code: 0, out: stdout };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, out: e.stdout + e.stderr };
-  }
-}
+const cli = (...args: string[]) => runCli(env, ...args);
 
 afterAll(async () => {
   await dropPrefix(redis, env.KEY_PREFIX);
