@@ -2,7 +2,7 @@
 /** @jsxImportSource hono/jsx */
 import { EssError, parseRequestId } from "@ess/domain";
 import { DEAD_LETTER_REASONS, type DeadLetter, type DeadLetterQuery, type DeadLetterReason } from "@ess/store";
-import { CONSOLE_PATH, Time } from "./layout.js";
+import { CONSOLE_PATH, type Notice, NoticeLine, Time } from "./layout.js";
 import { ReasonForm } from "./request.js";
 
 /** Dead letters on one page of the console's list. */
@@ -142,7 +142,7 @@ export function DeadLettersView(props: {
   nextCursor?: string | null;
   matching?: number;
   error?: string | undefined;
-  notice?: { ok: boolean; text: string } | undefined;
+  notice?: Notice | undefined;
   canReplay: boolean;
   canPurge: boolean;
   canBulk: boolean;
@@ -151,11 +151,7 @@ export function DeadLettersView(props: {
   const { f } = props;
   return (
     <>
-      {props.notice ? (
-        <p class={props.notice.ok ? "notice" : "notice bad"} role={props.notice.ok ? "status" : "alert"}>
-          {props.notice.text}
-        </p>
-      ) : null}
+      <NoticeLine notice={props.notice} />
       <form class="filters" method="get" action={`${CONSOLE_PATH}/dead-letters`} aria-label="Filter dead letters">
         <FilterFields f={f} partitions={props.partitions} prefix="f" />
         <button type="submit">Apply filters</button>

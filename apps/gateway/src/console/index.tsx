@@ -26,7 +26,7 @@ import {
   toDeadLetterQuery,
 } from "./dead-letters.js";
 import { parseRequestFilters, type RequestFilters } from "./filters.js";
-import { CONSOLE_PATH, Layout, type Section, type Viewer } from "./layout.js";
+import { CONSOLE_PATH, Layout, type Notice, type Section, type Viewer } from "./layout.js";
 import { OverviewLive } from "./overview.js";
 import { loadRequestDetail, type OfferedAction, RequestView } from "./request.js";
 import { loadRequests, type RequestsPage, RequestsView } from "./requests.js";
@@ -195,12 +195,7 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps): void {
     return render(c, "requests", "Requests", view);
   });
 
-  const requestPage = async (
-    c: Context<ConsoleEnv>,
-    requestId: string,
-    notice?: { ok: boolean; text: string },
-    status: Status = 200,
-  ) => {
+  const requestPage = async (c: Context<ConsoleEnv>, requestId: string, notice?: Notice, status: Status = 200) => {
     const d = /^[0-9]{1,19}$/.test(requestId) ? await loadRequestDetail(deps, requestId) : null;
     if (!d) {
       const missing = new EssError("REQUEST_NOT_FOUND", `request ${requestId.slice(0, 40)} is not registered`);
@@ -271,7 +266,7 @@ export function mountConsole(app: Hono<AppEnv>, deps: GatewayDeps): void {
   const deadLettersPage = async (
     c: Context<ConsoleEnv>,
     params: (name: string) => string | undefined,
-    notice?: { ok: boolean; text: string },
+    notice?: Notice,
     status: Status = 200,
   ) => {
     const role = roleOf(c);

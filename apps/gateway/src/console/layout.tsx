@@ -84,6 +84,22 @@ export function Layout(props: { title: string; section: Section; viewer: Viewer;
   );
 }
 
+/** The outcome of the last action, if any: a status line, or an alert when it was refused or failed. */
+export interface Notice {
+  ok: boolean;
+  text: string;
+}
+
+export function NoticeLine(props: { notice: Notice | undefined }) {
+  const { notice } = props;
+  if (!notice) return null;
+  return (
+    <p class={notice.ok ? "notice" : "notice bad"} role={notice.ok ? "status" : "alert"}>
+      {notice.text}
+    </p>
+  );
+}
+
 /** A time (ms since the epoch) as ISO 8601 UTC to the second, in a <time> element. */
 export function Time(props: { ms: number | string | undefined }) {
   const ms = typeof props.ms === "string" ? Number(props.ms) : props.ms;

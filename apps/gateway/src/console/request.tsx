@@ -1,7 +1,7 @@
 /** @jsxRuntime automatic */
 /** @jsxImportSource hono/jsx */
 import type { DeadLetter, DeadLetters, DeliveryAttempt, RequestStore, StoredRequest, WebhookStore } from "@ess/store";
-import { CONSOLE_PATH, StateBadge, Time } from "./layout.js";
+import { CONSOLE_PATH, type Notice, NoticeLine, StateBadge, Time } from "./layout.js";
 
 /** Webhook attempts read per subscription for the timeline. */
 const DELIVERIES_PER_SUBSCRIPTION = 50;
@@ -161,7 +161,7 @@ export function RequestView(props: {
   actions: OfferedAction[];
   canAct: boolean;
   csrf: string;
-  notice?: { ok: boolean; text: string } | undefined;
+  notice?: Notice | undefined;
   /** CANCELLING without forceCancel yet: when the quiet period ends (ms) */
   forceCancelFrom?: number | undefined;
 }) {
@@ -169,11 +169,7 @@ export function RequestView(props: {
   const f = d.stored.fields;
   return (
     <>
-      {props.notice ? (
-        <p class={props.notice.ok ? "notice" : "notice bad"} role={props.notice.ok ? "status" : "alert"}>
-          {props.notice.text}
-        </p>
-      ) : null}
+      <NoticeLine notice={props.notice} />
       <section aria-labelledby="h-facts">
         <h2 id="h-facts">Request</h2>
         <dl class="facts">
