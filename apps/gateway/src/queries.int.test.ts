@@ -99,7 +99,11 @@ describe("GET /ess/rest/scheduler/v1/requests", () => {
     const scheduler = new SchedulerStore(ctx.store);
     const job = `${JOB}/paged`;
     const ids = Array.from({ length: 9 }, () => newRequestId());
-    for (const id of ids) await register(id, { jobDefinitionId: job, submitter: "bob" });
+    for (const id of ids) {
+      await register(id, { jobDefinitionId: job, submitter: "bob" });
+      // submission times are in ms: one ms apart at least, so that each request has its own
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
     const cancelling = ids.filter((_, i) => i % 2 === 0);
     for (const id of cancelling) await scheduler.cancel(id);
 
