@@ -2,7 +2,7 @@
 /** @jsxImportSource hono/jsx */
 import type { AuditEntry, AuditQuery } from "@ess/store";
 import { FilterText } from "./bulk.js";
-import { CONSOLE_PATH, Time } from "./layout.js";
+import { CONSOLE_PATH, ErrorLine, Time } from "./layout.js";
 
 /** Entries on one page of the audit log. */
 export const AUDIT_PAGE_SIZE = 50;
@@ -54,11 +54,7 @@ export function AuditView(props: { f: AuditFilters; items?: AuditEntry[]; next?:
         <button type="submit">Apply filters</button>
         <a href={`${CONSOLE_PATH}/audit`}>Clear</a>
       </form>
-      {props.error ? (
-        <p class="notice bad" role="alert">
-          {props.error}
-        </p>
-      ) : null}
+      <ErrorLine error={props.error} />
       {props.items ? (
         <section aria-labelledby="h-audit">
           <h2 id="h-audit">Entries</h2>

@@ -1,7 +1,7 @@
 /** @jsxRuntime automatic */
 /** @jsxImportSource hono/jsx */
 import { type BulkAction, type DeadLetterFilter, isBulkFinished } from "@ess/store";
-import { CONSOLE_PATH, Time } from "./layout.js";
+import { CONSOLE_PATH, ErrorLine, Time } from "./layout.js";
 
 /** Seconds between two polls of a running bulk action's progress. */
 export const PROGRESS_POLL_SECONDS = 1;
@@ -34,11 +34,7 @@ export function ConfirmStep(props: { a: BulkAction; csrf: string; error?: string
       <p>
         The server counted <strong id="bulk-estimate">{a.estimate}</strong> dead letters. Type that number to confirm.
       </p>
-      {props.error ? (
-        <p class="notice bad" role="alert">
-          {props.error}
-        </p>
-      ) : null}
+      <ErrorLine error={props.error} />
       <form method="post" action={`${CONSOLE_PATH}/bulk/${a.id}/confirm`} class="stack">
         <input type="hidden" name="_csrf" value={props.csrf} />
         <label class="field" for="bulk-count">
@@ -188,11 +184,7 @@ export function BulkView(props: { a: BulkAction; csrf: string; canAct: boolean; 
   }
   return (
     <>
-      {props.error ? (
-        <p class="notice bad" role="alert">
-          {props.error}
-        </p>
-      ) : null}
+      <ErrorLine error={props.error} />
       <BulkProgress a={a} csrf={props.csrf} canAct={props.canAct} />
     </>
   );

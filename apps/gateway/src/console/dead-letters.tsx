@@ -2,7 +2,7 @@
 /** @jsxImportSource hono/jsx */
 import { EssError, parseRequestId } from "@ess/domain";
 import { DEAD_LETTER_REASONS, type DeadLetter, type DeadLetterQuery, type DeadLetterReason } from "@ess/store";
-import { CONSOLE_PATH, type Notice, NoticeLine, Time } from "./layout.js";
+import { CONSOLE_PATH, ErrorLine, type Notice, NoticeLine, PartitionSelect, Time } from "./layout.js";
 import { ReasonForm } from "./request.js";
 
 /** Dead letters on one page of the console's list. */
@@ -92,17 +92,7 @@ function FilterFields(props: { f: DeadLetterFilters; partitions: number; prefix:
   const id = (n: string) => `${prefix}-${n}`;
   return (
     <>
-      <label class="field" for={id("partition")}>
-        Partition
-        <select id={id("partition")} name="partition">
-          <option value="">all</option>
-          {Array.from({ length: props.partitions }, (_, p) => (
-            <option value={String(p)} selected={f.partition === p}>
-              {p}
-            </option>
-          ))}
-        </select>
-      </label>
+      <PartitionSelect id={id("partition")} partitions={props.partitions} selected={f.partition} />
       <label class="field" for={id("requestId")}>
         Request id
         <input id={id("requestId")} type="text" name="requestId" value={f.requestId ?? ""} />
@@ -157,11 +147,7 @@ export function DeadLettersView(props: {
         <button type="submit">Apply filters</button>
         <a href={`${CONSOLE_PATH}/dead-letters`}>Clear</a>
       </form>
-      {props.error ? (
-        <p class="notice bad" role="alert">
-          {props.error}
-        </p>
-      ) : null}
+      <ErrorLine error={props.error} />
       <p>
         <a href={`${CONSOLE_PATH}/bulk`}>Recent bulk actions</a>
       </p>

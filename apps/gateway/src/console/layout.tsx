@@ -100,6 +100,28 @@ export function NoticeLine(props: { notice: Notice | undefined }) {
   );
 }
 
+/** What went wrong with the page's input or the last action, as an alert. */
+export function ErrorLine(props: { error: string | undefined }) {
+  return props.error ? <NoticeLine notice={{ ok: false, text: props.error }} /> : null;
+}
+
+/** The partition filter: one option per partition, and "all". */
+export function PartitionSelect(props: { id: string; partitions: number; selected: number | undefined }) {
+  return (
+    <label class="field" for={props.id}>
+      Partition
+      <select id={props.id} name="partition">
+        <option value="">all</option>
+        {Array.from({ length: props.partitions }, (_, p) => (
+          <option value={String(p)} selected={props.selected === p}>
+            {p}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 /** A time (ms since the epoch) as ISO 8601 UTC to the second, in a <time> element. */
 export function Time(props: { ms: number | string | undefined }) {
   const ms = typeof props.ms === "string" ? Number(props.ms) : props.ms;

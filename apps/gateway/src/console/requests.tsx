@@ -10,7 +10,7 @@ import {
   STUCK_MINUTES_DEFAULT,
   toRequestQuery,
 } from "./filters.js";
-import { CONSOLE_PATH, StateBadge, Time } from "./layout.js";
+import { CONSOLE_PATH, ErrorLine, PartitionSelect, StateBadge, Time } from "./layout.js";
 
 /** Requests on one page of the console's list. */
 export const REQUESTS_PAGE_SIZE = 50;
@@ -89,17 +89,7 @@ function FilterForm(props: { f: RequestFilters; partitions: number }) {
       <TextField name="submitter" label="Submitter" value={f.submitter} />
       <TextField name="from" label="Submitted from (UTC)" value={f.from} type="datetime-local" />
       <TextField name="to" label="Submitted until (UTC)" value={f.to} type="datetime-local" />
-      <label class="field" for="f-partition">
-        Partition
-        <select id="f-partition" name="partition">
-          <option value="">all</option>
-          {Array.from({ length: props.partitions }, (_, p) => (
-            <option value={String(p)} selected={f.partition === p}>
-              {p}
-            </option>
-          ))}
-        </select>
-      </label>
+      <PartitionSelect id="f-partition" partitions={props.partitions} selected={f.partition} />
       {f.preset ? <input type="hidden" name="preset" value={f.preset} /> : null}
       {f.preset === "stuck-cancelling" ? (
         <TextField
@@ -145,11 +135,7 @@ export function RequestsView(props: {
     <>
       <Presets current={f.preset} />
       <FilterForm f={f} partitions={props.partitions} />
-      {props.error ? (
-        <p class="notice bad" role="alert">
-          {props.error}
-        </p>
-      ) : null}
+      <ErrorLine error={props.error} />
       {page ? (
         <section aria-labelledby="h-results">
           <h2 id="h-results">
