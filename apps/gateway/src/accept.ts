@@ -1,6 +1,6 @@
 import type { CallbackJob } from "@ess/contract";
 import type { CallbackStatus } from "@ess/domain";
-import type { AdmitResult } from "@ess/store";
+import type { AdmitResult, Idempotency } from "@ess/store";
 import { UNOBSERVED } from "./accept-observer.js";
 import { admitBatcher } from "./admit-batch.js";
 import type { GatewayDeps } from "./context.js";
@@ -12,12 +12,6 @@ export interface IncomingCallback {
   status: CallbackStatus;
   /** already truncated */
   message?: string | undefined;
-}
-
-/** An Idempotency-Key and the fingerprint of the callback's content. */
-export interface Idempotency {
-  key: string;
-  fingerprint: string;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -54,14 +48,8 @@ export async function acceptCallback(
     );
   }
   const result = await admitAndEnqueue(deps, cb, idempotency);
-  if (deps.replicaAck) {
-    // ACK_REPLICAS: 200 only once the replicas have it. A repeat or a resumed call may be answered from
-    // what another connection wrote: a fence write of its own first makes the WAIT cover that too.
-    const { keys } = deps.store;
-    const p = keys.partition(cb.requestId);
-    const wroteNothing = result.kind === "repeat" || result.resumed;
-    await deps.replicaAck.acknowledge(keys.request(p, cb.requestId), wroteNothing ? keys.ackFence(p) : undefined);
-  }
+  // ACK_REPLICAS: 200 only once the replicas have it
+  await deps.replicaAck?.acknowledgeAdmits(deps.store.keys, cb.requestId, [result]);
   return result;
 }
 

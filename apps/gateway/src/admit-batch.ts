@@ -1,11 +1,5 @@
-import type { AdmitCallback, AdmitResult } from "@ess/store";
+import type { AdmitCallback, AdmitResult, Idempotency } from "@ess/store";
 import type { GatewayDeps } from "./context.js";
-
-/** An Idempotency-Key and the fingerprint of the callback's content. */
-interface Idempotency {
-  key: string;
-  fingerprint: string;
-}
 
 interface Waiting {
   cb: AdmitCallback;
@@ -98,15 +92,9 @@ export class AdmitBatcher {
     }
     const ok = results.filter((r): r is AdmitResult => !(r instanceof Error));
     if (replicaAck && ok.length > 0) {
-      // ACK_REPLICAS: 200 only once the replicas have it. A repeat or a resumed call may be answered
-      // from what another connection wrote: a fence write of its own first makes the WAIT cover that too.
-      const wroteNothing = ok.some((r) => r.kind === "repeat" || r.resumed);
-      const first = batch[0] as Waiting;
+      // ACK_REPLICAS: 200 only once the replicas have it
       try {
-        await replicaAck.acknowledge(
-          store.keys.request(p, first.cb.requestId),
-          wroteNothing ? store.keys.ackFence(p) : undefined,
-        );
+        await replicaAck.acknowledgeAdmits(store.keys, (batch[0] as Waiting).cb.requestId, ok);
       } catch (err) {
         results = results.map((r) => (r instanceof Error ? r : (err as Error)));
       }

@@ -1,6 +1,8 @@
 import { EssError } from "@ess/domain";
 import type { Redis } from "ioredis";
+import type { Keys } from "./keys.js";
 import { nodeFor } from "./redis.js";
+import type { AdmitResult } from "./store.js";
 
 /**
  * Acknowledged means replicated: WAIT numreplicas timeout on the node connection that ran the write.
@@ -43,6 +45,17 @@ export class ReplicaAck {
         { retryAfter: 1 },
       );
     }
+  }
+
+  /**
+   * ACK_REPLICAS for the admits of one script call (one partition), answered by `requestId`'s node.
+   * A repeat or a resumed call may be answered from what another connection wrote: a fence write of
+   * this connection's own first makes the WAIT cover that too.
+   */
+  async acknowledgeAdmits(keys: Keys, requestId: string, results: readonly AdmitResult[]): Promise<void> {
+    const p = keys.partition(requestId);
+    const wroteNothing = results.some((r) => r.kind === "repeat" || r.resumed);
+    await this.acknowledge(keys.request(p, requestId), wroteNothing ? keys.ackFence(p) : undefined);
   }
 
   private wait(node: Redis): Promise<number> {

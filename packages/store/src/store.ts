@@ -42,6 +42,12 @@ export function digest(value: string): string {
     : crypto.createHash("sha256").update(value).digest("hex");
 }
 
+/** An Idempotency-Key and the fingerprint of the callback's content. */
+export interface Idempotency {
+  key: string;
+  fingerprint: string;
+}
+
 export type AdmitResult =
   | {
       kind: "admitted";
@@ -173,7 +179,7 @@ export class RequestStore {
     requestId: string,
     handle: string,
     status: CallbackStatus,
-    idempotency?: { key: string; fingerprint: string },
+    idempotency?: Idempotency,
     leaseMs = DEFAULT_IDEMPOTENCY_LEASE_MS,
   ): Promise<AdmitResult> {
     const p = this.keys.partition(requestId);
@@ -196,11 +202,7 @@ export class RequestStore {
    * is the one `queues.add` would add (same id, data, options); resolves only after Redis has it.
    * An Idempotency-Key's final record is written by the same script: there is no in-flight window.
    */
-  async admitAndEnqueue(
-    queues: CallbackQueues,
-    cb: AdmitCallback,
-    idempotency?: { key: string; fingerprint: string },
-  ): Promise<AdmitResult> {
+  async admitAndEnqueue(queues: CallbackQueues, cb: AdmitCallback, idempotency?: Idempotency): Promise<AdmitResult> {
     const { requestId } = cb;
     const p = this.keys.partition(requestId);
     const template = queues.readyTemplate(p) ?? (await queues.template(p));
@@ -243,7 +245,7 @@ export class RequestStore {
   async admitAndEnqueueBatch(
     queues: CallbackQueues,
     p: number,
-    cbs: readonly { cb: AdmitCallback; idempotency?: { key: string; fingerprint: string } | undefined }[],
+    cbs: readonly { cb: AdmitCallback; idempotency?: Idempotency | undefined }[],
   ): Promise<(AdmitResult | Error)[]> {
     const template = queues.readyTemplate(p) ?? (await queues.template(p));
     const keys: string[] = [...template.keys, this.keys.inflight(p)];
