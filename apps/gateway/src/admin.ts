@@ -17,11 +17,7 @@ import { OPERATOR_ROUTES, operatorHandlers } from "./routes/operator.js";
  */
 export function createAdminApp(deps: GatewayDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
-  app.use(async (c, next) => {
-    c.set("deps", deps);
-    await next();
-  });
-  // request id, access log, metrics, admin role for all but health, /healthz and /readyz
+  // deps on the context, request id, access log, metrics, admin role for all but health, /healthz and /readyz
   installOperations(app, deps, "admin", ADMIN_ACCESS_RULES);
   const { metrics, catalog } = deps.ops ?? {};
   if (metrics) {

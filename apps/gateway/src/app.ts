@@ -23,11 +23,7 @@ export { CANCEL_HEADER } from "./routes/callback.js";
  */
 export function createApp(deps: GatewayDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
-  app.use(async (c, next) => {
-    c.set("deps", deps);
-    await next();
-  });
-  // request id, access log, metrics, auth and roles, backpressure, /healthz and /readyz
+  // deps on the context, request id, access log, metrics, auth and roles, backpressure, /healthz and /readyz
   installOperations(app, deps, "gateway", ACCESS_RULES);
   docsRoutes(app);
   bindRoutes(

@@ -27,7 +27,8 @@ const CALLBACK = /\/requests\/([^/]+)\/executionStatus$/;
  */
 export function backpressureMiddleware(d: BackpressureDeps): MiddlewareHandler<AppEnv> {
   const retryAfter = d.retryAfterSeconds;
-  return async (c, next) => {
+  // not an async function: a refusal throws, and the request otherwise goes on without a promise of its own
+  return (c, next) => {
     const operation = c.get("operation") ?? "other";
     if (NO_REDIS.has(operation)) return next();
     if (d.rateLimit) {

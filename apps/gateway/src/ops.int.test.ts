@@ -11,7 +11,7 @@ import type { GatewayDeps, OperationsDeps } from "./context.js";
 import { GatewayMetrics, QueueCatalog } from "./metrics.js";
 import { Readiness } from "./ops/readiness.js";
 import { RateLimiter } from "./rate-limit.js";
-import { useGatewayTestContext } from "./test-context.js";
+import { serveOnLoopback, useGatewayTestContext } from "./test-context.js";
 
 const ctx = await useGatewayTestContext({ partitions: 2 });
 const TOKENS = { job: "job-token-1", scheduler: "sched-token-1", admin: "admin-token-1" };
@@ -147,6 +147,54 @@ describe("request ids and access logs", () => {
     expect(text).not.toContain(requestHandle);
     expect(text).not.toContain(TOKENS.job);
     expect(text).not.toContain(TOKENS.scheduler);
+  });
+});
+
+describe("request ids over a real socket", () => {
+  it("sends X-Request-Id with every kind of answer, next to the answer's own headers", async () => {
+    const { app } = await build();
+    const { server, port } = await serveOnLoopback(app, () => {});
+    try {
+      const url = (path: string) => `http://127.0.0.1:${port}${path}`;
+      const id = newRequestId();
+      const reg = await fetch(url(`/gateway/v1/requests/${id}/executions`), {
+        method: "POST",
+        headers: { ...bearer(TOKENS.scheduler), "x-request-id": "trace-sock-1" },
+      });
+      expect(reg.status).toBe(201);
+      expect(reg.headers.get("x-request-id")).toBe("trace-sock-1");
+      expect(reg.headers.get("location")).toContain(id);
+      const { requestHandle } = (await reg.json()) as { requestHandle: string };
+      const cb = await fetch(url(`/ess/rest/scheduler/v1/requests/${id}/executionStatus`), {
+        method: "POST",
+        headers: { "content-type": "application/json", ...bearer(TOKENS.job) },
+        body: JSON.stringify({ requestHandle, status: "UPDATE" }),
+      });
+      expect(cb.status).toBe(200);
+      expect(cb.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+      // a refusal: its problem body and challenge, and the id once
+      const unauth = await fetch(url("/ess/rest/scheduler/v1/requests/1"), {
+        headers: { "x-request-id": "trace-sock-2" },
+      });
+      expect(unauth.status).toBe(401);
+      expect(unauth.headers.get("x-request-id")).toBe("trace-sock-2");
+      expect(unauth.headers.get("www-authenticate")).toContain("Bearer");
+      expect(unauth.headers.get("content-type")).toBe("application/json");
+      expect(((await unauth.json()) as { status: number }).status).toBe(401);
+      const wrong = await fetch(url("/ess/rest/scheduler/v1/requests/1/subscribe"), {
+        method: "PUT",
+        headers: bearer(TOKENS.admin),
+      });
+      expect(wrong.status).toBe(405);
+      expect(wrong.headers.get("allow")).toBe("POST, DELETE");
+      expect(wrong.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+      const health = await fetch(url("/healthz"));
+      expect(await health.json()).toEqual({ status: "ok" });
+      expect(health.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 

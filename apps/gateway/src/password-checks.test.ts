@@ -156,7 +156,7 @@ describe("Authenticator per source", () => {
       AUTH_SOURCE_FAILURES: 2,
     });
     const flood = Array.from({ length: 10 }, (_, i) =>
-      auth.authenticate(basic("fleet", `wrong-${i}`), "10.0.0.9").then(
+      Promise.resolve(auth.authenticate(basic("fleet", `wrong-${i}`), "10.0.0.9")).then(
         (p) => p,
         (e: EssError) => e.code,
       ),

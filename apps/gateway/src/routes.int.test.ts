@@ -48,6 +48,13 @@ describe("routes bound from their declarations", () => {
     }
   });
 
+  it("the callback listener's routes fit Hono's RegExp router (no fallback to the slower trie router)", async () => {
+    const { gateway } = await apps();
+    // the first match builds the router; SmartRouter keeps the first of its routers that takes every route
+    expect((await gateway.request("/docs/init.js")).status).toBe(200);
+    expect(gateway.router.name).toBe("SmartRouter + RegExpRouter");
+  });
+
   it("answers the other methods of a declared path with 405 and the declared methods in Allow", async () => {
     const { gateway } = await apps();
     const res = await gateway.request("/ess/rest/scheduler/v1/requests/1/subscribe", { method: "PUT" });

@@ -1,7 +1,8 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
-import { createLogger, TurnBufferedDestination } from "./logger.js";
+import { pino } from "pino";
+import { describe, expect, it, vi } from "vitest";
+import { createLogger, isoTime, TurnBufferedDestination } from "./logger.js";
 
 /** A destination over a recording sink: every write the process would make to stdout. */
 function recorded() {
@@ -60,5 +61,25 @@ process.exit(3);`;
     });
     expect(out.status).toBe(3);
     expect(out.stdout.split("\n").filter((l) => l.includes("before exit"))).toHaveLength(1000);
+  });
+});
+
+describe("the time field", () => {
+  it("is pino's ISO time, also for lines in the same millisecond and after the clock moves", () => {
+    vi.useFakeTimers();
+    try {
+      for (const t of [
+        Date.UTC(2026, 0, 2, 3, 4, 5, 678),
+        Date.UTC(2026, 0, 2, 3, 4, 5, 678),
+        Date.UTC(2026, 0, 2, 3, 4, 5, 679),
+        0,
+      ]) {
+        vi.setSystemTime(t);
+        expect(isoTime()).toBe(pino.stdTimeFunctions.isoTime());
+      }
+      expect(isoTime()).toBe(',"time":"1970-01-01T00:00:00.000Z"');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

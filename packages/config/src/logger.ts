@@ -51,6 +51,21 @@ export class TurnBufferedDestination {
   }
 }
 
+let stampedAt = Number.NaN;
+let stamp = "";
+/**
+ * pino's ISO time field (`,"time":"2026-01-02T03:04:05.678Z"`, the text of pino.stdTimeFunctions.isoTime),
+ * formatted once per millisecond: under load many log lines share one.
+ */
+export function isoTime(): string {
+  const now = Date.now();
+  if (now !== stampedAt) {
+    stampedAt = now;
+    stamp = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return stamp;
+}
+
 /** Destinations holding lines, written on exit (process.exit included). */
 const pending = new Set<TurnBufferedDestination>();
 process.on("exit", () => {
@@ -70,7 +85,7 @@ export function createLogger(
     {
       level: config.LOG_LEVEL,
       base: { service, pid: process.pid },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       redact: {
         paths: [
           "requestHandle",

@@ -302,10 +302,11 @@ export class Authenticator {
   }
 
   /**
-   * The principal of an Authorization header; null when missing or wrong. `source` (the peer's
-   * address) bounds the new password checks per address; without it only the global bounds apply.
+   * The principal of an Authorization header; null when missing or wrong. Answered at once (no
+   * promise) unless a password has to be checked. `source` (the peer's address) bounds the new
+   * password checks per address; without it only the global bounds apply.
    */
-  async authenticate(header: string | undefined, source?: string): Promise<Principal | null> {
+  authenticate(header: string | undefined, source?: string): Principal | null | Promise<Principal | null> {
     if (this.anonymous) return ANONYMOUS;
     if (!header) return null;
     const space = header.indexOf(" ");
@@ -325,7 +326,8 @@ export class Authenticator {
     return found ? { name: found.name, roles: found.roles, scheme: "bearer" } : null;
   }
 
-  private async basic(value: string, source: string | undefined): Promise<Principal | null> {
+  /** A verified or recently refused credential is answered at once; a new one waits for its password check. */
+  private basic(value: string, source: string | undefined): Principal | null | Promise<Principal | null> {
     const key = cacheKey("basic", value);
     const hit = this.verified.get(key);
     if (hit) return hit;
@@ -334,6 +336,11 @@ export class Authenticator {
       if (until > Date.now()) return null;
       this.failed.delete(key);
     }
+    return this.check(key, value, source);
+  }
+
+  /** A password check, joined when one of the same credential is in progress; a refusal rejects. */
+  private async check(key: string, value: string, source: string | undefined): Promise<Principal | null> {
     let check = this.pending.get(key);
     if (!check) {
       // joining a check already in progress costs nothing; a new one counts against its source

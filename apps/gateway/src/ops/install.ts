@@ -8,8 +8,8 @@ import { observeMiddleware } from "./observe.js";
 import { Readiness } from "./readiness.js";
 
 /**
- * Installs the operations layer on a listener, before its routes: request id + access log +
- * metrics, authentication and roles, backpressure (callback listener only), health.
+ * Installs the operations layer on a listener, before its routes: the deps on the context, request
+ * id + access log + metrics, authentication and roles, backpressure (callback listener only), health.
  */
 export function installOperations(
   app: Hono<AppEnv>,
@@ -18,7 +18,7 @@ export function installOperations(
   rules: readonly AccessRule[],
 ): void {
   const ops = deps.ops;
-  app.use(observeMiddleware(listener, rules, ops));
+  app.use(observeMiddleware(listener, rules, deps));
   if (ops) app.use(authMiddleware(ops.auth, rules));
   if (listener === "gateway" && ops) {
     app.use(
