@@ -97,6 +97,11 @@ export interface RouteDeclaration {
    * source of the rules, the messages and the document.
    */
   parseBody?: (value: unknown) => unknown;
+  /**
+   * A faster check of the path parameters for a hot path: what the params schema would return for
+   * the values it vouches for, undefined for anything else (the schema then decides, with its messages).
+   */
+  parseParams?: (value: Record<string, string>) => unknown;
   responses: Record<number, ResponseDeclaration>;
 }
 
@@ -137,6 +142,13 @@ export const requestIdSchema = z
   .meta({ description: "ESS request id: a positive 64-bit integer", pattern: REQUEST_ID_PATTERN });
 
 const requestIdParams = z.object({ requestId: requestIdSchema });
+
+/** The fast path of the `{requestId}` params: what requestIdParams returns for a valid id, else undefined. */
+export function parseRequestIdParams(value: Record<string, string>): { requestId: string } | undefined {
+  const raw = value.requestId;
+  const id = typeof raw === "string" ? parseRequestId(raw) : null;
+  return id === null ? undefined : { requestId: id };
+}
 
 /** A webhook subscription id as a path parameter. */
 export const subscriptionIdSchema = z
@@ -229,6 +241,7 @@ export const API_ROUTES = {
     },
     // the hot path: a precompiled check of the common body, the schema for everything else
     parseBody: parseCallbackBody,
+    parseParams: parseRequestIdParams,
     responses: {
       200: {
         description: "Accepted and durably queued; X-ESS-Cancel-Requested: true when the request is being cancelled",

@@ -1,5 +1,6 @@
 import { EssError } from "@ess/domain";
 import { describe, expect, it } from "vitest";
+import { API_ROUTES, parseRequestIdParams } from "./routes.js";
 import { callbackBodySchema, callbackJobSchema, parseCallbackBody } from "./schemas.js";
 
 /** What the zod schema alone answers: the parsed body, or the error's code and detail. */
@@ -72,5 +73,30 @@ describe("the job's traceparent (contract)", () => {
     "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
   ])("rejects %j", (traceparent) => {
     expect(callbackJobSchema.safeParse({ ...job, traceparent }).success).toBe(false);
+  });
+});
+
+describe("parseRequestIdParams (fast path) answers as the {requestId} params schema", () => {
+  const schema = API_ROUTES.postExecutionStatus.request.params;
+  it.each([
+    "1",
+    "42",
+    "007",
+    "9223372036854775807",
+    "9223372036854775808",
+    "0",
+    "000",
+    "",
+    "-1",
+    "1.5",
+    "12x",
+    " 1",
+    "1".repeat(65),
+  ])("%j", (raw) => {
+    const fast = parseRequestIdParams({ requestId: raw });
+    const r = schema.safeParse({ requestId: raw });
+    // the fast path vouches only for what the schema accepts, and then returns what it returns
+    if (fast !== undefined) expect(fast).toEqual(r.data);
+    else expect(r.success).toBe(false);
   });
 });

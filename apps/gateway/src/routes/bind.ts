@@ -79,7 +79,7 @@ export interface BindOptions<K> {
   methodNotAllowed?: boolean;
   /**
    * Routes registered as plain Hono handlers, validated by the binder itself from the same
-   * declaration (no validator middleware): the callback hot path.
+   * declaration (no validator middleware; its parseParams first, when it has one): the callback hot path.
    */
   plain?: readonly K[];
 }
@@ -124,9 +124,12 @@ export function bindRoutes<T extends Record<string, RouteDeclaration>>(
         body: await readBody(c),
       } as RouteInput<RouteDeclaration>);
     if (plain) {
-      app.on(route.method.toUpperCase(), honoPath(route.path), (c) =>
-        run(c, params ? parse(params, c.req.param()) : {}),
-      );
+      const fast = route.parseParams;
+      app.on(route.method.toUpperCase(), honoPath(route.path), (c) => {
+        if (!params) return run(c, {});
+        const values = c.req.param();
+        return run(c, fast?.(values) ?? parse(params, values));
+      });
     } else {
       app.openapi(
         {
