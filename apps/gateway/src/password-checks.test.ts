@@ -174,4 +174,25 @@ describe("Authenticator per source", () => {
     // a remembered credential is never refused
     expect((await auth.authenticate(basic("fleet", "right-password"), "10.0.0.9"))?.name).toBe("fleet");
   });
+
+  it("asks for the peer's address only when a new password check starts", async () => {
+    const auth = await Authenticator.fromConfig({
+      AUTH_USERS: "fleet:job:right-password",
+      AUTH_TOKENS: "fleet-token:job:tok-1",
+      ALLOW_ANONYMOUS: false,
+      AUTH_SOURCE_CHECKS: 1,
+    });
+    const asked: string[] = [];
+    const peer = (address: string) => () => {
+      asked.push(address);
+      return address;
+    };
+    expect((await auth.authenticate("Bearer tok-1", peer("bearer")))?.name).toBe("fleet-token");
+    expect(await auth.authenticate(undefined, peer("none"))).toBeNull();
+    expect((await auth.authenticate(basic("fleet", "right-password"), peer("first")))?.name).toBe("fleet");
+    // verified once: answered from the cache, at once, without the address
+    const cached = auth.authenticate(basic("fleet", "right-password"), peer("cached"));
+    expect(cached).not.toBeInstanceOf(Promise);
+    expect(asked).toEqual(["first"]);
+  });
 });

@@ -11,6 +11,9 @@ import {
   tokenDigest,
 } from "@ess/secrets";
 
+/** The peer's address, or a function giving it (reading it from the socket is not free). */
+export type PeerAddress = string | (() => string | undefined);
+
 /** Who is calling: the credential's label (never its secret) and its roles. */
 export interface Principal {
   name: string;
@@ -303,10 +306,11 @@ export class Authenticator {
 
   /**
    * The principal of an Authorization header; null when missing or wrong. Answered at once (no
-   * promise) unless a password has to be checked. `source` (the peer's address) bounds the new
-   * password checks per address; without it only the global bounds apply.
+   * promise) unless a password has to be checked. `source` (the peer's address, or a function giving
+   * it, asked only when a new password check starts) bounds the new password checks per address;
+   * without it only the global bounds apply.
    */
-  authenticate(header: string | undefined, source?: string): Principal | null | Promise<Principal | null> {
+  authenticate(header: string | undefined, source?: PeerAddress): Principal | null | Promise<Principal | null> {
     if (this.anonymous) return ANONYMOUS;
     if (!header) return null;
     const space = header.indexOf(" ");
@@ -327,7 +331,7 @@ export class Authenticator {
   }
 
   /** A verified or recently refused credential is answered at once; a new one waits for its password check. */
-  private basic(value: string, source: string | undefined): Principal | null | Promise<Principal | null> {
+  private basic(value: string, source: PeerAddress | undefined): Principal | null | Promise<Principal | null> {
     const key = cacheKey("basic", value);
     const hit = this.verified.get(key);
     if (hit) return hit;
@@ -340,11 +344,12 @@ export class Authenticator {
   }
 
   /** A password check, joined when one of the same credential is in progress; a refusal rejects. */
-  private async check(key: string, value: string, source: string | undefined): Promise<Principal | null> {
+  private async check(key: string, value: string, peer: PeerAddress | undefined): Promise<Principal | null> {
     let check = this.pending.get(key);
     if (!check) {
       // joining a check already in progress costs nothing; a new one counts against its source
-      const end = source !== undefined && this.sources ? this.sources.begin(source) : undefined;
+      const source = this.sources ? (typeof peer === "function" ? peer() : peer) : undefined;
+      const end = source !== undefined ? this.sources?.begin(source) : undefined;
       check = this.checkPassword(key, value).then(
         (principal) => {
           end?.(principal === null);

@@ -34,7 +34,8 @@ export function authMiddleware(auth: Authenticator, rules: readonly AccessRule[]
     if (rule.roles === "public") return next();
     // the peer's address (served by node:http); absent in-process, as in app.request()
     const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-    const found = auth.authenticate(c.req.header("authorization"), incoming?.socket.remoteAddress);
+    // read only if a password check starts: most requests do not need it
+    const found = auth.authenticate(c.req.header("authorization"), () => incoming?.socket.remoteAddress);
     return found instanceof Promise
       ? found.then((principal) => admit(c, rule, principal, next))
       : admit(c, rule, found, next);
