@@ -8,7 +8,8 @@ import type { Authenticator, Principal } from "./authenticator.js";
 /** The WWW-Authenticate challenge of a 401: both schemes, whichever kinds are configured. */
 export const CHALLENGE = 'Basic realm="ess-gateway", charset="UTF-8", Bearer realm="ess-gateway"';
 
-function admit(c: Context<AppEnv>, rule: AccessRule, principal: Principal | null, next: Next) {
+/** 401 without a principal, 403 without the role; else the request goes on. */
+function authorize(c: Context<AppEnv>, rule: AccessRule, principal: Principal | null, next: Next) {
   if (!principal) {
     c.header("WWW-Authenticate", CHALLENGE);
     throw new EssError("UNAUTHENTICATED", "valid credentials are required (HTTP Basic or Bearer)");
@@ -37,7 +38,7 @@ export function authMiddleware(auth: Authenticator, rules: readonly AccessRule[]
     // read only if a password check starts: most requests do not need it
     const found = auth.authenticate(c.req.header("authorization"), () => incoming?.socket.remoteAddress);
     return found instanceof Promise
-      ? found.then((principal) => admit(c, rule, principal, next))
-      : admit(c, rule, found, next);
+      ? found.then((principal) => authorize(c, rule, principal, next))
+      : authorize(c, rule, found, next);
   };
 }

@@ -7,8 +7,9 @@ import type { AppEnv, GatewayDeps } from "../context.js";
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
 /**
- * Puts the gateway's deps on the context; X-Request-Id (the caller's when printable and at most 128 characters, else a fresh UUID, always
- * returned), one access-log line per request, and the HTTP metrics. Outermost middleware.
+ * The gateway's deps on the context, X-Request-Id (the caller's when printable and at most 128
+ * characters, else a fresh UUID, always returned), one access-log line per request, and the HTTP
+ * metrics. Outermost middleware.
  */
 export function observeMiddleware(
   listener: "gateway" | "admin",
