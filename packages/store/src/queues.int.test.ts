@@ -1,6 +1,6 @@
 import type { CallbackJob } from "@ess/contract";
 import { dropPrefix, testRedis, uniquePrefix } from "@ess/testing/context";
-import { type Job, Worker } from "bullmq";
+import { type Job, type JobType, Worker } from "bullmq";
 import { afterAll, describe, expect, it } from "vitest";
 import { Keys } from "./keys.js";
 import { CallbackQueues, callbackJobOptions, JOB_CALLBACK, type QueueState } from "./queues.js";
@@ -36,7 +36,7 @@ describe("CallbackQueues", () => {
   });
 });
 
-/** Every state Queue.getJobCounts knows, "waiting" (its other name of "wait") included. */
+/** Every state Queue.getJobCounts counts, "waiting" (its other name of "wait") and "paused" (a list, as "wait") included. */
 const STATES: QueueState[] = [
   "waiting",
   "wait",
@@ -55,7 +55,7 @@ describe("queue counts without a Queue object", () => {
     const ref = queues.ref(1, "counted");
     const queue = queues.of(ref);
     const empty = await queues.counts(ref, STATES);
-    expect(empty.counts).toEqual(await queue.getJobCounts(...STATES));
+    expect(empty.counts).toEqual(await queue.getJobCounts(...(STATES as JobType[])));
     expect(empty.oldestWaitingAt).toBeUndefined();
 
     // a worker that fetches by hand: one job completed, one failed, one left active
@@ -80,7 +80,7 @@ describe("queue counts without a Queue object", () => {
     await queue.add("urgent", { n: 7 }, { priority: 3 });
 
     const read = await queues.counts(ref, STATES);
-    expect(read.counts).toEqual(await queue.getJobCounts(...STATES));
+    expect(read.counts).toEqual(await queue.getJobCounts(...(STATES as JobType[])));
     expect(read.counts).toMatchObject({
       wait: 2,
       waiting: 2,
@@ -98,7 +98,7 @@ describe("queue counts without a Queue object", () => {
     await queue.pause();
     await queue.add("while paused", { n: 8 });
     const paused = await queues.counts(ref, STATES);
-    expect(paused.counts).toEqual(await queue.getJobCounts(...STATES));
+    expect(paused.counts).toEqual(await queue.getJobCounts(...(STATES as JobType[])));
     // a subset, in any order, as getJobCounts answers it
     const some = ["failed", "delayed", "wait"] as const;
     expect((await queues.counts(ref, some)).counts).toEqual(await queue.getJobCounts(...some));
