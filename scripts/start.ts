@@ -13,7 +13,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { findRedisServer, type RedisCluster, RedisServer, startLocalCluster } from "@ess/testing";
+import { findRedisServer, nodeFlags, type RedisCluster, RedisServer, startLocalCluster } from "@ess/testing";
 
 const fromSource = import.meta.url.endsWith(".ts");
 // scripts/start.ts, or dist/scripts/start.js once compiled
@@ -43,9 +43,11 @@ async function stopAll(code: number): Promise<never> {
 /** Starts apps/<app>: its compiled main with plain node, or its source through tsx (with the source condition). */
 function run(app: "gateway" | "worker", env: NodeJS.ProcessEnv): ChildProcess {
   const name = app;
+  // the production node flags (node-flags.json: V8's young generation of the gateway, see BENCHMARKS.md)
+  const flags = nodeFlags(app, root);
   const args = fromSource
-    ? ["--conditions=ess-source", "--import", "tsx", `apps/${app}/src/main.ts`]
-    : [`apps/${app}/dist/main.js`];
+    ? [...flags, "--conditions=ess-source", "--import", "tsx", `apps/${app}/src/main.ts`]
+    : [...flags, `apps/${app}/dist/main.js`];
   const child = spawn(process.execPath, args, {
     cwd: root,
     env,

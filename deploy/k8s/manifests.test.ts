@@ -1,4 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { nodeFlags } from "@ess/testing";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { ConfigMap, Secret, Service } from "kubernetes-models/v1";
@@ -99,11 +100,13 @@ describe("deploy/k8s manifests", () => {
       expect(c?.readinessProbe?.httpGet?.path).toBe("/readyz");
       expect(c?.envFrom?.some((e) => e.secretRef?.name === "ess-credentials")).toBe(true);
       expect(pod?.terminationGracePeriodSeconds).toBeGreaterThan(shutdown);
-      // the image holds the compiled build and production dependencies only: plain node on an entry
-      // that `npm run build` emits from an existing source file, no TypeScript loader
-      const [node, entry, ...rest] = c?.command ?? [];
+      // the image holds the compiled build and production dependencies only: plain node, with the
+      // production node flags (node-flags.json), on an entry that `npm run build` emits from an
+      // existing source file, no TypeScript loader
+      const [node, ...args] = c?.command ?? [];
+      const entry = args.pop();
       expect(node).toBe("node");
-      expect(rest).toEqual([]);
+      expect(args).toEqual(nodeFlags(name === "ess-gateway" ? "gateway" : "worker"));
       expect(entry).toMatch(/^apps\/(gateway|worker)\/dist\/main\.js$/);
       expect(existsSync(new URL(`../../${entry?.replace("/dist/", "/src/").replace(/\.js$/, ".ts")}`, dir))).toBe(true);
     }

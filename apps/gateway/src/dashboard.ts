@@ -10,9 +10,9 @@ export const DASHBOARD_PATH = ADMIN_OPERATIONS_ROUTES.dashboard.path;
  * bull-board on the admin listener: every queue of the catalog (all partitions, and the dead-letter
  * queue once it is added to the catalog — one call, QueueCatalog.add).
  *
- * bull-board and what it pulls in (its UI server, lodash, valibot, ejs) are loaded on the first
- * request to the dashboard, not at start: a gateway that nobody opens the dashboard of never holds
- * them in memory. The admin app's middleware (request id, access log, admin role) runs before.
+ * bull-board and what it pulls in (its UI server, lodash, valibot, ejs), and bullmq's Queue objects
+ * of the catalog, are loaded on the first request to the dashboard, not at start: a gateway that
+ * nobody opens the dashboard of never holds them in memory. The admin app's middleware (request id, access log, admin role) runs before.
  */
 export function mountDashboard(app: Hono<AppEnv>, catalog: QueueCatalog): void {
   let board: Promise<Hono> | undefined;
@@ -46,7 +46,7 @@ async function buildBoard(catalog: QueueCatalog): Promise<Hono> {
   catalog.each(({ queue, label, title, description }) => {
     board.addQueue(
       // queue names repeat across partitions (each has its own prefix): the label keeps them apart
-      new BullMQAdapter(queue, { prefix: `${label}:`, displayName: title, description }),
+      new BullMQAdapter(catalog.queues.of(queue), { prefix: `${label}:`, displayName: title, description }),
     );
   });
   const host = new Hono();

@@ -1,12 +1,12 @@
-import { type CallbackQueues, DEAD_LETTER_QUEUE, WEBHOOK_QUEUE } from "@ess/store";
-import type { Queue } from "bullmq";
+import { type CallbackQueues, DEAD_LETTER_QUEUE, type QueueRef, WEBHOOK_QUEUE } from "@ess/store";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 /** A queue shown on the dashboard and measured on scrape; `kind` groups partitions and dead letters. */
 export interface CatalogQueue {
-  queue: Queue;
+  /** the queue by name: its counts are read with a script, its Queue object is built only for the dashboard */
+  queue: QueueRef;
   /** Short, unique, bounded label: "p0".."pN", "webhooks-p0".., "ops". */
   label: string;
   kind: "partition" | "webhooks" | "ops" | "dead-letter";
@@ -23,13 +23,16 @@ export class QueueCatalog {
   private readonly entries: CatalogQueue[] = [];
   private readonly listeners: ((e: CatalogQueue) => void)[] = [];
 
+  /** `queues` reads the counts and builds the Queue objects of the dashboard. */
+  constructor(readonly queues: CallbackQueues) {}
+
   /** Every partition's callback and webhook queue, and the ops queue (bulk replays). */
   static ofPartitions(queues: CallbackQueues): QueueCatalog {
-    const catalog = new QueueCatalog();
+    const catalog = new QueueCatalog(queues);
     for (let p = 0; p < queues.keys.partitions; p++) {
       const title = `partition ${p}`;
       catalog.add({
-        queue: queues.queue(p),
+        queue: queues.ref(p),
         label: `p${p}`,
         kind: "partition",
         title,
@@ -39,7 +42,7 @@ export class QueueCatalog {
     for (let p = 0; p < queues.keys.partitions; p++) {
       const [label, title] = [`webhooks-p${p}`, `webhooks ${p}`];
       catalog.add({
-        queue: queues.queue(p, WEBHOOK_QUEUE),
+        queue: queues.ref(p, WEBHOOK_QUEUE),
         label,
         kind: "webhooks",
         title,
@@ -47,7 +50,7 @@ export class QueueCatalog {
       });
     }
     catalog.add({
-      queue: queues.ops(),
+      queue: queues.opsRef(),
       label: "ops",
       kind: "ops",
       title: "operations",
@@ -56,7 +59,7 @@ export class QueueCatalog {
     for (let p = 0; p < queues.keys.partitions; p++) {
       const [label, title] = [`dead-letters-p${p}`, `dead letters ${p}`];
       const description = `dead letters of partition ${p} (a view: replay and purge through the admin API or the CLI)`;
-      catalog.add({ queue: queues.queue(p, DEAD_LETTER_QUEUE), label, kind: "dead-letter", title, description });
+      catalog.add({ queue: queues.ref(p, DEAD_LETTER_QUEUE), label, kind: "dead-letter", title, description });
     }
     return catalog;
   }
@@ -167,22 +170,18 @@ export class GatewayMetrics {
   }
 
   /**
-   * Reads the queue-level gauges from Redis (a few commands per queue, at scrape time only).
+   * Reads the queue-level gauges from Redis (one script call per queue, at scrape time only).
    * `deadLetterCount` counts the dead-letter store (entries moved out of the queues).
    */
   async refreshQueues(catalog: QueueCatalog, now = Date.now(), deadLetterCount?: () => Promise<number>): Promise<void> {
     let dead = deadLetterCount ? await deadLetterCount() : 0;
     await Promise.all(
       catalog.list().map(async ({ queue, label, kind }) => {
-        const counts = await queue.getJobCounts(...QUEUE_STATES);
-        for (const s of QUEUE_STATES) this.queueJobs.set({ queue: label, state: s }, counts[s] ?? 0);
+        const { counts, oldestWaitingAt } = await catalog.queues.counts(queue, QUEUE_STATES);
+        for (const s of QUEUE_STATES) this.queueJobs.set({ queue: label, state: s }, counts[s]);
         // the dead-letter queues mirror the store counted above; elsewhere, failed jobs not yet moved
-        if (kind !== "dead-letter") dead += counts.failed ?? 0;
-        let age = 0;
-        if ((counts.wait ?? 0) > 0) {
-          const [oldest] = await queue.getJobs(["wait"], 0, 0, true);
-          if (oldest?.timestamp) age = Math.max(0, (now - oldest.timestamp) / 1000);
-        }
+        if (kind !== "dead-letter") dead += counts.failed;
+        const age = counts.wait > 0 && oldestWaitingAt ? Math.max(0, (now - oldestWaitingAt) / 1000) : 0;
         this.oldestWaiting.set({ queue: label }, age);
       }),
     );

@@ -1,5 +1,20 @@
+import { createRequire } from "node:module";
 import { partitionOf } from "@ess/domain";
 import { keySlot } from "./slot.js";
+
+/**
+ * BullMQ's own key builder, loaded alone (one small module without dependencies, not the whole of
+ * bullmq): the one source of the names of a queue's keys for the project's scripts that read or
+ * write BullMQ's keys without a Queue object.
+ */
+const { QueueKeys } = createRequire(import.meta.url)("bullmq/dist/cjs/classes/queue-keys.js") as {
+  QueueKeys: new (prefix: string) => { getKeys(name: string): Record<string, string> };
+};
+
+/** The keys of BullMQ queue `name` under `prefix`, as BullMQ names them; `''` is the prefix of its job hashes. */
+export function bullmqQueueKeys(prefix: string, name: string): Readonly<Record<string, string>> {
+  return new QueueKeys(prefix).getKeys(name);
+}
 
 /** Hash slots of Redis Cluster. */
 export const CLUSTER_SLOTS = 16384;
@@ -184,6 +199,14 @@ export class Keys {
    */
   inflight(p: number): string {
     return `${this.tag(p)}:inflight`;
+  }
+  /** BullMQ's keys of queue `name` (default: the callback queue) of partition N (see bullmqQueueKeys). */
+  queueKeys(p: number, name: string = CALLBACK_QUEUE): Readonly<Record<string, string>> {
+    return bullmqQueueKeys(this.tag(p), name);
+  }
+  /** BullMQ's keys of the ops queue. */
+  opsQueueKeys(): Readonly<Record<string, string>> {
+    return bullmqQueueKeys(this.opsTag(), OPS_QUEUE);
   }
   /** Prefix of BullMQ job hashes of partition N's callback queue (job key = this + job id). */
   jobPrefix(p: number): string {

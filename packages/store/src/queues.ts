@@ -1,7 +1,10 @@
+import { createRequire } from "node:module";
 import type { CallbackJob } from "@ess/contract";
-import { Job, type JobsOptions, Queue } from "bullmq";
+import type * as BullMQ from "bullmq";
+import type { JobsOptions, Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { CALLBACK_QUEUE, callbackJobId, type Keys, OPS_QUEUE } from "./keys.js";
+import { bullmqQueueKeys, CALLBACK_QUEUE, callbackJobId, type Keys, OPS_QUEUE } from "./keys.js";
+import { defineScripts } from "./scripts.js";
 
 /** Retry policy of callback jobs; from the configuration. */
 export interface JobPolicy {
@@ -40,25 +43,84 @@ export interface EnqueueTemplate {
   encodedOpts: Buffer;
 }
 
-/** The part of BullMQ's (internal) Redis backend the template capture uses. */
-interface AddJobBackend {
-  addJobToTransaction(
-    client: { runCommand(name: string, args: unknown[]): Promise<unknown> },
-    job: unknown,
-    jobId: string | undefined,
-  ): Promise<unknown>;
+/** The keys addStandardJob takes, in its order (BullMQ's addStandardJobArgs). */
+const ADD_STANDARD_JOB_KEYS = ["wait", "paused", "meta", "id", "completed", "delayed", "active", "events", "marker"];
+
+/** A job state as Queue.getJobCounts names it ("waiting" is BullMQ's other name of "wait"). */
+export type QueueState =
+  | "wait"
+  | "waiting"
+  | "paused"
+  | "active"
+  | "delayed"
+  | "prioritized"
+  | "failed"
+  | "completed"
+  | "waiting-children";
+
+/** A BullMQ queue by name: its prefix and name, enough to read its keys without a Queue object. */
+export interface QueueRef {
+  prefix: string;
+  name: string;
 }
 
-/** BullMQ queues: per partition (prefix `<prefix>:{pN}`) and the ops queue; created on first use. */
+/** What CallbackQueues.counts reads from a queue in one call. */
+export interface QueueCounts<S extends QueueState> {
+  /** jobs per state, as Queue.getJobCounts answers for the same states */
+  counts: Record<S, number>;
+  /** the timestamp (ms) of the oldest waiting job (Queue.getJobs(["wait"], 0, 0, true)); undefined when none waits */
+  oldestWaitingAt: number | undefined;
+}
+
+const requireCjs = createRequire(import.meta.url);
+let bullmq: typeof BullMQ | undefined;
+
+/**
+ * bullmq, loaded on first use. The gateway's callback path is one script call (admit-enqueue) and it
+ * reads queue counts with its own script: it needs BullMQ's Queue only for replays, webhook
+ * redeliveries and the dashboard, so a gateway that does none of them never loads bullmq (171
+ * modules, with cron-parser and luxon). Its CommonJS build is also what `import "bullmq"` loads (it
+ * has no ESM entry for Node), so the worker's Queue and Worker are the same classes as these.
+ */
+export function loadBullmq(): typeof BullMQ {
+  bullmq ??= requireCjs("bullmq") as typeof BullMQ;
+  return bullmq;
+}
+
+let packOpts: ((value: unknown) => Buffer) | undefined;
+
+/**
+ * Packs job options as BullMQ's Redis backend packs them for its scripts: msgpackr's Packr with
+ * `useRecords: false, encodeUndefinedAsNil: true`, after its optsAsJSON (which only renames options
+ * the callback jobs do not use). A test checks the bytes against Queue.add's own.
+ */
+function packJobOptions(opts: JobsOptions): Buffer {
+  if (!packOpts) {
+    const { Packr } = requireCjs("msgpackr") as typeof import("msgpackr");
+    const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true });
+    packOpts = (value) => packr.pack(value);
+  }
+  return packOpts(opts);
+}
+
+/**
+ * BullMQ queues: per partition (prefix `<prefix>:{pN}`) and the ops queue, created on first use (and
+ * bullmq loaded then). Their counts, read by a script of the project on BullMQ's keys, and the
+ * enqueue templates need no Queue object.
+ */
 export class CallbackQueues {
   private readonly queues = new Map<string, Queue>();
   private readonly templates = new Map<number, EnqueueTemplate>();
+  private encodedOpts: Buffer | undefined;
+  private readonly scripted: ReturnType<typeof defineScripts>;
 
   constructor(
     private readonly connection: Redis,
     readonly keys: Keys,
     readonly policy: JobPolicy,
-  ) {}
+  ) {
+    this.scripted = defineScripts(connection);
+  }
 
   /** The queue `name` (default: the callback queue) of partition p. */
   queue(p: number, name: string = CALLBACK_QUEUE): Queue {
@@ -70,10 +132,26 @@ export class CallbackQueues {
     return this.named(this.keys.opsTag(), OPS_QUEUE);
   }
 
+  /** The queue `name` (default: the callback queue) of partition p, by name only (no Queue object). */
+  ref(p: number, name: string = CALLBACK_QUEUE): QueueRef {
+    return { prefix: this.keys.tag(p), name };
+  }
+
+  /** The ops queue by name only. */
+  opsRef(): QueueRef {
+    return { prefix: this.keys.opsTag(), name: OPS_QUEUE };
+  }
+
+  /** The Queue object of a queue named by ref (created on first use). */
+  of(ref: QueueRef): Queue {
+    return this.named(ref.prefix, ref.name);
+  }
+
   private named(prefix: string, name: string): Queue {
     const id = `${prefix}:${name}`;
     let q = this.queues.get(id);
     if (!q) {
+      const { Queue } = loadBullmq();
       q = new Queue(name, { connection: this.connection, prefix });
       // errors surface on the add() promise; without a listener they would crash the process
       q.on("error", () => {});
@@ -92,57 +170,59 @@ export class CallbackQueues {
     return q;
   }
 
+  /**
+   * Job counts of a queue by state, as Queue.getJobCounts answers them, and its oldest waiting job's
+   * timestamp: one read-only script call on BullMQ's keys (queueCounts-1.lua).
+   */
+  async counts<S extends QueueState>(ref: QueueRef, states: readonly S[]): Promise<QueueCounts<S>> {
+    const base = bullmqQueueKeys(ref.prefix, ref.name)[""] as string;
+    const reply = (await this.scripted.ess_queueCounts(
+      base,
+      ...states.map((s) => (s === "waiting" ? "wait" : s)),
+    )) as number[];
+    const counts = {} as Record<S, number>;
+    states.forEach((s, i) => {
+      counts[s] = Number(reply[i] ?? 0);
+    });
+    const oldest = Number(reply[states.length] ?? -1);
+    return { counts, oldestWaitingAt: oldest >= 0 ? oldest : undefined };
+  }
+
   /** Adds an admitted callback to its partition's queue; resolves once Redis has it. */
   async add(partition: number, job: CallbackJob): Promise<void> {
     await this.queue(partition).add(JOB_CALLBACK, job, callbackJobOptions(job, this.policy));
   }
 
-  /** The enqueue template of partition p if already computed (the hot path avoids an await). */
-  readyTemplate(p: number): EnqueueTemplate | undefined {
-    return this.templates.get(p);
-  }
-
   /**
-   * The enqueue template of partition p, computed once by running BullMQ's own Queue.add code path
-   * (Job, asJSON, validateOptions, addJobToTransaction) against a recording client instead of Redis,
-   * so the options are encoded by BullMQ itself, never by a copy of its code.
+   * The enqueue template of partition p: BullMQ's keys of the partition's callback queue in
+   * addStandardJob's order, and the options of a callback job as Queue.add encodes them (the Job
+   * constructor's `{ attempts: 0, ...opts }`, packed as BullMQ packs them; the same for every
+   * partition, the script sets each job's jobId). Computed without bullmq and without waiting, on
+   * first use, so a call is sent to Redis in the order it was made; a test checks the template against
+   * what Queue.add sends.
    */
-  async template(p: number): Promise<EnqueueTemplate> {
+  readyTemplate(p: number): EnqueueTemplate {
     const cached = this.templates.get(p);
     if (cached) return cached;
-    const queue = this.queue(p);
-    const sample: CallbackJob = { v: 1, requestId: "1", seq: 1, execution: 1, status: "UPDATE", acceptedAt: 0 };
-    const opts = callbackJobOptions(sample, this.policy);
-    // as Queue.addJob merges them
-    const jobId = callbackJobId(sample.requestId, sample.seq);
-    const merged: JobsOptions = { ...(queue as unknown as { jobsOpts: JobsOptions }).jobsOpts, ...opts, jobId };
-    const job = new Job(queue, JOB_CALLBACK, sample, merged, jobId);
-    const json = job.asJSON();
-    (job as unknown as { validateOptions(j: unknown): void }).validateOptions(json);
-    let command = "";
-    let args: unknown[] = [];
-    const recorder = {
-      runCommand(name: string, a: unknown[]) {
-        command = name;
-        args = a;
-        return Promise.resolve(jobId);
-      },
-    };
-    await (queue as unknown as { backend: AddJobBackend }).backend.addJobToTransaction(recorder, json, job.id);
-    const jobPrefix = this.keys.jobPrefix(p);
-    const keys = args.slice(0, 9);
-    if (
-      !command.startsWith("addStandardJob") ||
-      args.length !== 12 ||
-      !keys.every((k) => typeof k === "string" && k.startsWith(jobPrefix)) ||
-      !Buffer.isBuffer(args[11]) ||
-      queue.keys[""] !== jobPrefix
-    ) {
-      throw new Error(`bullmq's Queue.add no longer runs addStandardJob as expected (${command}/${args.length})`);
+    if (!this.encodedOpts) {
+      const sample: CallbackJob = { v: 1, requestId: "1", seq: 1, execution: 1, status: "UPDATE", acceptedAt: 0 };
+      this.encodedOpts = packJobOptions({ attempts: 0, ...callbackJobOptions(sample, this.policy) });
     }
-    const template = { keys: keys as string[], jobPrefix, encodedOpts: args[11] as Buffer };
+    const queueKeys = this.keys.queueKeys(p);
+    const jobPrefix = this.keys.jobPrefix(p);
+    if (queueKeys[""] !== jobPrefix) throw new Error(`BullMQ's key prefix ${queueKeys[""]} is not ${jobPrefix}`);
+    const template = {
+      keys: ADD_STANDARD_JOB_KEYS.map((k) => queueKeys[k] as string),
+      jobPrefix,
+      encodedOpts: this.encodedOpts,
+    };
     this.templates.set(p, template);
     return template;
+  }
+
+  /** The enqueue template of partition p (readyTemplate, as a promise). */
+  async template(p: number): Promise<EnqueueTemplate> {
+    return this.readyTemplate(p);
   }
 
   /** The callback queue of every partition (created if needed): for dashboards, metrics and sweeps. */

@@ -3,8 +3,19 @@ import { REPLY } from "./codes.js";
 import { expandIncludes, includeNames, SCRIPTS, type ScriptName, scriptSource } from "./scripts.js";
 
 /** The scripts that only read: declared no-writes (they run while a full Redis refuses writes). */
-const READ_ONLY = new Set<ScriptName>(["read"]);
-const READ_COMMANDS = new Set(["HGETALL", "HMGET", "HGET", "GET", "LRANGE", "ZRANGE", "ZCARD", "EXISTS"]);
+const READ_ONLY = new Set<ScriptName>(["read", "queueCounts"]);
+const READ_COMMANDS = new Set([
+  "HGETALL",
+  "HMGET",
+  "HGET",
+  "GET",
+  "LRANGE",
+  "LINDEX",
+  "LLEN",
+  "ZRANGE",
+  "ZCARD",
+  "EXISTS",
+]);
 
 describe("script flags", () => {
   it.each(Object.keys(SCRIPTS) as ScriptName[])(

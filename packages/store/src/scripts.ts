@@ -194,6 +194,8 @@ export const SCRIPTS = {
   operatorNote: 2,
   // a console bulk action's state change (compare and set), with its id snapshot
   bulkTransition: 3,
+  // read-only (no-writes): a BullMQ queue's job counts by state and its oldest waiting job
+  queueCounts: 1,
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 

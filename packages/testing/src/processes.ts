@@ -1,8 +1,21 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The checkout this package sits in (apps/<app>/src/main.ts is started from there). */
 export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+
+/**
+ * The node flags a production start gives the app: node-flags.json of the checkout `root` (none when
+ * it has no such file). The one definition: `npm start` reads it, and a test checks that the other
+ * starts (start:* scripts, Dockerfile, docker-compose.yml, deploy/k8s) carry the same flags.
+ */
+export function nodeFlags(app: "gateway" | "worker", root: string = ROOT): string[] {
+  const file = join(root, "node-flags.json");
+  if (!existsSync(file)) return [];
+  return (JSON.parse(readFileSync(file, "utf8")) as Record<string, string[]>)[app] ?? [];
+}
 
 /** A gateway or worker started as its own OS process (node + tsx, as `npm start` runs it). */
 export interface RunningProcess {
@@ -27,7 +40,7 @@ export interface RunningProcess {
  * before the script (the bench's `--cpu-prof`, which NODE_OPTIONS does not allow). `root`: the
  * checkout to run it from (the bench's --baseline), default this one. `compiled`: run the build's
  * apps/<app>/dist/main.js with plain node, as `npm start` does (after `npm run build`), instead of
- * the source through tsx.
+ * the source through tsx, with the production node flags (nodeFlags).
  */
 export async function startApp(
   app: "gateway" | "worker",
@@ -36,11 +49,13 @@ export async function startApp(
   root: string = ROOT,
   compiled = false,
 ): Promise<RunningProcess> {
+  // the production flags first, so that nodeArgs can override them
+  const flags = compiled ? nodeFlags(app, root) : [];
   const main = compiled ? [`apps/${app}/dist/main.js`] : ["--import", "tsx", `apps/${app}/src/main.ts`];
   const inherited = { ...process.env };
   // the source condition (NODE_OPTIONS of `npm run bench`) would send plain node to the .ts sources
   if (compiled) delete inherited.NODE_OPTIONS;
-  const child = spawn(process.execPath, [...nodeArgs, ...main], {
+  const child = spawn(process.execPath, [...flags, ...nodeArgs, ...main], {
     cwd: root,
     env: {
       ...inherited,

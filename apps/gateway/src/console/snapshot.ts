@@ -46,6 +46,9 @@ export interface OverviewSnapshot {
   error?: string;
 }
 
+/** The queue states the overview reads. */
+const OVERVIEW_STATES = ["wait", "active", "delayed", "prioritized", "failed"] as const;
+
 /** A partition lags when its oldest waiting callback is older than this. */
 const LAG_WARN_SECONDS = 30;
 const HOUR_MS = 3600 * 1000;
@@ -98,26 +101,26 @@ export class OverviewSnapshots {
         webhookFailed: 0,
         health: "ok" as const,
       }));
+      const queues = catalog?.queues;
       const queueReads = (catalog?.list() ?? [])
         .filter((q) => q.kind === "partition" || q.kind === "webhooks")
         .map(async ({ queue, label, kind }) => {
           const p = Number(label.replace(/^\D+/, ""));
           const row = rows[p];
-          if (!row) return;
-          const counts = await queue.getJobCounts("wait", "active", "delayed", "prioritized", "failed");
-          const waiting = (counts.wait ?? 0) + (counts.delayed ?? 0) + (counts.prioritized ?? 0);
+          if (!row || !queues) return;
+          const { counts, oldestWaitingAt } = await queues.counts(queue, OVERVIEW_STATES);
+          const waiting = counts.wait + counts.delayed + counts.prioritized;
           if (kind === "webhooks") {
-            row.webhookBacklog = (counts.wait ?? 0) + (counts.prioritized ?? 0);
-            row.webhookRetrying = counts.delayed ?? 0;
-            row.webhookFailed = counts.failed ?? 0;
+            row.webhookBacklog = counts.wait + counts.prioritized;
+            row.webhookRetrying = counts.delayed;
+            row.webhookFailed = counts.failed;
             return;
           }
           row.backlog = waiting;
-          row.active = counts.active ?? 0;
-          row.failed = counts.failed ?? 0;
-          if ((counts.wait ?? 0) > 0) {
-            const [oldest] = await queue.getJobs(["wait"], 0, 0, true);
-            if (oldest?.timestamp) row.lagSeconds = Math.max(0, Math.round((now - oldest.timestamp) / 1000));
+          row.active = counts.active;
+          row.failed = counts.failed;
+          if (counts.wait > 0 && oldestWaitingAt) {
+            row.lagSeconds = Math.max(0, Math.round((now - oldestWaitingAt) / 1000));
           }
         });
       const [readiness, states, dead, lastHour] = await Promise.all([
