@@ -160,21 +160,22 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
   }
 
   /**
-   * A batch job: its callbacks (one partition, admission order) applied by one script call, each
-   * observed (metrics, log line, trace span) as if applied on its own, and its gap checks scheduled as
-   * a single job's would be. A callback whose request is gone is dead-lettered on its own (as the single
-   * job it stands for) and the others complete. A failure of the call fails the batch as a whole; its
-   * retry applies nothing twice (apply-batch), and once out of attempts each callback it had not applied
-   * becomes a dead letter of its own (DeadLetters.record).
+   * A batch job: its callbacks (one batch group: any partitions on a single Redis, one on Redis Cluster;
+   * admission order) applied by one script call, each observed (metrics, log line, trace span) as if
+   * applied on its own, and its gap checks scheduled as a single job's would be (in the queue of the
+   * request's own partition). A callback whose request is gone is dead-lettered on its own (as the
+   * single job it stands for, in its own partition) and the others complete. A failure of the call fails
+   * the batch as a whole; its retry applies nothing twice (apply-batch), and once out of attempts each
+   * callback it had not applied becomes a dead letter of its own (DeadLetters.record).
    */
   async function processBatch(job: Job): Promise<string> {
     const parsed = callbackBatchJobSchema.safeParse(job.data);
-    const p = parsed.success ? store.keys.partition(parsed.data.callbacks[0]?.requestId ?? "") : -1;
-    if (!parsed.success || parsed.data.callbacks.some((cb) => store.keys.partition(cb.requestId) !== p)) {
+    const group = parsed.success ? store.batchGroupOf(parsed.data.callbacks[0]?.requestId ?? "") : -1;
+    if (!parsed.success || parsed.data.callbacks.some((cb) => store.batchGroupOf(cb.requestId) !== group)) {
       throw new UnrecoverableError(
         reasonMessage(
           "invalid-payload",
-          `invalid batch payload: ${parsed.success ? "callbacks of several partitions" : (parsed.error.issues[0]?.message ?? "invalid")}`,
+          `invalid batch payload: ${parsed.success ? "callbacks of several partitions on Redis Cluster" : (parsed.error.issues[0]?.message ?? "invalid")}`,
         ),
       );
     }
@@ -183,7 +184,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     // one script call for all; each observer's work waits for it and takes its own result
     let batch: Promise<ApplyResult[]> | undefined;
     const all = () => {
-      batch ??= store.applyBatch(p, cbs);
+      batch ??= store.applyBatch(cbs);
       return batch;
     };
     const results = await Promise.all(
@@ -203,7 +204,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
       else gaps.set(cb.requestId, res.missing);
     });
     if (gone.length > 0) {
-      const entries = await deadLetters.recordCallbacks(p, job.queueName, gone, {
+      const entries = await deadLetters.recordCallbacks(job.queueName, gone, {
         reason: "request-gone",
         error: "request no longer exists (expired or deleted)",
         attempts: job.attemptsMade + 1,
