@@ -288,6 +288,35 @@ describe("worker: a batch job spanning partitions (a single Redis)", () => {
     expect(await deadLetters.get(both[0]!.id)).not.toBeNull();
   });
 
+  it("a later seq buffered behind a callback of a batch that runs out of attempts is released by the gap check its dead letter brings", async () => {
+    const [x] = (await registeredIn(0, 1)) as [string];
+    const [a] = (await registeredIn(1, 1)) as [string];
+    const batchId = `b-${callbackJobId(x, 1)}`;
+    // a's seq 1 rides in a batch of partition 0's queue that fails for good, slowly enough for seq 2 to go first
+    faults.set(batchId, { fail: 3, holdMs: 300 });
+    await acceptBatch([
+      [x, "UPDATE"],
+      [a, "UPDATE"],
+    ]);
+    await acceptBatch([[a, "WARNING"]]);
+    // seq 2 waits in the buffer; its apply asked for no gap check (seq 1 is held by the batch)
+    await eventually(async () => (await ctx.redis.zcard(ctx.keys.buffer(1, a))) === 1, 20000);
+    expect(await ctx.queues.queue(1).getJob(`gap-${a}-1`)).toBeUndefined();
+    const dl = await eventually(async () => (await deadLetters.list({ requestId: a })).items[0], 20000);
+    expect(dl.id).toBe(`1.${callbackJobId(a, 1)}`);
+    // the gap check scheduled with the dead letter skips seq 1, and seq 2 applies
+    await eventually(async () => (await ctx.store.state(a)) === "WARNING", 20000);
+    expect((await history(a)).map((h) => [h.seq, h.outcome])).toEqual([
+      [1, "skipped"],
+      [2, "applied"],
+    ]);
+    // replayed, seq 1 is applied late, alone
+    expect(await deadLetters.replay(dl.id)).toBe("replayed");
+    await eventually(async () => (await history(a)).length === 3, 20000);
+    // (an UPDATE after the request moved to WARNING: through the state machine late, and ignored there)
+    expect((await history(a))[2]).toMatchObject({ seq: 1, outcome: "ignored" });
+  });
+
   it("a batch job spanning partitions that ran again applies nothing twice", async () => {
     const [a] = (await registeredIn(0, 1)) as [string];
     const [b] = (await registeredIn(1, 1)) as [string];

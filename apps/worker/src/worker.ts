@@ -10,6 +10,7 @@ import {
   JOB_BATCH,
   JOB_CALLBACK,
   JOB_GAP,
+  needsGapCheck,
   OPS_QUEUE,
   type RequestStore,
   reasonMessage,
@@ -116,7 +117,10 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
   const { store, queues, deadLetters, log } = deps;
   const replays =
     deps.replays ?? new BulkReplayRunner(deadLetters, { audit: new AuditLog(deps.connection, store.keys) });
-  const upkeep = deadLetterUpkeep(deps);
+  const upkeep = deadLetterUpkeep({
+    ...deps,
+    gapCheck: (requestId, missing) => scheduleGapCheck(requestId, missing, deps.gapTimeoutMs),
+  });
   const apply = (call: ApplyCall): Promise<ApplyResult> => {
     const work = () => store.apply(call.requestId, call.mode, call.arg);
     return deps.observe ? deps.observe.apply(call, work) : work();
@@ -155,7 +159,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
         reasonMessage("request-gone", `request ${cb.requestId} no longer exists (expired or deleted)`),
       );
     }
-    if (res.missing > 0) await scheduleGapCheck(cb.requestId, res.missing, deps.gapTimeoutMs);
+    if (needsGapCheck(res)) await scheduleGapCheck(cb.requestId, res.missing, deps.gapTimeoutMs);
     return res.result;
   }
 
@@ -196,12 +200,12 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     );
     const gone: CallbackJob[] = [];
     // the gap check a request's last callback of the batch asks for (as its own job would)
-    const gaps = new Map<string, number>();
+    const gaps = new Map<string, ApplyResult>();
     results.forEach((res, i) => {
       const cb = cbs[i] as CallbackJob;
       log.debug({ requestId: cb.requestId, seq: cb.seq, status: cb.status, result: res.result }, "callback processed");
       if (res.result === "gone") gone.push(cb);
-      else gaps.set(cb.requestId, res.missing);
+      else gaps.set(cb.requestId, res);
     });
     if (gone.length > 0) {
       const entries = await deadLetters.recordCallbacks(job.queueName, gone, {
@@ -214,8 +218,8 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
       for (const e of entries)
         log.warn({ requestId: e.requestId, seq: e.seq, reason: e.reason, id: e.id }, "job dead-lettered");
     }
-    for (const [requestId, missing] of gaps) {
-      if (missing > 0) await scheduleGapCheck(requestId, missing, deps.gapTimeoutMs);
+    for (const [requestId, res] of gaps) {
+      if (needsGapCheck(res)) await scheduleGapCheck(requestId, res.missing, deps.gapTimeoutMs);
     }
     return `${results.length} callbacks`;
   }

@@ -4,7 +4,7 @@ import { newRequestId, useTestContext } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
 import { callbackJobId } from "./keys.js";
 import { JOB_BATCH, JOB_CALLBACK } from "./queues.js";
-import type { AdmitCallback } from "./store.js";
+import { type AdmitCallback, type ApplyResult, needsGapCheck } from "./store.js";
 
 // admit-enqueue-batch and apply-batch: several callbacks of one partition in one script call each,
 // every callback answered and applied as it would be on its own.
@@ -127,9 +127,9 @@ describe("apply-batch", () => {
     const jobs = [job(a, 1), job(a, 2, "SUCCESS"), job(b, 2)];
     const first = await ctx.store.applyBatch(jobs);
     expect(first).toEqual([
-      { result: "applied", missing: 0, n: 0 },
-      { result: "applied", missing: 0, n: 0 },
-      { result: "buffered", missing: 1, n: 0 },
+      { result: "applied", missing: 0, n: 0, held: false },
+      { result: "applied", missing: 0, n: 0, held: false },
+      { result: "buffered", missing: 1, n: 0, held: false },
     ]);
     expect(await ctx.redis.hmget(inflight, callbackJobId(a, 1), callbackJobId(a, 2), callbackJobId(b, 2))).toEqual([
       null,
@@ -275,11 +275,40 @@ describe("across partitions (a single Redis: one batch group)", () => {
     expect(await ctx.store.admitAndEnqueue(ctx.queues, cb(a, "WARNING"))).toMatchObject({ seq: 2 });
     const second = await ctx.queues.queue(1).getJob(callbackJobId(a, 2));
     const t0 = Date.now();
-    expect((await ctx.store.apply(a, "cb", callbackJobSchema.parse(second?.data), t0)).result).toBe("buffered");
+    // buffered; the missing seq is held by the batch job, so the apply asks for no gap check
+    expect(await ctx.store.apply(a, "cb", callbackJobSchema.parse(second?.data), t0)).toEqual({
+      result: "buffered",
+      missing: 1,
+      n: 0,
+      held: true,
+    });
     // long after the gap timeout, partition 1's gap check still waits for the marked seq
     expect((await ctx.store.apply(a, "gap", 1, t0 + 10_000)).result).toBe("wait");
     expect((await ctx.store.applyBatch(carried)).map((r) => r.result)).toEqual(["applied", "applied"]);
     expect((await ctx.store.read(a))?.fields.applied).toBe("2");
     expect(await ctx.store.state(a)).toBe("WARNING");
+  });
+});
+
+describe("held: the missing seq is queued inside a batch job", () => {
+  const job = (id: string, seq: number): CallbackJob => ({
+    v: 1,
+    requestId: id,
+    seq,
+    execution: 1,
+    status: "UPDATE",
+    acceptedAt: 1_700_000_000_000 + seq,
+  });
+
+  it("is reported when the missing seq has an in-flight marker, and only then", async () => {
+    const [a, b] = (await registeredIn(1, 2)) as [string, string];
+    await ctx.redis.hset(ctx.keys.inflight(1), callbackJobId(a, 1), "b-x");
+    expect(await ctx.store.apply(a, "cb", job(a, 2))).toEqual({ result: "buffered", missing: 1, n: 0, held: true });
+    expect(await ctx.store.apply(b, "cb", job(b, 2))).toEqual({ result: "buffered", missing: 1, n: 0, held: false });
+    const [forA, forB] = await ctx.store.applyBatch([job(a, 3), job(b, 3)]);
+    expect(forA).toEqual({ result: "buffered", missing: 1, n: 0, held: true });
+    expect(forB).toEqual({ result: "buffered", missing: 1, n: 0, held: false });
+    expect(needsGapCheck(forA as ApplyResult)).toBe(false);
+    expect(needsGapCheck(forB as ApplyResult)).toBe(true);
   });
 });

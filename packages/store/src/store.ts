@@ -68,6 +68,16 @@ export interface ApplyResult {
   missing: number;
   /** callbacks drained from the buffer ('wait': ms to wait) */
   n: number;
+  /**
+   * the missing seq is queued inside a batch job (its in-flight marker): that job applies it or its
+   * dead letter comes with a gap check, so no gap check is needed now (see needsGapCheck)
+   */
+  held?: boolean;
+}
+
+/** Whether an apply's result asks for a gap check of its missing seq. */
+export function needsGapCheck(res: ApplyResult): boolean {
+  return res.missing > 0 && res.held !== true;
 }
 
 export interface RegisterResult {
@@ -376,7 +386,12 @@ export class RequestStore {
       gap.from,
       requestId,
     );
-    return { result: reply[0] as ApplyResult["result"], missing: Number(reply[1]), n: Number(reply[2]) };
+    return {
+      result: reply[0] as ApplyResult["result"],
+      missing: Number(reply[1]),
+      n: Number(reply[2]),
+      held: reply[3] === 1,
+    };
   }
 
   /**
@@ -406,9 +421,10 @@ export class RequestStore {
     const out: ApplyResult[] = [];
     for (let i = 0; i < jobs.length; i++) {
       out.push({
-        result: reply[3 * i] as ApplyResult["result"],
-        missing: Number(reply[3 * i + 1]),
-        n: Number(reply[3 * i + 2]),
+        result: reply[4 * i] as ApplyResult["result"],
+        missing: Number(reply[4 * i + 1]),
+        n: Number(reply[4 * i + 2]),
+        held: reply[4 * i + 3] === 1,
       });
     }
     return out;

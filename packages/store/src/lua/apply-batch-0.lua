@@ -20,7 +20,7 @@
   ARGV[5] gap timeout (ms)
   ARGV[4+2i], ARGV[5+2i], i = 1..n: callback i's request id and its callback job JSON (as apply-8's ARGV[2])
 
-  Returns { result1, missing1, n1, result2, missing2, n2, ... }: apply-8's reply for each callback, in order.
+  Returns { result1, missing1, n1, held1, result2, ... }: apply-8's reply for each callback, in order.
 ]]
 --@include transitions
 --@include terminal
@@ -46,5 +46,6 @@ for i = 1, n do
   out[#out + 1] = r[1]
   out[#out + 1] = r[2]
   out[#out + 1] = r[3]
+  out[#out + 1] = r[4] or 0
 end
 return out
