@@ -12,11 +12,14 @@ interface Waiting {
  * Admit batching (ENQUEUE_MODE=script, ADMIT_BATCH_MAX > 1): the callbacks of one batch group that
  * reach the admit together share one script call (admit-enqueue-batch) and one job, and each gets its
  * own answer. A batch group (RequestStore.batchGroup) is every partition on a single Redis, one
- * partition on Redis Cluster. "Together" is a group commit per group: a batch is sent at the end of the
- * event-loop turn (setImmediate, after the turn's I/O callbacks) when no call of its group is out, else
- * as soon as the one out returns; and at once when it holds `max` callbacks. Without load a batch
- * therefore holds one callback, sent through admit-enqueue-11 as before, and waits for nothing; under
- * load a batch gathers what arrives during one round trip of its group, and grows with the load. A
+ * partition on Redis Cluster. "Together" is a group commit per group, with at most `maxOut` script
+ * calls of the group out at once, one per partition it spans (RequestStore.batchGroupPartitions: 16
+ * on a single Redis by default, 1 on a Cluster, as many calls out per Redis as when every partition
+ * batched on its own): a batch is sent at the end of the event-loop turn (setImmediate, after the
+ * turn's I/O callbacks) when fewer than `maxOut` calls of its group are out, else as soon as one
+ * returns; and at once when it holds `max` callbacks. Without load a batch therefore holds one
+ * callback, sent through admit-enqueue-11 as before, and waits for nothing; under load it holds what
+ * arrived in its event-loop turn, and once `maxOut` calls are out, what arrives until one returns. A
  * callback repeating the request and Idempotency-Key of one in the open batch sends that batch first and
  * opens the next (Redis runs them in order), so a key is decided once per call as without batching.
  * ACK_REPLICAS: one WAIT per batch, on the node that ran it.
@@ -27,10 +30,15 @@ export class AdmitBatcher {
   private readonly out = new Map<number, number>();
   private scheduled = false;
 
+  /** script calls a group may have out at once before its next batch waits for one to return */
+  readonly maxOut: number;
+
   constructor(
     private readonly deps: GatewayDeps,
     readonly max: number,
-  ) {}
+  ) {
+    this.maxOut = deps.store.batchGroupPartitions();
+  }
 
   /** Admits and enqueues one callback in the open batch of its batch group. */
   submit(cb: AdmitCallback, idempotency?: Idempotency): Promise<AdmitResult> {
@@ -56,8 +64,8 @@ export class AdmitBatcher {
       this.scheduled = true;
       setImmediate(() => {
         this.scheduled = false;
-        // a group with a call out sends its batch when that call returns
-        for (const q of [...this.open.keys()]) if (!this.out.get(q)) this.send(q);
+        // a group with maxOut calls out sends its batch when one of them returns
+        for (const q of [...this.open.keys()]) if ((this.out.get(q) ?? 0) < this.maxOut) this.send(q);
       });
     }
     return pending;
@@ -72,8 +80,8 @@ export class AdmitBatcher {
       const left = (this.out.get(g) ?? 1) - 1;
       if (left > 0) this.out.set(g, left);
       else this.out.delete(g);
-      // what arrived meanwhile goes now (a batch of this turn waits for the end of the turn)
-      if (left === 0 && this.open.has(g)) this.send(g);
+      // a batch held back while maxOut calls were out goes now (one opened since waits for its turn's end)
+      if (left === this.maxOut - 1 && this.open.has(g)) this.send(g);
     });
   }
 

@@ -193,6 +193,11 @@ export class RequestStore {
     return this.clustered ? p : 0;
   }
 
+  /** How many partitions one batch group spans: all on a single Redis, one on Redis Cluster. */
+  batchGroupPartitions(): number {
+    return this.clustered ? 1 : this.keys.partitions;
+  }
+
   /** The batch group of a request's partition. */
   batchGroupOf(requestId: string): number {
     return this.batchGroup(this.keys.partition(requestId));
