@@ -70,9 +70,9 @@ export interface ApplyResult {
   n: number;
   /**
    * the missing seq is queued inside a batch job (its in-flight marker): that job applies it or its
-   * dead letter comes with a gap check, so no gap check is needed now (see needsGapCheck)
+   * dead letter comes with a gap check, so no gap check is needed now (see needsGapCheck); absent else
    */
-  held?: boolean;
+  held?: true;
 }
 
 /** Whether an apply's result asks for a gap check of its missing seq. */
@@ -395,7 +395,7 @@ export class RequestStore {
       result: reply[0] as ApplyResult["result"],
       missing: Number(reply[1]),
       n: Number(reply[2]),
-      held: reply[3] === 1,
+      ...(reply[3] === 1 ? { held: true } : {}),
     };
   }
 
@@ -429,7 +429,7 @@ export class RequestStore {
         result: reply[4 * i] as ApplyResult["result"],
         missing: Number(reply[4 * i + 1]),
         n: Number(reply[4 * i + 2]),
-        held: reply[4 * i + 3] === 1,
+        ...(reply[4 * i + 3] === 1 ? { held: true } : {}),
       });
     }
     return out;
