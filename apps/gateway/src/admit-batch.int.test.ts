@@ -1,16 +1,18 @@
-import { callbackBatchJobSchema } from "@ess/contract";
+import { type CallbackJob, callbackBatchJobSchema } from "@ess/contract";
 import { callbackJobId, JOB_BATCH, JOB_CALLBACK } from "@ess/store";
 import { newRequestId } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
 import { BacklogMonitor } from "./backlog.js";
 import { useGatewayTestContext } from "./test-context.js";
 
-// Callbacks of one partition that reach the admit in the same event-loop turn share one script call and
-// one batch job (ADMIT_BATCH_MAX, default 64); each HTTP call still gets its own answer.
+// Callbacks of one batch group (every partition on a single Redis) that reach the admit in the same
+// event-loop turn share one script call and one batch job (ADMIT_BATCH_MAX, default 64); each HTTP call
+// still gets its own answer.
 const ctx = await useGatewayTestContext({ partitions: 1 });
+const multi = await useGatewayTestContext({ partitions: 4 });
 
-function post(id: string, body: Record<string, unknown>, key?: string) {
-  return ctx.app.request(`/ess/rest/scheduler/v1/requests/${id}/executionStatus`, {
+function post(id: string, body: Record<string, unknown>, key?: string, app = ctx.app) {
+  return app.request(`/ess/rest/scheduler/v1/requests/${id}/executionStatus`, {
     method: "POST",
     headers: { "content-type": "application/json", ...(key ? { "idempotency-key": key } : {}) },
     body: JSON.stringify(body),
@@ -94,5 +96,79 @@ describe("admit batching", () => {
     // every waiting job once, and each callback inside a batch job once more
     expect(backlog.backlog(0)).toBe(before + waiting + marked);
     expect(backlog.backlog(0)).toBeGreaterThanOrEqual(before + 4);
+  });
+});
+
+describe("admit batching across partitions (a single Redis)", () => {
+  /** one registered request in each partition */
+  async function onePerPartition(): Promise<string[]> {
+    const ids: string[] = [];
+    while (ids.length < multi.keys.partitions) {
+      const id = newRequestId();
+      if (multi.keys.partition(id) === ids.length) ids.push(id);
+    }
+    for (const id of ids) await multi.store.register(id, "h", {});
+    return ids;
+  }
+
+  it("callbacks of every partition share one script call and one job, each answered and decided once", async () => {
+    const ids = await onePerPartition();
+    const first = ids[0] as string;
+    const body = { requestHandle: "h", status: "UPDATE" };
+    const answers = await Promise.all([
+      ...ids.map((id) => post(id, body, "k", multi.app)),
+      // the same request and key in the same turn: the first call's answer, not a second seq
+      post(first, body, "k", multi.app),
+      ...ids.map((id) => post(id, { requestHandle: "h", status: "WARNING" }, undefined, multi.app)),
+    ]);
+    expect(answers.map((r) => r.status)).toEqual(new Array(2 * ids.length + 1).fill(200));
+    const jobs = (await Promise.all(ids.map((_, p) => multi.queues.queue(p).getJobs(["waiting"])))).flat();
+    const batches = jobs.filter((j) => j.name === JOB_BATCH);
+    const callbacks = jobs.flatMap((j) =>
+      j.name === JOB_BATCH ? callbackBatchJobSchema.parse(j.data).callbacks : [j.data as CallbackJob],
+    );
+    // every request: seq 1 (its key) and seq 2 (WARNING), each once, whatever the batches were
+    expect(callbacks.map((c) => `${c.requestId}-${c.seq}`).sort()).toEqual(
+      ids.flatMap((id) => [callbackJobId(id, 1), callbackJobId(id, 2)]).sort(),
+    );
+    // a batch job carries callbacks of several partitions, each marked in its own partition
+    const spanning = batches.find(
+      (j) =>
+        new Set(callbackBatchJobSchema.parse(j.data).callbacks.map((c) => multi.keys.partition(c.requestId))).size > 1,
+    );
+    expect(spanning).toBeDefined();
+    for (const c of callbackBatchJobSchema.parse(spanning?.data).callbacks) {
+      const p = multi.keys.partition(c.requestId);
+      expect(await multi.redis.hget(multi.keys.inflight(p), callbackJobId(c.requestId, c.seq))).toBe(spanning?.id);
+    }
+    expect(jobs.length).toBeLessThan(callbacks.length);
+  });
+
+  it("the backlog counts each callback in its own partition, wherever its batch job is queued", async () => {
+    const ids = await onePerPartition();
+    const backlog = new BacklogMonitor(multi.redis, multi.keys, 1, 60000);
+    await backlog.refresh();
+    const before = ids.map((_, p) => backlog.backlog(p));
+    const answers = await Promise.all(
+      ids.map((id) => post(id, { requestHandle: "h", status: "UPDATE" }, undefined, multi.app)),
+    );
+    expect(answers.map((r) => r.status)).toEqual(ids.map(() => 200));
+    await backlog.refresh();
+    // the batch jobs that carry these callbacks, per queue
+    const batchesIn = await Promise.all(
+      ids.map(async (_, p) =>
+        (await multi.queues.queue(p).getJobs(["waiting"])).filter(
+          (j) =>
+            j.name === JOB_BATCH &&
+            callbackBatchJobSchema.parse(j.data).callbacks.some((c) => ids.includes(c.requestId)),
+        ),
+      ),
+    );
+    expect(batchesIn.flat().length).toBeGreaterThan(0);
+    // each partition: its own callback once (a marker, or a single job of its queue), plus the batch jobs its
+    // queue holds (a batch job counts once more than its callbacks)
+    for (let p = 0; p < ids.length; p++) {
+      expect(backlog.backlog(p) - (before[p] as number)).toBe(1 + (batchesIn[p] as unknown[]).length);
+    }
   });
 });

@@ -9,74 +9,83 @@ interface Waiting {
 }
 
 /**
- * Admit batching (ENQUEUE_MODE=script, ADMIT_BATCH_MAX > 1): the callbacks of one partition that reach
- * the admit together share one script call (admit-enqueue-batch) and one job, and each gets its own
- * answer. "Together" is a group commit per partition: a batch is sent at the end of the event-loop turn
- * (setImmediate, after the turn's I/O callbacks) when no call of its partition is out, else as soon as
- * the one out returns; and at once when it holds `max` callbacks. Without load a batch therefore holds
- * one callback, sent through admit-enqueue-11 as before, and waits for nothing; under load a batch
- * gathers what arrives during one round trip of its partition, and grows with the load. A callback
- * repeating the request and Idempotency-Key of one in the open batch sends that batch first and opens
- * the next (Redis runs them in order), so a key is decided once per call as without batching.
+ * Admit batching (ENQUEUE_MODE=script, ADMIT_BATCH_MAX > 1): the callbacks of one batch group that
+ * reach the admit together share one script call (admit-enqueue-batch) and one job, and each gets its
+ * own answer. A batch group (RequestStore.batchGroup) is every partition on a single Redis, one
+ * partition on Redis Cluster. "Together" is a group commit per group, with at most `maxOut` script
+ * calls of the group out at once, one per partition it spans (RequestStore.batchGroupPartitions: 16
+ * on a single Redis by default, 1 on a Cluster, as many calls out per Redis as when every partition
+ * batched on its own): a batch is sent at the end of the event-loop turn (setImmediate, after the
+ * turn's I/O callbacks) when fewer than `maxOut` calls of its group are out, else as soon as one
+ * returns; and at once when it holds `max` callbacks. Without load a batch therefore holds one
+ * callback, sent through admit-enqueue-11 as before, and waits for nothing; under load it holds what
+ * arrived in its event-loop turn, and once `maxOut` calls are out, what arrives until one returns. A
+ * callback repeating the request and Idempotency-Key of one in the open batch sends that batch first and
+ * opens the next (Redis runs them in order), so a key is decided once per call as without batching.
  * ACK_REPLICAS: one WAIT per batch, on the node that ran it.
  */
 export class AdmitBatcher {
   private readonly open = new Map<number, Waiting[]>();
-  /** script calls out, per partition */
+  /** script calls out, per batch group */
   private readonly out = new Map<number, number>();
   private scheduled = false;
+
+  /** script calls a group may have out at once before its next batch waits for one to return */
+  readonly maxOut: number;
 
   constructor(
     private readonly deps: GatewayDeps,
     readonly max: number,
-  ) {}
+  ) {
+    this.maxOut = deps.store.batchGroupPartitions();
+  }
 
-  /** Admits and enqueues one callback in the open batch of its partition. */
+  /** Admits and enqueues one callback in the open batch of its batch group. */
   submit(cb: AdmitCallback, idempotency?: Idempotency): Promise<AdmitResult> {
-    const p = this.deps.store.keys.partition(cb.requestId);
-    let batch = this.open.get(p);
+    const g = this.deps.store.batchGroupOf(cb.requestId);
+    let batch = this.open.get(g);
     if (
       batch &&
       idempotency &&
       batch.some((w) => w.idempotency?.key === idempotency.key && w.cb.requestId === cb.requestId)
     ) {
-      this.send(p);
+      this.send(g);
       batch = undefined;
     }
     if (!batch) {
       batch = [];
-      this.open.set(p, batch);
+      this.open.set(g, batch);
     }
     const pending = new Promise<AdmitResult>((resolve, reject) => {
       (batch as Waiting[]).push({ cb, idempotency, resolve, reject });
     });
-    if (batch.length >= this.max) this.send(p);
+    if (batch.length >= this.max) this.send(g);
     else if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => {
         this.scheduled = false;
-        // a partition with a call out sends its batch when that call returns
-        for (const q of [...this.open.keys()]) if (!this.out.get(q)) this.send(q);
+        // a group with maxOut calls out sends its batch when one of them returns
+        for (const q of [...this.open.keys()]) if ((this.out.get(q) ?? 0) < this.maxOut) this.send(q);
       });
     }
     return pending;
   }
 
-  private send(p: number): void {
-    const batch = this.open.get(p);
-    this.open.delete(p);
+  private send(g: number): void {
+    const batch = this.open.get(g);
+    this.open.delete(g);
     if (!batch || batch.length === 0) return;
-    this.out.set(p, (this.out.get(p) ?? 0) + 1);
-    void this.run(p, batch).finally(() => {
-      const left = (this.out.get(p) ?? 1) - 1;
-      if (left > 0) this.out.set(p, left);
-      else this.out.delete(p);
-      // what arrived meanwhile goes now (a batch of this turn waits for the end of the turn)
-      if (left === 0 && this.open.has(p)) this.send(p);
+    this.out.set(g, (this.out.get(g) ?? 0) + 1);
+    void this.run(batch).finally(() => {
+      const left = (this.out.get(g) ?? 1) - 1;
+      if (left > 0) this.out.set(g, left);
+      else this.out.delete(g);
+      // a batch held back while maxOut calls were out goes now (one opened since waits for its turn's end)
+      if (left === this.maxOut - 1 && this.open.has(g)) this.send(g);
     });
   }
 
-  private async run(p: number, batch: Waiting[]): Promise<void> {
+  private async run(batch: Waiting[]): Promise<void> {
     const { store, queues, replicaAck } = this.deps;
     let results: (AdmitResult | Error)[];
     try {
@@ -84,7 +93,7 @@ export class AdmitBatcher {
         const only = batch[0] as Waiting;
         results = [await store.admitAndEnqueue(queues, only.cb, only.idempotency).catch((err: Error) => err)];
       } else {
-        results = await store.admitAndEnqueueBatch(queues, p, batch);
+        results = await store.admitAndEnqueueBatch(queues, batch);
       }
     } catch (err) {
       for (const w of batch) w.reject(err);

@@ -1,4 +1,12 @@
-import { CALLBACK_QUEUE, type CallbackQueues, type DeadLetters, type RequestStore, WEBHOOK_QUEUE } from "@ess/store";
+import { callbackBatchJobSchema } from "@ess/contract";
+import {
+  CALLBACK_QUEUE,
+  type CallbackQueues,
+  type DeadLetters,
+  JOB_BATCH,
+  type RequestStore,
+  WEBHOOK_QUEUE,
+} from "@ess/store";
 import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { WorkerLogger } from "./logger.js";
@@ -21,6 +29,12 @@ export interface DeadLetterUpkeepDeps {
   /** dead letters older than this are purged */
   deadLetterRetentionMs: number;
   log: WorkerLogger;
+  /**
+   * Schedules the gap check of a request's missing seq. A batch job's callbacks are dead-lettered only
+   * after the gap check of each request's lowest seq in it is scheduled: an apply that found that seq
+   * missing but marked in flight asked for none (ApplyResult.held).
+   */
+  gapCheck?: ((requestId: string, missing: number) => Promise<void>) | undefined;
 }
 
 /** The worker's side of the dead letters: moving failed jobs in, sweeping, purging past retention. */
@@ -41,6 +55,13 @@ export function deadLetterUpkeep(deps: DeadLetterUpkeepDeps): DeadLetterUpkeep {
 
   async function deadLetter(p: number, job: Job): Promise<void> {
     try {
+      if (job.name === JOB_BATCH && deps.gapCheck) {
+        const batch = callbackBatchJobSchema.safeParse(job.data);
+        const lowest = new Map<string, number>();
+        for (const cb of batch.success ? batch.data.callbacks : [])
+          lowest.set(cb.requestId, Math.min(cb.seq, lowest.get(cb.requestId) ?? cb.seq));
+        for (const [requestId, seq] of lowest) await deps.gapCheck(requestId, seq);
+      }
       // a batch job becomes a dead letter per callback it had not applied
       for (const entry of await deadLetters.record(p, job)) {
         log.warn(

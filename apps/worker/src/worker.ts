@@ -10,6 +10,7 @@ import {
   JOB_BATCH,
   JOB_CALLBACK,
   JOB_GAP,
+  needsGapCheck,
   OPS_QUEUE,
   type RequestStore,
   reasonMessage,
@@ -116,7 +117,10 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
   const { store, queues, deadLetters, log } = deps;
   const replays =
     deps.replays ?? new BulkReplayRunner(deadLetters, { audit: new AuditLog(deps.connection, store.keys) });
-  const upkeep = deadLetterUpkeep(deps);
+  const upkeep = deadLetterUpkeep({
+    ...deps,
+    gapCheck: (requestId, missing) => scheduleGapCheck(requestId, missing, deps.gapTimeoutMs),
+  });
   const apply = (call: ApplyCall): Promise<ApplyResult> => {
     const work = () => store.apply(call.requestId, call.mode, call.arg);
     return deps.observe ? deps.observe.apply(call, work) : work();
@@ -155,26 +159,27 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
         reasonMessage("request-gone", `request ${cb.requestId} no longer exists (expired or deleted)`),
       );
     }
-    if (res.missing > 0) await scheduleGapCheck(cb.requestId, res.missing, deps.gapTimeoutMs);
+    if (needsGapCheck(res)) await scheduleGapCheck(cb.requestId, res.missing, deps.gapTimeoutMs);
     return res.result;
   }
 
   /**
-   * A batch job: its callbacks (one partition, admission order) applied by one script call, each
-   * observed (metrics, log line, trace span) as if applied on its own, and its gap checks scheduled as
-   * a single job's would be. A callback whose request is gone is dead-lettered on its own (as the single
-   * job it stands for) and the others complete. A failure of the call fails the batch as a whole; its
-   * retry applies nothing twice (apply-batch), and once out of attempts each callback it had not applied
-   * becomes a dead letter of its own (DeadLetters.record).
+   * A batch job: its callbacks (one batch group: any partitions on a single Redis, one on Redis Cluster;
+   * admission order) applied by one script call, each observed (metrics, log line, trace span) as if
+   * applied on its own, and its gap checks scheduled as a single job's would be (in the queue of the
+   * request's own partition). A callback whose request is gone is dead-lettered on its own (as the
+   * single job it stands for, in its own partition) and the others complete. A failure of the call fails
+   * the batch as a whole; its retry applies nothing twice (apply-batch), and once out of attempts each
+   * callback it had not applied becomes a dead letter of its own (DeadLetters.record).
    */
   async function processBatch(job: Job): Promise<string> {
     const parsed = callbackBatchJobSchema.safeParse(job.data);
-    const p = parsed.success ? store.keys.partition(parsed.data.callbacks[0]?.requestId ?? "") : -1;
-    if (!parsed.success || parsed.data.callbacks.some((cb) => store.keys.partition(cb.requestId) !== p)) {
+    const group = parsed.success ? store.batchGroupOf(parsed.data.callbacks[0]?.requestId ?? "") : -1;
+    if (!parsed.success || parsed.data.callbacks.some((cb) => store.batchGroupOf(cb.requestId) !== group)) {
       throw new UnrecoverableError(
         reasonMessage(
           "invalid-payload",
-          `invalid batch payload: ${parsed.success ? "callbacks of several partitions" : (parsed.error.issues[0]?.message ?? "invalid")}`,
+          `invalid batch payload: ${parsed.success ? "callbacks of several partitions on Redis Cluster" : (parsed.error.issues[0]?.message ?? "invalid")}`,
         ),
       );
     }
@@ -183,7 +188,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     // one script call for all; each observer's work waits for it and takes its own result
     let batch: Promise<ApplyResult[]> | undefined;
     const all = () => {
-      batch ??= store.applyBatch(p, cbs);
+      batch ??= store.applyBatch(cbs);
       return batch;
     };
     const results = await Promise.all(
@@ -195,15 +200,15 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     );
     const gone: CallbackJob[] = [];
     // the gap check a request's last callback of the batch asks for (as its own job would)
-    const gaps = new Map<string, number>();
+    const gaps = new Map<string, ApplyResult>();
     results.forEach((res, i) => {
       const cb = cbs[i] as CallbackJob;
       log.debug({ requestId: cb.requestId, seq: cb.seq, status: cb.status, result: res.result }, "callback processed");
       if (res.result === "gone") gone.push(cb);
-      else gaps.set(cb.requestId, res.missing);
+      else gaps.set(cb.requestId, res);
     });
     if (gone.length > 0) {
-      const entries = await deadLetters.recordCallbacks(p, job.queueName, gone, {
+      const entries = await deadLetters.recordCallbacks(job.queueName, gone, {
         reason: "request-gone",
         error: "request no longer exists (expired or deleted)",
         attempts: job.attemptsMade + 1,
@@ -213,8 +218,8 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
       for (const e of entries)
         log.warn({ requestId: e.requestId, seq: e.seq, reason: e.reason, id: e.id }, "job dead-lettered");
     }
-    for (const [requestId, missing] of gaps) {
-      if (missing > 0) await scheduleGapCheck(requestId, missing, deps.gapTimeoutMs);
+    for (const [requestId, res] of gaps) {
+      if (needsGapCheck(res)) await scheduleGapCheck(requestId, res.missing, deps.gapTimeoutMs);
     }
     return `${results.length} callbacks`;
   }

@@ -196,6 +196,8 @@ export class Keys {
    * Partition N's in-flight markers: hash `<id>-<seq>` (the callback's job id) → the id of the batch
    * job carrying it. A callback inside a batch job has no job hash of its own; its marker stands for
    * one (the gap check never skips a marked seq) from its admit until its apply or its dead letter.
+   * The marker is always in the callback's own partition, also when its batch job sits in another
+   * partition's queue (on a single Redis a batch spans partitions, see RequestStore.batchGroup).
    */
   inflight(p: number): string {
     return `${this.tag(p)}:inflight`;
@@ -207,6 +209,31 @@ export class Keys {
   /** BullMQ's keys of the ops queue. */
   opsQueueKeys(): Readonly<Record<string, string>> {
     return bullmqQueueKeys(this.opsTag(), OPS_QUEUE);
+  }
+  /**
+   * admit-2's KEYS for a callback: its request hash and its Idempotency-Key's record (the request hash
+   * again when it has none). The admit-enqueue scripts pass them as admit-2 takes them.
+   */
+  admitKeys(p: number, id: string, idempotencyKey?: string): [string, string] {
+    const req = this.request(p, id);
+    return [req, idempotencyKey === undefined ? req : this.idempotency(p, id, idempotencyKey)];
+  }
+  /**
+   * apply-8's KEYS[1..8] for a callback of request `id` (partition N): request hash, reorder buffer,
+   * history, the partition's event stream, skipped seqs, the partition's request index and its expiry
+   * set, the partition's in-flight markers. apply-batch takes them per callback in the same order.
+   */
+  applyKeys(p: number, id: string): string[] {
+    return [
+      this.request(p, id),
+      this.buffer(p, id),
+      this.history(p, id),
+      this.events(p),
+      this.skipped(p, id),
+      this.requestIndex(p),
+      this.requestIndexExpiry(p),
+      this.inflight(p),
+    ];
   }
   /** Prefix of BullMQ job hashes of partition N's callback queue (job key = this + job id). */
   jobPrefix(p: number): string {

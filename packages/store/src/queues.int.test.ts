@@ -136,7 +136,7 @@ describe("the enqueue template without bullmq", () => {
     const q = new CallbackQueues(redis, new Keys(keys.prefix, 4), policy);
     try {
       for (const p of [0, 3]) {
-        const template = await q.template(p);
+        const template = q.template(p);
         const sent = await whatQueueAddSends(q, p);
         expect(template.keys).toEqual(sent.keys);
         expect(template.jobPrefix).toBe(q.queue(p).keys[""]);

@@ -201,7 +201,7 @@ export class CallbackQueues {
    * first use, so a call is sent to Redis in the order it was made; a test checks the template against
    * what Queue.add sends.
    */
-  readyTemplate(p: number): EnqueueTemplate {
+  template(p: number): EnqueueTemplate {
     const cached = this.templates.get(p);
     if (cached) return cached;
     if (!this.encodedOpts) {
@@ -218,11 +218,6 @@ export class CallbackQueues {
     };
     this.templates.set(p, template);
     return template;
-  }
-
-  /** The enqueue template of partition p (readyTemplate, as a promise). */
-  async template(p: number): Promise<EnqueueTemplate> {
-    return this.readyTemplate(p);
   }
 
   /** The callback queue of every partition (created if needed): for dashboards, metrics and sweeps. */

@@ -48,7 +48,7 @@ export class ReplicaAck {
   }
 
   /**
-   * ACK_REPLICAS for the admits of one script call (one partition), answered by `requestId`'s node.
+   * ACK_REPLICAS for the admits of one script call (one batch group: one node), answered by `requestId`'s node.
    * A repeat or a resumed call may be answered from what another connection wrote: a fence write of
    * this connection's own first makes the WAIT cover that too.
    */

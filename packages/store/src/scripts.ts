@@ -175,8 +175,8 @@ function bullmqAddStandardJob(): string {
 export const SCRIPTS = {
   admit: 2,
   apply: 8,
-  // the callbacks of one batch job, each through apply (keys per callback after the fixed ones)
-  applyBatch: 4,
+  // the callbacks of one batch job, each through apply with its own keys (apply's eight per callback)
+  applyBatch: 0,
   register: 5,
   cancel: 7,
   sweepTimeouts: 8,
@@ -184,8 +184,8 @@ export const SCRIPTS = {
   pruneIndex: 2,
   // admit and BullMQ's add in one round trip
   admitEnqueue: 11,
-  // the callbacks of one event-loop turn for one partition, each through admit, enqueued as one job
-  admitEnqueueBatch: 10,
+  // the callbacks of one batch group admitted together, each through admit, enqueued as one job
+  admitEnqueueBatch: 9,
   // read-only (no-writes): request details while Redis is full
   read: 2,
   // a webhook subscription, atomic with the request's event sequence number

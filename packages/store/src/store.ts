@@ -6,6 +6,7 @@ import { decodeReply } from "./codes.js";
 import { decodeHistory } from "./history-codec.js";
 import type { Keys } from "./keys.js";
 import { type CallbackQueues, JOB_BATCH, JOB_CALLBACK } from "./queues.js";
+import { isCluster } from "./redis.js";
 import { defineScripts, type ScriptedRedis } from "./scripts.js";
 
 /** Limits the scripts apply; from the configuration. */
@@ -67,6 +68,16 @@ export interface ApplyResult {
   missing: number;
   /** callbacks drained from the buffer ('wait': ms to wait) */
   n: number;
+  /**
+   * the missing seq is queued inside a batch job (its in-flight marker): that job applies it or its
+   * dead letter comes with a gap check, so no gap check is needed now (see needsGapCheck); absent else
+   */
+  held?: true;
+}
+
+/** Whether an apply's result asks for a gap check of its missing seq. */
+export function needsGapCheck(res: ApplyResult): boolean {
+  return res.missing > 0 && res.held !== true;
 }
 
 export interface RegisterResult {
@@ -160,6 +171,8 @@ function toAdmitResult(requestId: string, p: number, reply: (string | number | n
  */
 export class RequestStore {
   readonly redis: ScriptedRedis;
+  /** true on Redis Cluster, where a script's keys must share one slot (one partition) */
+  readonly clustered: boolean;
 
   constructor(
     redis: Redis,
@@ -167,6 +180,27 @@ export class RequestStore {
     readonly limits: StoreLimits = DEFAULT_LIMITS,
   ) {
     this.redis = defineScripts(redis);
+    this.clustered = isCluster(redis);
+  }
+
+  /**
+   * The batch group of partition p: callbacks of one group may share one admit call, one batch job and
+   * one apply call (admitAndEnqueueBatch, applyBatch). On a single Redis every partition is in group 0,
+   * so a batch gathers all the callbacks that reach the admit together whatever their partition; on
+   * Redis Cluster each partition is a group of its own (a script's keys must share one slot).
+   */
+  batchGroup(p: number): number {
+    return this.clustered ? p : 0;
+  }
+
+  /** How many partitions one batch group spans: all on a single Redis, one on Redis Cluster. */
+  batchGroupPartitions(): number {
+    return this.clustered ? 1 : this.keys.partitions;
+  }
+
+  /** The batch group of a request's partition. */
+  batchGroupOf(requestId: string): number {
+    return this.batchGroup(this.keys.partition(requestId));
   }
 
   /**
@@ -183,10 +217,10 @@ export class RequestStore {
     leaseMs = DEFAULT_IDEMPOTENCY_LEASE_MS,
   ): Promise<AdmitResult> {
     const p = this.keys.partition(requestId);
-    const req = this.keys.request(p, requestId);
+    const [req, idem] = this.keys.admitKeys(p, requestId, idempotency?.key);
     const reply = await this.redis.ess_admit(
       req,
-      idempotency ? this.keys.idempotency(p, requestId, idempotency.key) : req,
+      idem,
       digest(handle),
       status,
       idempotency?.fingerprint ?? "",
@@ -205,13 +239,13 @@ export class RequestStore {
   async admitAndEnqueue(queues: CallbackQueues, cb: AdmitCallback, idempotency?: Idempotency): Promise<AdmitResult> {
     const { requestId } = cb;
     const p = this.keys.partition(requestId);
-    const template = queues.readyTemplate(p) ?? (await queues.template(p));
-    const req = this.keys.request(p, requestId);
+    const template = queues.template(p);
+    const [req, idem] = this.keys.admitKeys(p, requestId, idempotency?.key);
     const rest = jobRest(cb);
     const k = template.keys;
     const reply = await this.redis.ess_admitEnqueue(
       req,
-      idempotency ? this.keys.idempotency(p, requestId, idempotency.key) : req,
+      idem,
       k[0]!,
       k[1]!,
       k[2]!,
@@ -236,19 +270,23 @@ export class RequestStore {
   }
 
   /**
-   * The callbacks of one partition, admitted and enqueued in one script call (admit-enqueue-batch):
-   * each gets the answer `admitAndEnqueue` would give it (an AdmitResult, or the EssError of its
-   * refusal), in order. One admitted callback becomes exactly admitAndEnqueue's job; several become one
-   * batch job (JOB_BATCH) with an in-flight marker each. A Redis error rejects the whole call. The
-   * caller never passes two callbacks of one request with the same Idempotency-Key.
+   * The callbacks of one batch group (batchGroup), admitted and enqueued in one script call
+   * (admit-enqueue-batch): each gets the answer `admitAndEnqueue` would give it (an AdmitResult, or the
+   * EssError of its refusal), in order. The jobs go to the queue of the first callback's partition: one
+   * admitted callback of that partition becomes exactly admitAndEnqueue's job; otherwise the admitted
+   * ones become one batch job (JOB_BATCH) with an in-flight marker each in its own partition. A Redis
+   * error rejects the whole call. The caller never passes two callbacks of one request with the same
+   * Idempotency-Key.
    */
   async admitAndEnqueueBatch(
     queues: CallbackQueues,
-    p: number,
     cbs: readonly { cb: AdmitCallback; idempotency?: Idempotency | undefined }[],
   ): Promise<(AdmitResult | Error)[]> {
-    const template = queues.readyTemplate(p) ?? (await queues.template(p));
-    const keys: string[] = [...template.keys, this.keys.inflight(p)];
+    if (cbs.length === 0) return [];
+    const q = this.keys.partition((cbs[0] as { cb: AdmitCallback }).cb.requestId);
+    const group = this.batchGroup(q);
+    const template = queues.template(q);
+    const keys: string[] = [...template.keys];
     const args: (string | number | Buffer)[] = [
       template.jobPrefix,
       template.encodedOpts,
@@ -256,17 +294,19 @@ export class RequestStore {
       JOB_CALLBACK,
       JOB_BATCH,
     ];
+    const partitions: number[] = [];
     for (const { cb, idempotency } of cbs) {
       const { requestId } = cb;
-      if (this.keys.partition(requestId) !== p) throw new Error(`request ${requestId} is not of partition ${p}`);
-      const req = this.keys.request(p, requestId);
-      keys.push(req, idempotency ? this.keys.idempotency(p, requestId, idempotency.key) : req);
+      const p = this.keys.partition(requestId);
+      if (this.batchGroup(p) !== group) throw new Error(`request ${requestId} is not of batch group ${group}`);
+      partitions.push(p);
+      keys.push(...this.keys.admitKeys(p, requestId, idempotency?.key), this.keys.inflight(p));
       args.push(digest(cb.handle), cb.status, idempotency?.fingerprint ?? "", requestId, cb.acceptedAt, jobRest(cb));
     }
     const reply = await this.redis.ess_admitEnqueueBatch(keys.length, ...keys, ...args);
     return cbs.map(({ cb }, i) => {
       try {
-        return toAdmitResult(cb.requestId, p, reply.slice(4 * i, 4 * i + 4));
+        return toAdmitResult(cb.requestId, partitions[i] as number, reply.slice(4 * i, 4 * i + 4));
       } catch (err) {
         return err as Error;
       }
@@ -332,19 +372,14 @@ export class RequestStore {
     now = Date.now(),
   ): Promise<ApplyResult> {
     const p = this.keys.partition(requestId);
-    const req = this.keys.request(p, requestId);
-    const buf = this.keys.buffer(p, requestId);
-    const gap = mode === "gap" ? await this.readGap(p, requestId, req, buf) : { from: 0, jobKeys: [] };
+    const keys = this.keys.applyKeys(p, requestId);
+    const gap =
+      mode === "gap"
+        ? await this.readGap(p, requestId, keys[0] as string, keys[1] as string)
+        : { from: 0, jobKeys: [] };
     const reply = await this.redis.ess_apply(
       8 + gap.jobKeys.length,
-      req,
-      buf,
-      this.keys.history(p, requestId),
-      this.keys.events(p),
-      this.keys.skipped(p, requestId),
-      this.keys.requestIndex(p),
-      this.keys.requestIndexExpiry(p),
-      this.keys.inflight(p),
+      ...keys,
       ...gap.jobKeys,
       mode,
       typeof arg === "number" ? arg : JSON.stringify(arg),
@@ -356,21 +391,23 @@ export class RequestStore {
       gap.from,
       requestId,
     );
-    return { result: reply[0] as ApplyResult["result"], missing: Number(reply[1]), n: Number(reply[2]) };
+    return {
+      result: reply[0] as ApplyResult["result"],
+      missing: Number(reply[1]),
+      n: Number(reply[2]),
+      ...(reply[3] === 1 ? { held: true } : {}),
+    };
   }
 
   /**
-   * Applies the callbacks of one batch job (all of partition p, in this order) in one script call
-   * (apply-batch): each exactly as `apply(…, "cb", job)` would, and its in-flight marker cleared in the
-   * same step. One result per callback, in order.
+   * Applies the callbacks of one batch job (all of one batch group, in this order) in one script call
+   * (apply-batch): each exactly as `apply(…, "cb", job)` would, with its own partition's keys, and its
+   * in-flight marker cleared in the same step. One result per callback, in order.
    */
-  async applyBatch(p: number, jobs: readonly CallbackJob[], now = Date.now()): Promise<ApplyResult[]> {
-    const keys: string[] = [
-      this.keys.events(p),
-      this.keys.requestIndex(p),
-      this.keys.requestIndexExpiry(p),
-      this.keys.inflight(p),
-    ];
+  async applyBatch(jobs: readonly CallbackJob[], now = Date.now()): Promise<ApplyResult[]> {
+    if (jobs.length === 0) return [];
+    const group = this.batchGroupOf((jobs[0] as CallbackJob).requestId);
+    const keys: string[] = [];
     const args: (string | number)[] = [
       now,
       this.limits.historyLimit,
@@ -380,17 +417,19 @@ export class RequestStore {
     ];
     for (const job of jobs) {
       const id = job.requestId;
-      if (this.keys.partition(id) !== p) throw new Error(`request ${id} is not of partition ${p}`);
-      keys.push(this.keys.request(p, id), this.keys.buffer(p, id), this.keys.history(p, id), this.keys.skipped(p, id));
+      const p = this.keys.partition(id);
+      if (this.batchGroup(p) !== group) throw new Error(`request ${id} is not of batch group ${group}`);
+      keys.push(...this.keys.applyKeys(p, id));
       args.push(id, JSON.stringify(job));
     }
     const reply = await this.redis.ess_applyBatch(keys.length, ...keys, ...args);
     const out: ApplyResult[] = [];
     for (let i = 0; i < jobs.length; i++) {
       out.push({
-        result: reply[3 * i] as ApplyResult["result"],
-        missing: Number(reply[3 * i + 1]),
-        n: Number(reply[3 * i + 2]),
+        result: reply[4 * i] as ApplyResult["result"],
+        missing: Number(reply[4 * i + 1]),
+        n: Number(reply[4 * i + 2]),
+        ...(reply[4 * i + 3] === 1 ? { held: true } : {}),
       });
     }
     return out;

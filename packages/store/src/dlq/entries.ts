@@ -96,7 +96,8 @@ export class DeadLetterEntries {
    * Records a failed BullMQ job as a dead letter, then removes the job. Safe to repeat (the entry is
    * keyed by job id): a crash between the two steps is finished by the next sweep. A batch job of the
    * callback queue becomes one dead letter per callback it still carries (see recordCallbacks), each
-   * the single callback job it stands for: listed, replayed and purged on its own.
+   * the single callback job it stands for, in its own partition (a batch may span partitions):
+   * listed, replayed and purged on its own.
    */
   async record(partition: number, job: FailedJob, now = Date.now()): Promise<DeadLetter[]> {
     const { reason, error } = parseReason(job.failedReason);
@@ -104,7 +105,7 @@ export class DeadLetterEntries {
     let entries: DeadLetter[];
     if (batch?.success) {
       const failure = { reason, error, attempts: job.attemptsMade, opts: job.opts, enqueuedAt: job.timestamp };
-      entries = await this.recordCallbacks(partition, job.queueName, batch.data.callbacks, failure, now);
+      entries = await this.recordCallbacks(job.queueName, batch.data.callbacks, failure, now);
     } else {
       const data = (job.data ?? {}) as Record<string, unknown>;
       const entry: DeadLetter = {
@@ -134,50 +135,59 @@ export class DeadLetterEntries {
   }
 
   /**
-   * Dead-letters callbacks of a batch job, each as the single callback job it stands for (id
-   * `<requestId>-<seq>`, name `cb`, the batch's options): those whose in-flight marker is still there,
-   * i.e. not applied by the batch (a callback it applied keeps its effect and is left out), and clears
-   * those markers in the same step. Safe to repeat. The caller removes the batch job, if any.
+   * Dead-letters callbacks of a batch job, each as the single callback job it stands for in its own
+   * partition (id `<partition>.<requestId>-<seq>`, queue `queue` of that partition, name `cb`, the
+   * batch's options): those whose in-flight marker is still there, i.e. not applied by the batch (a
+   * callback it applied keeps its effect and is left out), and clears those markers in the same step
+   * (one step per partition). Safe to repeat. The caller removes the batch job, if any.
    */
   async recordCallbacks(
-    partition: number,
     queue: string,
     callbacks: readonly CallbackJob[],
     failure: { reason: DeadLetterReason; error: string; attempts: number; opts: object; enqueuedAt: number },
     now = Date.now(),
   ): Promise<DeadLetter[]> {
-    if (callbacks.length === 0) return [];
-    const inflight = this.keys.inflight(partition);
-    const ids = callbacks.map((c) => callbackJobId(c.requestId, c.seq));
-    const marked = await this.redis.hmget(inflight, ...ids);
+    const byPartition = new Map<number, CallbackJob[]>();
+    for (const cb of callbacks) {
+      const p = this.keys.partition(cb.requestId);
+      const list = byPartition.get(p);
+      if (list) list.push(cb);
+      else byPartition.set(p, [cb]);
+    }
     const entries: DeadLetter[] = [];
-    callbacks.forEach((cb, i) => {
-      if (marked[i] === null) return;
-      const jobId = ids[i] as string;
-      entries.push({
-        id: DeadLetterEntries.id(partition, jobId),
-        partition,
-        queue: queue || CALLBACK_QUEUE,
-        jobId,
-        name: JOB_CALLBACK,
-        requestId: cb.requestId,
-        seq: cb.seq,
-        status: cb.status,
-        reason: failure.reason,
-        error: failure.error,
-        attempts: failure.attempts,
-        payload: cb,
-        opts: { ...(failure.opts as Record<string, unknown>), jobId },
-        enqueuedAt: failure.enqueuedAt,
-        deadAt: now,
+    for (const [partition, cbs] of byPartition) {
+      const ids = cbs.map((c) => callbackJobId(c.requestId, c.seq));
+      const marked = await this.redis.hmget(this.keys.inflight(partition), ...ids);
+      const mine: DeadLetter[] = [];
+      cbs.forEach((cb, i) => {
+        if (marked[i] === null) return;
+        const jobId = ids[i] as string;
+        mine.push({
+          id: DeadLetterEntries.id(partition, jobId),
+          partition,
+          queue: queue || CALLBACK_QUEUE,
+          jobId,
+          name: JOB_CALLBACK,
+          requestId: cb.requestId,
+          seq: cb.seq,
+          status: cb.status,
+          reason: failure.reason,
+          error: failure.error,
+          attempts: failure.attempts,
+          payload: cb,
+          opts: { ...(failure.opts as Record<string, unknown>), jobId },
+          enqueuedAt: failure.enqueuedAt,
+          deadAt: now,
+        });
       });
-    });
-    await this.write(
-      partition,
-      entries,
-      entries.map((e) => e.jobId),
-      now,
-    );
+      await this.write(
+        partition,
+        mine,
+        mine.map((e) => e.jobId),
+        now,
+      );
+      entries.push(...mine);
+    }
     await this.mirror(entries);
     return entries;
   }
