@@ -292,9 +292,11 @@ export async function redisStalls(redis: Redis) {
   const slow = (await redis.call("SLOWLOG", "GET", "1024")) as [number, number, number, string[]][];
   const byCommand: Record<string, { count: number; maxMicros: number }> = {};
   for (const [, , micros, argv] of slow) {
-    // a script by its first key's last part (e.g. `...:wait`), a command by name
+    // a script by its first key without prefix, partition and ids (BullMQ's moveToActive: `callbacks:wait`,
+    // the admit and apply scripts: `req:*`), a command by name
     const cmd = (argv[0] ?? "?").toLowerCase();
-    const name = cmd === "evalsha" || cmd === "eval" ? `script ${(argv[3] ?? "").split(":").at(-1)}` : cmd;
+    const key = (argv[3] ?? "").replace(/^.*\}:/, "").replace(/[0-9]+/g, "*");
+    const name = cmd === "evalsha" || cmd === "eval" ? `script ${key}` : cmd;
     byCommand[name] ??= { count: 0, maxMicros: 0 };
     const e = byCommand[name]!;
     e.count++;

@@ -1,6 +1,8 @@
 // The phases of a bench run (ceiling, max rate, drain, paced) and a profile's run through them.
 import type { ChildProcess } from "node:child_process";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { decodeHistory, Keys } from "@ess/store";
 import type { RunningProcess } from "@ess/testing";
 import { RedisServer } from "@ess/testing";
@@ -194,6 +196,16 @@ async function pacedPhase(
   const targets = freshTargets(n);
   await register(gateway.url, targets);
   const calls = buildMix(targets, opts.updates, opts.badEvery);
+  // the load generator's own garbage from the phases before (registration, histories, the last
+  // phase's calls) is collected now, not by a full collection that pauses its driver mid-phase
+  collectGarbage();
+  // the stall readouts start here (the processes' event-loop delay and GC pauses, Redis's latency
+  // monitor and slow log, the load generator's own loop); the phase starts after the scrapes settle
+  const [gatewayRt0, workerRt0] = await Promise.all([
+    scrapeRuntime(gateway.adminUrl),
+    scrapeRuntime(worker.metricsUrl),
+  ]);
+  await sleep(250);
   const samples: { t: number; n: number }[] = [];
   let sampling = true;
   const t0 = Date.now();
@@ -203,12 +215,6 @@ async function pacedPhase(
       await sleep(100);
     }
   })();
-  // the stall readouts start here: the processes' event-loop delay and GC pauses, Redis's latency
-  // monitor and slow log, the load generator's own loop
-  const [gatewayRt0, workerRt0] = await Promise.all([
-    scrapeRuntime(gateway.adminUrl),
-    scrapeRuntime(worker.metricsUrl),
-  ]);
   await redisStallsReset(redis);
   const before = await redisSample(redis);
   const jobs0 = await jobsAdded(redis, keys);
@@ -310,6 +316,12 @@ function slowEpisodes(slow: { at: number; ms: number }[]) {
       .map((e) => ({ atMs: round(e.atMs, 0), spanMs: round(e.spanMs, 0), calls: e.calls, maxMs: round(e.maxMs, 1) })),
   };
 }
+
+/** A full garbage collection of the load generator (V8's gc(), exposed at run time). */
+const collectGarbage: () => void = (() => {
+  setFlagsFromString("--expose-gc");
+  return runInNewContext("gc") as () => void;
+})();
 
 /**
  * The load generator's own event-loop delay and GC pauses while it drives a phase: its stalls delay
@@ -671,9 +683,17 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       const idle = await idleCores(redis, g1, pacedWorker);
       const search = await sustainedSearch(redis, g1, pacedWorker, maxRate);
       const rate = search.best?.acceptedPerSecond ?? null;
-      // accept latency at half the sustained rate (offered calls/s of the best step that held)
+      // accept latency at half the sustained rate (offered calls/s of the best step that held), as long
+      // as a step: a p99 needs thousands of calls (a 1.5 s phase at 1 000/s makes it the 15th slowest)
       const half = search.best
-        ? await pacedPhase(redis, g1, pacedWorker, search.best.offeredPerSecond * 0.5, "50% of sustained")
+        ? await pacedPhase(
+            redis,
+            g1,
+            pacedWorker,
+            search.best.offeredPerSecond * 0.5,
+            "50% of sustained",
+            opts.sustainedSeconds,
+          )
         : null;
       sustained = {
         ceiling: c,
@@ -702,7 +722,14 @@ export async function runProfile(profile: "A" | "B", bin: string) {
         const searchU = await sustainedSearch(redis, gu, pacedWorker, maxRate, "unbatched", startU);
         const rateU = searchU.best?.acceptedPerSecond ?? null;
         const halfU = searchU.best
-          ? await pacedPhase(redis, gu, pacedWorker, searchU.best.offeredPerSecond * 0.5, "unbatched 50% of sustained")
+          ? await pacedPhase(
+              redis,
+              gu,
+              pacedWorker,
+              searchU.best.offeredPerSecond * 0.5,
+              "unbatched 50% of sustained",
+              opts.sustainedSeconds,
+            )
           : null;
         // the same offered rates with and without batching, alternating, so that the machine's swings hit
         // both alike: lag, accept latency and CPU per callback by process, side by side
