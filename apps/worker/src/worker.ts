@@ -1,4 +1,4 @@
-import { type CallbackJob, callbackBatchJobSchema, safeParseCallbackJob } from "@ess/contract";
+import { type CallbackJob, callbackBatchJobSchema, callbackJobSchema } from "@ess/contract";
 import {
   type ApplyResult,
   AuditLog,
@@ -139,7 +139,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
   }
 
   async function processCallback(job: Job): Promise<string> {
-    const parsed = safeParseCallbackJob(job.data);
+    const parsed = callbackJobSchema.safeParse(job.data);
     if (!parsed.success) {
       // a payload that fails validation will never apply: no retries
       throw new UnrecoverableError(

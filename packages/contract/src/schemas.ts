@@ -138,53 +138,6 @@ export const callbackJobSchema = z.strictObject({
 });
 export type CallbackJob = z.output<typeof callbackJobSchema>;
 
-const REQUEST_ID_RE = /^[1-9][0-9]{0,18}$/;
-const TRACEPARENT_RE = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
-const positiveInt = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 1;
-
-/**
- * Validates a callback job's data: the worker's per-job check. A fast path accepts the well-formed job
- * (the fields of callbackJobSchema, each within its rules, nothing else) without zod's machinery;
- * anything else, including every invalid job, goes through callbackJobSchema, which stays the one
- * source of the rules and of the error messages. The fast path accepts a subset of what the schema
- * accepts and returns what it would (pinned by schemas.test.ts).
- */
-export function safeParseCallbackJob(value: unknown): ReturnType<typeof callbackJobSchema.safeParse> {
-  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
-    const o = value as Record<string, unknown>;
-    const { v, requestId, seq, execution, status, message, acceptedAt, traceparent } = o;
-    if (
-      v === 1 &&
-      typeof requestId === "string" &&
-      REQUEST_ID_RE.test(requestId) &&
-      positiveInt(seq) &&
-      positiveInt(execution) &&
-      typeof status === "string" &&
-      STATUS_SET.has(status) &&
-      Number.isSafeInteger(acceptedAt) &&
-      (acceptedAt as number) >= 0 &&
-      (message === undefined || (typeof message === "string" && message.length <= 4000)) &&
-      (traceparent === undefined || (typeof traceparent === "string" && TRACEPARENT_RE.test(traceparent)))
-    ) {
-      // enumerable keys, inherited ones included (as zod's strictObject counts them): with the six
-      // required fields and the optional ones defined, n says there is nothing else
-      let n = 0;
-      for (const _ in o) n++;
-      if (n === 6 + (message === undefined ? 0 : 1) + (traceparent === undefined ? 0 : 1)) {
-        // the schema's key order, optional keys only when present (as the schema returns them)
-        const head = { v: 1 as const, requestId, seq, execution, status: status as CallbackJob["status"] };
-        const data: CallbackJob =
-          message === undefined
-            ? { ...head, acceptedAt: acceptedAt as number }
-            : { ...head, message, acceptedAt: acceptedAt as number };
-        if (traceparent !== undefined) data.traceparent = traceparent;
-        return { success: true, data };
-      }
-    }
-  }
-  return callbackJobSchema.safeParse(value);
-}
-
 /**
  * The data of a batch job: several callback jobs of one partition, admitted by the gateway in one
  * event-loop turn and applied by the worker in one script call, in this order. Each one stays the
