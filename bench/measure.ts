@@ -214,8 +214,6 @@ export function spread(xs: number[]) {
   return { median: round(median(xs), 3), min: round(Math.min(...xs), 3), max: round(Math.max(...xs), 3), all: xs };
 }
 
-/** Drain phase: start workers on the backlog, measure applied transitions/s from the histories. */
-
 /**
  * What a process's own runtime did over a phase, from its Prometheus metrics (prom-client's default
  * metrics): the event-loop delay since the previous scrape (prom-client resets its histogram at every
@@ -308,3 +306,5 @@ export async function redisStalls(redis: Redis) {
     slowlog: { count: slow.length, maxMicros: Math.max(0, ...slow.map((s) => s[2])), byCommand },
   };
 }
+
+/** Drain phase: start workers on the backlog, measure applied transitions/s from the histories. */
