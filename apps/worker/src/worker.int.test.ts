@@ -43,35 +43,6 @@ async function history(id: string) {
   return (stored?.history ?? []).filter((h) => h.outcome !== "registered").reverse();
 }
 
-describe("worker: BullMQ's fetches", () => {
-  it("a job taken from a queue it empties costs one empty fetch (the next one's), not two", async () => {
-    const id = await registered();
-    const p = ctx.keys.partition(id);
-    // counts the partition worker's fetches that found nothing
-    const w = worker.workers[p] as unknown as { moveToActive: (...args: unknown[]) => Promise<unknown> };
-    const fetch = w.moveToActive.bind(w);
-    let empty = 0;
-    w.moveToActive = async (...args) => {
-      const job = await fetch(...args);
-      if (!job) empty++;
-      return job;
-    };
-    try {
-      const n = 20;
-      for (let i = 1; i <= n; i++) {
-        await accept(id, "UPDATE", `u${i}`);
-        await eventually(async () => (await history(id)).length === i, 10000);
-      }
-      // BullMQ's main loop fetches once more right after a job (one empty fetch each); without the marker
-      // taken back, the blocking read wakes at once for a second one. A blocking read timing out adds one.
-      expect(empty).toBeGreaterThanOrEqual(n);
-      expect(empty).toBeLessThan(n * 1.5);
-    } finally {
-      delete (w as { moveToActive?: unknown }).moveToActive;
-    }
-  });
-});
-
 describe("worker: retries, ordering, dead letters, replay", () => {
   it("a callback being retried is not overtaken: later ones wait, then all apply in seq order", async () => {
     const id = await registered();

@@ -13,9 +13,8 @@ import {
   OPS_QUEUE,
   type RequestStore,
   reasonMessage,
-  type ScriptedRedis,
 } from "@ess/store";
-import { DelayedError, type Job, UnrecoverableError, Worker, type WorkerOptions } from "bullmq";
+import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { deadLetterUpkeep } from "./dead-letter-upkeep.js";
@@ -98,48 +97,6 @@ const bulkJobSchema = z.strictObject({ bulkId: z.string().regex(/^[0-9a-f]{16}$/
  */
 export const GAP_CHECK_ATTEMPTS = 1000;
 export const GAP_CHECK_RETRY_MS = 1000;
-/**
- * A partition's BullMQ Worker that takes its queue's wake-up marker back when it took the last waiting
- * job. BullMQ puts the marker back whenever a worker takes a job, by `moveToActive` or by the fetch of
- * the next job when one completes, so that other consumers look too; with the queue empty, that only
- * wakes this worker's own blocking read for a fetch that finds nothing, a third of BullMQ's round trips
- * for a job at one callback per job (BENCHMARKS.md, "Latency outliers at moderate load"). The marker is
- * taken only while nothing waits (takeIdleMarker, atomic with the producers), so no job misses its
- * wake-up; a failed take leaves the marker, as BullMQ would.
- */
-class PartitionWorker extends Worker {
-  /** the queue's wait list, prioritized set and marker: takeIdleMarker's keys */
-  private readonly markerKeys: [string, string, string];
-
-  constructor(
-    processor: (job: Job, token?: string) => Promise<string>,
-    opts: WorkerOptions,
-    private readonly redis: ScriptedRedis,
-    private readonly onTakeError: (err: Error) => void,
-  ) {
-    super(CALLBACK_QUEUE, processor, opts);
-    this.markerKeys = [this.toKey("wait"), this.toKey("prioritized"), this.toKey("marker")];
-  }
-
-  private takeIdleMarker(): void {
-    this.redis.ess_takeIdleMarker(...this.markerKeys).catch(this.onTakeError);
-  }
-
-  protected override async moveToActive(token: string, name?: string): Promise<Job> {
-    const job = await super.moveToActive(token, name);
-    if (job) this.takeIdleMarker();
-    return job;
-  }
-
-  protected override async handleCompleted(
-    ...args: Parameters<Worker["handleCompleted"]>
-  ): ReturnType<Worker["handleCompleted"]> {
-    const next = await super.handleCompleted(...args);
-    if (next) this.takeIdleMarker();
-    return next;
-  }
-}
-
 /** A running worker: one BullMQ Worker per served partition, plus the ops worker. */
 export interface CallbackWorker {
   workers: Worker[];
@@ -337,20 +294,15 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
   };
 
   const workers = deps.partitions.map((p) => {
-    const w = new PartitionWorker(
-      processor,
-      {
-        connection: deps.connection,
-        prefix: store.keys.tag(p),
-        concurrency: deps.concurrency,
-        lockDuration: deps.lockMs,
-        stalledInterval: deps.stalledIntervalMs,
-        maxStalledCount: 3,
-        ...(deps.name === undefined ? {} : { name: deps.name }),
-      },
-      store.redis,
-      (err) => log.debug({ partition: p, err: err.message }, "wake-up marker not taken back"),
-    );
+    const w = new Worker(CALLBACK_QUEUE, processor, {
+      connection: deps.connection,
+      prefix: store.keys.tag(p),
+      concurrency: deps.concurrency,
+      lockDuration: deps.lockMs,
+      stalledInterval: deps.stalledIntervalMs,
+      maxStalledCount: 3,
+      ...(deps.name === undefined ? {} : { name: deps.name }),
+    });
     w.on("failed", (job, err) => {
       if (!job || err instanceof DelayedError || err.name === "DelayedError") return;
       void job

@@ -194,8 +194,6 @@ export const SCRIPTS = {
   operatorNote: 2,
   // a console bulk action's state change (compare and set), with its id snapshot
   bulkTransition: 3,
-  // a partition worker takes its queue's wake-up marker back when it took the last job
-  takeIdleMarker: 3,
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 
