@@ -159,7 +159,12 @@ export interface PacedResult {
   errors: number;
   /** latency from each call's scheduled start to its complete answer, ms, sorted */
   latencies: number[];
+  /** the calls slower than SLOW_CALL_MS: scheduled start (ms after the first) and latency, in start order */
+  slow: { at: number; ms: number }[];
 }
+
+/** A call slower than this is listed on its own (PacedResult.slow): the accept target is a p99 of 10 ms. */
+export const SLOW_CALL_MS = 10;
 
 /**
  * Open-loop pacing: call i starts at t0 + i / rate whatever happened to the earlier ones (autocannon's
@@ -177,6 +182,7 @@ export async function drivePaced(
   const { hostname, port } = new URL(url);
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   const latencies: number[] = [];
+  const slow: { at: number; ms: number }[] = [];
   const counts: Record<string, number> = {};
   let errors = 0;
   let done = 0;
@@ -197,7 +203,9 @@ export async function drivePaced(
         (res) => {
           res.resume();
           res.on("end", () => {
-            latencies.push(performance.now() - scheduled);
+            const ms = performance.now() - scheduled;
+            latencies.push(ms);
+            if (ms > SLOW_CALL_MS) slow.push({ at: scheduled - t0, ms });
             const code = String(res.statusCode);
             counts[code] = (counts[code] ?? 0) + 1;
             if (++done === calls.length) resolve(next);
@@ -222,5 +230,6 @@ export async function drivePaced(
   });
   agent.destroy();
   latencies.sort((a, b) => a - b);
-  return { seconds: (performance.now() - t0) / 1000, sent: started, statusCounts: counts, errors, latencies };
+  slow.sort((a, b) => a.at - b.at);
+  return { seconds: (performance.now() - t0) / 1000, sent: started, statusCounts: counts, errors, latencies, slow };
 }

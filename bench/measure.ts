@@ -214,4 +214,97 @@ export function spread(xs: number[]) {
   return { median: round(median(xs), 3), min: round(Math.min(...xs), 3), max: round(Math.max(...xs), 3), all: xs };
 }
 
+/**
+ * What a process's own runtime did over a phase, from its Prometheus metrics (prom-client's default
+ * metrics): the event-loop delay since the previous scrape (prom-client resets its histogram at every
+ * scrape, so a scrape right before the phase starts the window) and the garbage collector's pauses
+ * (cumulative counters: the phase's are the difference of two scrapes).
+ */
+export interface RuntimeScrape {
+  /** event-loop delay since the previous scrape, ms: how late prom-client's 10 ms timer ran (its 10 ms taken off) */
+  loopDelayMaxMs: number;
+  loopDelayP99Ms: number;
+  /** per GC kind (minor = scavenge, major = mark-compact, incremental, weakcb): pauses, total ms, pauses over 10 ms */
+  gc: Record<string, { count: number; ms: number; over10ms: number }>;
+}
+
+/** The timer interval of monitorEventLoopDelay (prom-client's default precision); its histogram records whole intervals. */
+export const LOOP_TIMER_MS = 10;
+
+/** Scrapes a process's /metrics (the gateway's admin listener, the worker's metrics port); undefined if it does not answer. */
+export async function scrapeRuntime(metricsUrl: string): Promise<RuntimeScrape | undefined> {
+  let text: string;
+  try {
+    const res = await fetch(`${metricsUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) return undefined;
+    text = await res.text();
+  } catch {
+    return undefined;
+  }
+  const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? Number.NaN);
+  const gc: RuntimeScrape["gc"] = {};
+  for (const m of text.matchAll(/^\w+_nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} ([0-9.e+-]+)$/gm)) {
+    gc[m[2]!] ??= { count: 0, ms: 0, over10ms: 0 };
+    const k = gc[m[2]!]!;
+    if (m[1] === "sum") k.ms = Number(m[3]) * 1000;
+    else k.count = Number(m[3]);
+  }
+  for (const m of text.matchAll(/^\w+_nodejs_gc_duration_seconds_bucket\{le="0\.01",kind="(\w+)"\} ([0-9.e+-]+)$/gm)) {
+    const k = gc[m[1]!];
+    // pauses over 10 ms: all of them minus those in the le="0.01" bucket
+    if (k) k.over10ms = k.count - Number(m[2]);
+  }
+  return {
+    loopDelayMaxMs: Math.max(0, value(/^\w+_nodejs_eventloop_lag_max_seconds ([0-9.e+-]+)$/m) * 1000 - LOOP_TIMER_MS),
+    loopDelayP99Ms: Math.max(0, value(/^\w+_nodejs_eventloop_lag_p99_seconds ([0-9.e+-]+)$/m) * 1000 - LOOP_TIMER_MS),
+    gc,
+  };
+}
+
+/** The runtime figures of a phase: the delay of the second scrape, the GC pauses between the two. */
+export function runtimeDelta(a: RuntimeScrape | undefined, b: RuntimeScrape | undefined) {
+  if (!a || !b) return null;
+  const gc: RuntimeScrape["gc"] = {};
+  for (const [kind, v] of Object.entries(b.gc)) {
+    const w = a.gc[kind] ?? { count: 0, ms: 0, over10ms: 0 };
+    if (v.count - w.count > 0)
+      gc[kind] = { count: v.count - w.count, ms: round(v.ms - w.ms, 1), over10ms: v.over10ms - w.over10ms };
+  }
+  return { loopDelayMaxMs: round(b.loopDelayMaxMs, 1), loopDelayP99Ms: round(b.loopDelayP99Ms, 1), gc };
+}
+
+/**
+ * Redis's own stalls over a phase: its latency monitor (events of at least `thresholdMs`, by kind,
+ * with the worst) and its slow log (commands and scripts that ran at least `slowMicros`).
+ */
+export async function redisStallsReset(redis: Redis, thresholdMs = 5, slowMicros = 2000): Promise<void> {
+  await redis.config("SET", "latency-monitor-threshold", String(thresholdMs));
+  await redis.config("SET", "slowlog-log-slower-than", String(slowMicros));
+  await redis.config("SET", "slowlog-max-len", "1024");
+  await redis.call("LATENCY", "RESET");
+  await redis.call("SLOWLOG", "RESET");
+}
+
+export async function redisStalls(redis: Redis) {
+  const latest = (await redis.call("LATENCY", "LATEST")) as [string, number, number, number][];
+  const slow = (await redis.call("SLOWLOG", "GET", "1024")) as [number, number, number, string[]][];
+  const byCommand: Record<string, { count: number; maxMicros: number }> = {};
+  for (const [, , micros, argv] of slow) {
+    // a script by its first key without prefix, partition and ids (BullMQ's moveToActive: `callbacks:wait`,
+    // the admit and apply scripts: `req:*`), a command by name
+    const cmd = (argv[0] ?? "?").toLowerCase();
+    const key = (argv[3] ?? "").replace(/^.*\}:/, "").replace(/[0-9]+/g, "*");
+    const name = cmd === "evalsha" || cmd === "eval" ? `script ${key}` : cmd;
+    byCommand[name] ??= { count: 0, maxMicros: 0 };
+    const e = byCommand[name]!;
+    e.count++;
+    e.maxMicros = Math.max(e.maxMicros, micros);
+  }
+  return {
+    /** latency monitor: event → worst ms in the phase */
+    latencyMaxMs: Object.fromEntries(latest.map(([event, , , max]) => [event, max])),
+    slowlog: { count: slow.length, maxMicros: Math.max(0, ...slow.map((s) => s[2])), byCommand },
+  };
+}
+
 /** Drain phase: start workers on the backlog, measure applied transitions/s from the histories. */

@@ -1,5 +1,8 @@
 // The phases of a bench run (ceiling, max rate, drain, paced) and a profile's run through them.
 import type { ChildProcess } from "node:child_process";
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { decodeHistory, Keys } from "@ess/store";
 import type { RunningProcess } from "@ess/testing";
 import { RedisServer } from "@ess/testing";
@@ -20,15 +23,20 @@ import {
   cpuSeconds,
   histories,
   jobsAdded,
+  LOOP_TIMER_MS,
   latency,
   median,
   memoryPerRequest,
   pct,
   redisDelta,
   redisSample,
+  redisStalls,
+  redisStallsReset,
   regression,
   round,
   rssMiB,
+  runtimeDelta,
+  scrapeRuntime,
   spread,
   waitDrained as waitDrainedOf,
 } from "./measure.js";
@@ -188,6 +196,16 @@ async function pacedPhase(
   const targets = freshTargets(n);
   await register(gateway.url, targets);
   const calls = buildMix(targets, opts.updates, opts.badEvery);
+  // the load generator's own garbage from the phases before (registration, histories, the last
+  // phase's calls) is collected now, not by a full collection that pauses its driver mid-phase
+  collectGarbage();
+  // the stall readouts start here (the processes' event-loop delay and GC pauses, Redis's latency
+  // monitor and slow log, the load generator's own loop); the phase starts after the scrapes settle
+  const [gatewayRt0, workerRt0] = await Promise.all([
+    scrapeRuntime(gateway.adminUrl),
+    scrapeRuntime(worker.metricsUrl),
+  ]);
+  await sleep(250);
   const samples: { t: number; n: number }[] = [];
   let sampling = true;
   const t0 = Date.now();
@@ -197,12 +215,15 @@ async function pacedPhase(
       await sleep(100);
     }
   })();
+  await redisStallsReset(redis);
   const before = await redisSample(redis);
   const jobs0 = await jobsAdded(redis, keys);
   const gatewayCpu0 = cpuSeconds(gateway.child.pid);
   const workerCpu0 = cpuSeconds(worker.child.pid);
   const loadCpu0 = process.cpuUsage();
+  const loadLoop = loadGeneratorStalls();
   const res = await drivePaced(gateway.url, calls, offered, opts.connections);
+  const loadGenerator = loadLoop.stop();
   sampling = false;
   await sampler;
   const backlogAtEnd = await backlog(redis);
@@ -213,6 +234,8 @@ async function pacedPhase(
   // the worker's CPU and Redis's up to the drain: every accepted callback of the phase applied
   const workerCpu = cpuSeconds(worker.child.pid) - workerCpu0;
   const after = await redisSample(redis);
+  const redisStall = await redisStalls(redis);
+  const [gatewayRt, workerRt] = await Promise.all([scrapeRuntime(gateway.adminUrl), scrapeRuntime(worker.metricsUrl)]);
   const h = await histories(redis, keys, targets);
   const accepted = res.statusCounts["200"] ?? 0;
   const per = Math.max(1, accepted);
@@ -258,9 +281,105 @@ async function pacedPhase(
     backlogGrowth: round(line.b * res.seconds, 0),
     cpuMicrosPerCallback: cpu,
     redis: redisCost,
+    stalls: {
+      slowCalls: slowEpisodes(res.slow),
+      gateway: runtimeDelta(gatewayRt0, gatewayRt),
+      worker: runtimeDelta(workerRt0, workerRt),
+      loadGenerator,
+      redis: redisStall,
+    },
+  };
+}
+
+/**
+ * The calls over SLOW_CALL_MS grouped into episodes (a call scheduled within 20 ms of the previous slow
+ * one joins its episode): a few long stalls or many short ones. The five with the most calls are listed.
+ */
+function slowEpisodes(slow: { at: number; ms: number }[]) {
+  const episodes: { atMs: number; spanMs: number; calls: number; maxMs: number }[] = [];
+  let last = Number.NEGATIVE_INFINITY;
+  for (const c of slow) {
+    const e = episodes.at(-1);
+    if (e && c.at - last <= 20) {
+      e.calls++;
+      e.maxMs = Math.max(e.maxMs, c.ms);
+      e.spanMs = c.at - e.atMs;
+    } else episodes.push({ atMs: c.at, spanMs: 0, calls: 1, maxMs: c.ms });
+    last = c.at;
+  }
+  return {
+    calls: slow.length,
+    episodes: episodes.length,
+    worst: episodes
+      .sort((a, b) => b.calls - a.calls)
+      .slice(0, 5)
+      .map((e) => ({ atMs: round(e.atMs, 0), spanMs: round(e.spanMs, 0), calls: e.calls, maxMs: round(e.maxMs, 1) })),
+  };
+}
+
+/** A full garbage collection of the load generator (V8's gc(), exposed at run time). */
+const collectGarbage: () => void = (() => {
+  setFlagsFromString("--expose-gc");
+  return runInNewContext("gc") as () => void;
+})();
+
+/**
+ * The load generator's own event-loop delay and GC pauses while it drives a phase: its stalls delay
+ * calls past their scheduled start, which counts as accept latency.
+ */
+function loadGeneratorStalls() {
+  const loop = monitorEventLoopDelay({ resolution: LOOP_TIMER_MS });
+  loop.enable();
+  const gc: Record<string, { count: number; ms: number; over10ms: number }> = {};
+  const kinds: Record<number, string> = { 1: "major", 2: "minor", 4: "incremental", 8: "weakcb" };
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = kinds[(e as { detail?: { kind?: number } }).detail?.kind ?? 0] ?? "other";
+      gc[kind] ??= { count: 0, ms: 0, over10ms: 0 };
+      const k = gc[kind]!;
+      k.count++;
+      k.ms = round(k.ms + e.duration, 1);
+      if (e.duration > 10) k.over10ms++;
+    }
+  });
+  observer.observe({ entryTypes: ["gc"] });
+  return {
+    stop() {
+      loop.disable();
+      observer.disconnect();
+      return {
+        heapUsedMiB: round(process.memoryUsage().heapUsed / 1048576, 1),
+        loopDelayMaxMs: round(Math.max(0, loop.max / 1e6 - LOOP_TIMER_MS), 1),
+        loopDelayP99Ms: round(Math.max(0, loop.percentile(99) / 1e6 - LOOP_TIMER_MS), 1),
+        gc,
+      };
+    },
   };
 }
 type PacedResult = Awaited<ReturnType<typeof pacedPhase>>;
+
+/** One line of a paced phase's stall readouts (the log and the report). */
+export function stallLine(p: Pick<PacedResult, "stalls">): string {
+  const s = p.stalls;
+  const worst = s.slowCalls.worst[0];
+  const gc = (r: { gc: Record<string, { count: number; ms: number; over10ms: number }> } | null) =>
+    r
+      ? Object.entries(r.gc)
+          .map(([k, v]) => `${k} ${v.count}/${v.ms} ms${v.over10ms ? ` (${v.over10ms} >10 ms)` : ""}`)
+          .join(", ") || "none"
+      : "-";
+  const loop = (r: { loopDelayMaxMs: number } | null) => (r ? r.loopDelayMaxMs : "-");
+  const events = Object.entries(s.redis.latencyMaxMs)
+    .map(([k, v]) => `${k} ${v} ms`)
+    .join(", ");
+  return (
+    `slow calls (>10 ms) ${s.slowCalls.calls} in ${s.slowCalls.episodes} episodes` +
+    (worst ? ` (largest ${worst.calls} calls over ${worst.spanMs} ms, max ${worst.maxMs} ms)` : "") +
+    ` · loop delay max gateway/worker/load ${loop(s.gateway)}/${loop(s.worker)}/${loop(s.loadGenerator)} ms` +
+    ` · GC gateway: ${gc(s.gateway)}; worker: ${gc(s.worker)}; load: ${gc(s.loadGenerator)} (heap ${s.loadGenerator.heapUsedMiB} MiB)` +
+    ` · Redis: slow log ${s.redis.slowlog.count} (max ${round(s.redis.slowlog.maxMicros / 1000, 1)} ms)${events ? `, latency ${events}` : ""}`
+  );
+}
 
 /**
  * CPU the gateway, the worker and Redis use without traffic (cores, over 2 s): timers, the worker's
@@ -349,7 +468,8 @@ async function sustainedSearch(
       `${label} step ${i + 1}: ${p.offeredPerSecond} calls/s offered, ${p.acceptedPerSecond} accepted/s, ` +
         `lag p99 ${p.lagMs.p99} ms, backlog max ${p.maxBacklog} / end ${p.backlogAtEnd} / growth ${p.backlogGrowth}, ` +
         `${p.callbacksPerJob} callbacks/job: ` +
-        (v.ok ? "holds" : `fails (${v.why})`),
+        (v.ok ? "holds" : `fails (${v.why})`) +
+        `; ${stallLine(p)}`,
     );
     if (v.ok && (!good || p.offeredPerSecond > good.offeredPerSecond)) good = p;
     if (!v.ok) bad = Math.min(bad ?? Number.POSITIVE_INFINITY, p.offeredPerSecond);
@@ -563,9 +683,17 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       const idle = await idleCores(redis, g1, pacedWorker);
       const search = await sustainedSearch(redis, g1, pacedWorker, maxRate);
       const rate = search.best?.acceptedPerSecond ?? null;
-      // accept latency at half the sustained rate (offered calls/s of the best step that held)
+      // accept latency at half the sustained rate (offered calls/s of the best step that held), as long
+      // as a step: a p99 needs thousands of calls (a 1.5 s phase at 1 000/s makes it the 15th slowest)
       const half = search.best
-        ? await pacedPhase(redis, g1, pacedWorker, search.best.offeredPerSecond * 0.5, "50% of sustained")
+        ? await pacedPhase(
+            redis,
+            g1,
+            pacedWorker,
+            search.best.offeredPerSecond * 0.5,
+            "50% of sustained",
+            opts.sustainedSeconds,
+          )
         : null;
       sustained = {
         ceiling: c,
@@ -578,7 +706,7 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       };
       log(
         `sustained: ${rate ?? "none"} accepted/s (ceiling ${c.requestsPerSecond}/s, ratio ${sustained.ratioToCeiling})` +
-          (half ? `; at 50 %: accept p99 ${half.latencyMs.p99} ms` : ""),
+          (half ? `; at 50 %: accept p99 ${half.latencyMs.p99} ms; ${stallLine(half)}` : ""),
       );
       if (opts.unbatched) {
         // the same search with a gateway that does not batch (same worker, Redis and key prefix): no
@@ -594,7 +722,14 @@ export async function runProfile(profile: "A" | "B", bin: string) {
         const searchU = await sustainedSearch(redis, gu, pacedWorker, maxRate, "unbatched", startU);
         const rateU = searchU.best?.acceptedPerSecond ?? null;
         const halfU = searchU.best
-          ? await pacedPhase(redis, gu, pacedWorker, searchU.best.offeredPerSecond * 0.5, "unbatched 50% of sustained")
+          ? await pacedPhase(
+              redis,
+              gu,
+              pacedWorker,
+              searchU.best.offeredPerSecond * 0.5,
+              "unbatched 50% of sustained",
+              opts.sustainedSeconds,
+            )
           : null;
         // the same offered rates with and without batching, alternating, so that the machine's swings hit
         // both alike: lag, accept latency and CPU per callback by process, side by side

@@ -111,8 +111,18 @@ export function buildAll(): void {
   }
 }
 
+/**
+ * Tracks a started app and, once it is up, reads its output without keeping it: startApp keeps all of
+ * a child's output for tests to search, and the access and job log lines of a whole run (hundreds of
+ * bytes per callback) would otherwise pile up in the load generator's heap and lengthen its garbage
+ * collections, which delay the paced calls. The output stays read, so the child never blocks on a full pipe.
+ */
 export function tracked(p: RunningProcess): RunningProcess {
   children.add(p.child);
+  for (const stream of [p.child.stdout, p.child.stderr]) {
+    stream?.removeAllListeners("data");
+    stream?.resume();
+  }
   return p;
 }
 

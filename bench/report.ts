@@ -1,7 +1,7 @@
 // The bench's report: the markdown table printed at the end of a run.
 import { round } from "./measure.js";
 import { opts } from "./options.js";
-import type { ProfileResult } from "./phases.js";
+import { type ProfileResult, stallLine } from "./phases.js";
 import { VARIANTS } from "./processes.js";
 
 export function table(results: ProfileResult[]): string {
@@ -51,6 +51,10 @@ export function table(results: ProfileResult[]): string {
         const h = r.sustained?.paced50;
         return h ? `${h.latencyMs.p50} / ${h.latencyMs.p99} / ${h.latencyMs.p99_9} · ${h.lagMs.p99}` : "-";
       },
+    ],
+    [
+      "stalls at 50 % of the sustained rate: slow calls, event-loop delay, GC pauses (count/total), Redis slow log",
+      (r) => (r.sustained?.paced50 ? stallLine(r.sustained.paced50) : "-"),
     ],
     [
       "callbacks per job (ADMIT_BATCH_MAX batches): max-rate phase · sustained best step · 50 % of sustained",
