@@ -70,6 +70,17 @@ async function register(url: string, targets: Target[]): Promise<void> {
     throw new Error(`registration: expected ${targets.length} x 201, got ${JSON.stringify(counts)}`);
 }
 
+/**
+ * Latency of the bare server under the open-loop driver at `rate` for one step: what the driver, node's
+ * HTTP and the machine alone add to an accept latency measured the same way (the floor of that figure).
+ */
+async function pacedBare(url: string, mix: Call[], rate: number) {
+  const n = Math.max(1, Math.round(rate * opts.sustainedSeconds));
+  const calls = Array.from({ length: n }, (_, i) => mix[i % mix.length] as Call);
+  const l = (await drivePaced(url, calls, rate, opts.connections)).latencies;
+  return { p50: round(pct(l, 50), 2), p99: round(pct(l, 99), 2), p99_9: round(pct(l, 99.9), 2) };
+}
+
 async function measureCeiling(bare: { child: ChildProcess; url: string }, calls: Call[]) {
   const bareCpu0 = cpuSeconds(bare.child.pid);
   const loadCpu0 = process.cpuUsage();
@@ -675,6 +686,7 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       ratioToCeiling: number | null;
       ratioToMedianCeiling: number | null;
       paced50: PacedResult | null;
+      bareAt50: { p50: number; p99: number; p99_9: number } | null;
     } | null = null;
     let unbatched: {
       ceiling: Awaited<ReturnType<typeof measureCeiling>>;
@@ -702,6 +714,8 @@ export async function runProfile(profile: "A" | "B", bin: string) {
             opts.sustainedSeconds,
           )
         : null;
+      // the floor of that figure: the bare server under the same driver at the same rate, as long
+      const bareHalf = search.best ? await pacedBare(bare.url, probeMix, search.best.offeredPerSecond * 0.5) : null;
       sustained = {
         ceiling: c,
         idleCores: idle,
@@ -710,10 +724,13 @@ export async function runProfile(profile: "A" | "B", bin: string) {
         ratioToCeiling: rate === null ? null : round(rate / c.requestsPerSecond, 3),
         ratioToMedianCeiling: rate === null ? null : round(rate / ceiling, 3),
         paced50: half,
+        bareAt50: bareHalf,
       };
       log(
         `sustained: ${rate ?? "none"} accepted/s (ceiling ${c.requestsPerSecond}/s, ratio ${sustained.ratioToCeiling})` +
-          (half ? `; at 50 %: accept p99 ${half.latencyMs.p99} ms; ${stallLine(half)}` : ""),
+          (half
+            ? `; at 50 %: accept p99 ${half.latencyMs.p99} ms (bare server: ${bareHalf?.p99} ms); ${stallLine(half)}`
+            : ""),
       );
       if (opts.unbatched) {
         // the same search with a gateway that does not batch (same worker, Redis and key prefix): no

@@ -46,10 +46,14 @@ export function table(results: ProfileResult[]): string {
       },
     ],
     [
-      "accept latency p50/p99/p99.9 at 50 % of the sustained rate (ms) · lag p99",
+      "accept latency p50/p99/p99.9 at 50 % of the sustained rate (ms) · lag p99 · the bare server under the same driver and rate",
       (r) => {
         const h = r.sustained?.paced50;
-        return h ? `${h.latencyMs.p50} / ${h.latencyMs.p99} / ${h.latencyMs.p99_9} · ${h.lagMs.p99}` : "-";
+        const b = r.sustained?.bareAt50;
+        return h
+          ? `${h.latencyMs.p50} / ${h.latencyMs.p99} / ${h.latencyMs.p99_9} · ${h.lagMs.p99}` +
+              (b ? ` · bare ${b.p50} / ${b.p99} / ${b.p99_9}` : "")
+          : "-";
       },
     ],
     [
