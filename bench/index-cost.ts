@@ -68,14 +68,7 @@ async function round(sha: string | null): Promise<[number, number]> {
       };
       calls.push([
         8,
-        keys.request(p, id),
-        keys.buffer(p, id),
-        keys.history(p, id),
-        keys.events(p),
-        keys.skipped(p, id),
-        keys.requestIndex(p),
-        keys.requestIndexExpiry(p),
-        keys.inflight(p),
+        ...keys.applyKeys(p, id),
         "cb",
         JSON.stringify(job),
         Date.now(),

@@ -110,16 +110,17 @@ describe("admit-enqueue-batch", () => {
   });
 });
 
-describe("apply-batch", () => {
-  const job = (id: string, seq: number, status: CallbackStatus = "UPDATE"): CallbackJob => ({
-    v: 1,
-    requestId: id,
-    seq,
-    execution: 1,
-    status,
-    acceptedAt: 1_700_000_000_000 + seq,
-  });
+/** A callback job as the gateway enqueues it. */
+const job = (id: string, seq: number, status: CallbackStatus = "UPDATE"): CallbackJob => ({
+  v: 1,
+  requestId: id,
+  seq,
+  execution: 1,
+  status,
+  acceptedAt: 1_700_000_000_000 + seq,
+});
 
+describe("apply-batch", () => {
   it("applies each callback as apply would, clears its marker, and applies nothing twice when run again", async () => {
     const [a, b] = (await registeredIn(0, 2)) as [string, string];
     const inflight = ctx.keys.inflight(0);
@@ -167,14 +168,6 @@ describe("apply-batch", () => {
 // On a single Redis a batch group spans every partition: one script call and one job for callbacks of
 // several partitions, each applied and marked with its own partition's keys.
 describe("across partitions (a single Redis: one batch group)", () => {
-  const job = (id: string, seq: number, status: CallbackStatus = "UPDATE"): CallbackJob => ({
-    v: 1,
-    requestId: id,
-    seq,
-    execution: 1,
-    status,
-    acceptedAt: 1_700_000_000_000 + seq,
-  });
   /** the request ids an event stream names, with the state each event left */
   async function events(p: number): Promise<string[]> {
     const entries = (await ctx.redis.xrange(ctx.keys.events(p), "-", "+")) as [string, string[]][];
