@@ -219,11 +219,11 @@ export class Keys {
     return [req, idempotencyKey === undefined ? req : this.idempotency(p, id, idempotencyKey)];
   }
   /**
-   * apply-8's KEYS[1..8] for a callback of request `id` (partition N): request hash, reorder buffer,
-   * history, the partition's event stream, skipped seqs, the partition's request index and its expiry
-   * set, the partition's in-flight markers. apply-batch takes them per callback in the same order.
+   * The keys a script that moves request `id`'s state takes first, in this order (cancel-7's KEYS):
+   * request hash, reorder buffer, history, the partition's event stream, skipped seqs, the partition's
+   * request index and its expiry set.
    */
-  applyKeys(p: number, id: string): string[] {
+  stateKeys(p: number, id: string): string[] {
     return [
       this.request(p, id),
       this.buffer(p, id),
@@ -232,8 +232,14 @@ export class Keys {
       this.skipped(p, id),
       this.requestIndex(p),
       this.requestIndexExpiry(p),
-      this.inflight(p),
     ];
+  }
+  /**
+   * apply-8's KEYS[1..8] for a callback of request `id` (partition N): its stateKeys, then the
+   * partition's in-flight markers. apply-batch takes them per callback in the same order.
+   */
+  applyKeys(p: number, id: string): string[] {
+    return [...this.stateKeys(p, id), this.inflight(p)];
   }
   /** Prefix of BullMQ job hashes of partition N's callback queue (job key = this + job id). */
   jobPrefix(p: number): string {

@@ -66,13 +66,7 @@ export class SchedulerStore {
     const { keys, limits, redis } = this.store;
     const p = keys.partition(requestId);
     return redis.ess_cancel(
-      keys.request(p, requestId),
-      keys.buffer(p, requestId),
-      keys.history(p, requestId),
-      keys.events(p),
-      keys.skipped(p, requestId),
-      keys.requestIndex(p),
-      keys.requestIndexExpiry(p),
+      ...keys.stateKeys(p, requestId),
       op,
       now,
       limits.historyLimit,

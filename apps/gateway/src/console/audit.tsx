@@ -2,7 +2,7 @@
 /** @jsxImportSource hono/jsx */
 import type { AuditEntry, AuditQuery } from "@ess/store";
 import { FilterText } from "./bulk.js";
-import { CONSOLE_PATH, ErrorLine, Time } from "./layout.js";
+import { CONSOLE_PATH, ErrorLine, Pager, Time } from "./layout.js";
 
 /** Entries on one page of the audit log. */
 export const AUDIT_PAGE_SIZE = 50;
@@ -105,16 +105,13 @@ export function AuditView(props: { f: AuditFilters; items?: AuditEntry[]; next?:
               </tbody>
             </table>
           )}
-          <nav class="pager" aria-label="Pages">
-            {f.cursor ? <a href={`${CONSOLE_PATH}/audit${search(f)}`}>Newest</a> : null}
-            {props.next ? (
-              <a rel="next" href={`${CONSOLE_PATH}/audit${search(f, props.next)}`}>
-                Older entries
-              </a>
-            ) : (
-              <span class="muted">End of the log.</span>
-            )}
-          </nav>
+          <Pager
+            first={f.cursor ? { href: `${CONSOLE_PATH}/audit${search(f)}`, label: "Newest" } : undefined}
+            next={
+              props.next ? { href: `${CONSOLE_PATH}/audit${search(f, props.next)}`, label: "Older entries" } : undefined
+            }
+            end="End of the log."
+          />
         </section>
       ) : null}
     </>

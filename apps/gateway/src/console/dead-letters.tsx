@@ -2,7 +2,7 @@
 /** @jsxImportSource hono/jsx */
 import { EssError, parseRequestId } from "@ess/domain";
 import { DEAD_LETTER_REASONS, type DeadLetter, type DeadLetterQuery, type DeadLetterReason } from "@ess/store";
-import { CONSOLE_PATH, ErrorLine, type Notice, NoticeLine, PartitionSelect, Time } from "./layout.js";
+import { CONSOLE_PATH, ErrorLine, type Notice, NoticeLine, Pager, PartitionSelect, Time } from "./layout.js";
 import { ReasonForm } from "./request.js";
 
 /** Dead letters on one page of the console's list. */
@@ -236,16 +236,15 @@ export function DeadLettersView(props: {
               </tbody>
             </table>
           )}
-          <nav class="pager" aria-label="Pages">
-            {f.cursor ? <a href={`${CONSOLE_PATH}/dead-letters${search(f)}`}>First page</a> : null}
-            {props.nextCursor ? (
-              <a rel="next" href={`${CONSOLE_PATH}/dead-letters${search(f, props.nextCursor)}`}>
-                Next page
-              </a>
-            ) : (
-              <span class="muted">End of the list.</span>
-            )}
-          </nav>
+          <Pager
+            first={f.cursor ? { href: `${CONSOLE_PATH}/dead-letters${search(f)}`, label: "First page" } : undefined}
+            next={
+              props.nextCursor
+                ? { href: `${CONSOLE_PATH}/dead-letters${search(f, props.nextCursor)}`, label: "Next page" }
+                : undefined
+            }
+            end="End of the list."
+          />
         </section>
       ) : null}
     </>

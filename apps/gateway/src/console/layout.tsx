@@ -105,6 +105,29 @@ export function ErrorLine(props: { error: string | undefined }) {
   return props.error ? <NoticeLine notice={{ ok: false, text: props.error }} /> : null;
 }
 
+/**
+ * A list's pager: a link back to the first page when on a later one, and the next page's link or the
+ * end of the list.
+ */
+export function Pager(props: {
+  first: { href: string; label: string } | undefined;
+  next: { href: string; label: string } | undefined;
+  end: string;
+}) {
+  return (
+    <nav class="pager" aria-label="Pages">
+      {props.first ? <a href={props.first.href}>{props.first.label}</a> : null}
+      {props.next ? (
+        <a rel="next" href={props.next.href}>
+          {props.next.label}
+        </a>
+      ) : (
+        <span class="muted">{props.end}</span>
+      )}
+    </nav>
+  );
+}
+
 /** The partition filter: one option per partition, and "all". */
 export function PartitionSelect(props: { id: string; partitions: number; selected: number | undefined }) {
   return (

@@ -10,7 +10,7 @@ import {
   STUCK_MINUTES_DEFAULT,
   toRequestQuery,
 } from "./filters.js";
-import { CONSOLE_PATH, ErrorLine, PartitionSelect, StateBadge, Time } from "./layout.js";
+import { CONSOLE_PATH, ErrorLine, Pager, PartitionSelect, StateBadge, Time } from "./layout.js";
 
 /** Requests on one page of the console's list. */
 export const REQUESTS_PAGE_SIZE = 50;
@@ -189,16 +189,17 @@ export function RequestsView(props: {
               </tbody>
             </table>
           )}
-          <nav class="pager" aria-label="Pages">
-            {f.cursor ? <a href={`${CONSOLE_PATH}/requests${filtersToSearch(f)}`}>First page</a> : null}
-            {page.nextCursor ? (
-              <a rel="next" href={`${CONSOLE_PATH}/requests${filtersToSearch(f, page.nextCursor)}`}>
-                Next page
-              </a>
-            ) : (
-              <span class="muted">End of the results.</span>
-            )}
-          </nav>
+          <Pager
+            first={
+              f.cursor ? { href: `${CONSOLE_PATH}/requests${filtersToSearch(f)}`, label: "First page" } : undefined
+            }
+            next={
+              page.nextCursor
+                ? { href: `${CONSOLE_PATH}/requests${filtersToSearch(f, page.nextCursor)}`, label: "Next page" }
+                : undefined
+            }
+            end="End of the results."
+          />
         </section>
       ) : null}
     </>
