@@ -18,6 +18,7 @@ const DEPTH = 64;
 
 /** The index functions as no-ops: the apply script without its index writes. */
 const NO_INDEX = [
+  "local function indexMove() return false end",
   "local function indexState() end",
   "local function indexJob() end",
   "local function indexPrune() return 0 end",

@@ -2,7 +2,7 @@
 // Linux /proc, the backlog of the partition queues, Redis command and CPU counters, request
 // histories and memory, and the statistics over them.
 import { readFileSync } from "node:fs";
-import { CALLBACK_QUEUE, decodeHistory, fanOut, type Keys } from "@ess/store";
+import { CALLBACK_QUEUE, decodeHistory, fanOut, HISTORY_HEAD_FIELD, type Keys } from "@ess/store";
 import type { Result } from "autocannon";
 import type { Redis } from "ioredis";
 import type { Target } from "./load.js";
@@ -154,14 +154,14 @@ export async function histories(redis: Redis, keys: Keys, targets: Target[]): Pr
     const pipe = redis.pipeline();
     for (const t of targets.slice(i, i + 500)) {
       const p = keys.partition(t.id);
-      pipe.lrange(keys.history(p, t.id), 0, -1).hget(keys.request(p, t.id), "state");
+      pipe.lrange(keys.history(p, t.id), 0, -1).hmget(keys.request(p, t.id), "state", HISTORY_HEAD_FIELD);
     }
     const res = (await pipe.exec()) ?? [];
     for (let j = 0; j < res.length; j += 2) {
       const list = (res[j]?.[1] as string[]) ?? [];
-      const state = res[j + 1]?.[1] as string | null;
+      const [state, head] = (res[j + 1]?.[1] as (string | null)[] | undefined) ?? [];
       if (state && state !== "RUNNING" && state !== "CANCELLING") out.terminal++;
-      for (const entry of decodeHistory(list)) {
+      for (const entry of decodeHistory(list, head)) {
         const e = entry as { outcome?: string; acceptedAt?: number; appliedAt?: number };
         if (e.outcome === "registered" || e.acceptedAt === undefined || e.appliedAt === undefined) continue;
         out.entries++;

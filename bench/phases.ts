@@ -3,7 +3,7 @@ import type { ChildProcess } from "node:child_process";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { decodeHistory, Keys } from "@ess/store";
+import { decodeHistory, HISTORY_HEAD_FIELD, Keys } from "@ess/store";
 import type { RunningProcess } from "@ess/testing";
 import { RedisServer } from "@ess/testing";
 import { Redis } from "ioredis";
@@ -507,7 +507,11 @@ async function fullHistoryMemory(redis: Redis, gateway: RunningProcess) {
   await drive(gateway.url, calls, { connections: 20 });
   await waitDrained(redis, 60000);
   const first = targets[0]!.id;
-  const hist = decodeHistory(await redis.lrange(keys.history(keys.partition(first), first), 0, -1)).length;
+  const p = keys.partition(first);
+  const hist = decodeHistory(
+    await redis.lrange(keys.history(p, first), 0, -1),
+    await redis.hget(keys.request(p, first), HISTORY_HEAD_FIELD),
+  ).length;
   return { ...(await memoryPerRequest(redis, keys, targets)), historyEntries: hist };
 }
 

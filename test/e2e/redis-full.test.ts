@@ -1,5 +1,5 @@
 import "@ess/testing/provided";
-import { createRedis, decodeHistory, Keys } from "@ess/store";
+import { createRedis, decodeHistory, HISTORY_HEAD_FIELD, Keys } from "@ess/store";
 import { eventually, RedisServer, type RunningProcess, requireRedisServer, startApp } from "@ess/testing";
 import { uniquePrefix } from "@ess/testing/context";
 import type { Redis } from "ioredis";
@@ -207,9 +207,10 @@ describe.skipIf(!bin)("Redis at maxmemory (noeviction)", () => {
           30000,
           `request ${t.id} applied`,
         );
-        const history = decodeHistory(await admin.lrange(keys.history(p, t.id), 0, -1)).filter(
-          (h) => h.outcome !== "registered",
-        );
+        const history = decodeHistory(
+          await admin.lrange(keys.history(p, t.id), 0, -1),
+          await admin.hget(keys.request(p, t.id), HISTORY_HEAD_FIELD),
+        ).filter((h) => h.outcome !== "registered");
         expect(history.map((h) => h.seq).reverse()).toEqual(Array.from({ length: t.accepted }, (_, i) => i + 1));
       }
     } finally {

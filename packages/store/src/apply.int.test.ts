@@ -13,6 +13,7 @@ import {
 } from "@ess/domain";
 import { newRequestId, useTestContext } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
+import { HISTORY_HEAD_FIELD } from "./history-codec.js";
 import { SchedulerStore } from "./scheduler.js";
 
 const ctx = useTestContext({ limits: { gapTimeoutMs: 200, historyLimit: 5 } });
@@ -317,6 +318,34 @@ describe("ordering, duplicates, gaps", () => {
     for (let seq = 1; seq <= 8; seq++) await ctx.store.apply(id, "cb", job(id, seq, "UPDATE"));
     const stored = await ctx.store.read(id);
     expect(stored?.history.map((h) => h.seq)).toEqual([8, 7, 6, 5, 4]);
+  });
+
+  it("applies to a request whose history list ends in its header (stored before the header moved into the hash)", async () => {
+    const id = await registered();
+    const p = ctx.keys.partition(id);
+    const req = ctx.keys.request(p, id);
+    const hist = ctx.keys.history(p, id);
+    const t0 = 1_800_000_000_000;
+    await ctx.store.apply(id, "cb", job(id, 1, "UPDATE"), t0);
+    await ctx.store.apply(id, "cb", job(id, 2, "UPDATE"), t0 + 50);
+    // the layout as written before: the header '#<appliedAt>,<seq>' is the list's last element
+    const head = (await ctx.redis.hget(req, HISTORY_HEAD_FIELD)) as string;
+    await ctx.redis.hdel(req, HISTORY_HEAD_FIELD);
+    await ctx.redis.rpush(hist, `#${head}`);
+    const old = await history(id);
+    expect(old.map((h) => [h.seq, h.appliedAt])).toEqual([
+      [1, t0],
+      [2, t0 + 50],
+    ]);
+    for (let seq = 3; seq <= 8; seq++) await ctx.store.apply(id, "cb", job(id, seq, "UPDATE"), t0 + 50 * seq);
+    const stored = await ctx.store.read(id);
+    expect(stored?.fields).not.toHaveProperty(HISTORY_HEAD_FIELD);
+    expect(stored?.history.map((h) => [h.seq, h.appliedAt])).toEqual(
+      [8, 7, 6, 5, 4].map((seq) => [seq, t0 + 50 * seq]),
+    );
+    expect(await ctx.redis.llen(hist)).toBe(5);
+    expect((await ctx.redis.lrange(hist, 0, -1)).some((e) => e.startsWith("#"))).toBe(false);
+    expect(await ctx.redis.hget(req, HISTORY_HEAD_FIELD)).toBe(`${(t0 + 400).toString(36)},8`);
   });
 
   it("a terminal request's keys expire after the retention period", async () => {

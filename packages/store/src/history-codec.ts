@@ -23,8 +23,10 @@ import { CALLBACK_STATUSES, STATES } from "@ess/domain";
  *     M<message>                the message, as it came
  *     J<json>                   every other field (and the message) as a JSON object
  *
- * The list's last element is a header, '#<appliedAt>,<seq>' of the newest entry that had them: the
- * chain the A and S steps count back from. Trimming the oldest entry breaks nothing (its step is
+ * The header, '<appliedAt>,<seq>' of the newest entry that had them (base 36, '' when none had), is
+ * the chain the A and S steps count back from: the request hash's field HISTORY_HEAD_FIELD. A list
+ * written before the header moved there ends in it, as an element '#<appliedAt>,<seq>' (the writers
+ * move it into the hash at their next entry). Trimming the oldest entry breaks nothing (its step is
  * never needed). An element that starts with '{' is an entry stored as JSON (before packing).
  */
 export const HISTORY_OUTCOMES = [
@@ -40,6 +42,9 @@ export const HISTORY_OUTCOMES = [
   "operator",
 ] as const;
 export type HistoryOutcome = (typeof HISTORY_OUTCOMES)[number];
+
+/** The request hash's field that holds its history's header (internal: not one of the fields GET shows). */
+export const HISTORY_HEAD_FIELD = "historyHead";
 
 /** The outcomes of a callback: their entries have a seq. */
 export const SEQ_OUTCOMES: readonly HistoryOutcome[] = ["applied", "late", "ignored", "skipped"];
@@ -67,6 +72,7 @@ export function historyCodeTables() {
     H_HEAD: HEAD,
     H_STATE: STATE_CODE,
     H_SEQ_OUTCOME: Object.fromEntries(SEQ_OUTCOMES.map((o) => [o, true])),
+    H_HEAD_FIELD: HISTORY_HEAD_FIELD,
   };
 }
 
@@ -82,15 +88,22 @@ function stateOf(c: string | undefined): string | undefined {
 
 const int36 = (v: string, empty: number) => (v === "" ? empty : Number.parseInt(v, 36));
 
-/** A request's history list as LRANGE returns it (newest first, header last) → its entries, newest first. */
-export function decodeHistory(raw: readonly string[]): Record<string, unknown>[] {
+/**
+ * A request's history list as LRANGE returns it (newest first) and its hash's HISTORY_HEAD_FIELD
+ * (null or undefined when the hash has none: a list that ends in its header) → its entries, newest first.
+ */
+export function decodeHistory(raw: readonly string[], head?: string | null): Record<string, unknown>[] {
   let entries = raw;
-  let time: number | undefined;
-  let seq: number | undefined;
+  let header = head ?? undefined;
   const last = raw.at(-1);
   if (last?.startsWith("#")) {
     entries = raw.slice(0, -1);
-    const [t = "", s = ""] = last.slice(1).split(",");
+    header ??= last.slice(1);
+  }
+  let time: number | undefined;
+  let seq: number | undefined;
+  if (header !== undefined) {
+    const [t = "", s = ""] = header.split(",");
     time = t === "" ? undefined : Number.parseInt(t, 36);
     seq = s === "" ? undefined : Number.parseInt(s, 36);
   }

@@ -1,6 +1,7 @@
 import type { CallbackJob } from "@ess/contract";
 import { newRequestId, useTestContext } from "@ess/testing/context";
 import { describe, expect, it } from "vitest";
+import { HISTORY_HEAD_FIELD } from "./history-codec.js";
 import { DEFAULT_LIMITS } from "./store.js";
 
 const ctx = useTestContext();
@@ -56,6 +57,10 @@ describe("a terminal request's memory", () => {
     expect((await ctx.store.apply(id, "cb", job(updates + 1, "SUCCESS"), now)).result).toBe("applied");
     const stored = await ctx.store.read(id);
     expect(stored?.fields.state).toBe("SUCCEEDED");
+    // the history's header is kept in the request hash, which expires with the rest
+    const p = ctx.keys.partition(id);
+    expect(await ctx.redis.hexists(ctx.keys.request(p, id), HISTORY_HEAD_FIELD)).toBe(1);
+    expect(await ctx.redis.llen(ctx.keys.history(p, id))).toBe(DEFAULT_LIMITS.historyLimit);
     expect(stored?.history).toHaveLength(DEFAULT_LIMITS.historyLimit);
     const mem = await memoryOf(id);
     console.log(JSON.stringify(mem));

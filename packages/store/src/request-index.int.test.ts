@@ -3,6 +3,7 @@ import { CALLBACK_STATUSES, isTerminal, type RequestState } from "@ess/domain";
 import { RedisServer, requireRedisServer } from "@ess/testing";
 import { newRequestId, useTestContext } from "@ess/testing/context";
 import { afterAll, describe, expect, it } from "vitest";
+import { HISTORY_HEAD_FIELD } from "./history-codec.js";
 import { Keys } from "./keys.js";
 import { createRedis } from "./redis.js";
 import { RequestIndex } from "./request-index.js";
@@ -195,6 +196,19 @@ describe("request metadata and the request index", () => {
     await expect(
       index.query(parseRequestQuery("state=RUNNING", undefined), { limit: 5, cursor: "nope" }),
     ).rejects.toThrow(/cursor/);
+  });
+
+  it("lists a request's descriptive fields without the history's header (kept in the same hash)", async () => {
+    const id = newRequestId();
+    await ctx.store.register(id, "h", { metadata: { jobDefinitionId: "JobDefinition://header" } });
+    const p = ctx.keys.partition(id);
+    expect(await ctx.redis.hexists(ctx.keys.request(p, id), HISTORY_HEAD_FIELD)).toBe(1);
+    const page = await index.query(parseRequestQuery("jobDefinitionId=JobDefinition://header", undefined), {
+      limit: 5,
+    });
+    expect(page.items.map((i) => i.requestId)).toEqual([id]);
+    expect(page.items[0]?.fields.state).toBe("RUNNING");
+    expect(page.items[0]?.fields).not.toHaveProperty(HISTORY_HEAD_FIELD);
   });
 });
 

@@ -1,6 +1,7 @@
 import { indexRange, type QueryTimeField, type RequestQuery } from "@ess/contract";
 import { EssError, type RequestState, STATE_NAMES } from "@ess/domain";
 import type { Redis } from "ioredis";
+import { HISTORY_HEAD_FIELD } from "./history-codec.js";
 import type { Keys } from "./keys.js";
 import { fanOut } from "./redis.js";
 
@@ -184,6 +185,7 @@ export class RequestIndex {
       const rows = await fanOut(take, (c) => this.redis.hgetall(this.keys.request(c.p, c.id)));
       take.forEach((c, i) => {
         const f = (rows[i]?.[1] ?? {}) as Record<string, string>;
+        delete f[HISTORY_HEAD_FIELD];
         if (RequestIndex.matches(c, f, q)) items.push({ requestId: c.id, fields: f });
       });
       const last = take[take.length - 1] as Candidate;

@@ -3,7 +3,7 @@ import { type CallbackJob, REQUEST_METADATA_FIELDS } from "@ess/contract";
 import type { CallbackStatus, RequestState } from "@ess/domain";
 import type { Redis } from "ioredis";
 import { decodeReply } from "./codes.js";
-import { decodeHistory } from "./history-codec.js";
+import { decodeHistory, HISTORY_HEAD_FIELD } from "./history-codec.js";
 import type { Keys } from "./keys.js";
 import { type CallbackQueues, JOB_BATCH, JOB_CALLBACK } from "./queues.js";
 import { isCluster } from "./redis.js";
@@ -466,7 +466,9 @@ export class RequestStore {
     const fields: Record<string, string> = {};
     for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
     if (!fields.state) return null;
-    return { fields, history: decodeHistory(history) };
+    const head = fields[HISTORY_HEAD_FIELD];
+    delete fields[HISTORY_HEAD_FIELD];
+    return { fields, history: decodeHistory(history, head) };
   }
 
   /** The state field alone (tests, tools). */

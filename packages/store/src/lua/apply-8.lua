@@ -52,73 +52,91 @@ local mode, now = ARGV[1], tonumber(ARGV[3])
 local histCap, maxlen, retention = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local gapTimeout, rid = tonumber(ARGV[7]), ARGV[9]
 
-if redis.call('EXISTS', req) == 0 then return { 'gone', 0, 0 } end
+-- The request hash's fields this script reads, in one HMGET; H holds them as the script changed them.
+-- Writes go to H and are collected (put, drop), and reach the hash at the end in one HDEL and one HSET.
+local READ = { 'state', 'execution', 'retriedCount', 'maxRetries', 'handle', 'applied', 'gapSince',
+  'stateChangeTime', 'registeredAt', 'jobDefinitionId', 'eventSeq', H_HEAD_FIELD }
+local got = redis.call('HMGET', req, unpack(READ))
+if not got[1] then return { 'gone', 0, 0 } end
+local H, W, D = {}, {}, {}
+for i, f in ipairs(READ) do H[f] = got[i] or nil end
+local function put(f, v) H[f] = v; W[f] = v; D[f] = nil end
+local function drop(f) H[f] = nil; W[f] = nil; D[f] = true end
+local function flush()
+  local del, set = {}, {}
+  for f in pairs(D) do del[#del + 1] = f end
+  for f, v in pairs(W) do set[#set + 1] = f; set[#set + 1] = v end
+  if #del > 0 then redis.call('HDEL', req, unpack(del)) end
+  if #set > 0 then redis.call('HSET', req, unpack(set)) end
+end
+
+local applied = tonumber(H.applied or '0')
+-- whether the reorder buffer holds callbacks, as last seen (nil: not looked at yet)
+local buffered
 
 local function record(entry)
-  appendHistory(hist, entry, histCap)
+  put(H_HEAD_FIELD, pushHistory(hist, entry, histCap, H[H_HEAD_FIELD]))
 end
 
 -- One callback through the state machine; returns 'applied', 'late' or 'ignored'.
 local function applyOne(cb, late)
-  local s = redis.call('HMGET', req, 'state', 'execution', 'retriedCount', 'maxRetries', 'handle')
-  local from = s[1]
+  local from = H.state
   local entry = {
     seq = cb.seq, status = cb.status, execution = cb.execution, from = from,
     acceptedAt = cb.acceptedAt, appliedAt = now, message = cb.message,
   }
   local column = CALLBACK_STATES[from] and TRANSITIONS[from]
-  if tonumber(cb.execution) ~= tonumber(s[2]) then
+  if tonumber(cb.execution) ~= tonumber(H.execution) then
     entry.outcome = 'ignored'
-    entry.reason = 'stale execution ' .. cb.execution .. ' (current ' .. s[2] .. ')'
+    entry.reason = 'stale execution ' .. cb.execution .. ' (current ' .. H.execution .. ')'
   elseif not column then
     entry.outcome = 'ignored'
     entry.reason = 'request is ' .. from
   else
     local rule = column[cb.status]
-    local retried, maxRetries = tonumber(s[3] or '0'), tonumber(s[4] or '0')
-    local fields = { 'state', rule.to, 'updatedAt', now }
+    local retried, maxRetries = tonumber(H.retriedCount or '0'), tonumber(H.maxRetries or '0')
     if rule.retry and retried < maxRetries then
       rule = rule.retry
-      fields[2] = rule.to
-      table.insert(fields, 'retriedCount'); table.insert(fields, retried + 1)
+      put('retriedCount', retried + 1)
     end
-    if rule.cause then table.insert(fields, 'cause'); table.insert(fields, rule.cause) end
-    if rule.errorType then table.insert(fields, 'errorType'); table.insert(fields, rule.errorType) end
+    local to = rule.to
+    put('state', to)
+    put('updatedAt', now)
+    if rule.cause then put('cause', rule.cause) end
+    if rule.errorType then put('errorType', rule.errorType) end
     if rule.message then
-      if cb.message then
-        table.insert(fields, rule.message); table.insert(fields, cb.message)
-      else
-        redis.call('HDEL', req, rule.message)
-      end
-      if rule.message == 'errorWarningMessage' then
-        table.insert(fields, 'errorWarningTime'); table.insert(fields, now)
-      end
+      if cb.message then put(rule.message, cb.message) else drop(rule.message) end
+      if rule.message == 'errorWarningMessage' then put('errorWarningTime', now) end
     end
-    if rule.checkIn then table.insert(fields, 'lastCheckInTime'); table.insert(fields, now) end
-    if TERMINAL[rule.to] then
-      table.insert(fields, 'processEndTime'); table.insert(fields, now)
-      table.insert(fields, 'completedTime'); table.insert(fields, now)
+    if rule.checkIn then put('lastCheckInTime', now) end
+    if TERMINAL[to] then
+      put('processEndTime', now)
+      put('completedTime', now)
     end
-    if not CALLBACK_STATES[rule.to] and s[5] then
+    if not CALLBACK_STATES[to] and H.handle then
       -- leaving the states that take callbacks retires the handle; a repeat of this very
       -- callback is still answered 200 (admit-2) until the next registration
-      table.insert(fields, 'closedHandle'); table.insert(fields, s[5])
-      table.insert(fields, 'closedStatus'); table.insert(fields, cb.status)
-      redis.call('HDEL', req, 'handle')
+      put('closedHandle', H.handle)
+      put('closedStatus', cb.status)
+      drop('handle')
     end
-    indexState(KEYS[6], KEYS[7], req, rid, from, fields[2], now, retention)
-    redis.call('HSET', req, unpack(fields))
-    if TERMINAL[rule.to] then
+    if indexMove(KEYS[6], KEYS[7], rid, from, to, now, retention,
+        { H.stateChangeTime, H.registeredAt, H.jobDefinitionId }) then
+      put('stateChangeTime', now)
+    end
+    if TERMINAL[to] then
       expireRequest({ req, buf, hist, skip }, retention)
     end
-    entry.to = rule.to
+    entry.to = to
     entry.outcome = late and 'late' or 'applied'
     if rule.event then
-      local ev = { 'event', rule.event, 'requestId', rid, 'state', rule.to, 'previousState', from,
+      local ev = { 'event', rule.event, 'requestId', rid, 'state', to, 'previousState', from,
         'seq', tostring(cb.seq), 'execution', tostring(cb.execution), 'at', tostring(now) }
       if rule.errorType then table.insert(ev, 'errorType'); table.insert(ev, rule.errorType) end
       if rule.cause then table.insert(ev, 'cause'); table.insert(ev, rule.cause) end
-      publishEvent(events, maxlen, req, ev)
+      local eventSeq = tonumber(H.eventSeq or '0') + 1
+      put('eventSeq', eventSeq)
+      addEvent(events, maxlen, ev, eventSeq)
     end
   end
   record(entry)
@@ -128,16 +146,16 @@ end
 -- Applies every buffered callback that is now next in line; returns how many.
 local function drain()
   local n = 0
-  local applied = tonumber(redis.call('HGET', req, 'applied') or '0')
   while true do
     local head = redis.call('ZRANGE', buf, 0, 0, 'WITHSCORES')
-    if #head == 0 then break end
+    buffered = #head > 0
+    if not buffered then break end
     local seq = tonumber(head[2])
     if seq > applied + 1 then break end
     redis.call('ZREM', buf, head[1])
     if seq == applied + 1 then
       applied = seq
-      redis.call('HSET', req, 'applied', applied)
+      put('applied', applied)
       applyOne(cjson.decode(head[1]), false)
       n = n + 1
     end
@@ -147,20 +165,20 @@ end
 
 -- The lowest missing seq while the buffer holds later ones (else 0); keeps gapSince in step.
 local function missing()
-  if redis.call('ZCARD', buf) == 0 then
-    redis.call('HDEL', req, 'gapSince')
+  if buffered == nil then buffered = redis.call('ZCARD', buf) > 0 end
+  if not buffered then
+    if H.gapSince then drop('gapSince') end
     return 0
   end
-  return tonumber(redis.call('HGET', req, 'applied') or '0') + 1
+  return applied + 1
 end
 
-local applied = tonumber(redis.call('HGET', req, 'applied') or '0')
-
-if mode == 'gap' then
+local function gap()
   local want = tonumber(ARGV[2])
   local head = redis.call('ZRANGE', buf, 0, 0, 'WITHSCORES')
-  if want <= applied or #head == 0 then return { 'closed', missing(), 0 } end
-  local since = tonumber(redis.call('HGET', req, 'gapSince') or now)
+  buffered = #head > 0
+  if want <= applied or not buffered then return { 'closed', missing(), 0 } end
+  local since = tonumber(H.gapSince or now)
   if now - since < gapTimeout then return { 'wait', applied + 1, since + gapTimeout - now } end
   local first = tonumber(head[2])
   -- the gap moved since the caller read it (its job keys are not those of this gap): decide nothing,
@@ -177,7 +195,8 @@ if mode == 'gap' then
   for seq = applied + 1, first - 1 do redis.call('SADD', skip, seq) end
   record({ outcome = 'skipped', seq = applied + 1, lastSeq = first - 1, appliedAt = now,
     reason = 'gap open ' .. (now - since) .. ' ms' })
-  redis.call('HSET', req, 'applied', first - 1)
+  applied = first - 1
+  put('applied', applied)
   local n = drain()
   return { 'skipped', missing(), n }
 end
@@ -189,21 +208,30 @@ local function reply(result, miss, n)
   return { result, miss, n, held }
 end
 
-local cb = cjson.decode(ARGV[2])
-local seq = tonumber(cb.seq)
-if seq <= applied then
-  -- a callback skipped over as a gap arrives late: it goes through the state machine now
-  if redis.call('SREM', skip, seq) == 1 then
-    return reply(applyOne(cb, true) == 'ignored' and 'ignored' or 'late', missing(), 0)
+local function callback()
+  -- apply-batch passes the job it decoded already as ARGV.job
+  local cb = ARGV.job or cjson.decode(ARGV[2])
+  local seq = tonumber(cb.seq)
+  if seq <= applied then
+    -- a callback skipped over as a gap arrives late: it goes through the state machine now
+    if redis.call('SREM', skip, seq) == 1 then
+      return reply(applyOne(cb, true) == 'ignored' and 'ignored' or 'late', missing(), 0)
+    end
+    return reply('duplicate', missing(), 0)
   end
-  return reply('duplicate', missing(), 0)
+  if seq > applied + 1 then
+    if redis.call('ZCARD', buf) == 0 then put('gapSince', now) end
+    redis.call('ZADD', buf, 'NX', seq, ARGV[2])
+    return reply('buffered', applied + 1, 0)
+  end
+  applied = seq
+  put('applied', applied)
+  local result = applyOne(cb, false)
+  local n = drain()
+  return reply(result, missing(), n)
 end
-if seq > applied + 1 then
-  if redis.call('ZCARD', buf) == 0 then redis.call('HSET', req, 'gapSince', now) end
-  redis.call('ZADD', buf, 'NX', seq, ARGV[2])
-  return reply('buffered', applied + 1, 0)
-end
-redis.call('HSET', req, 'applied', seq)
-local result = applyOne(cb, false)
-local n = drain()
-return reply(result, missing(), n)
+
+local out
+if mode == 'gap' then out = gap() else out = callback() end
+flush()
+return out

@@ -4,9 +4,9 @@
   a single Redis, of one partition on Redis Cluster; in the order the gateway admitted them) in ONE
   script call. Each callback goes through apply-8 unchanged, composed as the include 'apply' (the one
   source of the state machine, the reorder buffer and the duplicate rule), with its own request's and
-  its own partition's keys; then its in-flight marker (in its own partition's marker hash) is cleared in
-  the same atomic step, except for a callback whose request is gone: its marker stays until its dead
-  letter is written (the worker does that next; a crash in between runs the batch again). A batch run
+  its own partition's keys (and the job decoded once, as ARGV.job); its in-flight marker (in its own
+  partition's marker hash) is cleared in the same atomic step, except for a callback whose request is
+  gone: its marker stays until its dead letter is written (the worker does that next; a crash in between runs the batch again). A batch run
   again (a stalled or killed worker) applies nothing twice: each callback is then a duplicate (seq
   already applied), and its marker is already gone.
   Every key comes in KEYS; on Redis Cluster they all carry one partition's hash tag (one slot).
@@ -37,15 +37,29 @@ end
 
 local n = (#ARGV - 5) / 2
 local out = {}
+-- the in-flight markers to clear, per marker hash (one HDEL each at the end: nothing in between reads
+-- the marker of a callback that came earlier in the batch)
+local done, order = {}, {}
 for i = 1, n do
   local k = 8 * i
   local rid, json = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
-  local r = apply({ KEYS[k - 7], KEYS[k - 6], KEYS[k - 5], KEYS[k - 4], KEYS[k - 3], KEYS[k - 2], KEYS[k - 1], KEYS[k] },
-    { 'cb', json, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], 0, rid })
-  if r[1] ~= 'gone' then redis.call('HDEL', KEYS[k], callbackJobId(rid, cjson.decode(json).seq)) end
+  local job = cjson.decode(json)
+  local args = { 'cb', json, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], 0, rid }
+  args.job = job
+  local r = apply({ KEYS[k - 7], KEYS[k - 6], KEYS[k - 5], KEYS[k - 4], KEYS[k - 3], KEYS[k - 2], KEYS[k - 1], KEYS[k] }, args)
+  if r[1] ~= 'gone' then
+    local markers = done[KEYS[k]]
+    if not markers then
+      markers = {}
+      done[KEYS[k]] = markers
+      order[#order + 1] = KEYS[k]
+    end
+    markers[#markers + 1] = callbackJobId(rid, job.seq)
+  end
   out[#out + 1] = r[1]
   out[#out + 1] = r[2]
   out[#out + 1] = r[3]
   out[#out + 1] = r[4] or 0
 end
+for _, key in ipairs(order) do redis.call('HDEL', key, unpack(done[key])) end
 return out

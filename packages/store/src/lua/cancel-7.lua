@@ -62,11 +62,11 @@ indexState(KEYS[6], KEYS[7], req, rid, from, to, now, ARGV[5])
 redis.call('HSET', req, unpack(fields))
 if TERMINAL[to] then expireRequest({ req, buf, hist, skip }, ARGV[5]) end
 
-appendHistory(hist, { outcome = (op == 'force') and 'forceCancelled' or 'cancelRequested', from = from, to = to,
+appendHistory(hist, req, { outcome = (op == 'force') and 'forceCancelled' or 'cancelRequested', from = from, to = to,
   execution = tonumber(s[2] or '0'), appliedAt = now }, ARGV[3])
 if ARGV[8] and ARGV[8] ~= '' then
   local o = cjson.decode(ARGV[8])
-  appendHistory(hist, { outcome = 'operator', action = o.action, actor = o.actor, reason = o.reason,
+  appendHistory(hist, req, { outcome = 'operator', action = o.action, actor = o.actor, reason = o.reason,
     from = from, to = to, execution = tonumber(s[2] or '0'), appliedAt = now }, ARGV[3])
 end
 publishEvent(events, ARGV[4], req, { 'event', rule.event, 'requestId', rid,

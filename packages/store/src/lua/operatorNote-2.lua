@@ -17,6 +17,6 @@
 local s = redis.call('HMGET', KEYS[1], 'state', 'execution')
 if not s[1] then return { CODE.NOT_FOUND, '' } end
 local o = cjson.decode(ARGV[3])
-appendHistory(KEYS[2], { outcome = 'operator', action = o.action, actor = o.actor, reason = o.reason,
+appendHistory(KEYS[2], KEYS[1], { outcome = 'operator', action = o.action, actor = o.actor, reason = o.reason,
   from = s[1], to = s[1], execution = tonumber(s[2] or '0'), appliedAt = tonumber(ARGV[1]) }, ARGV[2])
 return { CODE.CREATED, s[1] }

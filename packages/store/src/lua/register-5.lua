@@ -81,9 +81,9 @@ if ARGV[4] ~= '' then redis.call('HSET', req, 'requestTimeout', ARGV[4]) end
 local entry = { outcome = 'registered', execution = execution, to = to, appliedAt = tonumber(now) }
 if from then entry.from = from end
 if resumed then entry.reason = 'resumed' end
-appendHistory(hist, entry, ARGV[6])
+appendHistory(hist, req, entry, ARGV[6])
 if operator then
-  appendHistory(hist, { outcome = 'operator', action = operator.action, actor = operator.actor,
+  appendHistory(hist, req, { outcome = 'operator', action = operator.action, actor = operator.actor,
     reason = operator.reason, from = from, to = to, execution = execution, appliedAt = tonumber(now) }, ARGV[6])
 end
 local ev = { 'event', REGISTER_RULE.event, 'requestId', rid, 'state', to, 'execution',

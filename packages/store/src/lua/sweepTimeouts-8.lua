@@ -76,7 +76,7 @@ end
 indexState(KEYS[7], KEYS[8], req, rid, state, to, now, ARGV[6])
 redis.call('HSET', req, unpack(fields))
 if TERMINAL[to] then expireRequest({ req, hist, buf, skip }, ARGV[6]) end
-appendHistory(hist, { outcome = 'timedOut', from = state, to = to,
+appendHistory(hist, req, { outcome = 'timedOut', from = state, to = to,
   execution = tonumber(s[7] or '0'), appliedAt = now }, ARGV[4])
 local ev = { 'event', rule.event, 'requestId', rid, 'state', to, 'previousState', state,
   'execution', tostring(s[7] or '0'), 'at', tostring(now), 'isTimedOut', 'true' }

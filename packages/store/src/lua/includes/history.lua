@@ -1,9 +1,11 @@
 --[[
-  history: appendHistory(key, entry, cap) adds a request's history entry (a table of the fields
+  history: appendHistory(key, req, entry, cap) adds a request's history entry (a table of the fields
   GET shows), newest first, the list capped at cap entries. Each entry is packed into one short
-  string; the format and its one decoder are in packages/store/src/history-codec.ts. The list's last
-  element is the header '#<appliedAt>,<seq>' (base 36) of the newest entry: older entries keep
-  only the steps between them.
+  string; the format and its one decoder are in packages/store/src/history-codec.ts. The header
+  '<appliedAt>,<seq>' (base 36) of the newest entry, which older entries count their steps back
+  from, is the request hash's field H_HEAD_FIELD: a push is one LPUSH (and an LTRIM once the list
+  is full). A list written before the header moved there ends in the header '#<appliedAt>,<seq>':
+  the first push moves it into the hash.
 ]]
 --@include historyCodes
 
@@ -140,16 +142,30 @@ local function packHistory(e, h)
   return table.concat(out)
 end
 
-local function appendHistory(key, entry, cap)
+-- Pushes entry onto history list key, given the header as the hash holds it (nil when it has none);
+-- returns the new header, for the caller to store in the hash's H_HEAD_FIELD.
+local function pushHistory(key, entry, cap, head)
   local h = {}
-  local last = redis.call('LINDEX', key, -1)
-  if last and string.sub(last, 1, 1) == '#' then
-    redis.call('RPOP', key)
-    local t, s = string.match(last, '^#([-0-9a-z]*),([-0-9a-z]*)$')
-    if t ~= '' then h.t = unb36(t) end
-    if s ~= '' then h.s = unb36(s) end
+  if not head then
+    local last = redis.call('LINDEX', key, -1)
+    if last and string.sub(last, 1, 1) == '#' then
+      redis.call('RPOP', key)
+      head = string.sub(last, 2)
+    end
   end
-  redis.call('LPUSH', key, packHistory(entry, h))
-  redis.call('LTRIM', key, 0, tonumber(cap) - 1)
-  redis.call('RPUSH', key, '#' .. (h.t and b36(h.t) or '') .. ',' .. (h.s and b36(h.s) or ''))
+  if head then
+    local t, s = string.match(head, '^([-0-9a-z]*),([-0-9a-z]*)$')
+    if t and t ~= '' then h.t = unb36(t) end
+    if s and s ~= '' then h.s = unb36(s) end
+  end
+  if redis.call('LPUSH', key, packHistory(entry, h)) > tonumber(cap) then
+    redis.call('LTRIM', key, 0, tonumber(cap) - 1)
+  end
+  return (h.t and b36(h.t) or '') .. ',' .. (h.s and b36(h.s) or '')
+end
+
+-- Adds entry to the history list key of the request whose hash is req (which must exist).
+local function appendHistory(key, req, entry, cap)
+  local head = redis.call('HGET', req, H_HEAD_FIELD)
+  redis.call('HSET', req, H_HEAD_FIELD, pushHistory(key, entry, cap, head or nil))
 end

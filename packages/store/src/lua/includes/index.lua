@@ -24,12 +24,13 @@ local function ixAll(rid, sub) return 'a' .. IX_US .. ixTime(sub) .. IX_US .. ri
 local function ixJob(rid, job, sub) return 'j' .. IX_US .. job .. IX_US .. ixTime(sub) .. IX_US .. rid end
 local function ixState(rid, state, since) return 's' .. IX_US .. state .. IX_US .. ixTime(since) .. IX_US .. rid end
 
--- Moves a request's state member from `from` to `to` (nothing when equal). A request not indexed
--- yet (new, or stored before the index existed) also gets its submission and job members. A move
--- into a terminal state files the members under the hash's expiry time (now + retention s).
-local function indexState(ix, exp, req, rid, from, to, now, retention)
-  if from == to then return end
-  local h = redis.call('HMGET', req, 'stateChangeTime', 'registeredAt', 'jobDefinitionId')
+-- Moves a request's state member from `from` to `to` (false when equal: nothing to do), given
+-- h = { stateChangeTime, registeredAt, jobDefinitionId } as the request's hash holds them; the caller
+-- then stores stateChangeTime = now. A request not indexed yet (new, or stored before the index
+-- existed) also gets its submission and job members. A move into a terminal state files the members
+-- under the hash's expiry time (now + retention s).
+local function indexMove(ix, exp, rid, from, to, now, retention, h)
+  if from == to then return false end
   local sub = h[2] or now
   local member = ixState(rid, to, now)
   if h[1] then
@@ -39,12 +40,19 @@ local function indexState(ix, exp, req, rid, from, to, now, retention)
     redis.call('ZADD', ix, 0, member, 0, ixAll(rid, sub))
     if h[3] then redis.call('ZADD', ix, 0, ixJob(rid, h[3], sub)) end
   end
-  redis.call('HSET', req, 'stateChangeTime', now)
   if TERMINAL[to] then
     local members = { member, ixAll(rid, sub) }
     if h[3] then table.insert(members, ixJob(rid, h[3], sub)) end
     redis.call('ZADD', exp, tonumber(now) + tonumber(retention) * 1000, table.concat(members, IX_RS))
   end
+  return true
+end
+
+-- indexMove, reading and writing the request's hash (key req) itself.
+local function indexState(ix, exp, req, rid, from, to, now, retention)
+  if from == to then return end
+  indexMove(ix, exp, rid, from, to, now, retention, redis.call('HMGET', req, 'stateChangeTime', 'registeredAt', 'jobDefinitionId'))
+  redis.call('HSET', req, 'stateChangeTime', now)
 end
 
 -- Call before storing a new jobDefinitionId on an indexed request: moves its job member.
