@@ -3,6 +3,7 @@ import type { Logger } from "@ess/config";
 import { hashPassword } from "@ess/secrets";
 import type { RequestStore } from "@ess/store";
 import { newRequestId } from "@ess/testing/context";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "./app.js";
 import { Authenticator } from "./auth/authenticator.js";
@@ -421,6 +422,99 @@ describe("the callback route on node:http answers as the Hono app's", () => {
       await hono.close();
       await node.close();
     }
+  });
+});
+
+describe("the callback route on node:http answers random calls as the Hono app does", () => {
+  let hono: Server;
+  let node: Server;
+  const own = { id: "", handle: "" };
+  beforeAll(async () => {
+    hono = await start(false);
+    node = await start(true);
+    Object.assign(own, await registered());
+  });
+  afterAll(async () => {
+    await hono?.close();
+    await node?.close();
+  });
+
+  const latin1 = fc.string({ unit: fc.integer({ min: 0x20, max: 0xff }).map((c) => String.fromCharCode(c)) });
+  const segment = fc.oneof(
+    fc.constant(() => own.id),
+    fc.bigInt({ min: 0n, max: 2n ** 64n }).map((n) => () => String(n)),
+    fc
+      .string({ unit: fc.constantFrom(..."0123456789azAZ._~-"), minLength: 1, maxLength: 30 })
+      .filter((x) => x !== "." && x !== "..")
+      .map((x) => () => x),
+  );
+  const header = (name: string, value: fc.Arbitrary<string>) =>
+    fc.option(
+      value.map((v) => [name, v] as [string, string]),
+      { nil: undefined },
+    );
+  const headersArb = fc.tuple(
+    header(
+      "Authorization",
+      fc.oneof(
+        fc.constantFrom("Bearer tok-job", "Bearer tok-sched", "Bearer nope", basic("carol", "pw-1"), "Basic", ""),
+        latin1,
+      ),
+    ),
+    header(
+      "Content-Type",
+      fc.oneof(
+        fc.constantFrom(
+          "application/json",
+          "application/vnd.oracle.resource+json; charset=utf-8",
+          "APPLICATION/JSON",
+          "text/plain",
+          "",
+        ),
+        latin1,
+      ),
+    ),
+    header("Idempotency-Key", latin1),
+    header("X-Request-Id", latin1),
+  );
+  const bodyArb = fc.oneof(
+    fc.constantFrom("UPDATE", "SUCCESS", "ERROR", "WARNING", "bogus").map((status) => () => ok(own, status)),
+    fc.json().map((j) => () => j),
+    fc.string({ maxLength: 2500 }).map((x) => () => x),
+    fc.constantFrom('{"status": ', "[", "", "1e999999", "[".repeat(3000)).map((x) => () => x),
+  );
+
+  it("status, headers and body; then the same access-log lines", async () => {
+    const takenBefore = node.route?.served ?? 0;
+    let runs = 0;
+    await fc.assert(
+      fc.asyncProperty(segment, headersArb, bodyArb, async (id, headers, body) => {
+        const request = raw(
+          "POST",
+          PATH(id()),
+          headers.filter((h) => h !== undefined),
+          body(),
+        );
+        const [h] = await exchange(hono.port, [request]);
+        const [n] = await exchange(node.port, [request]);
+        runs++;
+        expect(h).toBeDefined();
+        expect(n && normalised(n, own)).toEqual(h && normalised(h, own));
+      }),
+      { numRuns: Number(process.env.FC_RUNS ?? 200) },
+    );
+    // every call the server got (node's parser refuses some headers before any listener) took the route
+    expect((node.route?.served ?? 0) - takenBefore).toBe(hono.recorded.access.length);
+    expect(hono.recorded.access.length).toBeGreaterThan(runs / 2);
+    const lines = (x: Server) =>
+      x.recorded.access.map((l) => ({
+        ...l,
+        durationMs: typeof l.durationMs,
+        requestId: UUID.test(String(l.requestId)) ? "<uuid>" : l.requestId,
+      }));
+    expect(lines(node)).toEqual(lines(hono));
+    expect(node.recorded.errors).toEqual([]);
+    expect(hono.recorded.errors).toEqual([]);
   });
 });
 
