@@ -188,8 +188,7 @@ function normalised(e: Exchange, own: { id: string; handle: string }) {
   const blank = (s: string) => s.replaceAll(own.id, "<id>").replaceAll(own.handle, "<handle>");
   const headers = e.headers
     .filter(([k]) => k.toLowerCase() !== "date")
-    .map(([k, v]) => `${k.toLowerCase()}: ${k.toLowerCase() === "x-request-id" && UUID.test(v) ? "<uuid>" : blank(v)}`)
-    .sort();
+    .map(([k, v]) => `${k}: ${k.toLowerCase() === "x-request-id" && UUID.test(v) ? "<uuid>" : blank(v)}`);
   return { status: e.status, headers, framing: e.framing, body: blank(e.body), closed: e.closed };
 }
 

@@ -11,7 +11,7 @@ async function register(id: string): Promise<string> {
 }
 
 // the first suite runs in-process and over HTTP (the callback route on node:http)
-let send: Send = (path, init) => ctx.app.request(path, init);
+let send: Send = async (path, init) => ctx.app.request(path, init);
 
 function post(id: string, body: Record<string, unknown>, key?: string) {
   return send(`/ess/rest/scheduler/v1/requests/${id}/executionStatus`, {

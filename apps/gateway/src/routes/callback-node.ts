@@ -6,7 +6,7 @@ import { requirePrincipal, requireRole } from "../auth/middleware.js";
 import { refuseEarly } from "../backpressure.js";
 import { bodyAborted, parseJsonText, readDeclaredText, requireDeclaredLength, requireJsonMediaType } from "../body.js";
 import type { GatewayDeps } from "../context.js";
-import { errorProblem } from "../errors.js";
+import { errorProblem, type Problem } from "../errors.js";
 import { backpressureOf } from "../ops/install.js";
 import { recordRequest, requestIdOf } from "../ops/observe.js";
 import { bodyOf, paramsOf } from "./bind.js";
@@ -74,8 +74,8 @@ export function callbackNodeRoute(deps: GatewayDeps, rules: readonly AccessRule[
     let callbackStatus: string | undefined;
     let bodyRead = false;
     let status = 200;
-    let headers: string[];
-    let payload: string | undefined;
+    let cancelling = false;
+    let problem: Problem | undefined;
     try {
       if (auth && rule.roles !== "public") {
         let found = auth.authenticate(joinedHeader(req, "authorization"), () => req.socket.remoteAddress);
@@ -97,15 +97,10 @@ export function callbackNodeRoute(deps: GatewayDeps, rules: readonly AccessRule[
       }
       const body = bodyOf(ROUTE, parseJsonText(text)) as CallbackBody;
       callbackStatus = body.status;
-      const cancelling = await postCallback(deps, id, body, req.headers["idempotency-key"] as string | undefined);
-      headers = cancelling ? ["x-request-id", requestId, CANCEL, "true"] : ["x-request-id", requestId];
+      cancelling = await postCallback(deps, id, body, req.headers["idempotency-key"] as string | undefined);
     } catch (err) {
-      const p = errorProblem(err, deps, { method: METHOD, path, requestId, contentType });
-      status = p.status;
-      payload = p.body;
-      headers = ["x-request-id", requestId];
-      for (const k in p.headers) headers.push(k, p.headers[k] as string);
-      headers.push("Content-Length", String(Buffer.byteLength(payload)));
+      problem = errorProblem(err, deps, { method: METHOD, path, requestId, contentType });
+      status = problem.status;
     }
     recordRequest(ops, "gateway", {
       requestId,
@@ -117,8 +112,11 @@ export function callbackNodeRoute(deps: GatewayDeps, rules: readonly AccessRule[
       callbackStatus,
       start,
     });
-    res.writeHead(status, headers);
-    res.end(payload);
+    if (problem) writeProblem(res, requestId, problem);
+    else {
+      res.writeHead(200, cancelling ? ["x-request-id", requestId, CANCEL, "true"] : ["x-request-id", requestId]);
+      res.end();
+    }
     if (!bodyRead) discardBody(req, res);
   };
 
@@ -141,6 +139,27 @@ export function callbackNodeRoute(deps: GatewayDeps, rules: readonly AccessRule[
   };
   Object.defineProperty(route, "served", { get: () => served });
   return route as NodeRoute;
+}
+
+/**
+ * Writes a problem answer with its headers in the order @hono/node-server writes the app's: a
+ * lone Content-Type as node's implicit header (Content-Length last), several in name order
+ * (a web Headers object's) with Content-Length after them.
+ */
+function writeProblem(res: ServerResponse, requestId: string, p: Problem): void {
+  const names = Object.keys(p.headers);
+  if (names.length === 1) {
+    res.statusCode = p.status;
+    res.setHeader("x-request-id", requestId);
+    res.setHeader(names[0] as string, p.headers[names[0] as string] as string);
+    res.end(p.body);
+    return;
+  }
+  const headers = ["x-request-id", requestId];
+  for (const k of names.sort()) headers.push(k, p.headers[k] as string);
+  headers.push("Content-Length", String(Buffer.byteLength(p.body)));
+  res.writeHead(p.status, headers);
+  res.end(p.body);
 }
 
 /**
