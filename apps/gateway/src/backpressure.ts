@@ -23,35 +23,45 @@ const CALLBACK = /\/requests\/([^/]+)\/executionStatus$/;
 /**
  * Refuses work early, from memory only: 429 past the caller's rate, 503 while Redis is not
  * connected (instead of waiting for it), 503 for a callback whose partition's backlog is past the
- * limit. Runs after authentication (the rate limit is per credential).
+ * limit. Runs after authentication (the rate limit is per credential); `who` is the principal's name.
  */
-export function backpressureMiddleware(d: BackpressureDeps): MiddlewareHandler<AppEnv> {
+export function refuseEarly(
+  d: BackpressureDeps,
+  operation: string,
+  who: string | undefined,
+  method: string,
+  path: string,
+): void {
+  if (NO_REDIS.has(operation)) return;
   const retryAfter = d.retryAfterSeconds;
+  if (d.rateLimit) {
+    const name = who ?? "anonymous";
+    if (!d.rateLimit.take(name)) {
+      d.metrics?.rejections.inc({ reason: "rate_limit" });
+      throw new EssError("RATE_LIMITED", `more than ${d.rateLimit.perSecond} requests per second for '${name}'`, {
+        retryAfter,
+      });
+    }
+  }
+  if (d.redis.status !== "ready") {
+    d.metrics?.rejections.inc({ reason: "redis_unavailable" });
+    throw new EssError("UNAVAILABLE", "the scheduling store is unreachable; retry later", { retryAfter });
+  }
+  if (d.backlog && operation === "executionStatus" && method === "POST") {
+    const raw = CALLBACK.exec(path)?.[1];
+    const id = raw === undefined ? null : parseRequestId(raw);
+    if (id !== null && d.backlog.over(d.keys.partition(id))) {
+      d.metrics?.rejections.inc({ reason: "backlog" });
+      throw new EssError("OVERLOADED", "too many callbacks are waiting to be applied; retry later", { retryAfter });
+    }
+  }
+}
+
+/** refuseEarly as middleware. */
+export function backpressureMiddleware(d: BackpressureDeps): MiddlewareHandler<AppEnv> {
   // not an async function: a refusal throws, and the request otherwise goes on without a promise of its own
   return (c, next) => {
-    const operation = c.get("operation") ?? "other";
-    if (NO_REDIS.has(operation)) return next();
-    if (d.rateLimit) {
-      const who = c.get("principal")?.name ?? "anonymous";
-      if (!d.rateLimit.take(who)) {
-        d.metrics?.rejections.inc({ reason: "rate_limit" });
-        throw new EssError("RATE_LIMITED", `more than ${d.rateLimit.perSecond} requests per second for '${who}'`, {
-          retryAfter,
-        });
-      }
-    }
-    if (d.redis.status !== "ready") {
-      d.metrics?.rejections.inc({ reason: "redis_unavailable" });
-      throw new EssError("UNAVAILABLE", "the scheduling store is unreachable; retry later", { retryAfter });
-    }
-    if (d.backlog && operation === "executionStatus" && c.req.method === "POST") {
-      const raw = CALLBACK.exec(c.req.path)?.[1];
-      const id = raw === undefined ? null : parseRequestId(raw);
-      if (id !== null && d.backlog.over(d.keys.partition(id))) {
-        d.metrics?.rejections.inc({ reason: "backlog" });
-        throw new EssError("OVERLOADED", "too many callbacks are waiting to be applied; retry later", { retryAfter });
-      }
-    }
+    refuseEarly(d, c.get("operation") ?? "other", c.get("principal")?.name, c.req.method, c.req.path);
     return next();
   };
 }

@@ -1,6 +1,7 @@
+import type { IncomingMessage } from "node:http";
 import { EssError, parseRequestId } from "@ess/domain";
 import type { Context } from "hono";
-import type { AppEnv } from "./context.js";
+import type { AppEnv, GatewayDeps } from "./context.js";
 import { VENDOR_JSON } from "./errors.js";
 
 /** The path's requestId in canonical form, or a 400 naming the problem. */
@@ -15,9 +16,8 @@ export function requireRequestId(raw: string | undefined): string {
   return id;
 }
 
-/** 415 unless the body is application/json or the ESS vendor type (parameters allowed). */
-export function requireJsonMediaType(c: Context): void {
-  const raw = c.req.header("content-type");
+/** 415 unless the body (Content-Type `raw`) is application/json or the ESS vendor type (parameters allowed). */
+export function requireJsonMediaType(raw: string | undefined): void {
   const type = raw?.split(";", 1)[0]?.trim().toLowerCase();
   if (type !== "application/json" && type !== VENDOR_JSON) {
     throw new EssError(
@@ -46,6 +46,26 @@ export class BodyAbortedError extends EssError {
   }
 }
 
+/** A 413 when the declared Content-Length is over the limit (or no number), before anything is read. */
+export function requireDeclaredLength(declared: string, limit: number): void {
+  const length = Number(declared);
+  if (!Number.isFinite(length) || length > limit) throw tooLarge(limit);
+}
+
+/** The error of a body the client broke off, with its debug line (the reason, never the body). */
+export function bodyAborted(
+  err: unknown,
+  deps: GatewayDeps | undefined,
+  method: string,
+  path: string,
+): BodyAbortedError {
+  deps?.logDebug?.(
+    { method, path, reason: err instanceof Error ? err.message : String(err) },
+    "client aborted the request body",
+  );
+  return new BodyAbortedError(err);
+}
+
 /**
  * Reads a body of at most `limit` bytes as UTF-8 text. A declared Content-Length over the limit is
  * refused before reading; a chunked body is counted while it streams and cut off at the limit.
@@ -55,27 +75,47 @@ export async function readText(c: Context<AppEnv>, limit: number): Promise<strin
   let text: string;
   try {
     if (declared !== undefined) {
-      const length = Number(declared);
-      if (!Number.isFinite(length) || length > limit) throw tooLarge(limit);
+      requireDeclaredLength(declared, limit);
       text = Buffer.from(await c.req.arrayBuffer()).toString("utf8");
     } else {
       text = await readLimited(c.req.raw.body, limit);
     }
   } catch (err) {
     if (err instanceof EssError) throw err;
-    const aborted = new BodyAbortedError(err);
-    c.get("deps")?.logDebug?.(
-      { method: c.req.method, path: c.req.path, reason: err instanceof Error ? err.message : String(err) },
-      "client aborted the request body",
-    );
-    throw aborted;
+    throw bodyAborted(err, c.get("deps"), c.req.method, c.req.path);
   }
   return text;
 }
 
-/** Reads (as readText) and parses a JSON body of at most `limit` bytes. */
-export async function readJson(c: Context<AppEnv>, limit: number): Promise<unknown> {
-  const text = await readText(c, limit);
+/**
+ * Reads the body of a node:http request that declares its Content-Length (already checked by
+ * requireDeclaredLength) as UTF-8 text; rejects with the stream's error when the client breaks it off.
+ * A body that arrived whole before the client went away is still the body (as @hono/node-server reads it).
+ */
+export function readDeclaredText(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  const text = () => (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)).toString("utf8");
+  if (req.destroyed) {
+    if (req.complete && !req.readableDidRead) {
+      for (let chunk = req.read() as Buffer | null; chunk !== null; chunk = req.read() as Buffer | null)
+        chunks.push(chunk);
+      const length = chunks.reduce((n, c) => n + c.length, 0);
+      if (length === Number(req.headers["content-length"])) return Promise.resolve(text());
+    }
+    return Promise.reject(req.errored ?? new Error("Client connection prematurely closed."));
+  }
+  return new Promise((resolve, reject) => {
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.once("end", () => resolve(text()));
+    req.once("error", reject);
+    req.once("close", () => {
+      if (!req.readableEnded) reject(req.errored ?? new Error("Client connection prematurely closed."));
+    });
+  });
+}
+
+/** Parses a JSON body's text: 400 MALFORMED_JSON when empty or not JSON, naming the position only. */
+export function parseJsonText(text: string): unknown {
   if (text.length === 0) throw new EssError("MALFORMED_JSON", "the body is empty; a JSON object is required");
   try {
     return JSON.parse(text);
@@ -83,6 +123,11 @@ export async function readJson(c: Context<AppEnv>, limit: number): Promise<unkno
     // the position only: the text around it may be part of a request handle or another secret
     throw new EssError("MALFORMED_JSON", `the body is not valid JSON: ${describeJsonError(text)}`);
   }
+}
+
+/** Reads (as readText) and parses a JSON body of at most `limit` bytes. */
+export async function readJson(c: Context<AppEnv>, limit: number): Promise<unknown> {
+  return parseJsonText(await readText(c, limit));
 }
 
 /** Where and why `text` stops being JSON, as "<what> at line L, column C (character N)"; never its content. */

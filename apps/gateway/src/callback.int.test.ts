@@ -1,7 +1,7 @@
 import { simpleExceptionDetailSchema } from "@ess/contract";
 import { newRequestId } from "@ess/testing/context";
-import { describe, expect, it } from "vitest";
-import { useGatewayTestContext } from "./test-context.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { type Send, useGatewayTestContext, useTransports } from "./test-context.js";
 
 const ctx = await useGatewayTestContext({ maxBodyBytes: 2048 });
 const path = (id: string) => `/ess/rest/scheduler/v1/requests/${id}/executionStatus`;
@@ -16,8 +16,13 @@ async function register(id: string, body: Record<string, unknown> = {}) {
   return (await res.json()) as { requestHandle: string; execution: number };
 }
 
+// each callback test runs in-process and over HTTP (the callback route on node:http)
+let send: Send = async () => {
+  throw new Error("no transport");
+};
+
 function post(id: string, body: unknown, headers: Record<string, string> = {}) {
-  return ctx.app.request(path(id), {
+  return send(path(id), {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
@@ -40,7 +45,11 @@ async function queued(id: string) {
   return jobs.filter((j) => j.data.requestId === id).map((j) => j.data);
 }
 
-describe("POST executionStatus", () => {
+describe.each(useTransports(ctx))("POST executionStatus (%s)", (_name, transport) => {
+  beforeAll(() => {
+    send = transport;
+  });
+
   it("answers 200 with an empty body and enqueues the callback with the next seq", async () => {
     const id = newRequestId();
     const { requestHandle } = await register(id);
@@ -218,7 +227,7 @@ describe("POST executionStatus", () => {
         controller.close();
       },
     });
-    const res = await ctx.app.request(path("1"), {
+    const res = await send(path("1"), {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: stream,
@@ -235,18 +244,18 @@ describe("POST executionStatus", () => {
   );
 
   it("415 when Content-Type is missing", async () => {
-    const res = await ctx.app.request(path("1"), { method: "POST", body: new TextEncoder().encode("{}") });
+    const res = await send(path("1"), { method: "POST", body: new TextEncoder().encode("{}") });
     await expectProblem(res, 415, "ESS-41501", /missing/);
   });
 
   it("405 with Allow for another method", async () => {
-    const res = await ctx.app.request(path("1"), { method: "GET" });
+    const res = await send(path("1"), { method: "GET" });
     await expectProblem(res, 405, "ESS-40501");
     expect(res.headers.get("allow")).toBe("POST");
   });
 
   it("404 SimpleExceptionDetail for an unknown route", async () => {
-    await expectProblem(await ctx.app.request("/nope", { method: "POST" }), 404, "ESS-40402");
+    await expectProblem(await send("/nope", { method: "POST" }), 404, "ESS-40402");
   });
 
   it("500 without internals when the store fails unexpectedly (a corrupted request key)", async () => {

@@ -1,7 +1,7 @@
 import { newRequestId } from "@ess/testing/context";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "./app.js";
-import { useGatewayTestContext } from "./test-context.js";
+import { type Send, useGatewayTestContext, useTransports } from "./test-context.js";
 
 const ctx = await useGatewayTestContext({ limits: { idempotencyTtlSeconds: 120 } });
 
@@ -10,8 +10,11 @@ async function register(id: string): Promise<string> {
   return "the-handle";
 }
 
+// the first suite runs in-process and over HTTP (the callback route on node:http)
+let send: Send = async (path, init) => ctx.app.request(path, init);
+
 function post(id: string, body: Record<string, unknown>, key?: string) {
-  return ctx.app.request(`/ess/rest/scheduler/v1/requests/${id}/executionStatus`, {
+  return send(`/ess/rest/scheduler/v1/requests/${id}/executionStatus`, {
     method: "POST",
     headers: { "content-type": "application/json", ...(key ? { "idempotency-key": key } : {}) },
     body: JSON.stringify(body),
@@ -23,7 +26,11 @@ async function jobs(id: string) {
   return all.filter((j) => j.data.requestId === id);
 }
 
-describe("Idempotency-Key", () => {
+describe.each(useTransports(ctx))("Idempotency-Key (%s)", (_name, transport) => {
+  beforeAll(() => {
+    send = transport;
+  });
+
   it("a repeat with the same key and content gets the first answer and is enqueued once", async () => {
     const id = newRequestId();
     const requestHandle = await register(id);

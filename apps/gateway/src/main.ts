@@ -49,7 +49,7 @@ async function main(): Promise<void> {
     (p, name) => queues.queue(p, name),
     tracing ? replaySpan(tracing) : undefined,
   );
-  const { deps, app, adminApp, readiness, backlog, sseShutdown } = wireGateway(config, {
+  const { deps, app, adminApp, callbackRoute, readiness, backlog, sseShutdown } = wireGateway(config, {
     redis,
     store,
     queues,
@@ -61,7 +61,14 @@ async function main(): Promise<void> {
   });
 
   const server = serveApp(
-    { fetch: app.fetch, port: config.PORT, hostname: config.HOST, timeouts, logError: deps.logError },
+    {
+      fetch: app.fetch,
+      route: callbackRoute,
+      port: config.PORT,
+      hostname: config.HOST,
+      timeouts,
+      logError: deps.logError,
+    },
     (info) => log.info({ port: info.port, host: config.HOST }, "gateway listening"),
   );
   const adminServer = serveApp(

@@ -1,4 +1,4 @@
-import { createServer, type Server, type ServerOptions } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { toExceptionDetail } from "@ess/contract";
 import type { ErrorCode } from "@ess/domain";
@@ -60,6 +60,8 @@ export function requestErrorHandler(logError: (err: unknown, context: Record<str
 /**
  * Serves a Hono app's fetch on node:http with the gateway's timeouts and request-error answers
  * (what @hono/node-server's serve() does, plus its errorHandler, which serve() does not take).
+ * `route`, when given, is offered each request first and serves those it takes on node's request
+ * and response directly (the callback route, routes/callback-node.ts); the app gets the others.
  */
 export function serveApp(
   options: {
@@ -68,13 +70,20 @@ export function serveApp(
     hostname: string;
     timeouts: HttpTimeouts;
     logError: (err: unknown, context: Record<string, unknown>) => void;
+    route?: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   },
   onListening?: (info: AddressInfo) => void,
 ): Server {
-  const listener = getRequestListener(options.fetch, {
+  const app = getRequestListener(options.fetch, {
     hostname: options.hostname,
     errorHandler: requestErrorHandler(options.logError),
   });
+  const route = options.route;
+  const listener = route
+    ? (req: IncomingMessage, res: ServerResponse) => {
+        if (!route(req, res)) void app(req, res);
+      }
+    : app;
   const server = createServer(serverOptions(options.timeouts), listener);
   server.listen(options.port, options.hostname, () => onListening?.(server.address() as AddressInfo));
   return server;

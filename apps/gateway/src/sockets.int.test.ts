@@ -4,6 +4,8 @@ import { newRequestId } from "@ess/testing/context";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "./app.js";
 import { Authenticator } from "./auth/authenticator.js";
+import type { GatewayDeps } from "./context.js";
+import { callbackNodeRoute, type NodeRoute } from "./routes/callback-node.js";
 import type { serveApp } from "./server.js";
 import { serveOnLoopback, useGatewayTestContext } from "./test-context.js";
 
@@ -12,29 +14,35 @@ import { serveOnLoopback, useGatewayTestContext } from "./test-context.js";
 const ctx = await useGatewayTestContext();
 const debug: Record<string, unknown>[] = [];
 const errors: unknown[] = [];
-let server: ReturnType<typeof serveApp>;
+let server: ReturnType<typeof serveApp> | undefined;
 let port = 0;
 let id = "";
 let handle = "";
 
 beforeAll(async () => {
+  id = newRequestId();
+  const res = await ctx.app.request(`/gateway/v1/requests/${id}/executions`, { method: "POST" });
+  handle = ((await res.json()) as { requestHandle: string }).requestHandle;
+});
+
+/** Serves the gateway, with the callback route on node:http or with the Hono app alone. */
+async function serve(withRoute: boolean): Promise<NodeRoute | undefined> {
   const auth = await Authenticator.fromConfig({ AUTH_USERS: "", AUTH_TOKENS: "", ALLOW_ANONYMOUS: true });
-  const app = createApp({
+  const deps: GatewayDeps = {
     ...ctx.deps,
     ops: { auth, retryAfterSeconds: 1 },
     logError: (err) => errors.push(err),
     logDebug: (context) => debug.push(context),
-  });
-  ({ server, port } = await serveOnLoopback(app, (err) => errors.push(err)));
-  id = newRequestId();
-  const res = await fetch(`http://127.0.0.1:${port}/gateway/v1/requests/${id}/executions`, { method: "POST" });
-  handle = ((await res.json()) as { requestHandle: string }).requestHandle;
-});
+  };
+  const route = withRoute ? callbackNodeRoute(deps) : undefined;
+  ({ server, port } = await serveOnLoopback(createApp(deps), (err) => errors.push(err), route));
+  return route;
+}
 
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-});
+async function stop(): Promise<void> {
+  server?.closeAllConnections();
+  await new Promise((resolve) => server?.close(resolve));
+}
 
 /** Opens a socket, writes `parts` in order, then ends or destroys it; resolves with what came back. */
 function raw(parts: string[], end: "destroy" | "half-close" | "wait"): Promise<string> {
@@ -61,14 +69,25 @@ function raw(parts: string[], end: "destroy" | "half-close" | "wait"): Promise<s
 const head = (extra: string) =>
   `POST /ess/rest/scheduler/v1/requests/${id}/executionStatus HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${extra}\r\n`;
 
-describe("a client that breaks off its body", () => {
+describe.each([
+  ["the Hono app", false],
+  ["the callback route on node:http", true],
+])("a client that breaks off its body (%s)", (_name, withRoute) => {
+  let route: NodeRoute | undefined;
+  beforeAll(async () => {
+    route = await serve(withRoute);
+  });
+  afterAll(stop);
+
   it("closes the connection before the declared Content-Length: a debug line, no unexpected error", async () => {
     const before = debug.length;
     const body = JSON.stringify({ requestHandle: handle, status: "UPDATE" });
+    const taken = route?.served;
     await raw([head(`Content-Length: ${body.length + 100}\r\n`), body], "destroy");
     await eventually(async () => debug.length > before, 10000, "the debug line");
     expect(debug.at(-1)).toMatchObject({ method: "POST" });
     expect(errors).toEqual([]);
+    if (route) expect(route.served).toBe((taken ?? 0) + 1);
   });
 
   it("half-closes before the declared Content-Length: answered 400 if anyone listens, never 500", async () => {

@@ -2,7 +2,7 @@ import type { AddressInfo } from "node:net";
 import { createLogger, loadConfig } from "@ess/config";
 import { waitReady } from "@ess/store";
 import { type TestContext, type TestContextOptions, testSecretBox, useTestContext } from "@ess/testing/context";
-import { afterAll } from "vitest";
+import { afterAll, beforeAll } from "vitest";
 import { Authenticator } from "./auth/authenticator.js";
 import type { GatewayDeps } from "./context.js";
 import { serveApp } from "./server.js";
@@ -12,6 +12,8 @@ import { type WiredGateway, wireGateway } from "./wiring.js";
 export interface GatewayTestContext extends TestContext {
   app: WiredGateway["app"];
   adminApp: WiredGateway["adminApp"];
+  /** the callback route on node:http, as main.ts serves it next to `app` (serveOnLoopback's `route`) */
+  callbackRoute: WiredGateway["callbackRoute"];
   /** what the two apps were built from: spread it to build a variant (`createApp({ ...ctx.deps, ... })`) */
   deps: GatewayDeps;
   /** errors the gateway logged as unexpected (its logError) */
@@ -58,16 +60,29 @@ export async function useGatewayTestContext(
     wired.backlog?.stop();
     wired.sseShutdown.abort();
   });
-  return { ...ctx, app: wired.app, adminApp: wired.adminApp, deps: wired.deps, errors };
+  return {
+    ...ctx,
+    app: wired.app,
+    adminApp: wired.adminApp,
+    callbackRoute: wired.callbackRoute,
+    deps: wired.deps,
+    errors,
+  };
 }
 
-/** Serves an app on a free loopback port, as main.ts serves it (serveApp), for tests over a real socket. */
+/**
+ * Serves an app on a free loopback port, as main.ts serves it (serveApp), for tests over a real
+ * socket; with `route`, that node:http route is offered each request first, as main.ts does with the
+ * callback route.
+ */
 export async function serveOnLoopback(
   app: { fetch: (request: Request) => Response | Promise<Response> },
   logError: (err: unknown) => void,
+  route?: WiredGateway["callbackRoute"],
 ): Promise<{ server: ReturnType<typeof serveApp>; port: number }> {
   const server = serveApp({
     fetch: app.fetch,
+    route,
     port: 0,
     hostname: "127.0.0.1",
     timeouts: { headersTimeoutMs: 10000, requestTimeoutMs: 30000, keepAliveTimeoutMs: 5000 },
@@ -75,4 +90,31 @@ export async function serveOnLoopback(
   });
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
   return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** One request to the gateway's callback listener, as app.request takes it (a path on the listener). */
+export type Send = (path: string, init?: RequestInit) => Promise<Response>;
+
+/**
+ * The two ways a test reaches the callback listener: in-process (app.request, the Hono app alone)
+ * and over real HTTP through serveApp with the callback route on node:http, as main.ts serves it.
+ * A suite run over both (describe.each) checks the two implementations of the callback route
+ * against the same expectations. The server starts before the file's tests and stops after them.
+ */
+export function useTransports(ctx: GatewayTestContext): [name: string, send: Send][] {
+  let base = "";
+  let server: ReturnType<typeof serveApp> | undefined;
+  beforeAll(async () => {
+    const served = await serveOnLoopback(ctx.app, (err) => ctx.errors.push(err), ctx.callbackRoute);
+    server = served.server;
+    base = `http://127.0.0.1:${served.port}`;
+  });
+  afterAll(async () => {
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve));
+  });
+  return [
+    ["in-process", async (path, init) => ctx.app.request(path, init)],
+    ["node:http", (path, init) => fetch(`${base}${path}`, init)],
+  ];
 }

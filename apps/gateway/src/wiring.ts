@@ -22,6 +22,7 @@ import { GatewayMetrics, QueueCatalog } from "./metrics.js";
 import { Readiness } from "./ops/readiness.js";
 import { registerProbes } from "./probes.js";
 import { RateLimiter } from "./rate-limit.js";
+import { callbackNodeRoute, type NodeRoute } from "./routes/callback-node.js";
 import { acceptTracing } from "./tracing.js";
 
 /** How long a readiness answer is reused before the probe key is written again. */
@@ -49,6 +50,8 @@ export interface WiredGateway {
   deps: GatewayDeps;
   app: ReturnType<typeof createApp>;
   adminApp: ReturnType<typeof createAdminApp>;
+  /** the callback route on node:http, offered each request of `app`'s listener first (serveApp's `route`) */
+  callbackRoute: NodeRoute;
   metrics: GatewayMetrics;
   readiness: Readiness;
   backlog: BacklogMonitor | undefined;
@@ -133,6 +136,7 @@ export function wireGateway(config: Config, parts: GatewayParts): WiredGateway {
     deps,
     app: createApp(deps),
     adminApp: createAdminApp(deps),
+    callbackRoute: callbackNodeRoute(deps),
     metrics,
     readiness,
     backlog,

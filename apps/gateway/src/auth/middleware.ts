@@ -1,25 +1,22 @@
 import type { IncomingMessage } from "node:http";
 import { EssError } from "@ess/domain";
-import type { Context, MiddlewareHandler, Next } from "hono";
+import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../context.js";
 import { type AccessRule, allows, ruleFor } from "./access-rules.js";
 import type { Authenticator, Principal } from "./authenticator.js";
 
-/** The WWW-Authenticate challenge of a 401: both schemes, whichever kinds are configured. */
-export const CHALLENGE = 'Basic realm="ess-gateway", charset="UTF-8", Bearer realm="ess-gateway"';
+/** The caller, or a 401 (answered with WWW-Authenticate, see errors.ts) without valid credentials. */
+export function requirePrincipal(principal: Principal | null): Principal {
+  if (!principal) throw new EssError("UNAUTHENTICATED", "valid credentials are required (HTTP Basic or Bearer)");
+  return principal;
+}
 
-/** 401 without a principal, 403 without the role; else the request goes on. */
-function authorize(c: Context<AppEnv>, rule: AccessRule, principal: Principal | null, next: Next) {
-  if (!principal) {
-    c.header("WWW-Authenticate", CHALLENGE);
-    throw new EssError("UNAUTHENTICATED", "valid credentials are required (HTTP Basic or Bearer)");
-  }
-  c.set("principal", principal);
+/** A 403 unless the principal's roles cover what the rule guards. */
+export function requireRole(rule: AccessRule, principal: Principal): void {
   if (!allows(rule, principal)) {
     const need = rule.roles !== "public" && rule.roles.length > 0 ? rule.roles.join(" or ") : "admin";
     throw new EssError("FORBIDDEN", `'${principal.name}' lacks the role for ${rule.operation} (needs ${need})`);
   }
-  return next();
 }
 
 /**
@@ -35,10 +32,14 @@ export function authMiddleware(auth: Authenticator, rules: readonly AccessRule[]
     if (rule.roles === "public") return next();
     // the peer's address (served by node:http); absent in-process, as in app.request()
     const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+    const authorize = (found: Principal | null) => {
+      const principal = requirePrincipal(found);
+      c.set("principal", principal);
+      requireRole(rule, principal);
+      return next();
+    };
     // read only if a password check starts: most requests do not need it
     const found = auth.authenticate(c.req.header("authorization"), () => incoming?.socket.remoteAddress);
-    return found instanceof Promise
-      ? found.then((principal) => authorize(c, rule, principal, next))
-      : authorize(c, rule, found, next);
+    return found instanceof Promise ? found.then(authorize) : authorize(found);
   };
 }

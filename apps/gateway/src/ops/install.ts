@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import type { AccessRule } from "../auth/access-rules.js";
 import { authMiddleware } from "../auth/middleware.js";
-import { backpressureMiddleware } from "../backpressure.js";
+import { type BackpressureDeps, backpressureMiddleware } from "../backpressure.js";
 import type { AppEnv, GatewayDeps } from "../context.js";
 import { healthRoutes } from "./health.js";
 import { observeMiddleware } from "./observe.js";
@@ -20,17 +20,21 @@ export function installOperations(
   const ops = deps.ops;
   app.use(observeMiddleware(listener, rules, deps));
   if (ops) app.use(authMiddleware(ops.auth, rules));
-  if (listener === "gateway" && ops) {
-    app.use(
-      backpressureMiddleware({
-        redis: deps.store.redis,
-        keys: deps.store.keys,
-        backlog: ops.backlog,
-        rateLimit: ops.rateLimit,
-        retryAfterSeconds: ops.retryAfterSeconds,
-        metrics: ops.metrics,
-      }),
-    );
-  }
+  const backpressure = listener === "gateway" ? backpressureOf(deps) : undefined;
+  if (backpressure) app.use(backpressureMiddleware(backpressure));
   healthRoutes(app, ops?.readiness ?? new Readiness(deps.store.redis));
+}
+
+/** What the callback listener's backpressure consults (none without an operations layer). */
+export function backpressureOf(deps: GatewayDeps): BackpressureDeps | undefined {
+  const ops = deps.ops;
+  if (!ops) return undefined;
+  return {
+    redis: deps.store.redis,
+    keys: deps.store.keys,
+    backlog: ops.backlog,
+    rateLimit: ops.rateLimit,
+    retryAfterSeconds: ops.retryAfterSeconds,
+    metrics: ops.metrics,
+  };
 }

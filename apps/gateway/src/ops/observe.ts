@@ -2,14 +2,64 @@ import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import type { MiddlewareHandler } from "hono";
 import { type AccessRule, ruleFor } from "../auth/access-rules.js";
-import type { AppEnv, GatewayDeps } from "../context.js";
+import type { AppEnv, GatewayDeps, OperationsDeps } from "../context.js";
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
+/** The X-Request-Id of a request: the caller's when printable and at most 128 characters, else a fresh UUID. */
+export function requestIdOf(given: string | undefined): string {
+  return given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/** One answered request, as the access log and the HTTP metrics see it. */
+export interface AnsweredRequest {
+  requestId: string;
+  method: string;
+  path: string;
+  status: number;
+  operation: string;
+  principal: string | undefined;
+  /** the callback's ESS status once its body parsed */
+  callbackStatus: string | undefined;
+  /** performance.now() when the request came in */
+  start: number;
+}
+
+/** Counts and times an answered request (HTTP metrics, the callbacks metric) and writes its access-log line. */
+export function recordRequest(
+  ops: OperationsDeps | undefined,
+  listener: "gateway" | "admin",
+  r: AnsweredRequest,
+): void {
+  const { status, operation } = r;
+  const seconds = (performance.now() - r.start) / 1000;
+  const metrics = ops?.metrics;
+  if (metrics) {
+    metrics.httpRequests.inc({ listener, operation, code: status });
+    metrics.httpDuration.observe({ operation }, seconds);
+    if (operation === "executionStatus" && r.method === "POST") {
+      metrics.callbacks.inc({ status: r.callbackStatus ?? "unknown", code: status });
+    }
+  }
+  // the path carries the request id, never the handle (that is in the body, which is not logged)
+  ops?.accessLog?.info(
+    {
+      requestId: r.requestId,
+      listener,
+      method: r.method,
+      path: r.path,
+      status,
+      durationMs: Math.round(seconds * 100000) / 100,
+      operation,
+      principal: r.principal,
+    },
+    "request",
+  );
+}
+
 /**
- * The gateway's deps on the context, X-Request-Id (the caller's when printable and at most 128
- * characters, else a fresh UUID, always returned), one access-log line per request, and the HTTP
- * metrics. Outermost middleware.
+ * The gateway's deps on the context, X-Request-Id (requestIdOf, always returned), and recordRequest
+ * once answered. Outermost middleware.
  */
 export function observeMiddleware(
   listener: "gateway" | "admin",
@@ -17,13 +67,10 @@ export function observeMiddleware(
   deps: GatewayDeps,
 ): MiddlewareHandler<AppEnv> {
   const ops = deps.ops;
-  const log = ops?.accessLog;
-  const metrics = ops?.metrics;
   return async (c, next) => {
     const start = performance.now();
     c.set("deps", deps);
-    const given = c.req.header("x-request-id");
-    const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
+    const requestId = requestIdOf(c.req.header("x-request-id"));
     c.set("requestId", requestId);
     // served by node:http, the header goes on the node response, which @hono/node-server's writeHead
     // merges into whatever the app answers: c.header() would build a web Headers object for every
@@ -34,29 +81,15 @@ export function observeMiddleware(
     if (outgoing) outgoing.setHeader("x-request-id", requestId);
     else c.header("X-Request-Id", requestId);
     await next();
-    const status = c.res.status;
-    const operation = c.get("operation") ?? ruleFor(rules, c.req.method, c.req.path).operation;
-    const seconds = (performance.now() - start) / 1000;
-    if (metrics) {
-      metrics.httpRequests.inc({ listener, operation, code: status });
-      metrics.httpDuration.observe({ operation }, seconds);
-      if (operation === "executionStatus" && c.req.method === "POST") {
-        metrics.callbacks.inc({ status: c.get("callbackStatus") ?? "unknown", code: status });
-      }
-    }
-    // the path carries the request id, never the handle (that is in the body, which is not logged)
-    log?.info(
-      {
-        requestId,
-        listener,
-        method: c.req.method,
-        path: c.req.path,
-        status,
-        durationMs: Math.round(seconds * 100000) / 100,
-        operation,
-        principal: c.get("principal")?.name,
-      },
-      "request",
-    );
+    recordRequest(ops, listener, {
+      requestId,
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      operation: c.get("operation") ?? ruleFor(rules, c.req.method, c.req.path).operation,
+      principal: c.get("principal")?.name,
+      callbackStatus: c.get("callbackStatus"),
+      start,
+    });
   };
 }

@@ -62,6 +62,20 @@ function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   throw validationError(result.error, value);
 }
 
+/** A route's path parameters, validated: its fast parser first, when it has one, then its schema. */
+export function paramsOf(route: RouteDeclaration, values: Record<string, string>): unknown {
+  const params = route.request?.params;
+  if (!params) return {};
+  return route.parseParams?.(values) ?? parse(params, values);
+}
+
+/** A route's parsed JSON body, validated: its fast parser when it has one, else its schema. */
+export function bodyOf(route: RouteDeclaration, value: unknown): unknown {
+  const schema = route.request?.body?.content["application/json"]?.schema;
+  if (!schema) return undefined;
+  return route.parseBody ? route.parseBody(value) : parseOrThrow(schema, value);
+}
+
 /** What @hono/zod-openapi's validator leaves on the request. */
 interface Validated {
   valid(target: "param"): unknown;
@@ -113,9 +127,8 @@ export function bindRoutes<T extends Record<string, RouteDeclaration>>(
       if (!body.required && (c.req.header("content-length") === "0" || c.req.header("content-type") === undefined)) {
         return undefined;
       }
-      requireJsonMediaType(c);
-      const value = await readJson(c, limit(c.get("deps")));
-      return route.parseBody ? route.parseBody(value) : parseOrThrow(bodySchema, value);
+      requireJsonMediaType(c.req.header("content-type"));
+      return bodyOf(route, await readJson(c, limit(c.get("deps"))));
     };
     const run = async (c: Context<AppEnv>, validParams: unknown) =>
       handler(c, {
@@ -124,12 +137,9 @@ export function bindRoutes<T extends Record<string, RouteDeclaration>>(
         body: await readBody(c),
       } as RouteInput<RouteDeclaration>);
     if (plain) {
-      const fast = route.parseParams;
-      app.on(route.method.toUpperCase(), honoPath(route.path), (c) => {
-        if (!params) return run(c, {});
-        const values = c.req.param();
-        return run(c, fast?.(values) ?? parse(params, values));
-      });
+      app.on(route.method.toUpperCase(), honoPath(route.path), (c) =>
+        run(c, params ? paramsOf(route, c.req.param()) : {}),
+      );
     } else {
       app.openapi(
         {
