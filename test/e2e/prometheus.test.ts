@@ -196,18 +196,25 @@ describe.skipIf(missing)("the dashboard and the alert rules against a real Prome
       );
       expect(unknown.status).toBe(404);
     }
-    // a burst past the rate limit
-    const burst = await Promise.all(
-      Array.from({ length: 250 }, (_, i) =>
-        postJson(`${gateway.url}/ess/rest/scheduler/v1/requests/${920000 + i}/executionStatus`, {
-          requestHandle: "x",
-          status: "UPDATE",
-        }).then(async (r) => {
-          await r.arrayBuffer();
-          return r.status;
-        }),
-      ),
-    );
+    // a burst past the rate limit: 250 calls at once against 100 tokens refilled at 100/s. A loaded
+    // machine can stretch one burst over the 1.5 s that refill all it takes, so it is sent again
+    // (up to five times) until one call is refused
+    const burst: number[] = [];
+    for (let round = 0; round < 5 && !burst.includes(429); round++) {
+      burst.push(
+        ...(await Promise.all(
+          Array.from({ length: 250 }, (_, i) =>
+            postJson(`${gateway.url}/ess/rest/scheduler/v1/requests/${920000 + i}/executionStatus`, {
+              requestHandle: "x",
+              status: "UPDATE",
+            }).then(async (r) => {
+              await r.arrayBuffer();
+              return r.status;
+            }),
+          ),
+        )),
+      );
+    }
     expect(burst).toContain(429);
     // the worker took every callback (applied, or buffered and then drained when two of a request ran
     // at once) and the webhooks ran (some dead-lettered), as Prometheus saw it
