@@ -1,10 +1,14 @@
 import { createServer, type Server } from "node:http";
+import { jsonString, type LineFields } from "@ess/config";
 import type { CallbackJob } from "@ess/contract";
 import { type ApplyResult, pingSeconds } from "@ess/store";
 import type { Redis } from "ioredis";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Webhooks } from "./webhooks.js";
 import type { ApplyCall, CallbackWorker, WorkerLogger, WorkerObserver } from "./worker.js";
+
+/** A number as pino writes it: null when not finite. */
+const jsonNumber = (n: number): string => (Number.isFinite(n) ? String(n) : "null");
 
 /** Outcomes of a webhook delivery attempt (the label values of ess_webhook_deliveries_total). */
 const WEBHOOK_OUTCOMES = ["delivered", "retry", "failed"] as const;
@@ -76,7 +80,12 @@ export class WorkerMetrics {
  * Observes every apply the worker makes (result counts, lag, reorder buffer, one log line per job
  * with request id and seq — never the handle, which jobs do not carry).
  */
-export function applyMetrics(metrics: WorkerMetrics, log: WorkerLogger | undefined): WorkerObserver {
+export function applyMetrics(
+  metrics: WorkerMetrics,
+  log: WorkerLogger | undefined,
+  /** writes log's "job processed" line from its fields as JSON (lineWriter); absent: log.info */
+  jobLine?: ((fields: LineFields) => void) | undefined,
+): WorkerObserver {
   /** What an apply that started at `now` and answered `res` counts and logs. */
   const observed = ({ requestId, mode, arg }: ApplyCall, res: ApplyResult, now: number) => {
     if (res.result === "buffered") metrics.reorderBuffer.inc();
@@ -88,10 +97,16 @@ export function applyMetrics(metrics: WorkerMetrics, log: WorkerLogger | undefin
     if (job && (res.result === "applied" || res.result === "late")) {
       metrics.lag.observe(Math.max(0, (now - job.acceptedAt) / 1000));
     }
-    log?.info(
-      { requestId, seq: job?.seq ?? arg, mode, status: job?.status, result: res.result, drained: res.n },
-      "job processed",
-    );
+    const seq = job?.seq ?? (arg as number);
+    if (jobLine) {
+      // the fields of the log.info call below, in its order
+      const status = job?.status === undefined ? "" : `,"status":${jsonString(job.status)}`;
+      jobLine(
+        `,"requestId":${jsonString(requestId)},"seq":${jsonNumber(seq)},"mode":${jsonString(mode)}${status},"result":${jsonString(res.result)},"drained":${jsonNumber(res.n)}`,
+      );
+    } else {
+      log?.info({ requestId, seq, mode, status: job?.status, result: res.result, drained: res.n }, "job processed");
+    }
   };
   return {
     async apply(call, work): Promise<ApplyResult> {
