@@ -3,6 +3,7 @@ import {
   armShutdownDeadline,
   configOrExit,
   createLogger,
+  lineWriter,
   loadConfig,
   parsePartitionList,
   perRequestLogger,
@@ -80,6 +81,8 @@ async function main(): Promise<void> {
     process.exit(1);
   });
   log.info({ port: metricsServer.port, host: config.WORKER_METRICS_HOST }, "metrics listening");
+  // the job log: one line per applied callback
+  const jobLog = config.ACCESS_LOG ? perRequestLogger(log) : undefined;
   const worker = createWorker({
     connection,
     store,
@@ -97,7 +100,7 @@ async function main(): Promise<void> {
     log,
     observe: observeAll(
       tracing && applyTracing(tracing, keys),
-      applyMetrics(metrics, config.ACCESS_LOG ? perRequestLogger(log) : undefined),
+      applyMetrics(metrics, jobLog, jobLog && lineWriter(jobLog, "info", "job processed")),
     ),
   });
   observeWorkers(worker, metrics);

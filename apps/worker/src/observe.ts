@@ -1,10 +1,14 @@
 import { createServer, type Server } from "node:http";
+import { jsonString, type LineFields } from "@ess/config";
 import type { CallbackJob } from "@ess/contract";
 import { type ApplyResult, pingSeconds } from "@ess/store";
 import type { Redis } from "ioredis";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Webhooks } from "./webhooks.js";
-import type { CallbackWorker, WorkerLogger, WorkerObserver } from "./worker.js";
+import type { ApplyCall, CallbackWorker, WorkerLogger, WorkerObserver } from "./worker.js";
+
+/** A number as pino writes it: null when not finite. */
+const jsonNumber = (n: number): string => (Number.isFinite(n) ? String(n) : "null");
 
 /** Outcomes of a webhook delivery attempt (the label values of ess_webhook_deliveries_total). */
 const WEBHOOK_OUTCOMES = ["delivered", "retry", "failed"] as const;
@@ -76,26 +80,54 @@ export class WorkerMetrics {
  * Observes every apply the worker makes (result counts, lag, reorder buffer, one log line per job
  * with request id and seq — never the handle, which jobs do not carry).
  */
-export function applyMetrics(metrics: WorkerMetrics, log: WorkerLogger | undefined): WorkerObserver {
+export function applyMetrics(
+  metrics: WorkerMetrics,
+  log: WorkerLogger | undefined,
+  /** writes log's "job processed" line from its fields as JSON (lineWriter); absent: log.info */
+  jobLine?: ((fields: LineFields) => void) | undefined,
+): WorkerObserver {
+  /** What an apply that started at `now` and answered `res` counts and logs. */
+  const observed = ({ requestId, mode, arg }: ApplyCall, res: ApplyResult, now: number) => {
+    if (res.result === "buffered") metrics.reorderBuffer.inc();
+    if (res.n > 0 && res.result !== "wait") {
+      metrics.drained.inc(res.n);
+      metrics.reorderBuffer.dec(res.n);
+    }
+    const job = typeof arg === "number" ? undefined : (arg as CallbackJob);
+    if (job && (res.result === "applied" || res.result === "late")) {
+      metrics.lag.observe(Math.max(0, (now - job.acceptedAt) / 1000));
+    }
+    const seq = job?.seq ?? (arg as number);
+    if (jobLine) {
+      // the fields of the log.info call below, in its order
+      const status = job?.status === undefined ? "" : `,"status":${jsonString(job.status)}`;
+      jobLine(
+        `,"requestId":${jsonString(requestId)},"seq":${jsonNumber(seq)},"mode":${jsonString(mode)}${status},"result":${jsonString(res.result)},"drained":${jsonNumber(res.n)}`,
+      );
+    } else {
+      log?.info({ requestId, seq, mode, status: job?.status, result: res.result, drained: res.n }, "job processed");
+    }
+  };
   return {
-    async apply({ requestId, mode, arg }, work): Promise<ApplyResult> {
+    async apply(call, work): Promise<ApplyResult> {
       const now = Date.now();
       const res = await work();
       metrics.results.inc({ result: res.result });
-      if (res.result === "buffered") metrics.reorderBuffer.inc();
-      if (res.n > 0 && res.result !== "wait") {
-        metrics.drained.inc(res.n);
-        metrics.reorderBuffer.dec(res.n);
-      }
-      const job = typeof arg === "number" ? undefined : (arg as CallbackJob);
-      if (job && (res.result === "applied" || res.result === "late")) {
-        metrics.lag.observe(Math.max(0, (now - job.acceptedAt) / 1000));
-      }
-      log?.info(
-        { requestId, seq: job?.seq ?? arg, mode, status: job?.status, result: res.result, drained: res.n },
-        "job processed",
-      );
+      observed(call, res, now);
       return res;
+    },
+    async applyBatch(calls, work): Promise<ApplyResult[]> {
+      const now = Date.now();
+      const results = await work();
+      // the result counter once per result of the batch (a labelled inc hashes its labels)
+      const counts = new Map<string, number>();
+      for (let i = 0; i < calls.length; i++) {
+        const res = results[i] as ApplyResult;
+        counts.set(res.result, (counts.get(res.result) ?? 0) + 1);
+        observed(calls[i] as ApplyCall, res, now);
+      }
+      for (const [result, n] of counts) metrics.results.inc({ result }, n);
+      return results;
     },
   };
 }

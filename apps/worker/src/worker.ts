@@ -1,4 +1,4 @@
-import { type CallbackJob, callbackBatchJobSchema, callbackJobSchema } from "@ess/contract";
+import { type CallbackJob, callbackJobSchema, safeParseCallbackBatchJob } from "@ess/contract";
 import {
   type ApplyResult,
   AuditLog,
@@ -38,15 +38,32 @@ export interface ApplyCall {
  */
 export interface WorkerObserver {
   apply(call: ApplyCall, work: () => Promise<ApplyResult>): Promise<ApplyResult>;
+  /**
+   * The callbacks of one batch job, applied by one script call (`work`, one result per call, in
+   * order), observed exactly as `apply` would observe each of them. Optional: an observer without it
+   * (the tracer, a span per callback) gets each callback through `apply`; with it, a batch costs one
+   * promise instead of one per callback.
+   */
+  applyBatch?(calls: readonly ApplyCall[], work: () => Promise<ApplyResult[]>): Promise<ApplyResult[]>;
 }
 
-/** One observer made of several, the first outermost. */
+/** One observer made of several, the first outermost; it observes batches whole only if every one of them does. */
 export function observeAll(...observers: (WorkerObserver | undefined)[]): WorkerObserver {
   const list = observers.filter((o): o is WorkerObserver => o !== undefined);
   if (list.length === 1) return list[0] as WorkerObserver;
+  const batched = list.every((o) => o.applyBatch !== undefined);
   return {
     apply: (call, work) =>
       list.reduceRight<() => Promise<ApplyResult>>((inner, o) => () => o.apply(call, inner), work)(),
+    ...(batched
+      ? {
+          applyBatch: (calls: readonly ApplyCall[], work: () => Promise<ApplyResult[]>) =>
+            list.reduceRight<() => Promise<ApplyResult[]>>(
+              (inner, o) => () => (o.applyBatch as NonNullable<WorkerObserver["applyBatch"]>)(calls, inner),
+              work,
+            )(),
+        }
+      : {}),
   };
 }
 
@@ -126,6 +143,21 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     return deps.observe ? deps.observe.apply(call, work) : work();
   };
 
+  /** One script call for the callbacks of a batch, observed as a batch or, for an observer that needs it, one by one. */
+  function applyBatch(cbs: CallbackJob[]): Promise<ApplyResult[]> {
+    const observe = deps.observe;
+    if (!observe) return store.applyBatch(cbs);
+    const calls = cbs.map((cb): ApplyCall => ({ requestId: cb.requestId, mode: "cb", arg: cb }));
+    if (observe.applyBatch) return observe.applyBatch(calls, () => store.applyBatch(cbs));
+    // each observer's work waits for the one call and takes its own result
+    let batch: Promise<ApplyResult[]> | undefined;
+    const all = () => {
+      batch ??= store.applyBatch(cbs);
+      return batch;
+    };
+    return Promise.all(calls.map((call, i) => observe.apply(call, () => all().then((r) => r[i] as ApplyResult))));
+  }
+
   async function scheduleGapCheck(requestId: string, missing: number, delay: number): Promise<void> {
     const p = store.keys.partition(requestId);
     await queues.queue(p).add(
@@ -173,7 +205,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
    * callback it had not applied becomes a dead letter of its own (DeadLetters.record).
    */
   async function processBatch(job: Job): Promise<string> {
-    const parsed = callbackBatchJobSchema.safeParse(job.data);
+    const parsed = safeParseCallbackBatchJob(job.data);
     const group = parsed.success ? store.batchGroupOf(parsed.data.callbacks[0]?.requestId ?? "") : -1;
     if (!parsed.success || parsed.data.callbacks.some((cb) => store.batchGroupOf(cb.requestId) !== group)) {
       throw new UnrecoverableError(
@@ -185,19 +217,7 @@ export function createWorker(deps: WorkerDeps): CallbackWorker {
     }
     const cbs = parsed.data.callbacks;
     await deps.beforeApply?.(job);
-    // one script call for all; each observer's work waits for it and takes its own result
-    let batch: Promise<ApplyResult[]> | undefined;
-    const all = () => {
-      batch ??= store.applyBatch(cbs);
-      return batch;
-    };
-    const results = await Promise.all(
-      cbs.map((cb, i) => {
-        const call: ApplyCall = { requestId: cb.requestId, mode: "cb", arg: cb };
-        const work = () => all().then((r) => r[i] as ApplyResult);
-        return deps.observe ? deps.observe.apply(call, work) : work();
-      }),
-    );
+    const results = await applyBatch(cbs);
     const gone: CallbackJob[] = [];
     // the gap check a request's last callback of the batch asks for (as its own job would)
     const gaps = new Map<string, ApplyResult>();

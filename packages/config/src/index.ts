@@ -295,5 +295,14 @@ export function parsePartitionList(spec: string, partitions: number): number[] {
   return [...out].sort((x, y) => x - y);
 }
 
-export { createLogger, LOG_LEVELS, type Logger, type LogLevel, perRequestLogger } from "./logger.js";
+export {
+  createLogger,
+  jsonString,
+  type LineFields,
+  LOG_LEVELS,
+  type Logger,
+  type LogLevel,
+  lineWriter,
+  perRequestLogger,
+} from "./logger.js";
 export { armShutdownDeadline } from "./shutdown.js";

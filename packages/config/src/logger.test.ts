@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
-import { createLogger, isoTime, TurnBufferedDestination } from "./logger.js";
+import { createLogger, isoTime, jsonString, lineWriter, perRequestLogger, TurnBufferedDestination } from "./logger.js";
 
 /** A destination over a recording sink: every write the process would make to stdout. */
 function recorded() {
@@ -81,5 +81,58 @@ describe("the time field", () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+});
+
+describe("lineWriter", () => {
+  it("writes the line pino writes for the same fields and message, byte for byte", async () => {
+    const { writes, log } = recorded();
+    const job = perRequestLogger(log);
+    const write = lineWriter(job, "info", "job processed");
+    expect(write).toBeDefined();
+    const cases = [
+      { requestId: "123", seq: 4, mode: "cb", status: "UPDATE", result: "applied", drained: 0 },
+      { requestId: "9223372036854775807", seq: 1, mode: "gap", result: "skipped", drained: 2 },
+      { requestId: 'a "quoted"\nid', seq: 1, mode: "cb", result: "applied", drained: 0 },
+    ];
+    for (const c of cases) {
+      job.info(c, "job processed");
+      write?.(
+        Object.entries(c)
+          .map(([k, v]) => `,"${k}":${typeof v === "string" ? jsonString(v) : v}`)
+          .join(""),
+      );
+    }
+    await nextTurn();
+    // the time field is the one thing two lines written a moment apart may not share
+    const out = writes
+      .join("")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => l.replace(/"time":"[^"]*"/, '"time":"T"'));
+    expect(out).toHaveLength(6);
+    for (let i = 0; i < out.length; i += 2) expect(out[i + 1]).toBe(out[i]);
+  });
+
+  it("writes nothing below the logger's level", async () => {
+    const writes: string[] = [];
+    const log = createLogger(
+      { LOG_LEVEL: "warn" },
+      "test",
+      new TurnBufferedDestination({ write: (s: string) => writes.push(s) }),
+    );
+    lineWriter(log, "info", "job processed")?.(',"seq":1');
+    log.level = "info";
+    lineWriter(log, "info", "job processed")?.(',"seq":2');
+    await nextTurn();
+    expect(lines(writes).map((l) => (l as unknown as { seq: number }).seq)).toEqual([2]);
+  });
+
+  it("is undefined for a logger whose lines it cannot imitate", () => {
+    const sink = { write: () => {} };
+    expect(lineWriter(pino({ mixin: () => ({ a: 1 }) }, sink), "info", "m")).toBeUndefined();
+    expect(lineWriter(pino({ formatters: { log: (o) => o } }, sink), "info", "m")).toBeUndefined();
+    expect(lineWriter(pino({ nestedKey: "payload" }, sink), "info", "m")).toBeUndefined();
+    expect(lineWriter(pino({ msgPrefix: "[x] " }, sink), "info", "m")).toBeUndefined();
   });
 });

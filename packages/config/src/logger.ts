@@ -115,3 +115,58 @@ export function createLogger(
 export function perRequestLogger(log: Logger): Logger {
   return log.child({}, { redact: [] });
 }
+
+/** A JSON fragment of a line's fields (`,"key":value...`), each value already JSON. */
+export type LineFields = string;
+
+/**
+ * A writer of one message at one level, for lines written per callback at tens of thousands a second
+ * (the worker's job log): the caller hands the fields as a JSON fragment it built itself, and the line
+ * is the one `log[level](fields, msg)` writes, byte for byte (pinned by logger.test.ts), without pino's
+ * per-field serialisation (a field lookup, a key escape and a value escape for each field), which
+ * was most of such a line's cost. Undefined for a logger this cannot imitate (a mixin, a log formatter,
+ * a write hook, a nested key or a message prefix); the caller then logs the ordinary way.
+ * Nothing is escaped: the fragment must be valid JSON and hold no handle or credential.
+ */
+export function lineWriter(log: Logger, level: "info", msg: string): ((fields: LineFields) => void) | undefined {
+  // msgPrefixSym is in pino.symbols but not in its typings
+  const s = pino.symbols as typeof pino.symbols & { msgPrefixSym: symbol };
+  const l = log as unknown as Record<symbol, unknown>;
+  const formatters = l[s.formattersSym] as { log?: unknown } | undefined;
+  const hooks = l[s.hooksSym] as { streamWrite?: unknown } | undefined;
+  if (
+    typeof l[s.timeSym] !== "function" ||
+    typeof l[s.lsCacheSym] !== "object" ||
+    typeof l[s.chindingsSym] !== "string" ||
+    typeof l[s.endSym] !== "string" ||
+    l[s.mixinSym] ||
+    formatters?.log ||
+    hooks?.streamWrite ||
+    l[s.nestedKeySym] ||
+    l[s.msgPrefixSym]
+  )
+    return undefined;
+  const num = log.levels.values[level] as number;
+  const head = (l[s.lsCacheSym] as Record<number, string>)[num];
+  if (head === undefined) return undefined;
+  const time = l[s.timeSym] as () => string;
+  const tail = `,${JSON.stringify(l[s.messageKeySym] ?? "msg")}:${JSON.stringify(msg)}${l[s.endSym] as string}`;
+  return (fields) => {
+    if (!log.isLevelEnabled(level)) return;
+    const t = time();
+    const stream = l[s.streamSym] as { write(s: string): unknown } & Record<string | symbol, unknown>;
+    if (stream[s.needsMetadataGsym] === true) {
+      stream.lastLevel = num;
+      stream.lastMsg = msg;
+      stream.lastTime = t.slice(l[s.timeSliceIndexSym] as number);
+      stream.lastLogger = log;
+    }
+    stream.write(head + t + (l[s.chindingsSym] as string) + fields + tail);
+  };
+}
+
+/** A string as a JSON value: as it is when it needs no escaping (ids, codes), else JSON.stringify. */
+export function jsonString(value: string): string {
+  return PLAIN.test(value) ? `"${value}"` : JSON.stringify(value);
+}
+const PLAIN = /^[A-Za-z0-9 _.:-]*$/;

@@ -1,7 +1,13 @@
 import { EssError } from "@ess/domain";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { API_ROUTES, parseRequestIdParams } from "./routes.js";
-import { callbackBodySchema, callbackJobSchema, parseCallbackBody } from "./schemas.js";
+import {
+  callbackBatchJobSchema,
+  callbackBodySchema,
+  callbackJobSchema,
+  parseCallbackBody,
+  safeParseCallbackBatchJob,
+} from "./schemas.js";
 
 /** What the zod schema alone answers: the parsed body, or the error's code and detail. */
 function viaSchema(value: unknown): unknown {
@@ -54,6 +60,63 @@ describe("parseCallbackBody (fast path) answers exactly as callbackBodySchema", 
   it("truncates statusMessage to 1000 code points like the schema", () => {
     const out = parseCallbackBody({ requestHandle: "h", status: "WARNING", statusMessage: long });
     expect([...(out.statusMessage ?? "")].length).toBe(1000);
+  });
+});
+
+describe("safeParseCallbackBatchJob (fast path) answers exactly as callbackBatchJobSchema", () => {
+  const cb = { v: 1, requestId: "7", seq: 1, execution: 1, status: "UPDATE", acceptedAt: 1 };
+  const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const batch = (...callbacks: unknown[]) => ({ v: 1, callbacks });
+  const inheritedJob = Object.assign(Object.create({ extra: 1 }), cb);
+  it.each([
+    [batch(cb)],
+    [batch({ acceptedAt: 5, status: "SUCCESS", execution: 2, seq: 3, requestId: "9223372036854775807", v: 1 })],
+    [batch(cb, { ...cb, seq: 2, message: "step 2 of 4" }, { ...cb, seq: 3, message: "", traceparent })],
+    [batch({ ...cb, message: "x".repeat(4000) })],
+    [batch({ ...cb, message: "x".repeat(4001) })],
+    [batch({ ...cb, message: undefined })],
+    [batch({ ...cb, traceparent: undefined })],
+    [batch({ ...cb, traceparent: "00-xyz" })],
+    [batch({ ...cb, extra: 1 })],
+    [batch(inheritedJob)],
+    [batch({ ...cb, v: 2 })],
+    [batch({ ...cb, requestId: "07" })],
+    [batch({ ...cb, requestId: 7 })],
+    [batch({ ...cb, seq: 0 })],
+    [batch({ ...cb, seq: 1.5 })],
+    [batch({ ...cb, execution: "1" })],
+    [batch({ ...cb, status: "DONE" })],
+    [batch({ ...cb, acceptedAt: -1 })],
+    [batch({ ...cb, acceptedAt: 2 ** 53 })],
+    [batch(cb, null)],
+    [batch(cb, [cb])],
+    [batch()],
+    [{ v: 1, callbacks: cb }],
+    [{ ...batch(cb), extra: 1 }],
+    [{ ...batch(cb), v: 2 }],
+    [{ callbacks: [cb] }],
+    [[cb]],
+    [null],
+    ["batch"],
+  ])("%j", (value) => {
+    const fast = safeParseCallbackBatchJob(value);
+    const schema = callbackBatchJobSchema.safeParse(value);
+    expect(fast.success).toBe(schema.success);
+    // the same data, key order included (the apply script gets each callback as JSON)
+    if (fast.success) expect(JSON.stringify(fast.data)).toBe(JSON.stringify(schema.data));
+    else expect(fast.error?.issues).toEqual(schema.error?.issues);
+  });
+
+  it("checks a well-formed batch without the schema", () => {
+    const spy = vi.spyOn(callbackBatchJobSchema, "safeParse");
+    try {
+      expect(safeParseCallbackBatchJob(batch(cb, { ...cb, seq: 2, message: "m", traceparent })).success).toBe(true);
+      expect(spy).not.toHaveBeenCalled();
+      expect(safeParseCallbackBatchJob(batch({ ...cb, seq: 0 })).success).toBe(false);
+      expect(spy).toHaveBeenCalledTimes(1);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
 

@@ -149,6 +149,74 @@ export const callbackBatchJobSchema = z.strictObject({
 });
 export type CallbackBatchJob = z.output<typeof callbackBatchJobSchema>;
 
+const REQUEST_ID = /^[1-9][0-9]{0,18}$/;
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+const positiveInt = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 1;
+
+/** A callback job exactly as callbackJobSchema outputs it, or undefined when the fast path cannot vouch for it. */
+function fastCallbackJob(value: unknown): CallbackJob | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const o = value as Record<string, unknown>;
+  const { requestId, seq, execution, status, message, acceptedAt, traceparent } = o;
+  if (
+    o.v !== 1 ||
+    typeof requestId !== "string" ||
+    !REQUEST_ID.test(requestId) ||
+    !positiveInt(seq) ||
+    !positiveInt(execution) ||
+    typeof status !== "string" ||
+    !STATUS_SET.has(status) ||
+    !(Number.isSafeInteger(acceptedAt) && (acceptedAt as number) >= 0)
+  )
+    return undefined;
+  if (message !== undefined && !(typeof message === "string" && message.length <= 4000)) return undefined;
+  if (traceparent !== undefined && !(typeof traceparent === "string" && TRACEPARENT.test(traceparent)))
+    return undefined;
+  // enumerable keys, inherited ones included (as zod's strictObject counts them): nothing but the fields above
+  let n = 0;
+  for (const _ in o) n++;
+  if (n !== 6 + (message === undefined ? 0 : 1) + (traceparent === undefined ? 0 : 1)) return undefined;
+  const job: CallbackJob = {
+    v: 1,
+    requestId,
+    seq,
+    execution,
+    status: status as CallbackJob["status"],
+  } as CallbackJob;
+  if (message !== undefined) job.message = message as string;
+  job.acceptedAt = acceptedAt as number;
+  if (traceparent !== undefined) job.traceparent = traceparent as string;
+  return job;
+}
+
+/**
+ * callbackBatchJobSchema.safeParse, the worker's per-job validation: a fast path checks the well-formed
+ * batch field by field without zod's machinery (a batch carries tens of callbacks); anything it cannot
+ * vouch for, every invalid batch included, goes through the schema, which stays the one source of the
+ * rules and of the error. It accepts a subset of what the schema accepts and returns what it would
+ * (pinned by schemas.test.ts).
+ */
+export function safeParseCallbackBatchJob(
+  value: unknown,
+): { success: true; data: CallbackBatchJob } | ReturnType<typeof callbackBatchJobSchema.safeParse> {
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    const o = value as Record<string, unknown>;
+    const list = o.callbacks;
+    let n = 0;
+    for (const _ in o) n++;
+    if (o.v === 1 && n === 2 && Array.isArray(list) && list.length >= 1 && list.length <= 10000) {
+      const callbacks: CallbackJob[] = [];
+      for (const item of list) {
+        const job = fastCallbackJob(item);
+        if (job === undefined) break;
+        callbacks.push(job);
+      }
+      if (callbacks.length === list.length) return { success: true, data: { v: 1, callbacks } };
+    }
+  }
+  return callbackBatchJobSchema.safeParse(value);
+}
+
 /** Builds a human-readable detail naming the offending fields of a failed parse. */
 export function describeIssues(error: z.ZodError): string {
   return error.issues

@@ -7,7 +7,7 @@ import { decodeHistory, HISTORY_HEAD_FIELD } from "./history-codec.js";
 import type { Keys } from "./keys.js";
 import { type CallbackQueues, JOB_BATCH, JOB_CALLBACK } from "./queues.js";
 import { isCluster } from "./redis.js";
-import { defineScripts, type ScriptedRedis } from "./scripts.js";
+import { callScriptFlat, defineScripts, type ScriptedRedis } from "./scripts.js";
 
 /** Limits the scripts apply; from the configuration. */
 export interface StoreLimits {
@@ -422,7 +422,7 @@ export class RequestStore {
       keys.push(...this.keys.applyKeys(p, id));
       args.push(id, JSON.stringify(job));
     }
-    const reply = await this.redis.ess_applyBatch(keys.length, ...keys, ...args);
+    const reply = await callScriptFlat(this.redis, "applyBatch", keys, args);
     const out: ApplyResult[] = [];
     for (let i = 0; i < jobs.length; i++) {
       out.push({

@@ -1,0 +1,126 @@
+// The worker's drain alone, A/B: batch jobs written straight into the queues (admitAndEnqueueBatch, as
+// the gateway writes them), then drained by the compiled worker of each checkout in turn, interleaved
+// rounds. Every checkout drains jobs of the same size (--per-job), which the full bench's drain cannot
+// promise (its jobs are what each gateway's max-rate rounds batched). Prints worker CPU µs, Redis CPU µs
+// and applied/s per callback for every round; the CPU is counted from the worker's "worker started" line
+// until the backlog is empty. Each checkout must be built (npm run build).
+// Usage: NODE_OPTIONS=--conditions=ess-source tsx bench/drain-probe.ts --roots /a,/b [--requests 4000]
+//   [--per-job 20] [--rounds 3] [--cpu-prof DIR]
+import { spawn } from "node:child_process";
+import { parseArgs } from "node:util";
+import { CallbackQueues, Keys, RequestStore } from "@ess/store";
+import { findRedisServer, nodeFlags, RedisServer } from "@ess/testing";
+import { Redis } from "ioredis";
+import { backlog, cpuSeconds, redisSample } from "./measure.js";
+
+const { values } = parseArgs({
+  options: {
+    roots: { type: "string" },
+    requests: { type: "string", default: "4000" },
+    "per-job": { type: "string", default: "20" },
+    rounds: { type: "string", default: "3" },
+    "cpu-prof": { type: "string" },
+  },
+});
+const roots = (values.roots ?? process.cwd()).split(",");
+const requests = Number(values.requests);
+const perJob = Number(values["per-job"]);
+const rounds = Number(values.rounds);
+const PARTITIONS = 16;
+const UPDATES = 4;
+
+const server = new RedisServer(findRedisServer() ?? "redis-server");
+await server.start();
+const redis = new Redis(server.url, { maxRetriesPerRequest: 2 });
+
+async function fill(prefix: string, base: number) {
+  const keys = new Keys(prefix, PARTITIONS);
+  const store = new RequestStore(redis, keys);
+  const queues = new CallbackQueues(redis, keys, { attempts: 3, backoffMs: 1000 });
+  const ids = Array.from({ length: requests }, (_, i) => String(base + i + 1));
+  for (let i = 0; i < ids.length; i += 200)
+    await Promise.all(ids.slice(i, i + 200).map((id) => store.register(id, `h-${id}`, {})));
+  const cbs: {
+    cb: { requestId: string; handle: string; status: "UPDATE" | "SUCCESS"; message?: string; acceptedAt: number };
+  }[] = [];
+  for (let round = 0; round <= UPDATES; round++)
+    for (const id of ids) {
+      const final = round === UPDATES;
+      cbs.push({
+        cb: {
+          requestId: id,
+          handle: `h-${id}`,
+          status: final ? "SUCCESS" : "UPDATE",
+          ...(final ? {} : { message: `step ${round + 1} of ${UPDATES}` }),
+          acceptedAt: Date.now(),
+        },
+      });
+    }
+  const sends: Promise<unknown>[] = [];
+  for (let i = 0; i < cbs.length; i += perJob) {
+    sends.push(store.admitAndEnqueueBatch(queues, cbs.slice(i, i + perJob)));
+    if (sends.length >= 16) await Promise.all(sends.splice(0));
+  }
+  await Promise.all(sends);
+  await queues.close();
+  return { keys, callbacks: cbs.length };
+}
+
+async function drain(root: string, prefix: string, keys: Keys, callbacks: number, prof?: string) {
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    REDIS_URL: server.url,
+    KEY_PREFIX: prefix,
+    PARTITIONS: String(PARTITIONS),
+    LOG_LEVEL: "info",
+    WORKER_METRICS_PORT: "0",
+    HOST: "127.0.0.1",
+  };
+  delete env.NODE_OPTIONS;
+  const args = [...nodeFlags("worker", root), ...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [])];
+  const before = await redisSample(redis);
+  const child = spawn(process.execPath, [...args, "apps/worker/dist/main.js"], {
+    cwd: root,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let started = false;
+  let buf = "";
+  child.stdout.on("data", (d: Buffer) => {
+    if (started) return;
+    buf += d.toString();
+    if (buf.includes('"worker started"')) started = true;
+  });
+  child.stderr.on("data", () => {});
+  while (!started) await new Promise((r) => setTimeout(r, 10));
+  const cpu0 = cpuSeconds(child.pid);
+  const t0 = Date.now();
+  while ((await backlog(redis, keys)) > 0) await new Promise((r) => setTimeout(r, 50));
+  const seconds = (Date.now() - t0) / 1000;
+  const cpu = cpuSeconds(child.pid) - cpu0;
+  const after = await redisSample(redis);
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+  return {
+    workerUs: (cpu * 1e6) / callbacks,
+    redisUs: ((after.cpu - before.cpu) * 1e6) / callbacks,
+    perSecond: callbacks / seconds,
+  };
+}
+
+const rows: string[] = [];
+let base = 100_000_000;
+for (let r = 0; r < rounds; r++) {
+  for (const [i, root] of roots.entries()) {
+    const prefix = `p${r}x${i}`;
+    const { keys, callbacks } = await fill(prefix, base);
+    base += requests;
+    const res = await drain(root, prefix, keys, callbacks, values["cpu-prof"] && `${values["cpu-prof"]}/${i}`);
+    const line = `round ${r + 1} ${root}: worker ${res.workerUs.toFixed(1)} µs, redis ${res.redisUs.toFixed(1)} µs per callback, ${res.perSecond.toFixed(0)}/s (${callbacks} callbacks)`;
+    console.log(line);
+    rows.push(line);
+  }
+}
+await redis.quit();
+await server.kill();
