@@ -303,7 +303,7 @@ export class RequestStore {
       keys.push(...this.keys.admitKeys(p, requestId, idempotency?.key), this.keys.inflight(p));
       args.push(digest(cb.handle), cb.status, idempotency?.fingerprint ?? "", requestId, cb.acceptedAt, jobRest(cb));
     }
-    const reply = await this.redis.ess_admitEnqueueBatch(keys.length, ...keys, ...args);
+    const reply = await callScriptFlat(this.redis, "admitEnqueueBatch", keys, args);
     return cbs.map(({ cb }, i) => {
       try {
         return toAdmitResult(cb.requestId, partitions[i] as number, reply.slice(4 * i, 4 * i + 4));
