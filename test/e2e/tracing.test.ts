@@ -146,12 +146,17 @@ describe("OpenTelemetry traces across real processes", () => {
     expect(res.status).toBe(200);
 
     const apply = await eventually(async () => byName("ess.apply", traceId)[0], 20000, "the worker's apply span");
-    const server = receiver.spans.find(
-      (s) => s.traceId === traceId && s.service === "ess-gateway" && s.parentSpanId === callerSpan,
+    // each process exports on its own schedule: the gateway's spans may arrive after the worker's
+    const server = await eventually(
+      async () =>
+        receiver.spans.find(
+          (s) => s.traceId === traceId && s.service === "ess-gateway" && s.parentSpanId === callerSpan,
+        ),
+      20000,
+      "the gateway's HTTP span, a child of the caller's",
     );
-    expect(server, "the gateway's HTTP span, a child of the caller's").toBeDefined();
     expect(server?.kind).toBe(2); // SERVER
-    const admit = byName("ess.admit_enqueue", traceId)[0];
+    const admit = await eventually(async () => byName("ess.admit_enqueue", traceId)[0], 20000, "the admit span");
     expect(admit?.service).toBe("ess-gateway");
     expect(admit?.parentSpanId).toBe(server?.spanId);
     expect(admit?.attributes).toMatchObject({

@@ -9,7 +9,9 @@ import { createRedis } from "./redis.js";
 import { RequestIndex } from "./request-index.js";
 import { SchedulerStore } from "./scheduler.js";
 
-const ctx = useTestContext({ partitions: 4, limits: { retentionSeconds: 1 } });
+// terminal requests expire after 5 s: long enough that none expires before the checks that expect
+// every request still there on a loaded machine, short enough to wait out below
+const ctx = useTestContext({ partitions: 4, limits: { retentionSeconds: 5 } });
 const scheduler = new SchedulerStore(ctx.store);
 const index = new RequestIndex(ctx.redis, ctx.keys);
 const US = "\x1f";
@@ -141,11 +143,11 @@ describe("request metadata and the request index", () => {
       expect(found.sort(), state).toEqual([...members].sort());
     }
 
-    // terminal hashes expire (retention 1 s); until the sweep prunes them, queries skip their members
+    // terminal hashes expire (retention 5 s); until the sweep prunes them, queries skip their members
     const terminal = [];
     for (const id of ids) if (isTerminal((await ctx.store.state(id)) as RequestState)) terminal.push(id);
     expect(terminal.length).toBeGreaterThan(10);
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 200; i++) {
       if ((await Promise.all(terminal.map((id) => ctx.store.state(id)))).every((s) => s === null)) break;
       await new Promise((r) => setTimeout(r, 100));
     }
