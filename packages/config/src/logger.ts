@@ -169,4 +169,4 @@ export function lineWriter(log: Logger, level: "info", msg: string): ((fields: L
 export function jsonString(value: string): string {
   return PLAIN.test(value) ? `"${value}"` : JSON.stringify(value);
 }
-const PLAIN = /^[A-Za-z0-9 _.:-]*$/;
+const PLAIN = /^[A-Za-z0-9 _.:/-]*$/;

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
+import { jsonString, type LineFields, type Logger, lineWriter } from "@ess/config";
 import type { MiddlewareHandler } from "hono";
 import { type AccessRule, ruleFor } from "../auth/access-rules.js";
 import type { AppEnv, GatewayDeps, OperationsDeps } from "../context.js";
@@ -41,20 +42,47 @@ export function recordRequest(
       metrics.callbacks.inc({ status: r.callbackStatus ?? "unknown", code: status });
     }
   }
+  const log = ops?.accessLog;
+  if (!log) return;
+  const durationMs = Math.round(seconds * 100000) / 100;
   // the path carries the request id, never the handle (that is in the body, which is not logged)
-  ops?.accessLog?.info(
+  const line = accessLine(log);
+  if (line) {
+    line(
+      `,"requestId":${jsonString(r.requestId)},"listener":"${listener}","method":${jsonString(r.method)}` +
+        `,"path":${jsonString(r.path)},"status":${status},"durationMs":${durationMs}` +
+        `,"operation":${jsonString(operation)}` +
+        (r.principal === undefined ? "" : `,"principal":${jsonString(r.principal)}`),
+    );
+    return;
+  }
+  log.info(
     {
       requestId: r.requestId,
       listener,
       method: r.method,
       path: r.path,
       status,
-      durationMs: Math.round(seconds * 100000) / 100,
+      durationMs,
       operation,
       principal: r.principal,
     },
     "request",
   );
+}
+
+const accessLines = new WeakMap<Logger, ((fields: LineFields) => void) | null>();
+/**
+ * The access log's "request" line writer (lineWriter: the line pino writes, byte for byte, from a JSON
+ * fragment, without pino's per-field serialisation); null for a logger it cannot imitate.
+ */
+function accessLine(log: Logger): ((fields: LineFields) => void) | null {
+  let line = accessLines.get(log);
+  if (line === undefined) {
+    line = lineWriter(log, "info", "request") ?? null;
+    accessLines.set(log, line);
+  }
+  return line;
 }
 
 /**
