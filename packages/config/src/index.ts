@@ -127,7 +127,7 @@ export const configSchema = z.object({
   /**
    * Worker: callback jobs processed at once per partition queue. The worker holds every job in flight (a batch
    * job carries tens of callbacks), so this bounds its memory; Redis applies one script at a time, so more jobs
-   * at once do not drain faster (BENCHMARKS, "Process memory").
+   * at once did not drain a large backlog faster (BENCHMARKS, "Process memory").
    */
   WORKER_CONCURRENCY: int(1, 1000).default(4),
   /** Worker: which partitions this process serves ("all" or a list like "0-7,12"). */
