@@ -126,7 +126,7 @@ async function main(): Promise<void> {
         attempts: config.WEBHOOK_ATTEMPTS,
         backoffMs: config.WEBHOOK_BACKOFF_MS,
         timeoutMs: config.WEBHOOK_TIMEOUT_MS,
-        concurrency: config.WORKER_CONCURRENCY,
+        concurrency: config.WEBHOOK_CONCURRENCY,
         log,
         consumer: `${hostname()}-${process.pid}`,
         deadLetters,

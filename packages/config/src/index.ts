@@ -124,8 +124,12 @@ export const configSchema = z.object({
   SSE_POLL_MS: int(20, 10000).default(250),
 
   // worker: processing
-  /** Worker: jobs processed at once per partition queue. */
-  WORKER_CONCURRENCY: int(1, 1000).default(32),
+  /**
+   * Worker: callback jobs processed at once per partition queue. The worker holds every job in flight (a batch
+   * job carries tens of callbacks), so this bounds its memory; Redis applies one script at a time, so more jobs
+   * at once did not drain a large backlog faster (BENCHMARKS, "Process memory").
+   */
+  WORKER_CONCURRENCY: int(1, 1000).default(4),
   /** Worker: which partitions this process serves ("all" or a list like "0-7,12"). */
   WORKER_PARTITIONS: z.string().default("all"),
   /**
@@ -173,6 +177,8 @@ export const configSchema = z.object({
   WEBHOOK_ATTEMPTS: int(1, 100).default(8),
   /** Worker: base of the exponential backoff between webhook attempts, ms. */
   WEBHOOK_BACKOFF_MS: int(1, 3600000).default(1000),
+  /** Worker: webhook deliveries at once per partition queue (each waits on its receiver's answer). */
+  WEBHOOK_CONCURRENCY: int(1, 1000).default(32),
   /** Worker: how long one webhook POST may take before it counts as failed, ms. */
   WEBHOOK_TIMEOUT_MS: int(100, 120000).default(5000),
   /**
