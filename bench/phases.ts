@@ -461,7 +461,8 @@ function unexpectedAnswers(got: Record<string, number>, want: Record<string, num
 /**
  * The sustained rate: the highest paced (open-loop) rate at which gateway, one worker, Redis and the
  * load generator together keep the backlog bounded and lag p99 ≤ SUSTAINED_LAG_P99_MS. Starts at half
- * the gateway's own max rate, steps up ×1.5 while steps hold (down ×0.6 while they fail), then bisects
+ * the gateway's own max rate (after a warm-up step there, not counted), steps up ×1.5 while steps hold
+ * (down ×0.6 while they fail), then bisects
  * between the highest rate that held and the lowest that failed; `opts.sustainedSteps` steps of
  * `opts.sustainedSeconds` each. Rates are offered calls/s (4xx included); the headline is the accepted
  * callbacks/s of the best step that held.
@@ -478,6 +479,12 @@ async function sustainedSearch(
   let good: PacedResult | undefined;
   let bad: number | undefined;
   let rate = start;
+  // a warm-up step at the start rate, not counted: the paced worker may be a fresh process (without
+  // --scaling it is started for these phases), and a cold worker's first seconds at thousands of
+  // callbacks/s (code not yet optimised, heap growing) failed the first step in every run while every
+  // lower step held
+  const warm = await pacedPhase(redis, gateway, worker, start, `${label} warm-up`, Math.min(3, opts.sustainedSeconds));
+  log(`${label} warm-up (not counted): ${warm.offeredPerSecond} calls/s offered, lag p99 ${warm.lagMs.p99} ms`);
   for (let i = 0; i < opts.sustainedSteps; i++) {
     const p = await pacedPhase(redis, gateway, worker, rate, `${label} step ${i + 1}`, opts.sustainedSeconds);
     const v = holds(p);
