@@ -117,24 +117,27 @@ export const registrationBodySchema = z.strictObject({
 });
 export type RegistrationBody = z.output<typeof registrationBodySchema>;
 
+// the callback job's field rules, shared by its schema and the worker's fast path (safeParseCallbackBatchJob)
+const JOB_REQUEST_ID = /^[1-9][0-9]{0,18}$/;
+const JOB_MESSAGE_MAX = 4000;
+const JOB_TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+const BATCH_MAX = 10000;
+
 /**
  * The one contract between gateway and worker: the data of a callback job. It carries no handle
  * (the gateway checked it; the worker only needs the execution number). The worker re-validates it.
  */
 export const callbackJobSchema = z.strictObject({
   v: z.literal(1),
-  requestId: z.string().regex(/^[1-9][0-9]{0,18}$/),
+  requestId: z.string().regex(JOB_REQUEST_ID),
   seq: z.number().int().min(1),
   execution: z.number().int().min(1),
   status: z.enum(CALLBACK_STATUSES),
-  message: z.string().max(4000).optional(),
+  message: z.string().max(JOB_MESSAGE_MAX).optional(),
   /** ms since the epoch, when the gateway admitted it */
   acceptedAt: z.number().int().min(0),
   /** W3C traceparent of the gateway's admit span, when tracing is on: the worker's apply joins that trace */
-  traceparent: z
-    .string()
-    .regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/)
-    .optional(),
+  traceparent: z.string().regex(JOB_TRACEPARENT).optional(),
 });
 export type CallbackJob = z.output<typeof callbackJobSchema>;
 
@@ -145,12 +148,10 @@ export type CallbackJob = z.output<typeof callbackJobSchema>;
  */
 export const callbackBatchJobSchema = z.strictObject({
   v: z.literal(1),
-  callbacks: z.array(callbackJobSchema).min(1).max(10000),
+  callbacks: z.array(callbackJobSchema).min(1).max(BATCH_MAX),
 });
 export type CallbackBatchJob = z.output<typeof callbackBatchJobSchema>;
 
-const REQUEST_ID = /^[1-9][0-9]{0,18}$/;
-const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const positiveInt = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 1;
 
 /** A callback job exactly as callbackJobSchema outputs it, or undefined when the fast path cannot vouch for it. */
@@ -161,7 +162,7 @@ function fastCallbackJob(value: unknown): CallbackJob | undefined {
   if (
     o.v !== 1 ||
     typeof requestId !== "string" ||
-    !REQUEST_ID.test(requestId) ||
+    !JOB_REQUEST_ID.test(requestId) ||
     !positiveInt(seq) ||
     !positiveInt(execution) ||
     typeof status !== "string" ||
@@ -169,8 +170,8 @@ function fastCallbackJob(value: unknown): CallbackJob | undefined {
     !(Number.isSafeInteger(acceptedAt) && (acceptedAt as number) >= 0)
   )
     return undefined;
-  if (message !== undefined && !(typeof message === "string" && message.length <= 4000)) return undefined;
-  if (traceparent !== undefined && !(typeof traceparent === "string" && TRACEPARENT.test(traceparent)))
+  if (message !== undefined && !(typeof message === "string" && message.length <= JOB_MESSAGE_MAX)) return undefined;
+  if (traceparent !== undefined && !(typeof traceparent === "string" && JOB_TRACEPARENT.test(traceparent)))
     return undefined;
   // enumerable keys, inherited ones included (as zod's strictObject counts them): nothing but the fields above
   let n = 0;
@@ -204,7 +205,7 @@ export function safeParseCallbackBatchJob(
     const list = o.callbacks;
     let n = 0;
     for (const _ in o) n++;
-    if (o.v === 1 && n === 2 && Array.isArray(list) && list.length >= 1 && list.length <= 10000) {
+    if (o.v === 1 && n === 2 && Array.isArray(list) && list.length >= 1 && list.length <= BATCH_MAX) {
       const callbacks: CallbackJob[] = [];
       for (const item of list) {
         const job = fastCallbackJob(item);
