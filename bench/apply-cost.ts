@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { Keys, RequestStore } from "@ess/store";
 import { findRedisServer, RedisServer } from "@ess/testing";
 import { Redis } from "ioredis";
+import { registerFresh } from "./measure.js";
 
 const { values } = parseArgs({
   options: {
@@ -56,14 +57,8 @@ async function commandstats(): Promise<Record<string, { calls: number; usec: num
 
 let nextId = 1_000_000;
 async function round(store: Store) {
-  const ids = Array.from({ length: REQUESTS }, () => String(nextId++));
-  for (let i = 0; i < ids.length; i += 500) {
-    await Promise.all(
-      ids
-        .slice(i, i + 500)
-        .map((id) => store.register(id, "h", { metadata: { jobDefinitionId: "JobDefinition://bench" } })),
-    );
-  }
+  const ids = await registerFresh(store, nextId, REQUESTS);
+  nextId += REQUESTS;
   const jobs = [];
   for (let seq = 1; seq <= UPDATES + 1; seq++) {
     for (const id of ids) {

@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { DEFAULT_LIMITS, Keys, RequestStore, scriptSource } from "@ess/store";
 import { findRedisServer, RedisServer } from "@ess/testing";
 import { Redis } from "ioredis";
+import { registerFresh } from "./measure.js";
 
 const { values } = parseArgs({
   options: { requests: { type: "string", default: "4000" }, rounds: { type: "string", default: "5" } },
@@ -47,14 +48,8 @@ async function redisCpu(): Promise<number> {
 let nextId = 1_000_000;
 /** One round: callbacks/s, and Redis CPU µs per callback. */
 async function round(sha: string | null): Promise<[number, number]> {
-  const ids = Array.from({ length: REQUESTS }, () => String(nextId++));
-  for (let i = 0; i < ids.length; i += 500) {
-    await Promise.all(
-      ids
-        .slice(i, i + 500)
-        .map((id) => store.register(id, "h", { metadata: { jobDefinitionId: "JobDefinition://bench" } })),
-    );
-  }
+  const ids = await registerFresh(store, nextId, REQUESTS);
+  nextId += REQUESTS;
   const calls: (string | number)[][] = [];
   for (let seq = 1; seq <= UPDATES + 1; seq++) {
     for (const id of ids) {

@@ -2,7 +2,7 @@
 // Linux /proc, the backlog of the partition queues, Redis command and CPU counters, request
 // histories and memory, and the statistics over them.
 import { readFileSync } from "node:fs";
-import { CALLBACK_QUEUE, decodeHistory, fanOut, HISTORY_HEAD_FIELD, type Keys } from "@ess/store";
+import { CALLBACK_QUEUE, decodeHistory, fanOut, HISTORY_HEAD_FIELD, type Keys, type RequestStore } from "@ess/store";
 import type { Result } from "autocannon";
 import type { Redis } from "ioredis";
 import type { Target } from "./load.js";
@@ -308,3 +308,20 @@ export async function redisStalls(redis: Redis) {
 }
 
 /** Drain phase: start workers on the backlog, measure applied transitions/s from the histories. */
+
+/** Registers `count` fresh requests (ids from `firstId` on) with a job definition, 500 at a time; returns their ids. */
+export async function registerFresh(
+  store: Pick<RequestStore, "register">,
+  firstId: number,
+  count: number,
+): Promise<string[]> {
+  const ids = Array.from({ length: count }, (_, i) => String(firstId + i));
+  for (let i = 0; i < ids.length; i += 500) {
+    await Promise.all(
+      ids
+        .slice(i, i + 500)
+        .map((id) => store.register(id, "h", { metadata: { jobDefinitionId: "JobDefinition://bench" } })),
+    );
+  }
+  return ids;
+}
