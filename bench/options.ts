@@ -13,6 +13,8 @@ export const HELP = `npm run bench -- [options]
   --ceiling-seconds S  length of each round's bare-Hono ceiling measurement (default 2; quick 1.5)
   --rounds R           interleaved rounds of ceiling / gateway / variants at max rate (default 3; quick 1)
   --paced-seconds S    length of the 50 % and 90 % paced phases (default 4; quick 1.5)
+  --paced-driver D     the paced phases' load generator: raw (prebuilt requests on raw keep-alive sockets,
+                       default) or http (node's http client, as runs before 2026-11-30 19:00 UTC)
   --sustained          run the sustained search (in the full run by default; quick skips it unless given)
   --no-sustained       skip the sustained search
   --sustained-seconds S  length of each step of the sustained search (default 6)
@@ -47,6 +49,7 @@ const { values: args } = parseArgs({
     connections: { type: "string", default: "100" },
     "ceiling-seconds": { type: "string" },
     "paced-seconds": { type: "string" },
+    "paced-driver": { type: "string", default: "raw" },
     "no-scaling": { type: "boolean", default: false },
     "no-compare": { type: "boolean", default: false },
     sustained: { type: "boolean", default: false },
@@ -78,6 +81,7 @@ export const opts = {
   connections: Number(args.connections),
   ceilingSeconds: Number(args["ceiling-seconds"] ?? (quick ? 1.5 : 2)),
   pacedSeconds: Number(args["paced-seconds"] ?? (quick ? 1.5 : 4)),
+  pacedDriver: args["paced-driver"],
   scaling: !args["no-scaling"] && !quick,
   compare: !args["no-compare"] && !quick,
   sustained: !args["no-sustained"] && (args.sustained || !quick),
@@ -100,6 +104,7 @@ export const opts = {
 for (const [k, v] of Object.entries(opts)) {
   if (typeof v === "number" && !(Number.isFinite(v) && v >= 0)) throw new Error(`bad --${k}: ${v}`);
 }
+if (opts.pacedDriver !== "raw" && opts.pacedDriver !== "http") throw new Error("--paced-driver takes raw or http");
 if (opts.profiles.some((p) => p !== "A" && p !== "B")) throw new Error("--profiles takes A and/or B");
 
 export const PARTITIONS = 16;

@@ -12,6 +12,7 @@ import {
   type Call,
   drive,
   drivePaced,
+  drivePacedRaw,
   expectedCounts,
   makeTargets,
   registrationCalls,
@@ -54,6 +55,8 @@ import {
 
 const backlog = (redis: Redis) => backlogOf(redis, keys);
 const waitDrained = (redis: Redis, timeoutMs: number) => waitDrainedOf(redis, keys, timeoutMs);
+/** The paced phases' load generator (--paced-driver). */
+const paced = opts.pacedDriver === "http" ? drivePaced : drivePacedRaw;
 
 let idBase = 1_000_000;
 function freshTargets(n: number): Target[] {
@@ -77,7 +80,7 @@ async function register(url: string, targets: Target[]): Promise<void> {
 async function pacedBare(url: string, mix: Call[], rate: number) {
   const n = Math.max(1, Math.round(rate * opts.sustainedSeconds));
   const calls = Array.from({ length: n }, (_, i) => mix[i % mix.length] as Call);
-  const l = (await drivePaced(url, calls, rate, opts.connections)).latencies;
+  const l = (await paced(url, calls, rate, opts.connections)).latencies;
   return { p50: round(pct(l, 50), 2), p99: round(pct(l, 99), 2), p99_9: round(pct(l, 99.9), 2) };
 }
 
@@ -233,7 +236,7 @@ async function pacedPhase(
   const workerCpu0 = cpuSeconds(worker.child.pid);
   const loadCpu0 = process.cpuUsage();
   const loadLoop = loadGeneratorStalls();
-  const res = await drivePaced(gateway.url, calls, offered, opts.connections);
+  const res = await paced(gateway.url, calls, offered, opts.connections);
   const loadGenerator = loadLoop.stop();
   sampling = false;
   await sampler;
