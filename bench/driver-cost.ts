@@ -42,7 +42,9 @@ try {
         const cpu0 = process.cpuUsage();
         const res = await drivers[name](url, calls, rate, connections);
         const cpu = process.cpuUsage(cpu0);
-        const row = (rows[`${name} ${rate}/s`] ??= { cpu: [], p50: [], p99: [] });
+        const key = `${name} ${rate}/s`;
+        rows[key] ??= { cpu: [], p50: [], p99: [] };
+        const row = rows[key];
         row.cpu.push(round((cpu.user + cpu.system) / n, 1));
         row.p50.push(round(pct(res.latencies, 50), 2));
         row.p99.push(round(pct(res.latencies, 99), 2));
