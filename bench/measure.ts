@@ -2,6 +2,7 @@
 // Linux /proc, the backlog of the partition queues, Redis command and CPU counters, request
 // histories and memory, and the statistics over them.
 import { readFileSync } from "node:fs";
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { CALLBACK_QUEUE, decodeHistory, fanOut, HISTORY_HEAD_FIELD, type Keys, type RequestStore } from "@ess/store";
 import type { Result } from "autocannon";
 import type { Redis } from "ioredis";
@@ -324,4 +325,38 @@ export async function registerFresh(
     );
   }
   return ids;
+}
+
+/**
+ * The load generator's own event-loop delay and GC pauses while it drives a phase: its stalls delay
+ * calls past their scheduled start, which counts as accept latency.
+ */
+export function loadGeneratorStalls() {
+  const loop = monitorEventLoopDelay({ resolution: LOOP_TIMER_MS });
+  loop.enable();
+  const gc: Record<string, { count: number; ms: number; over10ms: number }> = {};
+  const kinds: Record<number, string> = { 1: "major", 2: "minor", 4: "incremental", 8: "weakcb" };
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = kinds[(e as { detail?: { kind?: number } }).detail?.kind ?? 0] ?? "other";
+      gc[kind] ??= { count: 0, ms: 0, over10ms: 0 };
+      const k = gc[kind]!;
+      k.count++;
+      k.ms = round(k.ms + e.duration, 1);
+      if (e.duration > 10) k.over10ms++;
+    }
+  });
+  observer.observe({ entryTypes: ["gc"] });
+  return {
+    stop() {
+      loop.disable();
+      observer.disconnect();
+      return {
+        heapUsedMiB: round(process.memoryUsage().heapUsed / 1048576, 1),
+        loopDelayMaxMs: round(Math.max(0, loop.max / 1e6 - LOOP_TIMER_MS), 1),
+        loopDelayP99Ms: round(Math.max(0, loop.percentile(99) / 1e6 - LOOP_TIMER_MS), 1),
+        gc,
+      };
+    },
+  };
 }

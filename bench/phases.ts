@@ -1,6 +1,5 @@
 // The phases of a bench run (ceiling, max rate, drain, paced) and a profile's run through them.
-import type { ChildProcess } from "node:child_process";
-import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
+import { type ChildProcess, fork } from "node:child_process";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { decodeHistory, HISTORY_HEAD_FIELD, Keys } from "@ess/store";
@@ -11,8 +10,6 @@ import {
   buildMix,
   type Call,
   drive,
-  drivePaced,
-  drivePacedRaw,
   expectedCounts,
   makeTargets,
   registrationCalls,
@@ -24,7 +21,6 @@ import {
   cpuSeconds,
   histories,
   jobsAdded,
-  LOOP_TIMER_MS,
   latency,
   median,
   memoryPerRequest,
@@ -42,7 +38,9 @@ import {
   waitDrained as waitDrainedOf,
 } from "./measure.js";
 import { keys, log, opts, PARTITIONS, quick, sleep } from "./options.js";
+import type { PacedAnswer, PacedRequest } from "./paced-driver.js";
 import {
+  children,
   servers,
   startBare,
   startGateway,
@@ -55,8 +53,31 @@ import {
 
 const backlog = (redis: Redis) => backlogOf(redis, keys);
 const waitDrained = (redis: Redis, timeoutMs: number) => waitDrainedOf(redis, keys, timeoutMs);
-/** The paced phases' load generator (--paced-driver). */
-const paced = opts.pacedDriver === "http" ? drivePaced : drivePacedRaw;
+let driver: ChildProcess | undefined;
+/**
+ * One paced phase, driven by the load generator's own process (bench/paced-driver.ts, forked on first
+ * use and kept; --paced-driver picks its client). Its IPC channel holds the bench open only while a phase runs.
+ */
+function paced(url: string, calls: Call[], rate: number, connections: number): Promise<PacedAnswer> {
+  if (!driver) {
+    driver = fork(new URL("./paced-driver.ts", import.meta.url).pathname, { serialization: "advanced" });
+    children.add(driver);
+    driver.unref();
+  }
+  const child = driver;
+  child.channel?.ref();
+  return new Promise((resolve, reject) => {
+    const exited = (code: number | null) => reject(new Error(`the paced driver exited (${code})`));
+    child.once("exit", exited);
+    child.once("message", (answer) => {
+      child.off("exit", exited);
+      child.channel?.unref();
+      resolve(answer as PacedAnswer);
+    });
+    const req: PacedRequest = { driver: opts.pacedDriver as PacedRequest["driver"], url, calls, rate, connections };
+    child.send(req);
+  });
+}
 
 let idBase = 1_000_000;
 function freshTargets(n: number): Target[] {
@@ -80,7 +101,7 @@ async function register(url: string, targets: Target[]): Promise<void> {
 async function pacedBare(url: string, mix: Call[], rate: number) {
   const n = Math.max(1, Math.round(rate * opts.sustainedSeconds));
   const calls = Array.from({ length: n }, (_, i) => mix[i % mix.length] as Call);
-  const l = (await paced(url, calls, rate, opts.connections)).latencies;
+  const l = (await paced(url, calls, rate, opts.connections)).result.latencies;
   return { p50: round(pct(l, 50), 2), p99: round(pct(l, 99), 2), p99_9: round(pct(l, 99.9), 2) };
 }
 
@@ -234,15 +255,15 @@ async function pacedPhase(
   const jobs0 = await jobsAdded(redis, keys);
   const gatewayCpu0 = cpuSeconds(gateway.child.pid);
   const workerCpu0 = cpuSeconds(worker.child.pid);
-  const loadCpu0 = process.cpuUsage();
-  const loadLoop = loadGeneratorStalls();
-  const res = await paced(gateway.url, calls, offered, opts.connections);
-  const loadGenerator = loadLoop.stop();
+  const benchCpu0 = process.cpuUsage();
+  const driven = await paced(gateway.url, calls, offered, opts.connections);
+  const res = driven.result;
+  const loadGenerator = driven.stalls;
   sampling = false;
   await sampler;
   const backlogAtEnd = await backlog(redis);
   const jobs = (await jobsAdded(redis, keys)) - jobs0;
-  const loadCpu = process.cpuUsage(loadCpu0);
+  const benchCpu = process.cpuUsage(benchCpu0);
   const gatewayCpu = cpuSeconds(gateway.child.pid) - gatewayCpu0;
   await waitDrained(redis, 60000);
   // the worker's CPU and Redis's up to the drain: every accepted callback of the phase applied
@@ -259,8 +280,10 @@ async function pacedPhase(
     gateway: round((gatewayCpu * 1e6) / per, 1),
     worker: round((workerCpu * 1e6) / per, 1),
     redis: redisCost.cpuMicrosPerCallback,
-    loadGenerator: round((loadCpu.user + loadCpu.system) / per, 1),
+    loadGenerator: round(driven.cpuMicros / per, 1),
     total: 0,
+    // the bench's own process meanwhile (backlog sampling, scrapes), not in the total
+    bench: round((benchCpu.user + benchCpu.system) / per, 1),
   };
   cpu.total = round(cpu.gateway + cpu.worker + cpu.redis + cpu.loadGenerator, 1);
   // growth of the backlog over the phase, from the least-squares line through its samples
@@ -337,39 +360,6 @@ const collectGarbage: () => void = (() => {
   return runInNewContext("gc") as () => void;
 })();
 
-/**
- * The load generator's own event-loop delay and GC pauses while it drives a phase: its stalls delay
- * calls past their scheduled start, which counts as accept latency.
- */
-function loadGeneratorStalls() {
-  const loop = monitorEventLoopDelay({ resolution: LOOP_TIMER_MS });
-  loop.enable();
-  const gc: Record<string, { count: number; ms: number; over10ms: number }> = {};
-  const kinds: Record<number, string> = { 1: "major", 2: "minor", 4: "incremental", 8: "weakcb" };
-  const observer = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) {
-      const kind = kinds[(e as { detail?: { kind?: number } }).detail?.kind ?? 0] ?? "other";
-      gc[kind] ??= { count: 0, ms: 0, over10ms: 0 };
-      const k = gc[kind]!;
-      k.count++;
-      k.ms = round(k.ms + e.duration, 1);
-      if (e.duration > 10) k.over10ms++;
-    }
-  });
-  observer.observe({ entryTypes: ["gc"] });
-  return {
-    stop() {
-      loop.disable();
-      observer.disconnect();
-      return {
-        heapUsedMiB: round(process.memoryUsage().heapUsed / 1048576, 1),
-        loopDelayMaxMs: round(Math.max(0, loop.max / 1e6 - LOOP_TIMER_MS), 1),
-        loopDelayP99Ms: round(Math.max(0, loop.percentile(99) / 1e6 - LOOP_TIMER_MS), 1),
-        gc,
-      };
-    },
-  };
-}
 type PacedResult = Awaited<ReturnType<typeof pacedPhase>>;
 
 /** One line of a paced phase's stall readouts (the log and the report). */
