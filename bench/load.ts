@@ -281,6 +281,8 @@ class RawConnection {
   }
 
   private onData(d: string): void {
+    // bytes with no call in flight (none expected) are not an answer
+    if (!this.busy) return;
     this.buf += d;
     if (this.bodyAt < 0) {
       const end = this.buf.indexOf("\r\n\r\n");
