@@ -1,6 +1,7 @@
 import type { CallbackJob } from "@ess/contract";
 import { dropPrefix, testRedis, uniquePrefix } from "@ess/testing/context";
 import { type Job, type JobType, Worker } from "bullmq";
+import { unpack } from "msgpackr";
 import { afterAll, describe, expect, it } from "vitest";
 import { Keys } from "./keys.js";
 import { CallbackQueues, callbackJobOptions, JOB_CALLBACK, type QueueState } from "./queues.js";
@@ -141,6 +142,8 @@ describe("the enqueue template without bullmq", () => {
         expect(template.keys).toEqual(sent.keys);
         expect(template.jobPrefix).toBe(q.queue(p).keys[""]);
         expect(template.encodedOpts.toString("hex")).toBe(sent.opts.toString("hex"));
+        // what the admit scripts take: the same options as JSON
+        expect(JSON.parse(template.jsonOpts)).toEqual(unpack(sent.opts));
       }
     } finally {
       await q.close();

@@ -41,6 +41,12 @@ export interface EnqueueTemplate {
   jobPrefix: string;
   /** the job options as Queue.add packs them (msgpack); the script sets each job's jobId */
   encodedOpts: Buffer;
+  /**
+   * the same options as JSON, which the admit scripts take instead: all ASCII, so the call goes to
+   * ioredis as strings only, which it encodes as one string (a Buffer argument switches it to
+   * encoding every argument into a Buffer piece by piece, about twice the cost per call)
+   */
+  jsonOpts: string;
 }
 
 /** The keys addStandardJob takes, in its order (BullMQ's addStandardJobArgs). */
@@ -112,6 +118,7 @@ export class CallbackQueues {
   private readonly queues = new Map<string, Queue>();
   private readonly templates = new Map<number, EnqueueTemplate>();
   private encodedOpts: Buffer | undefined;
+  private jsonOpts: string | undefined;
   private readonly scripted: ReturnType<typeof defineScripts>;
 
   constructor(
@@ -204,9 +211,11 @@ export class CallbackQueues {
   template(p: number): EnqueueTemplate {
     const cached = this.templates.get(p);
     if (cached) return cached;
-    if (!this.encodedOpts) {
+    if (!this.encodedOpts || this.jsonOpts === undefined) {
       const sample: CallbackJob = { v: 1, requestId: "1", seq: 1, execution: 1, status: "UPDATE", acceptedAt: 0 };
-      this.encodedOpts = packJobOptions({ attempts: 0, ...callbackJobOptions(sample, this.policy) });
+      const opts = { attempts: 0, ...callbackJobOptions(sample, this.policy) };
+      this.encodedOpts = packJobOptions(opts);
+      this.jsonOpts = JSON.stringify(opts);
     }
     const queueKeys = this.keys.queueKeys(p);
     const jobPrefix = this.keys.jobPrefix(p);
@@ -215,6 +224,7 @@ export class CallbackQueues {
       keys: ADD_STANDARD_JOB_KEYS.map((k) => queueKeys[k] as string),
       jobPrefix,
       encodedOpts: this.encodedOpts,
+      jsonOpts: this.jsonOpts,
     };
     this.templates.set(p, template);
     return template;

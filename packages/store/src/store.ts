@@ -264,7 +264,7 @@ export class RequestStore {
       JOB_CALLBACK,
       cb.acceptedAt,
       rest,
-      template.encodedOpts,
+      template.jsonOpts,
     );
     return toAdmitResult(requestId, p, reply);
   }
@@ -289,7 +289,7 @@ export class RequestStore {
     const keys: string[] = [...template.keys];
     const args: (string | number | Buffer)[] = [
       template.jobPrefix,
-      template.encodedOpts,
+      template.jsonOpts,
       this.limits.idempotencyTtlSeconds,
       JOB_CALLBACK,
       JOB_BATCH,

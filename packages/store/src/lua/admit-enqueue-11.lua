@@ -20,8 +20,8 @@
   ARGV[7]     job name
   ARGV[8]     acceptedAt, ms: the job's timestamp and data.acceptedAt
   ARGV[9]     the rest of the job data as a JSON object: {"status":..,"message"?:..,"acceptedAt":..,"traceparent"?:..}
-  ARGV[10]    the job options as BullMQ's Queue.add encodes them (msgpack), captured once from
-              BullMQ's own code; its jobId is replaced by this job's id
+  ARGV[10]    the job options Queue.add encodes, as JSON (EnqueueTemplate.jsonOpts, checked against
+              BullMQ's own encoding); its jobId is replaced by this job's id
 
   Returns admit-2's reply. Codes ADMITTED and RESUMED (RESUMED: a pending record left by a gateway in
   ENQUEUE_MODE=queue that died) are returned only after the job is in the queue, as job id
@@ -48,7 +48,7 @@ local rid, seq = ARGV[6], r[2]
 local jobId = callbackJobId(rid, seq)
 local data = '{"v":1,"requestId":"' .. rid .. '","seq":' .. seq .. ',"execution":' .. r[3] .. ','
   .. string.sub(ARGV[9], 2)
-local opts = cmsgpack.unpack(ARGV[10])
+local opts = cjson.decode(ARGV[10])
 opts['jobId'] = jobId
 -- BullMQ's args array: prefix key, job id, name, timestamp; parent/repeat/dedup fields stay nil
 local args = cmsgpack.pack({ ARGV[5], jobId, ARGV[7], tonumber(ARGV[8]) })

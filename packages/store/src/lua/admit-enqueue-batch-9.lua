@@ -30,7 +30,7 @@
               admit-2, Keys.admitKeys), and its partition's in-flight markers <prefix>:{pN}:inflight
 
   ARGV[1]     the queue's key prefix   <prefix>:{pN}:callbacks:   (BullMQ's queueKeys[''])
-  ARGV[2]     the job options as BullMQ's Queue.add encodes them (msgpack); jobId replaced per job
+  ARGV[2]     the job options Queue.add encodes, as JSON (EnqueueTemplate.jsonOpts); jobId replaced per job
   ARGV[3]     seconds an idempotency record lives
   ARGV[4]     job name of a single callback      ARGV[5]  job name of a batch
   ARGV[6i..6i+5], i = 1..n: callback i's handle digest, status, idempotency fingerprint ('' when
@@ -40,6 +40,7 @@
   Returns { code1, seq1, execution1, cancelling1, code2, ... }: admit-2's reply for each callback.
 ]]
 --@include codes
+--@include callbackStates
 --@include jobId
 
 local function admit(KEYS, ARGV)
@@ -51,7 +52,7 @@ local function addStandardJob(KEYS, ARGV)
 end
 
 local queueKeys = { KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9] }
-local opts = cmsgpack.unpack(ARGV[2])
+local opts = cjson.decode(ARGV[2])
 
 local function add(jobId, name, timestamp, data)
   opts['jobId'] = jobId
