@@ -31,7 +31,7 @@ async function errorCode(res: Response): Promise<string | undefined> {
 }
 
 describe("admit batching", () => {
-  it("concurrent callbacks: one answer each, one batch job, keys decided once", async () => {
+  it("concurrent callbacks: one answer each, one job per seq whatever the batches, keys decided once", async () => {
     const [a, b] = [await registered(), await registered()];
     const unknown = newRequestId();
     const calls = [
@@ -69,8 +69,9 @@ describe("admit batching", () => {
         .map((c) => `${c.requestId}-${c.seq}`)
         .sort(),
     ).toEqual([callbackJobId(a, 1), callbackJobId(a, 2), callbackJobId(b, 1)].sort());
-    // they did share a batch job
-    expect(jobs.some((j) => j.name === JOB_BATCH)).toBe(true);
+    // which of them share a batch depends on the order their bodies are read in (a call with a key that
+    // repeats one in the open batch sends that batch first); that concurrent calls do share batch jobs
+    // is asserted with calls without keys below
     expect(Number(await ctx.redis.hget(ctx.keys.request(0, a), "seq"))).toBe(2);
   });
 
