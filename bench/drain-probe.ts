@@ -5,10 +5,16 @@
 // and applied/s per callback for every round; the CPU is counted from the worker's "worker started" line
 // until the backlog is empty. Each checkout must be built (npm run build).
 // Usage: NODE_OPTIONS=--conditions=ess-source tsx bench/drain-probe.ts --roots /a,/b [--requests 4000]
-//   [--per-job 20] [--rounds 3] [--cpu-prof DIR]
+//   [--per-job 20] [--rounds 3] [--cpu-prof DIR] [--slowlog]
+// --slowlog: Redis's time per command of the drain, each script by name (SLOWLOG with every command
+// logged: its durations exclude the logging itself, and the absolute CPU figures then include its cost)
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { CallbackQueues, Keys, RequestStore } from "@ess/store";
+import { CallbackQueues, Keys, RequestStore, SCRIPTS, type ScriptName, scriptSource } from "@ess/store";
 import { findRedisServer, nodeFlags, RedisServer } from "@ess/testing";
 import { Redis } from "ioredis";
 import { backlog, cpuSeconds, redisSample } from "./measure.js";
@@ -20,6 +26,7 @@ const { values } = parseArgs({
     "per-job": { type: "string", default: "20" },
     rounds: { type: "string", default: "3" },
     "cpu-prof": { type: "string" },
+    slowlog: { type: "boolean", default: false },
   },
 });
 const roots = (values.roots ?? process.cwd()).split(",");
@@ -66,6 +73,44 @@ async function fill(prefix: string, base: number) {
   return { keys, callbacks: cbs.length };
 }
 
+/** SHA-1 → name of every script the worker runs: the project's and BullMQ's. */
+function scriptNames(): Map<string, string> {
+  const names = new Map<string, string>();
+  const sha = (lua: string) => createHash("sha1").update(lua).digest("hex");
+  for (const name of Object.keys(SCRIPTS)) names.set(sha(scriptSource(name as ScriptName)), name);
+  const req = createRequire(join(process.cwd(), "apps/worker/package.json"));
+  const dir = join(dirname(req.resolve("bullmq")), "scripts");
+  for (const f of readdirSync(dir).filter((f) => /^[a-zA-Z]+-\d+\.js$/.test(f))) {
+    const mod = req(join(dir, f)) as Record<string, { content?: string }>;
+    for (const v of Object.values(mod)) if (v?.content) names.set(sha(v.content), `bullmq ${f.replace(/\.js$/, "")}`);
+  }
+  return names;
+}
+
+/** Redis's µs per callback by command (scripts by name) from the slow log, largest first. */
+async function slowlogBreakdown(callbacks: number): Promise<string> {
+  const names = scriptNames();
+  const entries = (await redis.call("SLOWLOG", "GET", "-1")) as [number, number, number, string[]][];
+  const by = new Map<string, { us: number; calls: number }>();
+  for (const [, , us, args] of entries) {
+    const cmd = String(args[0]).toLowerCase();
+    const key = cmd === "evalsha" ? (names.get(String(args[1])) ?? `evalsha ${String(args[1]).slice(0, 8)}`) : cmd;
+    const row = by.get(key) ?? { us: 0, calls: 0 };
+    row.us += us;
+    row.calls += 1;
+    by.set(key, row);
+  }
+  const total = [...by.values()].reduce((a, r) => a + r.us, 0);
+  const rows = [...by.entries()].sort((a, b) => b[1].us - a[1].us);
+  return [
+    `  slowlog: ${(total / callbacks).toFixed(1)} µs per callback in commands (${entries.length} entries)`,
+    ...rows.map(
+      ([k, r]) =>
+        `    ${k.padEnd(32)} ${(r.us / callbacks).toFixed(2).padStart(7)} µs/cb  ${(r.calls / callbacks).toFixed(3)} calls/cb  ${(r.us / r.calls).toFixed(1)} µs/call`,
+    ),
+  ].join("\n");
+}
+
 async function drain(root: string, prefix: string, keys: Keys, callbacks: number, prof?: string) {
   const env: Record<string, string | undefined> = {
     ...process.env,
@@ -78,6 +123,11 @@ async function drain(root: string, prefix: string, keys: Keys, callbacks: number
   };
   delete env.NODE_OPTIONS;
   const args = [...nodeFlags("worker", root), ...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [])];
+  if (values.slowlog) {
+    await redis.call("CONFIG", "SET", "slowlog-log-slower-than", "0");
+    await redis.call("CONFIG", "SET", "slowlog-max-len", "1000000");
+    await redis.call("SLOWLOG", "RESET");
+  }
   const before = await redisSample(redis);
   const child = spawn(process.execPath, [...args, "apps/worker/dist/main.js"], {
     cwd: root,
@@ -99,6 +149,8 @@ async function drain(root: string, prefix: string, keys: Keys, callbacks: number
   const seconds = (Date.now() - t0) / 1000;
   const cpu = cpuSeconds(child.pid) - cpu0;
   const after = await redisSample(redis);
+  const slowlog = values.slowlog ? await slowlogBreakdown(callbacks) : undefined;
+  if (values.slowlog) await redis.call("CONFIG", "SET", "slowlog-log-slower-than", "10000");
   const exited = new Promise((r) => child.once("exit", r));
   child.kill("SIGTERM");
   await exited;
@@ -106,6 +158,7 @@ async function drain(root: string, prefix: string, keys: Keys, callbacks: number
     workerUs: (cpu * 1e6) / callbacks,
     redisUs: ((after.cpu - before.cpu) * 1e6) / callbacks,
     perSecond: callbacks / seconds,
+    slowlog,
   };
 }
 
@@ -119,6 +172,7 @@ for (let r = 0; r < rounds; r++) {
     const res = await drain(root, prefix, keys, callbacks, values["cpu-prof"] && `${values["cpu-prof"]}/${i}`);
     const line = `round ${r + 1} ${root}: worker ${res.workerUs.toFixed(1)} µs, redis ${res.redisUs.toFixed(1)} µs per callback, ${res.perSecond.toFixed(0)}/s (${callbacks} callbacks)`;
     console.log(line);
+    if (res.slowlog) console.log(res.slowlog);
     rows.push(line);
   }
 }
