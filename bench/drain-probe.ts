@@ -5,12 +5,15 @@
 // and applied/s per callback for every round; the CPU is counted from the worker's "worker started" line
 // until the backlog is empty. Each checkout must be built (npm run build).
 // Usage: NODE_OPTIONS=--conditions=ess-source tsx bench/drain-probe.ts --roots /a,/b [--requests 4000]
-//   [--per-job 20] [--rounds 3] [--cpu-prof DIR] [--slowlog]
+//   [--per-job 20] [--rounds 3] [--cpu-prof DIR] [--slowlog] [--rate N]
+// --rate N: the jobs are written while the worker runs, N callbacks a second (paced, as a gateway at
+// that rate with --per-job callbacks a batch), not before it starts; the worker then waits for work
+// between jobs as at the bench's sustained rates. Redis's CPU then includes the writes' admit script.
 // --slowlog: Redis's time per command of the drain, each script by name (SLOWLOG with every command
 // logged: its durations exclude the logging itself, and the absolute CPU figures then include its cost)
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
@@ -27,12 +30,14 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "3" },
     "cpu-prof": { type: "string" },
     slowlog: { type: "boolean", default: false },
+    rate: { type: "string" },
   },
 });
 const roots = (values.roots ?? process.cwd()).split(",");
 const requests = Number(values.requests);
 const perJob = Number(values["per-job"]);
 const rounds = Number(values.rounds);
+const rate = values.rate === undefined ? undefined : Number(values.rate);
 const PARTITIONS = 16;
 const UPDATES = 4;
 
@@ -63,14 +68,40 @@ async function fill(prefix: string, base: number) {
         },
       });
     }
-  const sends: Promise<unknown>[] = [];
-  for (let i = 0; i < cbs.length; i += perJob) {
-    sends.push(store.admitAndEnqueueBatch(queues, cbs.slice(i, i + perJob)));
-    if (sends.length >= 16) await Promise.all(sends.splice(0));
+  const enqueue = async (from: number, to: number) => {
+    const sends: Promise<unknown>[] = [];
+    for (let i = from; i < to; i += perJob) {
+      sends.push(store.admitAndEnqueueBatch(queues, cbs.slice(i, Math.min(i + perJob, to))));
+      if (sends.length >= 16) await Promise.all(sends.splice(0));
+    }
+    await Promise.all(sends);
+  };
+  if (rate === undefined) {
+    await enqueue(0, cbs.length);
+    await queues.close();
+    return { keys, callbacks: cbs.length };
   }
-  await Promise.all(sends);
-  await queues.close();
-  return { keys, callbacks: cbs.length };
+  /** Writes the jobs at `rate` callbacks a second, in jobs of perJob (a tick's remainder waits for the next). */
+  const paced = async () => {
+    const t0 = Date.now();
+    let sent = 0;
+    while (sent < cbs.length) {
+      const due = Math.min(cbs.length, Math.floor(((Date.now() - t0) / 1000) * rate));
+      const to = due === cbs.length ? due : sent + Math.floor((due - sent) / perJob) * perJob;
+      if (to > sent) await enqueue(sent, to);
+      sent = Math.max(sent, to);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await queues.close();
+  };
+  return { keys, callbacks: cbs.length, paced };
+}
+
+/** stime of a process in seconds (Linux /proc): its time in system calls. */
+function sysSeconds(pid: number | undefined): number {
+  if (!pid) return 0;
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[12]) / 100;
 }
 
 /** SHA-1 → name of every script the worker runs: the project's and BullMQ's. */
@@ -111,7 +142,14 @@ async function slowlogBreakdown(callbacks: number): Promise<string> {
   ].join("\n");
 }
 
-async function drain(root: string, prefix: string, keys: Keys, callbacks: number, prof?: string) {
+async function drain(
+  root: string,
+  prefix: string,
+  keys: Keys,
+  callbacks: number,
+  prof?: string,
+  paced?: () => Promise<void>,
+) {
   const env: Record<string, string | undefined> = {
     ...process.env,
     REDIS_URL: server.url,
@@ -144,10 +182,13 @@ async function drain(root: string, prefix: string, keys: Keys, callbacks: number
   child.stderr.on("data", () => {});
   while (!started) await new Promise((r) => setTimeout(r, 10));
   const cpu0 = cpuSeconds(child.pid);
+  const sys0 = sysSeconds(child.pid);
   const t0 = Date.now();
+  await paced?.();
   while ((await backlog(redis, keys)) > 0) await new Promise((r) => setTimeout(r, 50));
   const seconds = (Date.now() - t0) / 1000;
   const cpu = cpuSeconds(child.pid) - cpu0;
+  const sys = sysSeconds(child.pid) - sys0;
   const after = await redisSample(redis);
   const slowlog = values.slowlog ? await slowlogBreakdown(callbacks) : undefined;
   if (values.slowlog) await redis.call("CONFIG", "SET", "slowlog-log-slower-than", "10000");
@@ -156,6 +197,7 @@ async function drain(root: string, prefix: string, keys: Keys, callbacks: number
   await exited;
   return {
     workerUs: (cpu * 1e6) / callbacks,
+    workerSysUs: (sys * 1e6) / callbacks,
     redisUs: ((after.cpu - before.cpu) * 1e6) / callbacks,
     perSecond: callbacks / seconds,
     slowlog,
@@ -167,10 +209,10 @@ let base = 100_000_000;
 for (let r = 0; r < rounds; r++) {
   for (const [i, root] of roots.entries()) {
     const prefix = `p${r}x${i}`;
-    const { keys, callbacks } = await fill(prefix, base);
+    const { keys, callbacks, paced } = await fill(prefix, base);
     base += requests;
-    const res = await drain(root, prefix, keys, callbacks, values["cpu-prof"] && `${values["cpu-prof"]}/${i}`);
-    const line = `round ${r + 1} ${root}: worker ${res.workerUs.toFixed(1)} µs, redis ${res.redisUs.toFixed(1)} µs per callback, ${res.perSecond.toFixed(0)}/s (${callbacks} callbacks)`;
+    const res = await drain(root, prefix, keys, callbacks, values["cpu-prof"] && `${values["cpu-prof"]}/${i}`, paced);
+    const line = `round ${r + 1} ${root}: worker ${res.workerUs.toFixed(1)} µs (${res.workerSysUs.toFixed(1)} in the kernel), redis ${res.redisUs.toFixed(1)} µs per callback, ${res.perSecond.toFixed(0)}/s (${callbacks} callbacks)`;
     console.log(line);
     if (res.slowlog) console.log(res.slowlog);
     rows.push(line);
