@@ -9,6 +9,9 @@
 // --rate N: the jobs are written while the worker runs, N callbacks a second (paced, as a gateway at
 // that rate with --per-job callbacks a batch), not before it starts; the worker then waits for work
 // between jobs as at the bench's sustained rates. Redis's CPU then includes the writes' admit script.
+// --warm N: the worker's first N applied callbacks are not counted (CPU, Redis and rate are measured
+// from the moment its metrics count N): a fresh worker spends about a second of CPU warming up (the JIT
+// compiling the hot code, the heap growing), which the figures otherwise spread over the callbacks.
 // --slowlog: Redis's time per command of the drain, each script by name (SLOWLOG with every command
 // logged: its durations exclude the logging itself, and the absolute CPU figures then include its cost)
 import { spawn } from "node:child_process";
@@ -31,6 +34,7 @@ const { values } = parseArgs({
     "cpu-prof": { type: "string" },
     slowlog: { type: "boolean", default: false },
     rate: { type: "string" },
+    warm: { type: "string", default: "0" },
   },
 });
 const roots = (values.roots ?? process.cwd()).split(",");
@@ -38,6 +42,7 @@ const requests = Number(values.requests);
 const perJob = Number(values["per-job"]);
 const rounds = Number(values.rounds);
 const rate = values.rate === undefined ? undefined : Number(values.rate);
+const warm = Number(values.warm);
 const PARTITIONS = 16;
 const UPDATES = 4;
 
@@ -166,7 +171,7 @@ async function drain(
     await redis.call("CONFIG", "SET", "slowlog-max-len", "1000000");
     await redis.call("SLOWLOG", "RESET");
   }
-  const before = await redisSample(redis);
+  let before = await redisSample(redis);
   const child = spawn(process.execPath, [...args, "apps/worker/dist/main.js"], {
     cwd: root,
     env,
@@ -181,11 +186,30 @@ async function drain(
   });
   child.stderr.on("data", () => {});
   while (!started) await new Promise((r) => setTimeout(r, 10));
-  const cpu0 = cpuSeconds(child.pid);
-  const sys0 = sysSeconds(child.pid);
-  const t0 = Date.now();
-  await paced?.();
+  const port = Number(/"port":(\d+)[^\n]*"metrics listening"/.exec(buf)?.[1]);
+  /** Callbacks the worker has applied so far (each callback's apply counts one result). */
+  const appliedSoFar = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    let n = 0;
+    for (const m of text.matchAll(/^ess_worker_callbacks_total\{[^}]*\} (\d+)/gm)) n += Number(m[1]);
+    return n;
+  };
+  let cpu0 = cpuSeconds(child.pid);
+  let sys0 = sysSeconds(child.pid);
+  let t0 = Date.now();
+  let skipped = 0;
+  const pacing = paced?.();
+  if (warm > 0) {
+    while ((await appliedSoFar()) < warm) await new Promise((r) => setTimeout(r, 20));
+    cpu0 = cpuSeconds(child.pid);
+    sys0 = sysSeconds(child.pid);
+    before = await redisSample(redis);
+    t0 = Date.now();
+    skipped = await appliedSoFar();
+  }
+  await pacing;
   while ((await backlog(redis, keys)) > 0) await new Promise((r) => setTimeout(r, 50));
+  callbacks -= skipped;
   const seconds = (Date.now() - t0) / 1000;
   const cpu = cpuSeconds(child.pid) - cpu0;
   const sys = sysSeconds(child.pid) - sys0;
@@ -200,6 +224,7 @@ async function drain(
     workerSysUs: (sys * 1e6) / callbacks,
     redisUs: ((after.cpu - before.cpu) * 1e6) / callbacks,
     perSecond: callbacks / seconds,
+    counted: callbacks,
     slowlog,
   };
 }
@@ -212,7 +237,7 @@ for (let r = 0; r < rounds; r++) {
     const { keys, callbacks, paced } = await fill(prefix, base);
     base += requests;
     const res = await drain(root, prefix, keys, callbacks, values["cpu-prof"] && `${values["cpu-prof"]}/${i}`, paced);
-    const line = `round ${r + 1} ${root}: worker ${res.workerUs.toFixed(1)} µs (${res.workerSysUs.toFixed(1)} in the kernel), redis ${res.redisUs.toFixed(1)} µs per callback, ${res.perSecond.toFixed(0)}/s (${callbacks} callbacks)`;
+    const line = `round ${r + 1} ${root}: worker ${res.workerUs.toFixed(1)} µs (${res.workerSysUs.toFixed(1)} in the kernel), redis ${res.redisUs.toFixed(1)} µs per callback, ${res.perSecond.toFixed(0)}/s (${res.counted} of ${callbacks} callbacks counted)`;
     console.log(line);
     if (res.slowlog) console.log(res.slowlog);
     rows.push(line);
