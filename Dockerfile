@@ -23,4 +23,4 @@ ENV NODE_ENV=production
 COPY --from=build /out ./
 USER node
 EXPOSE 8080 8081 9464
-CMD ["node", "--max-semi-space-size=8", "apps/gateway/dist/main.js"]
+CMD ["node", "--max-semi-space-size=8", "--v8-pool-size=1", "apps/gateway/dist/main.js"]

@@ -21,8 +21,8 @@ import {
   WEBHOOK_QUEUE,
   type WebhookStore,
 } from "@ess/store";
-import { type Job, Queue, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
+import { type Job, Queue, UnrecoverableError, Worker } from "./bullmq.js";
 import { type Resolver, WebhookAddressRefused, WebhookTransport } from "./delivery.js";
 import { attemptWithoutAnswer, DeliveryOrder } from "./webhook-order.js";
 import type { WorkerLogger } from "./worker.js";

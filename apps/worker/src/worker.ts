@@ -15,9 +15,9 @@ import {
   type RequestStore,
   reasonMessage,
 } from "@ess/store";
-import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { z } from "zod";
+import { DelayedError, type Job, UnrecoverableError, Worker } from "./bullmq.js";
 import { deadLetterUpkeep } from "./dead-letter-upkeep.js";
 import { classify } from "./failures.js";
 import type { WorkerLogger } from "./logger.js";

@@ -79,17 +79,36 @@ export interface QueueCounts<S extends QueueState> {
 }
 
 const requireCjs = createRequire(import.meta.url);
-let bullmq: typeof BullMQ | undefined;
+
+/** The bullmq classes the project runs. */
+export interface BullmqClasses {
+  Queue: typeof BullMQ.Queue;
+  Worker: typeof BullMQ.Worker;
+  DelayedError: typeof BullMQ.DelayedError;
+  UnrecoverableError: typeof BullMQ.UnrecoverableError;
+}
+let bullmq: BullmqClasses | undefined;
 
 /**
- * bullmq, loaded on first use. The gateway's callback path is one script call (admit-enqueue) and it
- * reads queue counts with its own script: it needs BullMQ's Queue only for replays, webhook
- * redeliveries and the dashboard, so a gateway that does none of them never loads bullmq (171
- * modules, with cron-parser and luxon). Its CommonJS build is also what `import "bullmq"` loads (it
- * has no ESM entry for Node), so the worker's Queue and Worker are the same classes as these.
+ * bullmq's Queue, Worker and the two errors a processor throws, loaded on first use. The gateway's
+ * callback path is one script call (admit-enqueue) and it reads queue counts with its own script: it
+ * needs BullMQ's Queue only for replays, webhook redeliveries and the dashboard, so a gateway that
+ * does none of them never loads bullmq.
+ *
+ * Each class is required from its own module of bullmq's CommonJS build, not from the package's
+ * index: the index also evaluates what the project never runs (the PostgreSQL backend and its SQL,
+ * flows, sandboxed processors, the relay, the other Redis clients' adapters), about 1 MiB of heap
+ * in every worker. The index is what `import "bullmq"` loads (it has no ESM entry for Node) and it
+ * re-exports these same modules, so the classes are the same ones whichever way they are reached.
  */
-export function loadBullmq(): typeof BullMQ {
-  bullmq ??= requireCjs("bullmq") as typeof BullMQ;
+export function loadBullmq(): BullmqClasses {
+  bullmq ??= {
+    Queue: (requireCjs("bullmq/dist/cjs/classes/queue.js") as typeof BullMQ).Queue,
+    Worker: (requireCjs("bullmq/dist/cjs/classes/worker.js") as typeof BullMQ).Worker,
+    DelayedError: (requireCjs("bullmq/dist/cjs/classes/errors/delayed-error.js") as typeof BullMQ).DelayedError,
+    UnrecoverableError: (requireCjs("bullmq/dist/cjs/classes/errors/unrecoverable-error.js") as typeof BullMQ)
+      .UnrecoverableError,
+  };
   return bullmq;
 }
 
