@@ -534,9 +534,10 @@ export async function runProfile(profile: "A" | "B", bin: string) {
 
     const g1 = await startGateway(server.url, `gateway-${profile}`);
     started.push(g1);
-    // RSS of a gateway and a worker that have served nothing yet (nothing is queued before the warm-up)
+    // RSS of a gateway and a worker that have served nothing yet (nothing is queued before the warm-up),
+    // 10 s after they are ready: at 1 s a process on a loaded machine may still be loading its modules
     const idleWorker = await startWorker(server.url);
-    await sleep(1000);
+    await sleep(10_000);
     const idleRss = { gateway: rssMiB(g1.child.pid), worker: rssMiB(idleWorker.child.pid) };
     await idleWorker.kill();
     // warm-up: JIT and connections, not measured (its backlog is drained by the first drain phase)
