@@ -4,7 +4,7 @@
 // generator delays calls past their scheduled start, which counts as accept latency.
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { type Call, drivePaced, drivePacedRaw, type PacedResult } from "./load.js";
+import { type Call, drivePaced, drivePacedRaw, type PacedResult, rawRequests } from "./load.js";
 import { loadGeneratorStalls } from "./measure.js";
 
 /** One phase to drive. */
@@ -29,12 +29,19 @@ setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
 
 process.on("message", async (req: PacedRequest) => {
-  // the previous phase's garbage goes now, not mid-phase
-  gc();
   const cpu0 = process.cpuUsage();
+  let drive: () => Promise<PacedResult>;
+  if (req.driver === "http") drive = () => drivePaced(req.url, req.calls, req.rate, req.connections, req.headers);
+  else {
+    // the raw requests are written out first; the calls they came from are garbage from here on
+    const prepared = rawRequests(req.url, req.calls, req.headers);
+    req.calls = [];
+    drive = () => drivePacedRaw(req.url, [], req.rate, req.connections, {}, prepared);
+  }
+  // the previous phase's garbage and this one's set-up go now, not mid-phase
+  gc();
   const stalls = loadGeneratorStalls();
-  const drive = req.driver === "http" ? drivePaced : drivePacedRaw;
-  const result = await drive(req.url, req.calls, req.rate, req.connections, req.headers);
+  const result = await drive();
   const cpu = process.cpuUsage(cpu0);
   const answer: PacedAnswer = { result, cpuMicros: cpu.user + cpu.system, stalls: stalls.stop() };
   process.send!(answer);
