@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import type { CallbackQueues, Keys, RequestStore } from "@ess/store";
 import { findRedisServer, RedisServer } from "@ess/testing";
 import { Redis } from "ioredis";
-import { registerFresh } from "./measure.js";
+import { commandStats, redisCpuSeconds, registerFresh } from "./measure.js";
 
 const { values } = parseArgs({
   options: {
@@ -60,22 +60,6 @@ if (values.baseline) {
   contenders.baseline = contender((await import(`${values.baseline}/packages/store/dist/index.js`)) as never, "base");
 }
 
-/** Redis server CPU seconds so far (user + sys). */
-async function redisCpu(): Promise<number> {
-  const info = await admin.info("cpu");
-  const get = (k: string) => Number(new RegExp(`^${k}:([0-9.]+)`, "m").exec(info)?.[1] ?? 0);
-  return get("used_cpu_user") + get("used_cpu_sys");
-}
-
-async function commandstats(): Promise<Record<string, { calls: number; usec: number }>> {
-  const info = await admin.info("commandstats");
-  const out: Record<string, { calls: number; usec: number }> = {};
-  for (const m of info.matchAll(/^cmdstat_([a-z|_]+):calls=(\d+),usec=(\d+)/gm)) {
-    out[m[1] as string] = { calls: Number(m[2]), usec: Number(m[3]) };
-  }
-  return out;
-}
-
 let nextId = 1_000_000;
 async function round({ store, queues }: Contender) {
   const ids = await registerFresh(store, nextId, REQUESTS);
@@ -96,7 +80,7 @@ async function round({ store, queues }: Contender) {
     }
   }
   await admin.config("RESETSTAT");
-  const cpu0 = await redisCpu();
+  const cpu0 = await redisCpuSeconds(admin);
   const js0 = process.cpuUsage();
   const pending: Promise<unknown>[] = [];
   for (let i = 0; i < cbs.length; i += BATCH) {
@@ -109,8 +93,8 @@ async function round({ store, queues }: Contender) {
   }
   await Promise.all(pending);
   const js = process.cpuUsage(js0);
-  const cpu = (await redisCpu()) - cpu0;
-  const stats = await commandstats();
+  const cpu = (await redisCpuSeconds(admin)) - cpu0;
+  const stats = await commandStats(admin);
   const n = cbs.length;
   const inner = Object.entries(stats).filter(([k]) => !/^(evalsha|eval|config.*|info|script.*)$/.test(k));
   const script = (stats.evalsha?.usec ?? 0) / n;

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { Keys, RequestStore } from "@ess/store";
 import { findRedisServer, RedisServer } from "@ess/testing";
 import { Redis } from "ioredis";
-import { registerFresh } from "./measure.js";
+import { commandStats, redisCpuSeconds, registerFresh } from "./measure.js";
 
 const { values } = parseArgs({
   options: {
@@ -39,22 +39,6 @@ if (values.baseline) {
   contenders.baseline = new base.RequestStore(new Redis(server.url), new base.Keys("base", 16));
 }
 
-/** Redis server CPU seconds so far (user + sys). */
-async function redisCpu(): Promise<number> {
-  const info = await admin.info("cpu");
-  const get = (k: string) => Number(new RegExp(`^${k}:([0-9.]+)`, "m").exec(info)?.[1] ?? 0);
-  return get("used_cpu_user") + get("used_cpu_sys");
-}
-
-async function commandstats(): Promise<Record<string, { calls: number; usec: number }>> {
-  const info = await admin.info("commandstats");
-  const out: Record<string, { calls: number; usec: number }> = {};
-  for (const m of info.matchAll(/^cmdstat_([a-z|_]+):calls=(\d+),usec=(\d+)/gm)) {
-    out[m[1] as string] = { calls: Number(m[2]), usec: Number(m[3]) };
-  }
-  return out;
-}
-
 let nextId = 1_000_000;
 async function round(store: Store) {
   const ids = await registerFresh(store, nextId, REQUESTS);
@@ -74,7 +58,7 @@ async function round(store: Store) {
     }
   }
   await admin.config("RESETSTAT");
-  const cpu0 = await redisCpu();
+  const cpu0 = await redisCpuSeconds(admin);
   const pending: Promise<unknown>[] = [];
   for (let i = 0; i < jobs.length; i += BATCH) {
     pending.push(
@@ -85,8 +69,8 @@ async function round(store: Store) {
     if (pending.length >= 32) await Promise.all(pending.splice(0));
   }
   await Promise.all(pending);
-  const cpu = (await redisCpu()) - cpu0;
-  const stats = await commandstats();
+  const cpu = (await redisCpuSeconds(admin)) - cpu0;
+  const stats = await commandStats(admin);
   const n = jobs.length;
   const inner = Object.entries(stats).filter(([k]) => !/^(evalsha|eval|config.*|info|script.*)$/.test(k));
   return {

@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { DEFAULT_LIMITS, Keys, RequestStore, scriptSource } from "@ess/store";
 import { findRedisServer, RedisServer } from "@ess/testing";
 import { Redis } from "ioredis";
-import { registerFresh } from "./measure.js";
+import { redisCpuSeconds, registerFresh } from "./measure.js";
 
 const { values } = parseArgs({
   options: { requests: { type: "string", default: "4000" }, rounds: { type: "string", default: "5" } },
@@ -37,13 +37,6 @@ const variants = {
   "no-index": (await redis.script("LOAD", scriptSource("apply", { index: NO_INDEX }))) as string,
 };
 const ceiling = (await redis.script("LOAD", "return 1")) as string;
-
-/** Redis server CPU seconds so far (user + sys). */
-async function redisCpu(): Promise<number> {
-  const info = await redis.info("cpu");
-  const get = (k: string) => Number(new RegExp(`^${k}:([0-9.]+)`, "m").exec(info)?.[1] ?? 0);
-  return get("used_cpu_user") + get("used_cpu_sys");
-}
 
 let nextId = 1_000_000;
 /** One round: callbacks/s, and Redis CPU µs per callback. */
@@ -77,7 +70,7 @@ async function round(sha: string | null): Promise<[number, number]> {
       ]);
     }
   }
-  const cpu0 = await redisCpu();
+  const cpu0 = await redisCpuSeconds(redis);
   const started = process.hrtime.bigint();
   for (let i = 0; i < calls.length; i += DEPTH) {
     const pipe = redis.pipeline();
@@ -90,7 +83,7 @@ async function round(sha: string | null): Promise<[number, number]> {
     if (failed) throw failed[0];
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const cpu = (await redisCpu()) - cpu0;
+  const cpu = (await redisCpuSeconds(redis)) - cpu0;
   return [calls.length / seconds, (cpu * 1e6) / calls.length];
 }
 

@@ -64,6 +64,23 @@ export async function waitDrained(redis: Redis, keys: Keys, timeoutMs: number): 
   return false;
 }
 
+/** Redis server CPU seconds so far (user + sys, INFO cpu). */
+export async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info("cpu");
+  const get = (k: string) => Number(new RegExp(`^${k}:([0-9.]+)`, "m").exec(info)?.[1] ?? 0);
+  return get("used_cpu_user") + get("used_cpu_sys");
+}
+
+/** Calls and µs of every command so far (INFO commandstats). */
+export async function commandStats(redis: Redis): Promise<Record<string, { calls: number; usec: number }>> {
+  const info = await redis.info("commandstats");
+  const out: Record<string, { calls: number; usec: number }> = {};
+  for (const x of info.matchAll(/^cmdstat_([a-z|_]+):calls=(\d+),usec=(\d+)/gm)) {
+    out[x[1] as string] = { calls: Number(x[2]), usec: Number(x[3]) };
+  }
+  return out;
+}
+
 export interface RedisSample {
   calls: number;
   byCommand: Record<string, number>;
