@@ -231,8 +231,9 @@ async function pacedPhase(
   const targets = freshTargets(n);
   await register(gateway.url, targets);
   const calls = buildMix(targets, opts.updates, opts.badEvery);
-  // the load generator's own garbage from the phases before (registration, histories, the last
-  // phase's calls) is collected now, not by a full collection that pauses its driver mid-phase
+  // the bench's own garbage from the phases before (registration, histories, the last phase's calls)
+  // is collected now, not by a full collection competing for a core mid-phase (the load generator's
+  // process collects its own before it starts: bench/paced-driver.ts)
   collectGarbage();
   // the stall readouts start here (the processes' event-loop delay and GC pauses, Redis's latency
   // monitor and slow log, the load generator's own loop); the phase starts after the scrapes settle
@@ -354,7 +355,7 @@ function slowEpisodes(slow: { at: number; ms: number }[]) {
   };
 }
 
-/** A full garbage collection of the load generator (V8's gc(), exposed at run time). */
+/** A full garbage collection of the bench's process (V8's gc(), exposed at run time). */
 const collectGarbage: () => void = (() => {
   setFlagsFromString("--expose-gc");
   return runInNewContext("gc") as () => void;
