@@ -268,6 +268,25 @@ describe("ordering, duplicates, gaps", () => {
     expect((await fields(id)).state).toBe("WARNING");
   });
 
+  it("a buffer or skip set created after the request turned terminal expires with the request", async () => {
+    const id = await registered();
+    const p = ctx.keys.partition(id);
+    const [req, buf, , , skip] = ctx.keys.applyKeys(p, id) as string[];
+    const t0 = Date.now();
+    expect((await ctx.store.apply(id, "cb", job(id, 1, "SUCCESS"), t0)).result).toBe("applied");
+    const ttl = await ctx.redis.pttl(req as string);
+    expect(ttl).toBeGreaterThan(0);
+    // seq 3 arrives while seq 2 (admitted before the close) is still missing
+    expect((await ctx.store.apply(id, "cb", job(id, 3, "UPDATE"), t0 + 1)).result).toBe("buffered");
+    const bufTtl = await ctx.redis.pttl(buf as string);
+    expect(bufTtl).toBeGreaterThan(0);
+    expect(bufTtl).toBeLessThanOrEqual(ttl);
+    expect((await ctx.store.apply(id, "gap", 2, t0 + 250)).result).toBe("skipped");
+    const skipTtl = await ctx.redis.pttl(skip as string);
+    expect(skipTtl).toBeGreaterThan(0);
+    expect(skipTtl).toBeLessThanOrEqual(ttl);
+  });
+
   it("a gap whose callback job still exists (being retried) is not skipped", async () => {
     const id = await registered();
     const t0 = Date.now();

@@ -143,6 +143,13 @@ local function applyOne(cb, late)
   return entry.outcome
 end
 
+-- A buffer or skip set written after the request turned terminal (callbacks admitted before the close
+-- can still arrive) expires with the request's hash, which carries the retention TTL from then on.
+local function expireWithRequest(key)
+  local ttl = redis.call('PTTL', req)
+  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+end
+
 -- Applies every buffered callback that is now next in line; returns how many.
 local function drain()
   local n = 0
@@ -193,6 +200,7 @@ local function gap()
     if redis.call('HEXISTS', KEYS[8], callbackJobId(rid, seq)) == 1 then return { 'wait', applied + 1, gapTimeout } end
   end
   for seq = applied + 1, first - 1 do redis.call('SADD', skip, seq) end
+  expireWithRequest(skip)
   record({ outcome = 'skipped', seq = applied + 1, lastSeq = first - 1, appliedAt = now,
     reason = 'gap open ' .. (now - since) .. ' ms' })
   applied = first - 1
@@ -222,6 +230,7 @@ local function callback()
   if seq > applied + 1 then
     if redis.call('ZCARD', buf) == 0 then put('gapSince', now) end
     redis.call('ZADD', buf, 'NX', seq, ARGV[2])
+    expireWithRequest(buf)
     return reply('buffered', applied + 1, 0)
   end
   applied = seq
