@@ -7,7 +7,8 @@ import { callback, details, registerRequest } from "../support/http.js";
 // What a process loads is memory it holds for good (module sources, compiled code). The gateway's
 // callback path, its queue counts (metrics, console, backpressure) and its readiness read BullMQ's keys
 // with the project's own scripts: bullmq (171 modules, with cron-parser and luxon) is loaded only for a
-// replay, a webhook redelivery or the dashboard. The worker, which runs BullMQ's Worker, loads its
+// replay, a webhook redelivery or the dashboard; nor msgpackr (the admit scripts take the job options as
+// JSON). The worker, which runs BullMQ's Worker, loads its
 // Queue and Worker classes from their own modules, not the package's index (which also evaluates the
 // PostgreSQL backend, flows, sandboxes and the relay that the project never runs).
 
@@ -62,6 +63,7 @@ describe("modules a process loads", () => {
     const gatewayLoaded = await loadedAtExit(gateway);
     expect(gatewayLoaded.some((f) => f.includes("/node_modules/ioredis/"))).toBe(true);
     expect(gatewayLoaded.filter((f) => BULLMQ.test(f))).toEqual([]);
+    expect(gatewayLoaded.filter((f) => f.includes("/node_modules/msgpackr/"))).toEqual([]);
     const workerLoaded = await loadedAtExit(worker);
     expect(
       workerLoaded.filter((f) => BULLMQ.test(f)).map((f) => f.slice(f.indexOf(BULLMQ_DIST) + BULLMQ_DIST.length)),

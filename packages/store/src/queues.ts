@@ -32,19 +32,18 @@ export function callbackJobOptions(job: CallbackJob, policy: JobPolicy): JobsOpt
 
 /**
  * What the admit-enqueue script needs to add a callback job to partition N's queue exactly as
- * Queue.add would: the queue's keys in addStandardJob's order and BullMQ's encoding of the options.
+ * Queue.add would: the queue's keys in addStandardJob's order and the job options.
  */
 export interface EnqueueTemplate {
   /** wait, paused, meta, id, completed, delayed, active, events, marker */
   keys: string[];
   /** BullMQ's queueKeys[''] (`<prefix>:{pN}:callbacks:`), the prefix of job hashes */
   jobPrefix: string;
-  /** the job options as Queue.add packs them (msgpack); the script sets each job's jobId */
-  encodedOpts: Buffer;
   /**
-   * the same options as JSON, which the admit scripts take instead: all ASCII, so the call goes to
-   * ioredis as strings only, which it encodes as one string (a Buffer argument switches it to
-   * encoding every argument into a Buffer piece by piece, about twice the cost per call)
+   * the job options Queue.add would pack (msgpack), as JSON; the script sets each job's jobId. JSON is
+   * all ASCII, so the call goes to ioredis as strings only, which it encodes as one string (a Buffer
+   * argument switches it to encoding every argument into a Buffer piece by piece, about twice the
+   * cost per call). A test checks that they decode to what Queue.add packs.
    */
   jsonOpts: string;
 }
@@ -112,22 +111,6 @@ export function loadBullmq(): BullmqClasses {
   return bullmq;
 }
 
-let packOpts: ((value: unknown) => Buffer) | undefined;
-
-/**
- * Packs job options as BullMQ's Redis backend packs them for its scripts: msgpackr's Packr with
- * `useRecords: false, encodeUndefinedAsNil: true`, after its optsAsJSON (which only renames options
- * the callback jobs do not use). A test checks the bytes against Queue.add's own.
- */
-function packJobOptions(opts: JobsOptions): Buffer {
-  if (!packOpts) {
-    const { Packr } = requireCjs("msgpackr") as typeof import("msgpackr");
-    const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true });
-    packOpts = (value) => packr.pack(value);
-  }
-  return packOpts(opts);
-}
-
 /**
  * BullMQ queues: per partition (prefix `<prefix>:{pN}`) and the ops queue, created on first use (and
  * bullmq loaded then). Their counts, read by a script of the project on BullMQ's keys, and the
@@ -136,7 +119,6 @@ function packJobOptions(opts: JobsOptions): Buffer {
 export class CallbackQueues {
   private readonly queues = new Map<string, Queue>();
   private readonly templates = new Map<number, EnqueueTemplate>();
-  private encodedOpts: Buffer | undefined;
   private jsonOpts: string | undefined;
   private readonly scripted: ReturnType<typeof defineScripts>;
 
@@ -221,20 +203,18 @@ export class CallbackQueues {
 
   /**
    * The enqueue template of partition p: BullMQ's keys of the partition's callback queue in
-   * addStandardJob's order, and the options of a callback job as Queue.add encodes them (the Job
-   * constructor's `{ attempts: 0, ...opts }`, packed as BullMQ packs them; the same for every
-   * partition, the script sets each job's jobId). Computed without bullmq and without waiting, on
+   * addStandardJob's order, and the options of a callback job as Queue.add takes them (the Job
+   * constructor's `{ attempts: 0, ...opts }`, as JSON; the same for every partition, the script sets
+   * each job's jobId). Computed without bullmq and without waiting, on
    * first use, so a call is sent to Redis in the order it was made; a test checks the template against
    * what Queue.add sends.
    */
   template(p: number): EnqueueTemplate {
     const cached = this.templates.get(p);
     if (cached) return cached;
-    if (!this.encodedOpts || this.jsonOpts === undefined) {
+    if (this.jsonOpts === undefined) {
       const sample: CallbackJob = { v: 1, requestId: "1", seq: 1, execution: 1, status: "UPDATE", acceptedAt: 0 };
-      const opts = { attempts: 0, ...callbackJobOptions(sample, this.policy) };
-      this.encodedOpts = packJobOptions(opts);
-      this.jsonOpts = JSON.stringify(opts);
+      this.jsonOpts = JSON.stringify({ attempts: 0, ...callbackJobOptions(sample, this.policy) });
     }
     const queueKeys = this.keys.queueKeys(p);
     const jobPrefix = this.keys.jobPrefix(p);
@@ -242,7 +222,6 @@ export class CallbackQueues {
     const template = {
       keys: ADD_STANDARD_JOB_KEYS.map((k) => queueKeys[k] as string),
       jobPrefix,
-      encodedOpts: this.encodedOpts,
       jsonOpts: this.jsonOpts,
     };
     this.templates.set(p, template);
