@@ -252,7 +252,7 @@ console.log(
 );
 for (const cond of conditions) {
   const of = rows.filter((x) => x.condition === cond);
-  const m = (k: keyof (typeof rows)[number]) => median(of.map((x) => x[k] as number));
+  const m = (k: keyof (typeof rows)[number]) => round(median(of.map((x) => x[k] as number)), 1);
   const rest = cond === "bare" ? "" : ` · ${m("cpuMicros")} · ${m("perJob")} · ${m("redisWaitMs")}`;
   console.log(`  ${cond.padEnd(32)} ${m("p50")} / ${m("p99")}${rest}`);
 }
