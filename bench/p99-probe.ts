@@ -6,6 +6,8 @@
 //   bare            the bare Hono server (bench/bare.ts) at the same rate, gateway, Redis and worker idle
 //   env:K=V[,K=V]   the "worker" condition through a gateway of its own started with these settings
 //   nice:P=N[;P=N]  the "worker" condition with process P (redis, gateway, worker) at nice N for the phase
+//   cpus:P=L[;P=L]  the "worker" condition with every thread of process P (redis, gateway, worker, driver)
+//                   allowed only on CPU list L (taskset's syntax: "0", "1", "0-1") for the phase
 // Per phase: accept p50/p99, callbacks per job, Redis's busiest commands, and for Redis, the gateway, the
 // worker and the load generator their CPU, their run-queue wait (/proc/<pid>/task/*/schedstat: the time
 // their runnable threads waited for a core) and their involuntary context switches, over the phase; RSS.
@@ -14,6 +16,7 @@
 //   [--rounds 3] [--conditions worker,stopped,bare] [--cpu-prof DIR]
 import { type ChildProcess, fork, spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { Keys } from "@ess/store";
 import { findRedisServer, RedisServer, ROOT, type RunningProcess, startApp } from "@ess/testing";
@@ -162,6 +165,15 @@ const procs = (gateway: { child: ChildProcess }) => ({
   worker: worker.child.pid,
   driver: driver?.pid,
 });
+const allCpus = `0-${availableParallelism() - 1}`;
+/** A condition's per-process settings: "nice:worker=5;gateway=-5" → [["worker","5"],["gateway","-5"]]. */
+function settings(cond: string, prefix: string): [keyof ReturnType<typeof procs>, string][] {
+  if (!cond.startsWith(prefix)) return [];
+  return cond
+    .slice(prefix.length)
+    .split(";")
+    .map((kv) => kv.split("=") as [keyof ReturnType<typeof procs>, string]);
+}
 const rows: { condition: string; p50: number; p99: number; cpuMicros: number; perJob: number; redisWaitMs: number }[] =
   [];
 for (let r = 1; r <= rounds; r++) {
@@ -172,13 +184,11 @@ for (let r = 1; r <= rounds; r++) {
     const url = cond === "bare" ? bareUrl : g.url;
     if (cond === "stopped") worker.child.kill("SIGSTOP");
     // "nice:worker=5;gateway=-5": those processes at that nice value for the phase
-    const niced = cond.startsWith("nice:")
-      ? cond
-          .slice(5)
-          .split(";")
-          .map((kv) => kv.split("=") as [keyof ReturnType<typeof procs>, string])
-      : [];
+    const niced = settings(cond, "nice:");
     for (const [who, n] of niced) spawnSync("renice", ["-n", n, "-p", String(procs(g)[who])]);
+    // "cpus:redis=0;worker=1": those processes pinned to those CPUs for the phase
+    const pinned = settings(cond, "cpus:");
+    for (const [who, list] of pinned) spawnSync("taskset", ["-a", "-p", "-c", list, String(procs(g)[who])]);
     await sleep(300);
     await redisStallsReset(redis);
     const pids = procs(g);
@@ -216,6 +226,7 @@ for (let r = 1; r <= rounds; r++) {
       .map((c) => `${c.k} ${c.calls}x ${Math.round(c.ms)}ms`);
     if (cond === "stopped") worker.child.kill("SIGCONT");
     for (const [who] of niced) spawnSync("renice", ["-n", "0", "-p", String(procs(g)[who])]);
+    for (const [who] of pinned) spawnSync("taskset", ["-a", "-p", "-c", allCpus, String(procs(g)[who])]);
     const l = answer.result.latencies;
     const row = {
       round: r,
