@@ -13,7 +13,8 @@
 // their runnable threads waited for a core) and their involuntary context switches, over the phase; RSS.
 // One JSON line per phase, then the medians per condition.
 // Usage: NODE_OPTIONS=--conditions=ess-source tsx bench/p99-probe.ts --rate 3500 [--seconds 6]
-//   [--rounds 3] [--conditions worker,stopped,bare] [--cpu-prof DIR]
+//   [--rounds 3] [--conditions worker,stopped,bare] [--cpu-prof DIR] [--worker-env K=V[,K=V]]
+// --worker-env starts the one worker with these settings (every condition shares it).
 import { type ChildProcess, fork, spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
@@ -45,6 +46,7 @@ const { values } = parseArgs({
     conditions: { type: "string", default: "worker,stopped,bare" },
     connections: { type: "string", default: "100" },
     "cpu-prof": { type: "string" },
+    "worker-env": { type: "string" },
   },
 });
 const rate = Number(values.rate);
@@ -102,27 +104,29 @@ const redis = new Redis(server.url, { maxRetriesPerRequest: 2 });
 const redisPid = Number(/process_id:(\d+)/.exec(await redis.info("server"))?.[1]);
 const env = { REDIS_URL: server.url, KEY_PREFIX: PREFIX, PARTITIONS: String(PARTITIONS), LOG_LEVEL: "info" };
 // "env:ADMIT_BATCH_MAX=16,ACCESS_LOG=false": a gateway of its own per distinct set of settings
-const gatewayEnv = (cond: string): Record<string, string> =>
+const envOf = (cond: string): Record<string, string> =>
   cond.startsWith("env:")
     ? Object.fromEntries(
         cond
           .slice(4)
           .split(",")
+          .filter(Boolean)
           .map((kv) => kv.split("=") as [string, string]),
       )
     : {};
 const gateways = new Map<string, RunningProcess>();
 for (const cond of conditions) {
-  const k = JSON.stringify(gatewayEnv(cond));
+  const k = JSON.stringify(envOf(cond));
   if (!gateways.has(k))
     gateways.set(
       k,
-      await startApp("gateway", { ...env, ...gatewayEnv(cond) }, prof(`gateway-${gateways.size}`), ROOT, true),
+      await startApp("gateway", { ...env, ...envOf(cond) }, prof(`gateway-${gateways.size}`), ROOT, true),
     );
 }
-const gatewayOf = (cond: string) => gateways.get(JSON.stringify(gatewayEnv(cond))) as RunningProcess;
+const gatewayOf = (cond: string) => gateways.get(JSON.stringify(envOf(cond))) as RunningProcess;
 const gateway = gatewayOf(conditions[0] ?? "");
-const worker = await startApp("worker", env, prof("worker"), ROOT, true);
+const workerEnv = envOf(`env:${values["worker-env"] ?? ""}`);
+const worker = await startApp("worker", { ...env, ...workerEnv }, prof("worker"), ROOT, true);
 for (const p of [...gateways.values(), worker])
   for (const s of [p.child.stdout, p.child.stderr]) {
     s?.removeAllListeners("data");
