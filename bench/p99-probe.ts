@@ -17,7 +17,6 @@
 // --worker-env starts the one worker with these settings (every condition shares it).
 import { type ChildProcess, fork, spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { Keys } from "@ess/store";
 import { findRedisServer, RedisServer, ROOT, type RunningProcess, startApp } from "@ess/testing";
@@ -87,9 +86,9 @@ function stealMs(): number {
   return ((cpu[8] ?? 0) * 1000) / 100;
 }
 
-let driver: ChildProcess | undefined;
+// the load generator's process, forked once: every phase runs in it (and a condition can renice or pin it)
+const driver = fork(new URL("./paced-driver.ts", import.meta.url).pathname, { serialization: "advanced" });
 function paced(url: string, calls: Call[]): Promise<PacedAnswer> {
-  driver ??= fork(new URL("./paced-driver.ts", import.meta.url).pathname, { serialization: "advanced" });
   const child = driver;
   return new Promise((resolve) => {
     child.once("message", (a) => resolve(a as PacedAnswer));
@@ -167,9 +166,13 @@ const procs = (gateway: { child: ChildProcess }) => ({
   redis: redisPid,
   gateway: gateway.child.pid,
   worker: worker.child.pid,
-  driver: driver?.pid,
+  driver: driver.pid,
 });
-const allCpus = `0-${availableParallelism() - 1}`;
+/** The CPUs a process may run on now, as taskset lists them ("0,1", "0-3"). */
+function cpusOf(pid: number | undefined): string {
+  const out = spawnSync("taskset", ["-p", "-c", String(pid)], { encoding: "utf8" }).stdout;
+  return out.slice(out.lastIndexOf(":") + 1).trim();
+}
 /** A condition's per-process settings: "nice:worker=5;gateway=-5" → [["worker","5"],["gateway","-5"]]. */
 function settings(cond: string, prefix: string): [keyof ReturnType<typeof procs>, string][] {
   if (!cond.startsWith(prefix)) return [];
@@ -191,8 +194,12 @@ for (let r = 1; r <= rounds; r++) {
     const niced = settings(cond, "nice:");
     for (const [who, n] of niced) spawnSync("renice", ["-n", n, "-p", String(procs(g)[who])]);
     // "cpus:redis=0;worker=1": those processes pinned to those CPUs for the phase
-    const pinned = settings(cond, "cpus:");
-    for (const [who, list] of pinned) spawnSync("taskset", ["-a", "-p", "-c", list, String(procs(g)[who])]);
+    const pinned = settings(cond, "cpus:").map(([who, list]) => {
+      const pid = procs(g)[who];
+      const before = cpusOf(pid);
+      spawnSync("taskset", ["-a", "-p", "-c", list, String(pid)]);
+      return { pid, before };
+    });
     await sleep(300);
     await redisStallsReset(redis);
     const pids = procs(g);
@@ -230,7 +237,7 @@ for (let r = 1; r <= rounds; r++) {
       .map((c) => `${c.k} ${c.calls}x ${Math.round(c.ms)}ms`);
     if (cond === "stopped") worker.child.kill("SIGCONT");
     for (const [who] of niced) spawnSync("renice", ["-n", "0", "-p", String(procs(g)[who])]);
-    for (const [who] of pinned) spawnSync("taskset", ["-a", "-p", "-c", allCpus, String(procs(g)[who])]);
+    for (const { pid, before } of pinned) spawnSync("taskset", ["-a", "-p", "-c", before, String(pid)]);
     const l = answer.result.latencies;
     const row = {
       round: r,
@@ -274,6 +281,6 @@ for (const cond of conditions) {
 for (const g of gateways.values()) await g.stop();
 await worker.stop();
 bare.kill();
-driver?.kill();
+driver.kill();
 await redis.quit();
 await server.kill();
