@@ -89,11 +89,10 @@ function stealMs(): number {
 // the load generator's process, forked once: every phase runs in it (and a condition can renice or pin it)
 const driver = fork(new URL("./paced-driver.ts", import.meta.url).pathname, { serialization: "advanced" });
 function paced(url: string, calls: Call[]): Promise<PacedAnswer> {
-  const child = driver;
   return new Promise((resolve) => {
-    child.once("message", (a) => resolve(a as PacedAnswer));
+    driver.once("message", (a) => resolve(a as PacedAnswer));
     const req: PacedRequest = { driver: "raw", url, calls, rate, connections };
-    child.send(req);
+    driver.send(req);
   });
 }
 
@@ -102,17 +101,17 @@ await server.start();
 const redis = new Redis(server.url, { maxRetriesPerRequest: 2 });
 const redisPid = Number(/process_id:(\d+)/.exec(await redis.info("server"))?.[1]);
 const env = { REDIS_URL: server.url, KEY_PREFIX: PREFIX, PARTITIONS: String(PARTITIONS), LOG_LEVEL: "info" };
+/** A condition's settings after its prefix: pairs("nice:worker=5;gateway=-5", "nice:", ";") → [["worker","5"],…]. */
+function pairs(cond: string, prefix: string, separator: string): [string, string][] {
+  if (!cond.startsWith(prefix)) return [];
+  return cond
+    .slice(prefix.length)
+    .split(separator)
+    .filter(Boolean)
+    .map((kv) => kv.split("=") as [string, string]);
+}
 // "env:ADMIT_BATCH_MAX=16,ACCESS_LOG=false": a gateway of its own per distinct set of settings
-const envOf = (cond: string): Record<string, string> =>
-  cond.startsWith("env:")
-    ? Object.fromEntries(
-        cond
-          .slice(4)
-          .split(",")
-          .filter(Boolean)
-          .map((kv) => kv.split("=") as [string, string]),
-      )
-    : {};
+const envOf = (cond: string): Record<string, string> => Object.fromEntries(pairs(cond, "env:", ","));
 const gateways = new Map<string, RunningProcess>();
 for (const cond of conditions) {
   const k = JSON.stringify(envOf(cond));
@@ -124,7 +123,7 @@ for (const cond of conditions) {
 }
 const gatewayOf = (cond: string) => gateways.get(JSON.stringify(envOf(cond))) as RunningProcess;
 const gateway = gatewayOf(conditions[0] ?? "");
-const workerEnv = envOf(`env:${values["worker-env"] ?? ""}`);
+const workerEnv = Object.fromEntries(pairs(values["worker-env"] ?? "", "", ","));
 const worker = await startApp("worker", { ...env, ...workerEnv }, prof("worker"), ROOT, true);
 for (const p of [...gateways.values(), worker])
   for (const s of [p.child.stdout, p.child.stderr]) {
@@ -174,13 +173,8 @@ function cpusOf(pid: number | undefined): string {
   return out.slice(out.lastIndexOf(":") + 1).trim();
 }
 /** A condition's per-process settings: "nice:worker=5;gateway=-5" → [["worker","5"],["gateway","-5"]]. */
-function settings(cond: string, prefix: string): [keyof ReturnType<typeof procs>, string][] {
-  if (!cond.startsWith(prefix)) return [];
-  return cond
-    .slice(prefix.length)
-    .split(";")
-    .map((kv) => kv.split("=") as [keyof ReturnType<typeof procs>, string]);
-}
+const settings = (cond: string, prefix: string) =>
+  pairs(cond, prefix, ";") as [keyof ReturnType<typeof procs>, string][];
 const rows: { condition: string; p50: number; p99: number; cpuMicros: number; perJob: number; redisWaitMs: number }[] =
   [];
 for (let r = 1; r <= rounds; r++) {
