@@ -4,13 +4,16 @@
 //   worker          the compiled gateway, one compiled worker applying as it goes, Redis (the bench's 50 % phase)
 //   stopped         the same, the worker stopped (SIGSTOP) for the phase and resumed after it to drain
 //   bare            the bare Hono server (bench/bare.ts) at the same rate, gateway, Redis and worker idle
+//   bare+burn:C     the bare server while burner processes spend C cores in bursts of at most 1 ms (the
+//                   CPU the gateway's other processes spend at this rate, without their hops)
 //   env:K=V[,K=V]   the "worker" condition through a gateway of its own started with these settings
 //   nice:P=N[;P=N]  the "worker" condition with process P (redis, gateway, worker) at nice N for the phase
 //   cpus:P=L[;P=L]  the "worker" condition with every thread of process P (redis, gateway, worker, driver)
 //                   allowed only on CPU list L (taskset's syntax: "0", "1", "0-1") for the phase
 // Per phase: accept p50/p99, callbacks per job, Redis's busiest commands, and for Redis, the gateway, the
-// worker and the load generator their CPU, their run-queue wait (/proc/<pid>/task/*/schedstat: the time
-// their runnable threads waited for a core) and their involuntary context switches, over the phase; RSS.
+// worker, the load generator and the bare server their CPU, their run-queue wait
+// (/proc/<pid>/task/*/schedstat: the time their runnable threads waited for a core) and their involuntary
+// context switches, over the phase; RSS; the burners' cores.
 // One JSON line per phase, then the medians per condition.
 // Usage: NODE_OPTIONS=--conditions=ess-source tsx bench/p99-probe.ts --rate 3500 [--seconds 6]
 //   [--rounds 3] [--conditions worker,stopped,bare] [--cpu-prof DIR] [--worker-env K=V[,K=V]]
@@ -144,6 +147,25 @@ const bareUrl = await new Promise<string>((resolve) => {
   });
 });
 
+// A burner: spins in bursts of at most 1 ms whenever its CPU time is behind its share of the wall time,
+// and sleeps 1 ms between bursts, so it competes for a core in short runs, as the worker and Redis do.
+const BURNER = `const duty = Number(process.argv[1]); const t0 = performance.now(); const c0 = process.cpuUsage();
+const tick = () => {
+  const u = process.cpuUsage(c0);
+  if ((u.user + u.system) / 1000 < duty * (performance.now() - t0)) { const end = performance.now() + 1; while (performance.now() < end); }
+  setTimeout(tick, 1);
+};
+tick();`;
+/** Burners that together spend `cores` of CPU, each at most 0.45 (a 1 ms burst, then a 1 ms timer). */
+function burners(cores: number): ChildProcess[] {
+  const n = Math.ceil(cores / 0.45);
+  return Array.from({ length: n }, () =>
+    spawn(process.execPath, ["-e", BURNER, String(cores / n)], { stdio: "ignore" }),
+  );
+}
+
+const isBare = (cond: string) => cond === "bare" || cond.startsWith("bare+burn:");
+
 let base = 10_000_000;
 async function targets(n: number) {
   const t = makeTargets(base, n);
@@ -166,6 +188,7 @@ const procs = (gateway: { child: ChildProcess }) => ({
   gateway: gateway.child.pid,
   worker: worker.child.pid,
   driver: driver.pid,
+  bare: bare.pid,
 });
 /** The CPUs a process may run on now, as taskset lists them ("0,1", "0-3"). */
 function cpusOf(pid: number | undefined): string {
@@ -182,7 +205,8 @@ for (let r = 1; r <= rounds; r++) {
     const t = await targets(perPhase);
     const calls = buildMix(t, UPDATES, 20);
     const g = gatewayOf(cond);
-    const url = cond === "bare" ? bareUrl : g.url;
+    const url = isBare(cond) ? bareUrl : g.url;
+    const burning = burners(Number(pairs(cond, "bare+burn:", ";")[0]?.[0] ?? 0));
     if (cond === "stopped") worker.child.kill("SIGSTOP");
     // "nice:worker=5;gateway=-5": those processes at that nice value for the phase
     const niced = settings(cond, "nice:");
@@ -198,11 +222,16 @@ for (let r = 1; r <= rounds; r++) {
     await redisStallsReset(redis);
     const pids = procs(g);
     const s0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, { ...sched(pid), cpu: cpuSeconds(pid) }]));
+    const burn0 = burning.reduce((sum, b) => sum + cpuSeconds(b.pid), 0);
     const steal0 = stealMs();
     const cmd0 = await commandStats(redis);
     const jobs0 = await jobsAdded(redis, keys);
+    const wall0 = performance.now();
     const answer = await paced(url, calls);
+    const wallSeconds = (performance.now() - wall0) / 1000;
     const steal = stealMs() - steal0;
+    const burnCores = round((burning.reduce((sum, b) => sum + cpuSeconds(b.pid), 0) - burn0) / wallSeconds, 2);
+    for (const b of burning) b.kill();
     const pidsAfter = procs(g);
     const delta = Object.fromEntries(
       Object.entries(pidsAfter).map(([k, pid]) => {
@@ -241,6 +270,7 @@ for (let r = 1; r <= rounds; r++) {
       p99: round(pct(l, 99), 2),
       p99_9: round(pct(l, 99.9), 2),
       stealMs: steal,
+      ...(burning.length ? { burnCores } : {}),
       redisSlow: slow.slowlog.count,
       jobs,
       commands,
@@ -269,7 +299,7 @@ console.log(
 for (const cond of conditions) {
   const of = rows.filter((x) => x.condition === cond);
   const m = (k: keyof (typeof rows)[number]) => round(median(of.map((x) => x[k] as number)), 1);
-  const rest = cond === "bare" ? "" : ` · ${m("cpuMicros")} · ${m("perJob")} · ${m("redisWaitMs")}`;
+  const rest = isBare(cond) ? "" : ` · ${m("cpuMicros")} · ${m("perJob")} · ${m("redisWaitMs")}`;
   console.log(`  ${cond.padEnd(32)} ${m("p50")} / ${m("p99")}${rest}`);
 }
 for (const g of gateways.values()) await g.stop();
