@@ -1,0 +1,103 @@
+// What a node HTTP server's RSS is under the bench's load when it does nothing: the floor under the
+// gateway's RSS target. Three servers, each driven through the same sequence, with the gateway's node
+// flags (node-flags.json), one after the other:
+//   raw      node:http answering 200 and nothing else
+//   hono     the bare Hono app of bench/bare.ts, as plain JavaScript (no TypeScript loader)
+//   gateway  the compiled gateway, with a compiled worker applying as it goes and a private Redis
+// The sequence: a closed loop of 12 000 requests' callbacks (UPDATE ×4 then SUCCESS, one call in 20 a 4xx)
+// at 100 connections, then two paced phases at --rate calls/s (the raw driver, 100 connections).
+// Per server, in MiB: VmRSS before the callbacks (for the gateway, 10 s after its registrations), after the
+// closed loop and after each paced phase, the high-water mark (VmHWM), and at the end the anonymous and
+// file-backed parts (RssAnon, RssFile).
+// Usage: NODE_OPTIONS=--conditions=ess-source tsx bench/rss-floor.ts [--rate 3500]
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { findRedisServer, nodeFlags, RedisServer, ROOT, startApp } from "@ess/testing";
+import { buildMix, drive, drivePacedRaw, makeTargets, registrationCalls, type Target } from "./load.js";
+
+const { values } = parseArgs({ options: { rate: { type: "string", default: "3500" } } });
+const rate = Number(values.rate);
+const MAX_TARGETS = 12_000;
+const PACED_TARGETS = Math.ceil((rate * 6) / 5);
+
+const SERVERS = {
+  raw: `import { createServer } from "node:http";
+const s = createServer((q, r) => { q.resume(); q.on("end", () => { r.writeHead(200); r.end(); }); });
+s.listen(0, "127.0.0.1", () => console.log(JSON.stringify({ port: s.address().port })));`,
+  hono: `import { serve } from "@hono/node-server";
+import { Hono } from "hono";
+const app = new Hono();
+app.post("/ess/rest/scheduler/v1/requests/:requestId/executionStatus", (c) => c.body(null, 200));
+serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info) => console.log(JSON.stringify({ port: info.port })));`,
+};
+
+const mib = (pid: number, field: string) =>
+  Math.round(Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 102.4) /
+  10;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Drives the sequence against url; targets() gives the requests of each phase (registered, for the gateway). */
+async function sequence(name: string, pid: number, url: string, targets: (n: number) => Promise<Target[]>) {
+  const phases = [await targets(MAX_TARGETS), await targets(PACED_TARGETS), await targets(PACED_TARGETS)];
+  // settled: for the gateway, 10 s after its registrations
+  await sleep(name === "gateway" ? 10_000 : 2_000);
+  const before = mib(pid, "VmRSS");
+  await drive(url, buildMix(phases[0] as Target[], 4, 20), { connections: 100 });
+  const afterMax = mib(pid, "VmRSS");
+  const afterPaced: number[] = [];
+  for (const t of phases.slice(1)) {
+    await drivePacedRaw(url, buildMix(t, 4, 20), rate, 100);
+    afterPaced.push(mib(pid, "VmRSS"));
+  }
+  const row = {
+    before,
+    afterMax,
+    afterPaced,
+    peak: mib(pid, "VmHWM"),
+    anon: mib(pid, "RssAnon"),
+    file: mib(pid, "RssFile"),
+  };
+  console.log(JSON.stringify({ server: name, ...row }));
+}
+
+for (const [name, code] of Object.entries(SERVERS)) {
+  const child = spawn(process.execPath, [...nodeFlags("gateway"), "--input-type=module", "-e", code], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise<string>((resolve) =>
+    child.stdout?.on("data", (d: Buffer) => {
+      const m = /"port":(\d+)/.exec(d.toString());
+      if (m) resolve(`http://127.0.0.1:${m[1]}`);
+    }),
+  );
+  let base = 1;
+  await sequence(name, child.pid as number, url, async (n) => {
+    base += n + 10;
+    return makeTargets(base, n);
+  });
+  child.kill();
+}
+
+const server = new RedisServer(findRedisServer() ?? "redis-server");
+await server.start();
+const env = { REDIS_URL: server.url, PARTITIONS: "16" };
+const gateway = await startApp("gateway", env, [], ROOT, true);
+const worker = await startApp("worker", env, [], ROOT, true);
+for (const p of [gateway, worker])
+  for (const s of [p.child.stdout, p.child.stderr]) {
+    s?.removeAllListeners("data");
+    s?.resume();
+  }
+let base = 1;
+await sequence("gateway", gateway.child.pid as number, gateway.url, async (n) => {
+  const t = makeTargets(base, n);
+  base += n + 10;
+  await drive(gateway.url, registrationCalls(t), { connections: 20 });
+  return t;
+});
+console.log(JSON.stringify({ server: "worker (beside the gateway)", peak: mib(worker.child.pid as number, "VmHWM") }));
+await gateway.stop();
+await worker.stop();
+await server.kill();
