@@ -1,6 +1,6 @@
-// What a node HTTP server's RSS is under the bench's load when it does nothing: the floor under the
-// gateway's RSS target. Three servers, each driven through the same sequence, with the gateway's node
-// flags (node-flags.json), one after the other:
+// What a node process's RSS is under the bench's load when it does nothing: the floors under the RSS
+// target. Three servers, each driven through the same sequence, with the gateway's node flags
+// (node-flags.json), one after the other:
 //   raw      node:http answering 200 and nothing else
 //   hono     the bare Hono app of bench/bare.ts, as plain JavaScript (no TypeScript loader)
 //   gateway  the compiled gateway, with a compiled worker applying as it goes and a private Redis
@@ -9,10 +9,13 @@
 // Per server, in MiB: VmRSS before the callbacks (for the gateway, 10 s after its registrations), after the
 // closed loop and after each paced phase, the high-water mark (VmHWM), and at the end the anonymous and
 // file-backed parts (RssAnon, RssFile).
+// Then a BullMQ worker that does nothing (an empty processor on every partition's queue), fed jobs of 4
+// callbacks at about 1 000 a second for 12 s: its RSS before, at the end, its peak, and its parts.
 // Usage: NODE_OPTIONS=--conditions=ess-source tsx bench/rss-floor.ts [--rate 3500]
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { CALLBACK_QUEUE, loadBullmq } from "@ess/store";
 import { findRedisServer, nodeFlags, RedisServer, ROOT, startApp } from "@ess/testing";
 import { buildMix, drive, drivePacedRaw, makeTargets, registrationCalls, type Target } from "./load.js";
 
@@ -82,7 +85,8 @@ for (const [name, code] of Object.entries(SERVERS)) {
 
 const server = new RedisServer(findRedisServer() ?? "redis-server");
 await server.start();
-const env = { REDIS_URL: server.url, PARTITIONS: "16" };
+const PARTITIONS = 16;
+const env = { REDIS_URL: server.url, PARTITIONS: String(PARTITIONS) };
 const gateway = await startApp("gateway", env, [], ROOT, true);
 const worker = await startApp("worker", env, [], ROOT, true);
 for (const p of [gateway, worker])
@@ -97,7 +101,77 @@ await sequence("gateway", gateway.child.pid as number, gateway.url, async (n) =>
   await drive(gateway.url, registrationCalls(t), { connections: 20 });
   return t;
 });
-console.log(JSON.stringify({ server: "worker (beside the gateway)", peak: mib(worker.child.pid as number, "VmHWM") }));
+const wpid = worker.child.pid as number;
+console.log(
+  JSON.stringify({
+    server: "worker (beside the gateway)",
+    peak: mib(wpid, "VmHWM"),
+    anon: mib(wpid, "RssAnon"),
+    file: mib(wpid, "RssFile"),
+  }),
+);
 await gateway.stop();
 await worker.stop();
+
+// A worker that does nothing: BullMQ's Worker class (loaded as the worker loads it) on every partition's
+// queue and on the ops queue, with the worker's concurrency and node flags and an empty processor, fed
+// about 1 000 jobs a second of 4 callbacks each (what the worker takes at 3 500 callbacks/s) for 12 s.
+const { hostname, port } = new URL(server.url);
+const connection = { host: hostname, port: Number(port), maxRetriesPerRequest: null };
+const tag = (p: number) => `floor:{p${p}}`;
+const floor = spawn(
+  process.execPath,
+  [
+    ...nodeFlags("worker"),
+    "--input-type=module",
+    "-e",
+    `import { createRequire } from "node:module";
+const { Worker } = createRequire(process.cwd() + "/")("bullmq/dist/cjs/classes/worker.js");
+const connection = ${JSON.stringify(connection)};
+for (let p = 0; p < ${PARTITIONS}; p++) new Worker("callbacks", async () => {}, { connection, prefix: "floor:{p" + p + "}", concurrency: 4 });
+new Worker("ops", async () => {}, { connection, prefix: "floor:{ops}", concurrency: 2 });
+console.log("ready");`,
+  ],
+  { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
+);
+await new Promise((resolve) => floor.stdout?.once("data", resolve));
+await sleep(3_000);
+const fpid = floor.pid as number;
+const before = mib(fpid, "VmRSS");
+const { Queue } = loadBullmq();
+const queues = Array.from({ length: PARTITIONS }, (_, p) => new Queue(CALLBACK_QUEUE, { connection, prefix: tag(p) }));
+const callback = { v: 1, requestId: "10000001", seq: 3, execution: 1, status: "UPDATE", message: "progress 42 %" };
+const data = { v: 1, callbacks: [callback, callback, callback, callback] };
+let id = 0;
+const t0 = performance.now();
+for (let tick = 1; tick <= 120; tick++) {
+  // every 100 ms: about 100 jobs over the partitions
+  await Promise.all(
+    queues.map((q) =>
+      q.addBulk(
+        Array.from({ length: Math.round(100 / PARTITIONS) }, () => ({
+          name: "batch",
+          data: { ...data, acceptedAt: Date.now() },
+          opts: { jobId: `j${id++}`, removeOnComplete: true },
+        })),
+      ),
+    ),
+  );
+  await sleep(Math.max(0, t0 + tick * 100 - performance.now()));
+}
+while ((await Promise.all(queues.map((q) => q.getJobCountByTypes("waiting", "active")))).some((n) => n > 0))
+  await sleep(200);
+console.log(
+  JSON.stringify({
+    server: "a BullMQ worker that does nothing",
+    jobs: id,
+    before,
+    end: mib(fpid, "VmRSS"),
+    peak: mib(fpid, "VmHWM"),
+    anon: mib(fpid, "RssAnon"),
+    file: mib(fpid, "RssFile"),
+  }),
+);
+floor.kill();
+for (const q of queues) await q.close();
 await server.kill();
