@@ -164,7 +164,9 @@ function burners(cores: number): ChildProcess[] {
   );
 }
 
-const isBare = (cond: string) => cond === "bare" || cond.startsWith("bare+burn:");
+/** "bare+burn:1.25" → 1.25: the cores its burners spend; 0 for any other condition. */
+const burnOf = (cond: string) => (cond.startsWith("bare+burn:") ? Number(cond.slice("bare+burn:".length)) : 0);
+const isBare = (cond: string) => cond === "bare" || burnOf(cond) > 0;
 
 let base = 10_000_000;
 async function targets(n: number) {
@@ -206,7 +208,7 @@ for (let r = 1; r <= rounds; r++) {
     const calls = buildMix(t, UPDATES, 20);
     const g = gatewayOf(cond);
     const url = isBare(cond) ? bareUrl : g.url;
-    const burning = burners(Number(pairs(cond, "bare+burn:", ";")[0]?.[0] ?? 0));
+    const burning = burners(burnOf(cond));
     if (cond === "stopped") worker.child.kill("SIGSTOP");
     // "nice:worker=5;gateway=-5": those processes at that nice value for the phase
     const niced = settings(cond, "nice:");
