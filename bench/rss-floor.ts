@@ -15,7 +15,8 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { CALLBACK_QUEUE, loadBullmq } from "@ess/store";
+import { loadConfig } from "@ess/config";
+import { CALLBACK_QUEUE, Keys, loadBullmq, OPS_QUEUE } from "@ess/store";
 import { findRedisServer, nodeFlags, RedisServer, ROOT, startApp } from "@ess/testing";
 import { buildMix, drive, drivePacedRaw, makeTargets, registrationCalls, type Target } from "./load.js";
 
@@ -38,6 +39,8 @@ serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info) => console.lo
 const mib = (pid: number, field: string) =>
   Math.round(Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 102.4) /
   10;
+/** A process's high-water mark and its resident memory's anonymous and file-backed parts now, in MiB. */
+const parts = (pid: number) => ({ peak: mib(pid, "VmHWM"), anon: mib(pid, "RssAnon"), file: mib(pid, "RssFile") });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Drives the sequence against url; targets() gives the requests of each phase (registered, for the gateway). */
@@ -53,15 +56,7 @@ async function sequence(name: string, pid: number, url: string, targets: (n: num
     await drivePacedRaw(url, buildMix(t, 4, 20), rate, 100);
     afterPaced.push(mib(pid, "VmRSS"));
   }
-  const row = {
-    before,
-    afterMax,
-    afterPaced,
-    peak: mib(pid, "VmHWM"),
-    anon: mib(pid, "RssAnon"),
-    file: mib(pid, "RssFile"),
-  };
-  console.log(JSON.stringify({ server: name, ...row }));
+  console.log(JSON.stringify({ server: name, before, afterMax, afterPaced, ...parts(pid) }));
 }
 
 for (const [name, code] of Object.entries(SERVERS)) {
@@ -101,15 +96,7 @@ await sequence("gateway", gateway.child.pid as number, gateway.url, async (n) =>
   await drive(gateway.url, registrationCalls(t), { connections: 20 });
   return t;
 });
-const wpid = worker.child.pid as number;
-console.log(
-  JSON.stringify({
-    server: "worker (beside the gateway)",
-    peak: mib(wpid, "VmHWM"),
-    anon: mib(wpid, "RssAnon"),
-    file: mib(wpid, "RssFile"),
-  }),
-);
+console.log(JSON.stringify({ server: "worker (beside the gateway)", ...parts(worker.child.pid as number) }));
 await gateway.stop();
 await worker.stop();
 
@@ -118,7 +105,9 @@ await worker.stop();
 // about 1 000 jobs a second of 4 callbacks each (what the worker takes at 3 500 callbacks/s) for 12 s.
 const { hostname, port } = new URL(server.url);
 const connection = { host: hostname, port: Number(port), maxRetriesPerRequest: null };
-const tag = (p: number) => `floor:{p${p}}`;
+const floorKeys = new Keys("floor", PARTITIONS);
+const tags = Array.from({ length: PARTITIONS }, (_, p) => floorKeys.tag(p));
+const { WORKER_CONCURRENCY } = loadConfig({ REDIS_URL: server.url });
 const floor = spawn(
   process.execPath,
   [
@@ -128,8 +117,9 @@ const floor = spawn(
     `import { createRequire } from "node:module";
 const { Worker } = createRequire(process.cwd() + "/")("bullmq/dist/cjs/classes/worker.js");
 const connection = ${JSON.stringify(connection)};
-for (let p = 0; p < ${PARTITIONS}; p++) new Worker("callbacks", async () => {}, { connection, prefix: "floor:{p" + p + "}", concurrency: 4 });
-new Worker("ops", async () => {}, { connection, prefix: "floor:{ops}", concurrency: 2 });
+for (const prefix of ${JSON.stringify(tags)})
+  new Worker(${JSON.stringify(CALLBACK_QUEUE)}, async () => {}, { connection, prefix, concurrency: ${WORKER_CONCURRENCY} });
+new Worker(${JSON.stringify(OPS_QUEUE)}, async () => {}, { connection, prefix: ${JSON.stringify(floorKeys.opsTag())}, concurrency: 2 });
 console.log("ready");`,
   ],
   { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
@@ -139,7 +129,7 @@ await sleep(3_000);
 const fpid = floor.pid as number;
 const before = mib(fpid, "VmRSS");
 const { Queue } = loadBullmq();
-const queues = Array.from({ length: PARTITIONS }, (_, p) => new Queue(CALLBACK_QUEUE, { connection, prefix: tag(p) }));
+const queues = tags.map((prefix) => new Queue(CALLBACK_QUEUE, { connection, prefix }));
 const callback = { v: 1, requestId: "10000001", seq: 3, execution: 1, status: "UPDATE", message: "progress 42 %" };
 const data = { v: 1, callbacks: [callback, callback, callback, callback] };
 let id = 0;
@@ -167,9 +157,7 @@ console.log(
     jobs: id,
     before,
     end: mib(fpid, "VmRSS"),
-    peak: mib(fpid, "VmHWM"),
-    anon: mib(fpid, "RssAnon"),
-    file: mib(fpid, "RssFile"),
+    ...parts(fpid),
   }),
 );
 floor.kill();
