@@ -1,7 +1,8 @@
 import { type CallbackJob, callbackBatchJobSchema } from "@ess/contract";
 import { callbackJobId, JOB_BATCH, JOB_CALLBACK } from "@ess/store";
 import { newRequestId } from "@ess/testing/context";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { AdmitBatcher } from "./admit-batch.js";
 import { BacklogMonitor } from "./backlog.js";
 import { useGatewayTestContext } from "./test-context.js";
 
@@ -97,6 +98,81 @@ describe("admit batching", () => {
     // every waiting job once, and each callback inside a batch job once more
     expect(backlog.backlog(0)).toBe(before + waiting + marked);
     expect(backlog.backlog(0)).toBeGreaterThanOrEqual(before + 4);
+  });
+});
+
+describe("admit batching under load: the window", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+  const cb = (requestId: string) => ({ requestId, handle: "h", status: "UPDATE" as const, acceptedAt: Date.now() });
+  /** the callbacks of each admitted batch job of queue 0, by job */
+  async function batchesOf(ids: string[]): Promise<string[][]> {
+    const jobs = await ctx.queues.queue(0).getJobs(["waiting"]);
+    return jobs
+      .map((j) =>
+        (j.name === JOB_BATCH ? callbackBatchJobSchema.parse(j.data).callbacks : [j.data as CallbackJob])
+          .filter((c) => ids.includes(c.requestId))
+          .map((c) => c.requestId),
+      )
+      .filter((c) => c.length > 0);
+  }
+  /** a few event-loop turns and Redis round trips: long enough for a batch that does not wait to be admitted */
+  async function settle(): Promise<void> {
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setImmediate(r));
+      await ctx.redis.ping();
+    }
+  }
+
+  it("a callback without load waits for no window; after a batch of several the next waits until it is full", async () => {
+    // a window no test waits out: whatever is admitted was not held for it
+    const batcher = new AdmitBatcher(ctx.deps, 3, 600_000);
+    const ids = await Promise.all([1, 2, 3, 4, 5, 6].map(() => registered()));
+    const [a, b, c, d, e, f] = ids as [string, string, string, string, string, string];
+    // no load: a lone callback goes at its turn's end
+    expect((await batcher.submit(cb(a))).kind).toBe("admitted");
+    // two in one turn: one batch, sent at the turn's end (the last batch held one)
+    const two = await Promise.all([batcher.submit(cb(b)), batcher.submit(cb(c))]);
+    expect(two.map((r) => r.kind)).toEqual(["admitted", "admitted"]);
+    // under load now: the next batch waits for others, and goes once it holds ADMIT_BATCH_MAX
+    let sent = false;
+    const held = batcher.submit(cb(d)).then((r) => {
+      sent = true;
+      return r;
+    });
+    await settle();
+    expect(sent).toBe(false);
+    const rest = await Promise.all([held, batcher.submit(cb(e)), batcher.submit(cb(f))]);
+    expect(rest.map((r) => r.kind)).toEqual(["admitted", "admitted", "admitted"]);
+    expect((await batchesOf(ids)).map((x) => x.sort())).toEqual(
+      expect.arrayContaining([[a], [b, c].sort(), [d, e, f].sort()]),
+    );
+  });
+
+  it("a window that runs out sends what it holds; a batch of one ends the waiting", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const batcher = new AdmitBatcher(ctx.deps, 64, 50);
+    const ids = await Promise.all([1, 2, 3, 4].map(() => registered()));
+    const [a, b, c, d] = ids as [string, string, string, string];
+    await Promise.all([batcher.submit(cb(a)), batcher.submit(cb(b))]);
+    let sent = false;
+    const held = batcher.submit(cb(c)).then((r) => {
+      sent = true;
+      return r;
+    });
+    await settle();
+    expect(sent).toBe(false);
+    // the window runs out: the batch goes with the one callback it holds
+    vi.advanceTimersByTime(50);
+    expect((await held).kind).toBe("admitted");
+    // that batch held one: no load, so the next lone callback waits for nothing
+    expect((await batcher.submit(cb(d))).kind).toBe("admitted");
+    expect((await batchesOf(ids)).map((x) => x.sort())).toEqual(expect.arrayContaining([[a, b].sort(), [c], [d]]));
+  });
+
+  it("ADMIT_BATCH_WINDOW_MS reaches the gateway's batcher (default 2 ms)", () => {
+    expect(ctx.deps.admitBatchWindowMs).toBe(2);
   });
 });
 

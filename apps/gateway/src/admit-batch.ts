@@ -17,9 +17,13 @@ interface Waiting {
  * on a single Redis by default, 1 on a Cluster, as many calls out per Redis as when every partition
  * batched on its own): a batch is sent at the end of the event-loop turn (setImmediate, after the
  * turn's I/O callbacks) when fewer than `maxOut` calls of its group are out, else as soon as one
- * returns; and at once when it holds `max` callbacks. Without load a batch therefore holds one
- * callback, sent through admit-enqueue-11 as before, and waits for nothing; under load it holds what
- * arrived in its event-loop turn, and once `maxOut` calls are out, what arrives until one returns. A
+ * returns; and at once when it holds `max` callbacks. Under load (the group's last batch held more than
+ * one callback) a batch waits `windowMs` from its first callback instead of its turn's end, so that it
+ * carries what arrives meanwhile: the per-call and per-job costs (the admit call, BullMQ's fetch and
+ * finish of the job, the apply call) are then shared by more callbacks. A batch of one ends the wait for
+ * the next. Without load a batch therefore holds one callback, sent through admit-enqueue-11 as before,
+ * and waits for nothing; under load it holds what arrived in its window (or its event-loop turn), and
+ * once `maxOut` calls are out, what arrives until one returns. A
  * callback repeating the request and Idempotency-Key of one in the open batch sends that batch first and
  * opens the next (Redis runs them in order), so a key is decided once per call as without batching.
  * ACK_REPLICAS: one WAIT per batch, on the node that ran it.
@@ -29,6 +33,10 @@ export class AdmitBatcher {
   /** script calls out, per batch group */
   private readonly out = new Map<number, number>();
   private scheduled = false;
+  /** the open batches waiting out their window, per batch group */
+  private readonly waiting = new Map<number, NodeJS.Timeout>();
+  /** groups whose last batch held more than one callback: their next batch waits for its window */
+  private readonly loaded = new Set<number>();
 
   /** script calls a group may have out at once before its next batch waits for one to return */
   readonly maxOut: number;
@@ -36,6 +44,8 @@ export class AdmitBatcher {
   constructor(
     private readonly deps: GatewayDeps,
     readonly max: number,
+    /** how long a batch under load waits for others (ms); 0: every batch goes at its turn's end */
+    readonly windowMs = 0,
   ) {
     this.maxOut = deps.store.batchGroupPartitions();
   }
@@ -60,21 +70,38 @@ export class AdmitBatcher {
       (batch as Waiting[]).push({ cb, idempotency, resolve, reject });
     });
     if (batch.length >= this.max) this.send(g);
-    else if (!this.scheduled) {
+    else if (batch.length === 1 && this.windowMs > 0 && this.loaded.has(g)) {
+      this.waiting.set(
+        g,
+        setTimeout(() => {
+          this.waiting.delete(g);
+          // with maxOut calls out it goes when one of them returns
+          if ((this.out.get(g) ?? 0) < this.maxOut) this.send(g);
+        }, this.windowMs),
+      );
+    } else if (!this.scheduled && !this.waiting.has(g)) {
       this.scheduled = true;
       setImmediate(() => {
         this.scheduled = false;
         // a group with maxOut calls out sends its batch when one of them returns
-        for (const q of [...this.open.keys()]) if ((this.out.get(q) ?? 0) < this.maxOut) this.send(q);
+        for (const q of [...this.open.keys()])
+          if (!this.waiting.has(q) && (this.out.get(q) ?? 0) < this.maxOut) this.send(q);
       });
     }
     return pending;
   }
 
   private send(g: number): void {
+    const timer = this.waiting.get(g);
+    if (timer) {
+      clearTimeout(timer);
+      this.waiting.delete(g);
+    }
     const batch = this.open.get(g);
     this.open.delete(g);
     if (!batch || batch.length === 0) return;
+    if (batch.length > 1) this.loaded.add(g);
+    else this.loaded.delete(g);
     this.out.set(g, (this.out.get(g) ?? 0) + 1);
     void this.run(batch).finally(() => {
       const left = (this.out.get(g) ?? 1) - 1;
@@ -124,7 +151,7 @@ export function admitBatcher(deps: GatewayDeps): AdmitBatcher | undefined {
   if (max <= 1 || (deps.enqueue ?? "script") !== "script") return undefined;
   let b = batchers.get(deps);
   if (!b) {
-    b = new AdmitBatcher(deps, max);
+    b = new AdmitBatcher(deps, max, deps.admitBatchWindowMs ?? 0);
     batchers.set(deps, b);
   }
   return b;

@@ -29,6 +29,11 @@ export interface GatewayDeps {
    * script call and one batch job, up to this many (ADMIT_BATCH_MAX); absent or 1: one call each.
    */
   admitBatchMax?: number | undefined;
+  /**
+   * Batching under load (ADMIT_BATCH_WINDOW_MS): after a batch of more than one callback, the group's next
+   * batch waits up to this many ms for others; after a batch of one, none waits. Absent or 0: none waits.
+   */
+  admitBatchWindowMs?: number | undefined;
   /** ACK_REPLICAS: a callback is answered 200 only once this many replicas have it (absent: the master alone). */
   replicaAck?: ReplicaAck | undefined;
   /** Where unexpected errors go (never to the client). */

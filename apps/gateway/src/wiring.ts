@@ -111,6 +111,7 @@ export function wireGateway(config: Config, parts: GatewayParts): WiredGateway {
     enqueueTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
     enqueue: config.ENQUEUE_MODE,
     admitBatchMax: config.ADMIT_BATCH_MAX,
+    admitBatchWindowMs: config.ADMIT_BATCH_WINDOW_MS,
     replicaAck: config.ACK_REPLICAS > 0 ? new ReplicaAck(redis, config.ACK_REPLICAS, config.ACK_TIMEOUT_MS) : undefined,
     logError:
       parts.logError ??

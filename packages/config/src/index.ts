@@ -81,6 +81,13 @@ export const configSchema = z.object({
    * turn share one script call and one job, up to this many; 1 = every callback on its own.
    */
   ADMIT_BATCH_MAX: int(1, 1000).default(64),
+  /**
+   * Gateway, batching under load: when the last batch of a batch group held more than one callback, the
+   * group's next batch waits up to this long (or until ADMIT_BATCH_MAX) for others to join it. After a
+   * batch of one (no load) the next is sent at the end of its event-loop turn and waits for nothing.
+   * 0 = every batch at the end of its turn.
+   */
+  ADMIT_BATCH_WINDOW_MS: int(0, 100).default(2),
   /** Gateway: ioredis auto-pipelining (callbacks arriving in one event-loop tick share one Redis write). */
   REDIS_AUTO_PIPELINING: z
     .enum(["true", "false"])
