@@ -24,6 +24,9 @@ export function acceptMetrics(metrics: GatewayMetrics): AcceptObserver {
         throw err;
       }
     },
+    batch(callbacks) {
+      metrics.admitBatch.observe(callbacks);
+    },
     async enqueue(_job, work) {
       const end = metrics.enqueueSeconds.startTimer();
       try {

@@ -22,6 +22,8 @@ export interface AcceptObserver {
   admit(call: AcceptCall, work: AcceptWork<AdmitResult>, alsoEnqueues: boolean): Promise<AdmitResult>;
   /** BullMQ's add of an admitted callback (ENQUEUE_MODE=queue). */
   enqueue(job: CallbackJob, work: AcceptWork<void>): Promise<void>;
+  /** An admit batch sent as one script call, with this many callbacks (admit batching only). */
+  batch?(callbacks: number): void;
 }
 
 /** Runs the work unobserved. */
@@ -51,6 +53,9 @@ export function observeAll(...observers: (AcceptObserver | undefined)[]): Accept
         work,
       );
       return run();
+    },
+    batch(callbacks) {
+      for (const o of list) o.batch?.(callbacks);
     },
   };
 }

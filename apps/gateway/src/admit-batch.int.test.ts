@@ -2,6 +2,7 @@ import { type CallbackJob, callbackBatchJobSchema } from "@ess/contract";
 import { callbackJobId, JOB_BATCH, JOB_CALLBACK } from "@ess/store";
 import { newRequestId } from "@ess/testing/context";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { UNOBSERVED } from "./accept-observer.js";
 import { AdmitBatcher } from "./admit-batch.js";
 import { BacklogMonitor } from "./backlog.js";
 import { useGatewayTestContext } from "./test-context.js";
@@ -127,7 +128,12 @@ describe("admit batching under load: the window", () => {
 
   it("a callback without load waits for no window; after a batch of several the next waits until it is full", async () => {
     // a window no test waits out: whatever is admitted was not held for it
-    const batcher = new AdmitBatcher(ctx.deps, 3, 600_000);
+    const sizes: number[] = [];
+    const batcher = new AdmitBatcher(
+      { ...ctx.deps, observe: { ...UNOBSERVED, batch: (n) => sizes.push(n) } },
+      3,
+      600_000,
+    );
     const ids = await Promise.all([1, 2, 3, 4, 5, 6].map(() => registered()));
     const [a, b, c, d, e, f] = ids as [string, string, string, string, string, string];
     // no load: a lone callback goes at its turn's end
@@ -148,6 +154,8 @@ describe("admit batching under load: the window", () => {
     expect((await batchesOf(ids)).map((x) => x.sort())).toEqual(
       expect.arrayContaining([[a], [b, c].sort(), [d, e, f].sort()]),
     );
+    // the batches as the metrics see them (ess_admit_batch_callbacks)
+    expect(sizes).toEqual([1, 2, 3]);
   });
 
   it("a window that runs out sends what it holds; a batch of one ends the waiting", async () => {

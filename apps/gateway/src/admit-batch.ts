@@ -102,6 +102,7 @@ export class AdmitBatcher {
     if (!batch || batch.length === 0) return;
     if (batch.length > 1) this.loaded.add(g);
     else this.loaded.delete(g);
+    this.deps.observe?.batch?.(batch.length);
     this.out.set(g, (this.out.get(g) ?? 0) + 1);
     void this.run(batch).finally(() => {
       const left = (this.out.get(g) ?? 1) - 1;

@@ -114,6 +114,12 @@ export class GatewayMetrics {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  readonly admitBatch = new Histogram({
+    name: "ess_admit_batch_callbacks",
+    help: "Callbacks per admit script call with admit batching (ADMIT_BATCH_MAX, ADMIT_BATCH_WINDOW_MS); the admitted ones of a call share one job",
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [this.registry],
+  });
   readonly enqueueSeconds = new Histogram({
     name: "ess_enqueue_duration_seconds",
     help: "Time to add an admitted callback to its partition queue",

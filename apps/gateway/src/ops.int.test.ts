@@ -222,6 +222,9 @@ describe("metrics", () => {
     expect(text).toContain('ess_callbacks_total{status="unknown",code="400"} 1');
     expect(text).toMatch(/ess_admit_duration_seconds_count 3\b/);
     expect(text).toMatch(/ess_enqueue_duration_seconds_count 2\b/);
+    // one after the other, each callback is an admit batch of its own
+    expect(text).toMatch(/ess_admit_batch_callbacks_count 3\b/);
+    expect(text).toMatch(/ess_admit_batch_callbacks_sum 3\b/);
     expect(text).toContain('ess_http_requests_total{listener="gateway",operation="register",code="201"} 1');
     // no worker runs in this file: the callbacks (these two and earlier tests') wait in partition 1's queue
     const waiting = Number(/ess_queue_jobs\{queue="p1",state="wait"\} (\d+)/.exec(text)?.[1]);
