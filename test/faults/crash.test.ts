@@ -252,6 +252,10 @@ describe.skipIf(!bin)("recovery after a worker dies", () => {
     // the later callbacks that pile up behind a held one are drained right after it: a history capped at
     // the default 50 could trim the held entry (and its appliedAt) away before the test reads it
     (env as Record<string, string>).HISTORY_LIMIT = "1000";
+    // a kill must land while the victim holds a job it has not applied yet: every batch goes at its
+    // turn's end, so the load makes many small jobs (the batch window would make a few large ones, and
+    // on a busy machine twenty kills could all find the victim between jobs)
+    (env as Record<string, string>).ADMIT_BATCH_WINDOW_MS = "0";
     const [gateway, survivor] = await Promise.all([start("gateway"), start("worker")]);
     const sent = await registerMany([gateway?.url ?? ""], 950_000, 60);
 
