@@ -1,5 +1,5 @@
 import { type CallbackJob, callbackBatchJobSchema } from "@ess/contract";
-import { callbackJobId, JOB_BATCH, JOB_CALLBACK } from "@ess/store";
+import { type AdmitResult, callbackJobId, JOB_BATCH, JOB_CALLBACK } from "@ess/store";
 import { newRequestId } from "@ess/testing/context";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { UNOBSERVED } from "./accept-observer.js";
@@ -118,6 +118,17 @@ describe("admit batching under load: the window", () => {
       )
       .filter((c) => c.length > 0);
   }
+  /** a callback's answer, and whether its batch has been admitted yet */
+  function tracked(answer: Promise<AdmitResult>) {
+    let sent = false;
+    return {
+      answer: answer.then((r) => {
+        sent = true;
+        return r;
+      }),
+      sent: () => sent,
+    };
+  }
   /** a few event-loop turns and Redis round trips: long enough for a batch that does not wait to be admitted */
   async function settle(): Promise<void> {
     for (let i = 0; i < 5; i++) {
@@ -142,14 +153,10 @@ describe("admit batching under load: the window", () => {
     const two = await Promise.all([batcher.submit(cb(b)), batcher.submit(cb(c))]);
     expect(two.map((r) => r.kind)).toEqual(["admitted", "admitted"]);
     // under load now: the next batch waits for others, and goes once it holds ADMIT_BATCH_MAX
-    let sent = false;
-    const held = batcher.submit(cb(d)).then((r) => {
-      sent = true;
-      return r;
-    });
+    const held = tracked(batcher.submit(cb(d)));
     await settle();
-    expect(sent).toBe(false);
-    const rest = await Promise.all([held, batcher.submit(cb(e)), batcher.submit(cb(f))]);
+    expect(held.sent()).toBe(false);
+    const rest = await Promise.all([held.answer, batcher.submit(cb(e)), batcher.submit(cb(f))]);
     expect(rest.map((r) => r.kind)).toEqual(["admitted", "admitted", "admitted"]);
     expect((await batchesOf(ids)).map((x) => x.sort())).toEqual(
       expect.arrayContaining([[a], [b, c].sort(), [d, e, f].sort()]),
@@ -164,16 +171,12 @@ describe("admit batching under load: the window", () => {
     const ids = await Promise.all([1, 2, 3, 4].map(() => registered()));
     const [a, b, c, d] = ids as [string, string, string, string];
     await Promise.all([batcher.submit(cb(a)), batcher.submit(cb(b))]);
-    let sent = false;
-    const held = batcher.submit(cb(c)).then((r) => {
-      sent = true;
-      return r;
-    });
+    const held = tracked(batcher.submit(cb(c)));
     await settle();
-    expect(sent).toBe(false);
+    expect(held.sent()).toBe(false);
     // the window runs out: the batch goes with the one callback it holds
     vi.advanceTimersByTime(50);
-    expect((await held).kind).toBe("admitted");
+    expect((await held.answer).kind).toBe("admitted");
     // that batch held one: no load, so the next lone callback waits for nothing
     expect((await batcher.submit(cb(d))).kind).toBe("admitted");
     expect((await batchesOf(ids)).map((x) => x.sort())).toEqual(expect.arrayContaining([[a, b].sort(), [c], [d]]));
