@@ -39,6 +39,22 @@ export function table(results: ProfileResult[]): string {
       },
     ],
     [
+      "CPU µs per callback read apart: gateway + Redis at max rate (admit), worker + Redis in the drain (apply) = total (÷ bare CPU per request)",
+      (r) => {
+        const parts = [
+          r.gatewayCpuMicrosPerCallback.median,
+          r.max1.redis.cpuMicrosPerCallback,
+          r.drain1.workerCpuMicrosPerCallback,
+          r.drain1.redis.cpuMicrosPerCallback,
+        ];
+        const total = round(
+          parts.reduce((a, b) => a + b, 0),
+          1,
+        );
+        return `${parts.join(" + ")} = ${total} (${round(total / r.ceiling.cpuMicrosPerRequest.median, 1)}×)`;
+      },
+    ],
+    [
       "idle CPU without traffic: gateway / worker / Redis (cores)",
       (r) => {
         const i = r.sustained?.idleCores;
