@@ -182,6 +182,25 @@ describe("admit batching under load: the window", () => {
     expect((await batchesOf(ids)).map((x) => x.sort())).toEqual(expect.arrayContaining([[a, b].sort(), [c], [d]]));
   });
 
+  it("no batch waits while every connection waits for an answer: a client calling as fast as it is answered is not held back", async () => {
+    let idle = 1;
+    const batcher = new AdmitBatcher({ ...ctx.deps, idleConnections: () => idle }, 64, 600_000);
+    const ids = await Promise.all([1, 2, 3, 4, 5].map(() => registered()));
+    const [a, b, c, d, e] = ids as [string, string, string, string, string];
+    await Promise.all([batcher.submit(cb(a)), batcher.submit(cb(b))]);
+    // under load, with a connection that could still send: the next batch waits
+    const held = tracked(batcher.submit(cb(c)));
+    await settle();
+    expect(held.sent()).toBe(false);
+    // that connection's callback joins, and now every connection waits: the batch goes
+    idle = 0;
+    const joined = batcher.submit(cb(d));
+    expect([(await held.answer).kind, (await joined).kind]).toEqual(["admitted", "admitted"]);
+    // still under load (the last batch held two), but no connection can send more: no wait
+    expect((await batcher.submit(cb(e))).kind).toBe("admitted");
+    expect((await batchesOf(ids)).map((x) => x.sort())).toEqual(expect.arrayContaining([[c, d].sort(), [e]]));
+  });
+
   it("ADMIT_BATCH_WINDOW_MS reaches the gateway's batcher (default 2 ms)", () => {
     expect(ctx.deps.admitBatchWindowMs).toBe(2);
   });

@@ -21,7 +21,9 @@ interface Waiting {
  * one callback) a batch waits `windowMs` from its first callback instead of its turn's end, so that it
  * carries what arrives meanwhile: the per-call and per-job costs (the admit call, BullMQ's fetch and
  * finish of the job, the apply call) are then shared by more callbacks. A batch of one ends the wait for
- * the next. Without load a batch therefore holds one callback, sent through admit-enqueue-11 as before,
+ * the next, and so does a listener whose every connection waits for an answer (`idleConnections`: a
+ * client with a few connections that calls again as soon as it is answered sends nothing more meanwhile,
+ * and a wait would only hold it back). Without load a batch therefore holds one callback, sent through admit-enqueue-11 as before,
  * and waits for nothing; under load it holds what arrived in its window (or its event-loop turn), and
  * once `maxOut` calls are out, what arrives until one returns. A
  * callback repeating the request and Idempotency-Key of one in the open batch sends that batch first and
@@ -69,8 +71,10 @@ export class AdmitBatcher {
     const pending = new Promise<AdmitResult>((resolve, reject) => {
       (batch as Waiting[]).push({ cb, idempotency, resolve, reject });
     });
-    if (batch.length >= this.max) this.send(g);
-    else if (batch.length === 1 && this.windowMs > 0 && this.loaded.has(g)) {
+    // every connection waits for an answer: nothing more can join, so a waiting batch goes now
+    const nothingMore = this.deps.idleConnections?.() === 0;
+    if (batch.length >= this.max || (nothingMore && this.waiting.has(g))) this.send(g);
+    else if (batch.length === 1 && this.windowMs > 0 && this.loaded.has(g) && !nothingMore) {
       this.waiting.set(
         g,
         setTimeout(() => {

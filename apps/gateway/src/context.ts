@@ -34,6 +34,11 @@ export interface GatewayDeps {
    * batch waits up to this many ms for others; after a batch of one, none waits. Absent or 0: none waits.
    */
   admitBatchWindowMs?: number | undefined;
+  /**
+   * Connections of the callback listener that could send a request now (IdleConnections); a batch
+   * waits for its window only while some can. Absent: assumed some can.
+   */
+  idleConnections?: (() => number) | undefined;
   /** ACK_REPLICAS: a callback is answered 200 only once this many replicas have it (absent: the master alone). */
   replicaAck?: ReplicaAck | undefined;
   /** Where unexpected errors go (never to the client). */

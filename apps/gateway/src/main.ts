@@ -2,6 +2,7 @@ import { armShutdownDeadline, configOrExit, createLogger, httpTimeouts, loadConf
 import { CallbackQueues, createRedis, DeadLetters, Keys, RequestStore, waitReady } from "@ess/store";
 import { replaySpan, startTracing } from "@ess/telemetry";
 import { Authenticator, CredentialsError } from "./auth/authenticator.js";
+import { IdleConnections } from "./idle-connections.js";
 import { GatewayMetrics } from "./metrics.js";
 import { serveApp } from "./server.js";
 import { watchRedisErrors, wireGateway } from "./wiring.js";
@@ -49,6 +50,8 @@ async function main(): Promise<void> {
     (p, name) => queues.queue(p, name),
     tracing ? replaySpan(tracing) : undefined,
   );
+  // the callback listener's connections, counted once it listens: whether a batch may wait for others
+  const connections = new IdleConnections();
   const { deps, app, adminApp, callbackRoute, readiness, backlog, sseShutdown } = wireGateway(config, {
     redis,
     store,
@@ -58,6 +61,7 @@ async function main(): Promise<void> {
     log,
     tracing,
     metrics,
+    idleConnections: () => connections.idle,
   });
 
   const server = serveApp(
@@ -71,6 +75,7 @@ async function main(): Promise<void> {
     },
     (info) => log.info({ port: info.port, host: config.HOST }, "gateway listening"),
   );
+  connections.attach(server);
   const adminServer = serveApp(
     { fetch: adminApp.fetch, port: config.ADMIN_PORT, hostname: config.ADMIN_HOST, timeouts, logError: deps.logError },
     (info) => log.info({ port: info.port, host: config.ADMIN_HOST }, "admin listening"),

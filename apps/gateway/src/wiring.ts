@@ -43,6 +43,8 @@ export interface GatewayParts {
   secretBox?: SecretBox | undefined;
   /** Where unexpected errors go; default the log at error level. */
   logError?: GatewayDeps["logError"];
+  /** The callback listener's connections that could send a request now (main.ts counts them). */
+  idleConnections?: GatewayDeps["idleConnections"];
 }
 
 /** A wired gateway: the two apps, what they were built from, and the parts main.ts stops on SIGTERM. */
@@ -112,6 +114,7 @@ export function wireGateway(config: Config, parts: GatewayParts): WiredGateway {
     enqueue: config.ENQUEUE_MODE,
     admitBatchMax: config.ADMIT_BATCH_MAX,
     admitBatchWindowMs: config.ADMIT_BATCH_WINDOW_MS,
+    idleConnections: parts.idleConnections,
     replicaAck: config.ACK_REPLICAS > 0 ? new ReplicaAck(redis, config.ACK_REPLICAS, config.ACK_TIMEOUT_MS) : undefined,
     logError:
       parts.logError ??

@@ -84,8 +84,8 @@ export const configSchema = z.object({
   /**
    * Gateway, batching under load: when the last batch of a batch group held more than one callback, the
    * group's next batch waits up to this long (or until ADMIT_BATCH_MAX) for others to join it. After a
-   * batch of one (no load) the next is sent at the end of its event-loop turn and waits for nothing.
-   * 0 = every batch at the end of its turn.
+   * batch of one (no load), or while every connection of the listener waits for an answer, a batch is
+   * sent at the end of its event-loop turn and waits for nothing. 0 = every batch at the end of its turn.
    */
   ADMIT_BATCH_WINDOW_MS: int(0, 100).default(2),
   /** Gateway: ioredis auto-pipelining (callbacks arriving in one event-loop tick share one Redis write). */
