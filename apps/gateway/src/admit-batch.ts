@@ -22,10 +22,10 @@ interface Waiting {
  * carries what arrives meanwhile: the per-call and per-job costs (the admit call, BullMQ's fetch and
  * finish of the job, the apply call) are then shared by more callbacks. A batch of one ends the wait for
  * the next, and so does a listener whose every connection waits for an answer (`idleConnections`: a
- * client with a few connections that calls again as soon as it is answered sends nothing more meanwhile,
- * and a wait would only hold it back). Without load a batch therefore holds one callback, sent through admit-enqueue-11 as before,
- * and waits for nothing; under load it holds what arrived in its window (or its event-loop turn), and
- * once `maxOut` calls are out, what arrives until one returns. A
+ * client with a few connections that calls again as soon as it is answered sends nothing more
+ * meanwhile, and a wait would only hold it back). Without load a batch therefore holds one callback,
+ * sent through admit-enqueue-11 as before, and waits for nothing; under load it holds what arrived in
+ * its window (or its event-loop turn), and once `maxOut` calls are out, what arrives until one returns. A
  * callback repeating the request and Idempotency-Key of one in the open batch sends that batch first and
  * opens the next (Redis runs them in order), so a key is decided once per call as without batching.
  * ACK_REPLICAS: one WAIT per batch, on the node that ran it.
