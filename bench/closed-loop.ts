@@ -5,7 +5,7 @@
 // Usage: NODE_OPTIONS=--conditions=ess-source tsx bench/closed-loop.ts [--connections 1,2,4,8,32]
 //   [--seconds 3] [--rounds 2] [--window 2]
 import { parseArgs } from "node:util";
-import { findRedisServer, RedisServer, ROOT, type RunningProcess, startApp } from "@ess/testing";
+import { discardOutput, findRedisServer, RedisServer, ROOT, type RunningProcess, startApp } from "@ess/testing";
 import { buildMix, drive, makeTargets, registrationCalls } from "./load.js";
 
 const { values } = parseArgs({
@@ -31,12 +31,7 @@ const contenders: Record<string, RunningProcess> = {
 };
 const worker = await startApp("worker", env, [], ROOT, true);
 const all = [...Object.values(contenders), worker];
-// their log lines are not read: keep the pipes flowing
-for (const p of all)
-  for (const s of [p.child.stdout, p.child.stderr]) {
-    s?.removeAllListeners("data");
-    s?.resume();
-  }
+discardOutput(...all);
 let base = 7_000_000;
 try {
   for (const connections of (values.connections ?? "").split(",").map(Number)) {
@@ -53,7 +48,7 @@ try {
     }
   }
 } finally {
-  for (const p of all) p.child.kill("SIGKILL");
+  await Promise.all(all.map((p) => p.kill()));
   await server.stop();
 }
 process.exit(0);

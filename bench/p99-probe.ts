@@ -22,7 +22,7 @@ import { type ChildProcess, fork, spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { Keys } from "@ess/store";
-import { findRedisServer, RedisServer, ROOT, type RunningProcess, startApp } from "@ess/testing";
+import { discardOutput, findRedisServer, RedisServer, ROOT, type RunningProcess, startApp } from "@ess/testing";
 import { Redis } from "ioredis";
 import { buildMix, type Call, drive, makeTargets, registrationCalls, statusCounts } from "./load.js";
 import {
@@ -128,11 +128,7 @@ const gatewayOf = (cond: string) => gateways.get(JSON.stringify(envOf(cond))) as
 const gateway = gatewayOf(conditions[0] ?? "");
 const workerEnv = Object.fromEntries(pairs(values["worker-env"] ?? "", "", ","));
 const worker = await startApp("worker", { ...env, ...workerEnv }, prof("worker"), ROOT, true);
-for (const p of [...gateways.values(), worker])
-  for (const s of [p.child.stdout, p.child.stderr]) {
-    s?.removeAllListeners("data");
-    s?.resume();
-  }
+discardOutput(...gateways.values(), worker);
 const bare = spawn(process.execPath, ["--import", "tsx", "bench/bare.ts"], {
   cwd: ROOT,
   env: { ...process.env, PORT: "0" },

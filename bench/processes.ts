@@ -4,7 +4,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { RedisServer } from "@ess/testing";
-import { ROOT, type RunningProcess, startApp } from "@ess/testing";
+import { discardOutput, ROOT, type RunningProcess, startApp } from "@ess/testing";
 import { KEY_PREFIX, opts, PARTITIONS, sleep } from "./options.js";
 
 /** Every child the bench started, killed on Ctrl-C so nothing outlives an interrupted run. */
@@ -112,17 +112,14 @@ export function buildAll(): void {
 }
 
 /**
- * Tracks a started app and, once it is up, reads its output without keeping it: startApp keeps all of
- * a child's output for tests to search, and the access and job log lines of a whole run (hundreds of
- * bytes per callback) would otherwise pile up in the load generator's heap and lengthen its garbage
- * collections, which delay the paced calls. The output stays read, so the child never blocks on a full pipe.
+ * Tracks a started app and, once it is up, reads its output without keeping it (discardOutput):
+ * startApp keeps all of a child's output for tests to search, and a whole run's log lines would
+ * otherwise pile up in the load generator's heap and lengthen its garbage collections, which delay
+ * the paced calls.
  */
 export function tracked(p: RunningProcess): RunningProcess {
   children.add(p.child);
-  for (const stream of [p.child.stdout, p.child.stderr]) {
-    stream?.removeAllListeners("data");
-    stream?.resume();
-  }
+  discardOutput(p);
   return p;
 }
 

@@ -17,7 +17,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { loadConfig } from "@ess/config";
 import { CALLBACK_QUEUE, Keys, loadBullmq, OPS_QUEUE } from "@ess/store";
-import { findRedisServer, nodeFlags, RedisServer, ROOT, startApp } from "@ess/testing";
+import { discardOutput, findRedisServer, nodeFlags, RedisServer, ROOT, startApp } from "@ess/testing";
 import { buildMix, drive, drivePacedRaw, makeTargets, registrationCalls, type Target } from "./load.js";
 
 const { values } = parseArgs({ options: { rate: { type: "string", default: "3500" } } });
@@ -84,11 +84,7 @@ const PARTITIONS = 16;
 const env = { REDIS_URL: server.url, PARTITIONS: String(PARTITIONS) };
 const gateway = await startApp("gateway", env, [], ROOT, true);
 const worker = await startApp("worker", env, [], ROOT, true);
-for (const p of [gateway, worker])
-  for (const s of [p.child.stdout, p.child.stderr]) {
-    s?.removeAllListeners("data");
-    s?.resume();
-  }
+discardOutput(gateway, worker);
 let base = 1;
 await sequence("gateway", gateway.child.pid as number, gateway.url, async (n) => {
   const t = makeTargets(base, n);

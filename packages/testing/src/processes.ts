@@ -36,6 +36,19 @@ export interface RunningProcess {
 }
 
 /**
+ * Reads the processes' output from now on without keeping it: a benchmark's access and job log lines
+ * (hundreds of bytes per callback) would otherwise pile up in `output()`. The output stays read, so a
+ * child never blocks on a full pipe.
+ */
+export function discardOutput(...processes: RunningProcess[]): void {
+  for (const p of processes)
+    for (const stream of [p.child.stdout, p.child.stderr]) {
+      stream?.removeAllListeners("data");
+      stream?.resume();
+    }
+}
+
+/**
  * Starts apps/<app>/src/main.ts with env; resolves once it reports it is up. `nodeArgs` go to node
  * before the script (the bench's `--cpu-prof`, which NODE_OPTIONS does not allow). `root`: the
  * checkout to run it from (the bench's --baseline), default this one. `compiled`: run the build's
