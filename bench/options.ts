@@ -6,7 +6,9 @@ export const HELP = `npm run bench -- [options]
 
   --quick              small run (about 25-40 s here): profile A, 1500 requests, one round, short phases
   --profiles A,B       Redis profiles: A = AOF off, B = appendonly yes + appendfsync everysec (default A,B)
-  --requests N         requests registered for the max-rate phase, split over the rounds (default 6000; quick 1500)
+  --requests N         requests registered for the max-rate phase, split over the rounds (default 24000; quick 1500):
+                       each round of the gateway lasts longer than the ceiling's, so that its start and
+                       its last answers weigh no more in its rate than they do in the ceiling's
   --updates K          UPDATE callbacks per request before its final status (default 4)
   --bad-every M        one 4xx call (403/404/400 in turn) every M calls; 0 = none (default 20)
   --connections C      keep-alive connections of the load generator (default 100)
@@ -75,7 +77,7 @@ if (args.help) {
 export const quick = args.quick;
 export const opts = {
   profiles: (args.profiles ?? (quick ? "A" : "A,B")).split(",").map((s) => s.trim().toUpperCase()),
-  requests: Number(args.requests ?? (quick ? 1500 : 6000)),
+  requests: Number(args.requests ?? (quick ? 1500 : 24000)),
   updates: Number(args.updates),
   badEvery: Number(args["bad-every"]),
   connections: Number(args.connections),
