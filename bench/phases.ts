@@ -120,6 +120,16 @@ async function measureCeiling(bare: { child: ChildProcess; url: string }, calls:
   };
 }
 
+type Ceiling = Awaited<ReturnType<typeof measureCeiling>>;
+
+/**
+ * The higher of two ceilings, measured before and after a search. A ceiling measured while the machine
+ * was briefly busier reads low and would flatter the ratio; the higher one is the conservative choice.
+ */
+function higher(a: Ceiling, b: Ceiling): Ceiling {
+  return b.requestsPerSecond > a.requestsPerSecond ? b : a;
+}
+
 /** Max-rate phase: gateways without workers, the backlog stays for a drain phase. */
 interface Prepared {
   targets: Target[];
@@ -568,8 +578,7 @@ export async function runProfile(profile: "A" | "B", bin: string) {
     // interleaved rounds: ceiling, gateway, variants, ceiling, gateway, ... so that the machine's noise
     // hits all of them alike; each ratio compares with the ceiling measured in the same round
     const perRound = Math.max(50, Math.round(opts.requests / opts.rounds));
-    const rounds: { ceiling: Awaited<ReturnType<typeof measureCeiling>>; gateway: MaxResult; variants: MaxResult[] }[] =
-      [];
+    const rounds: { ceiling: Ceiling; gateway: MaxResult; variants: MaxResult[] }[] = [];
     const max1Targets: Target[] = [];
     for (let r = 0; r < opts.rounds; r++) {
       const prepared = await prepare([g1], perRound);
@@ -685,7 +694,7 @@ export async function runProfile(profile: "A" | "B", bin: string) {
 
     const maxRate = max1.result.allPerSecond;
     let sustained: {
-      ceiling: Awaited<ReturnType<typeof measureCeiling>>;
+      ceiling: Ceiling;
       idleCores: Awaited<ReturnType<typeof idleCores>>;
       search: Awaited<ReturnType<typeof sustainedSearch>>;
       acceptedPerSecond: number | null;
@@ -695,7 +704,7 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       bareAt50: { p50: number; p99: number; p99_9: number } | null;
     } | null = null;
     let unbatched: {
-      ceiling: Awaited<ReturnType<typeof measureCeiling>>;
+      ceiling: Ceiling;
       search: Awaited<ReturnType<typeof sustainedSearch>>;
       acceptedPerSecond: number | null;
       ratioToCeiling: number | null;
@@ -703,10 +712,12 @@ export async function runProfile(profile: "A" | "B", bin: string) {
       pairs: { offered: number; on: PairSide; off: PairSide }[];
     } | null = null;
     if (opts.sustained) {
-      // a ceiling of its own right before the search (the worker idles): the same moment's machine
-      const c = await measureCeiling(bare, probeMix);
+      // a ceiling of its own right before the search (the worker idles) and right after it: the same
+      // moment's machine
+      const before = await measureCeiling(bare, probeMix);
       const idle = await idleCores(redis, g1, pacedWorker);
       const search = await sustainedSearch(redis, g1, pacedWorker, maxRate);
+      const c = higher(before, await measureCeiling(bare, probeMix));
       const rate = search.best?.acceptedPerSecond ?? null;
       // accept latency at half the sustained rate (offered calls/s of the best step that held), as long
       // as a step: a p99 needs thousands of calls (a 1.5 s phase at 1 000/s makes it the 15th slowest)
@@ -747,9 +758,10 @@ export async function runProfile(profile: "A" | "B", bin: string) {
         await register(gu.url, warmU);
         await drive(gu.url, buildMix(warmU, opts.updates, opts.badEvery), { connections: opts.connections });
         await waitDrained(redis, 60000);
-        const cu = await measureCeiling(bare, probeMix);
+        const beforeU = await measureCeiling(bare, probeMix);
         const startU = (search.best?.offeredPerSecond ?? maxRate * 0.5) * 0.6;
         const searchU = await sustainedSearch(redis, gu, pacedWorker, maxRate, "unbatched", startU);
+        const cu = higher(beforeU, await measureCeiling(bare, probeMix));
         const rateU = searchU.best?.acceptedPerSecond ?? null;
         const halfU = searchU.best
           ? await pacedPhase(
