@@ -536,8 +536,8 @@ export async function runProfile(profile: "A" | "B", bin: string) {
   try {
     log(`profile ${profile}: redis on ${server.url} (${profile === "A" ? "AOF off" : "appendfsync everysec"})`);
 
-    // the ceiling: same calls, bare Hono, as fast as it goes; measured right before and right after
-    // the gateway's max-rate phase (the machine is noisy: the ratio uses their mean)
+    // the ceiling: same calls, bare Hono, as fast as it goes; measured in every max-rate round, right
+    // before the gateways of that round, and around the sustained searches (the machine is noisy)
     const bare = await startBare();
     bareChild = bare.child;
     const probeMix = buildMix(makeTargets(500_000_000, 2000), opts.updates, opts.badEvery);
