@@ -19,14 +19,8 @@ export class IdleConnections {
     });
     server.prependListener("request", (_req, res) => {
       this.busy++;
-      let answered = false;
-      const done = () => {
-        if (answered) return;
-        answered = true;
-        this.busy--;
-      };
-      res.once("finish", done);
-      res.once("close", done);
+      // node emits a response's close once, after its answer is sent or when its connection goes away
+      res.once("close", () => this.busy--);
     });
     return this;
   }
