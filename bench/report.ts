@@ -4,6 +4,15 @@ import { opts } from "./options.js";
 import { type ProfileResult, stallLine } from "./phases.js";
 import { VARIANTS } from "./processes.js";
 
+/**
+ * A step's CPU per callback as the target counts it: gateway + worker + Redis, and that sum ÷ the bare
+ * server's CPU per request (the load generator is not in it, as the bare side counts the bare server only).
+ */
+function systemCpu(c: { gateway: number; worker: number; redis: number }, bareMicros: number): string {
+  const sum = round(c.gateway + c.worker + c.redis, 1);
+  return `${c.gateway} + ${c.worker} + ${c.redis} = ${sum} (${round(sum / bareMicros, 1)}×)`;
+}
+
 export function table(results: ProfileResult[]): string {
   const rows: [string, (r: ProfileResult) => string][] = [
     [
@@ -34,10 +43,8 @@ export function table(results: ProfileResult[]): string {
         const b = s?.best ?? s?.steps[0];
         if (!b) return "-";
         const c = b.cpuMicrosPerCallback;
-        // the target's ratio counts the system's processes only, as the bare side counts the bare server only
-        const system = round(c.gateway + c.worker + c.redis, 1);
         const at = s?.best ? "" : ` (no step held: at ${b.offeredPerSecond} calls/s offered)`;
-        return `${c.gateway} + ${c.worker} + ${c.redis} = ${system} (${round(system / r.ceiling.cpuMicrosPerRequest.median, 1)}×) · + ${c.loadGenerator} = ${c.total}${at}`;
+        return `${systemCpu(c, r.ceiling.cpuMicrosPerRequest.median)} · + ${c.loadGenerator} = ${c.total}${at}`;
       },
     ],
     [
@@ -90,12 +97,9 @@ export function table(results: ProfileResult[]): string {
         if (!u) return "-";
         const b = u.search.best;
         if (!b) return `none held (${u.search.steps.map((x) => `${x.offeredPerSecond}✗`).join(", ")})`;
-        const c = b.cpuMicrosPerCallback;
-        const sum = round(c.gateway + c.worker + c.redis, 1);
         return (
           `${u.acceptedPerSecond} · ${u.ratioToCeiling} (ceiling ${u.ceiling.requestsPerSecond}/s) · ` +
-          `${c.gateway} + ${c.worker} + ${c.redis} = ${sum} (${round(sum / u.ceiling.cpuMicrosPerRequest, 1)}×) · ` +
-          `${u.paced50?.latencyMs.p99 ?? "-"}`
+          `${systemCpu(b.cpuMicrosPerCallback, u.ceiling.cpuMicrosPerRequest)} · ${u.paced50?.latencyMs.p99 ?? "-"}`
         );
       },
     ],
