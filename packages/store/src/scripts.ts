@@ -78,8 +78,11 @@ const GENERATED: Record<string, (seen: Set<string>) => string> = {
    * composing script included above is not included again (its locals are in scope)
    */
   admit: (seen) => resolveIncludes(composable(readScriptFile("admit-2")), seen),
-  /** apply-8, composed into apply-batch the same way */
-  apply: (seen) => resolveIncludes(composable(readScriptFile(`apply-${SCRIPTS.apply}`)), seen),
+  /**
+   * apply-8, composed into apply-batch the same way, without its standalone entry (the lines from
+   * `--@standalone` on): the composing script calls its run(KEYS, ARGV) per callback
+   */
+  apply: (seen) => resolveIncludes(standaloneEntryOff(composable(readScriptFile(`apply-${SCRIPTS.apply}`))), seen),
   /** BullMQ's addStandardJob, as the installed bullmq ships it */
   addStandardJob: () => composable(bullmqAddStandardJob()),
 };
@@ -109,6 +112,14 @@ function readScriptFile(name: string): string {
 /** A source composed into another script: without its shebang (only a script's first line may be one). */
 function composable(source: string): string {
   return source.replace(SHEBANG, "");
+}
+
+const STANDALONE = /^--@standalone\n[\s\S]*$/m;
+
+/** A composed script without the lines that run it on its own (from its `--@standalone` line on). */
+function standaloneEntryOff(source: string): string {
+  if (!STANDALONE.test(source)) throw new Error("a composed script must end in a '--@standalone' section");
+  return source.replace(STANDALONE, "");
 }
 
 const INCLUDE = /^--@include ([A-Za-z0-9_-]+)$/gm;

@@ -47,21 +47,28 @@
 --@include index
 --@include jobId
 
-local req, buf, hist, events, skip = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local mode, now = ARGV[1], tonumber(ARGV[3])
-local histCap, maxlen, retention = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
-local gapTimeout, rid = tonumber(ARGV[7]), ARGV[9]
+-- The call in progress: run() sets these for each callback; the functions below are defined once per
+-- script call (apply-batch runs many callbacks through them), not once per callback.
+local K, A, req, buf, hist, events, skip, now, nowText, histCap, maxlen, retention, gapTimeout, rid
 
--- The request hash's fields this script reads, in one HMGET; H holds them as the script changed them.
--- Writes go to H and are collected (put, drop), and reach the hash at the end in one HDEL and one HSET.
-local READ = { 'state', 'execution', 'retriedCount', 'maxRetries', 'handle', 'applied', 'gapSince',
-  'stateChangeTime', 'registeredAt', 'jobDefinitionId', 'eventSeq', H_HEAD_FIELD }
-local got = redis.call('HMGET', req, unpack(READ))
-if not got[1] then return { 'gone', 0, 0 } end
-local H, W, D = {}, {}, {}
-for i, f in ipairs(READ) do H[f] = got[i] or nil end
+-- The request hash's fields this script reads: BASE in one HMGET at the start, MORE in a second one
+-- when a callback moves the state (most callbacks, UPDATEs, do not, and a field the hash lacks costs
+-- a scan of the whole hash). H holds them as the script changed them. Writes go to H and are
+-- collected (W, D), and reach the hash at the end in one HDEL and one HSET.
+local BASE = { 'state', 'execution', 'applied', 'gapSince', H_HEAD_FIELD }
+local MORE = { 'retriedCount', 'maxRetries', 'handle', 'stateChangeTime', 'registeredAt', 'jobDefinitionId', 'eventSeq' }
+local H, W, D, haveMore
 local function put(f, v) H[f] = v; W[f] = v; D[f] = nil end
 local function drop(f) H[f] = nil; W[f] = nil; D[f] = true end
+local function readMore()
+  if haveMore then return end
+  haveMore = true
+  local got = redis.call('HMGET', req, unpack(MORE))
+  for i = 1, #MORE do
+    local f = MORE[i]
+    if got[i] and W[f] == nil and not D[f] then H[f] = got[i] end
+  end
+end
 local function flush()
   local del, set = {}, {}
   for f in pairs(D) do del[#del + 1] = f end
@@ -70,9 +77,8 @@ local function flush()
   if #set > 0 then redis.call('HSET', req, unpack(set)) end
 end
 
-local applied = tonumber(H.applied or '0')
--- whether the reorder buffer holds callbacks, as last seen (nil: not looked at yet)
-local buffered
+-- the last applied seq, and whether the reorder buffer holds callbacks as last seen (nil: not looked at yet)
+local applied, buffered
 
 local function record(entry)
   put(H_HEAD_FIELD, pushHistory(hist, entry, histCap, H[H_HEAD_FIELD]))
@@ -94,6 +100,7 @@ local function applyOne(cb, late)
     entry.reason = 'request is ' .. from
   else
     local rule = column[cb.status]
+    if rule.retry or rule.event or rule.to ~= from then readMore() end
     local retried, maxRetries = tonumber(H.retriedCount or '0'), tonumber(H.maxRetries or '0')
     if rule.retry and retried < maxRetries then
       rule = rule.retry
@@ -101,17 +108,17 @@ local function applyOne(cb, late)
     end
     local to = rule.to
     put('state', to)
-    put('updatedAt', now)
+    put('updatedAt', nowText)
     if rule.cause then put('cause', rule.cause) end
     if rule.errorType then put('errorType', rule.errorType) end
     if rule.message then
       if cb.message then put(rule.message, cb.message) else drop(rule.message) end
-      if rule.message == 'errorWarningMessage' then put('errorWarningTime', now) end
+      if rule.message == 'errorWarningMessage' then put('errorWarningTime', nowText) end
     end
-    if rule.checkIn then put('lastCheckInTime', now) end
+    if rule.checkIn then put('lastCheckInTime', nowText) end
     if TERMINAL[to] then
-      put('processEndTime', now)
-      put('completedTime', now)
+      put('processEndTime', nowText)
+      put('completedTime', nowText)
     end
     if not CALLBACK_STATES[to] and H.handle then
       -- leaving the states that take callbacks retires the handle; a repeat of this very
@@ -120,9 +127,9 @@ local function applyOne(cb, late)
       put('closedStatus', cb.status)
       drop('handle')
     end
-    if indexMove(KEYS[6], KEYS[7], rid, from, to, now, retention,
+    if indexMove(K[6], K[7], rid, from, to, now, retention,
         { H.stateChangeTime, H.registeredAt, H.jobDefinitionId }) then
-      put('stateChangeTime', now)
+      put('stateChangeTime', nowText)
     end
     if TERMINAL[to] then
       expireRequest({ req, buf, hist, skip }, retention)
@@ -131,7 +138,7 @@ local function applyOne(cb, late)
     entry.outcome = late and 'late' or 'applied'
     if rule.event then
       local ev = { 'event', rule.event, 'requestId', rid, 'state', to, 'previousState', from,
-        'seq', tostring(cb.seq), 'execution', tostring(cb.execution), 'at', tostring(now) }
+        'seq', tostring(cb.seq), 'execution', tostring(cb.execution), 'at', nowText }
       if rule.errorType then table.insert(ev, 'errorType'); table.insert(ev, rule.errorType) end
       if rule.cause then table.insert(ev, 'cause'); table.insert(ev, rule.cause) end
       local eventSeq = tonumber(H.eventSeq or '0') + 1
@@ -181,7 +188,7 @@ local function missing()
 end
 
 local function gap()
-  local want = tonumber(ARGV[2])
+  local want = tonumber(A[2])
   local head = redis.call('ZRANGE', buf, 0, 0, 'WITHSCORES')
   buffered = #head > 0
   if want <= applied or not buffered then return { 'closed', missing(), 0 } end
@@ -190,14 +197,14 @@ local function gap()
   local first = tonumber(head[2])
   -- the gap moved since the caller read it (its job keys are not those of this gap): decide nothing,
   -- the check runs again at once with the gap as it is now
-  if tonumber(ARGV[8]) ~= applied + 1 or #KEYS - 8 ~= first - 1 - applied then return { 'wait', applied + 1, 0 } end
+  if tonumber(A[8]) ~= applied + 1 or #K - 8 ~= first - 1 - applied then return { 'wait', applied + 1, 0 } end
   -- a missing callback whose job still exists is being (re)tried: never skip it; one queued inside a
   -- batch job has an in-flight marker instead, until its batch applies it or dead-letters it
-  for i = 9, #KEYS do
-    if redis.call('EXISTS', KEYS[i]) == 1 then return { 'wait', applied + 1, gapTimeout } end
+  for i = 9, #K do
+    if redis.call('EXISTS', K[i]) == 1 then return { 'wait', applied + 1, gapTimeout } end
   end
   for seq = applied + 1, first - 1 do
-    if redis.call('HEXISTS', KEYS[8], callbackJobId(rid, seq)) == 1 then return { 'wait', applied + 1, gapTimeout } end
+    if redis.call('HEXISTS', K[8], callbackJobId(rid, seq)) == 1 then return { 'wait', applied + 1, gapTimeout } end
   end
   for seq = applied + 1, first - 1 do redis.call('SADD', skip, seq) end
   expireWithRequest(skip)
@@ -212,13 +219,13 @@ end
 -- mode 'cb''s reply: { result, missing, n, held }
 local function reply(result, miss, n)
   local held = 0
-  if miss > 0 and redis.call('HEXISTS', KEYS[8], callbackJobId(rid, miss)) == 1 then held = 1 end
+  if miss > 0 and redis.call('HEXISTS', K[8], callbackJobId(rid, miss)) == 1 then held = 1 end
   return { result, miss, n, held }
 end
 
 local function callback()
   -- apply-batch passes the job it decoded already as ARGV.job
-  local cb = ARGV.job or cjson.decode(ARGV[2])
+  local cb = A.job or cjson.decode(A[2])
   local seq = tonumber(cb.seq)
   if seq <= applied then
     -- a callback skipped over as a gap arrives late: it goes through the state machine now
@@ -228,8 +235,8 @@ local function callback()
     return reply('duplicate', missing(), 0)
   end
   if seq > applied + 1 then
-    if redis.call('ZCARD', buf) == 0 then put('gapSince', now) end
-    redis.call('ZADD', buf, 'NX', seq, ARGV[2])
+    if redis.call('ZCARD', buf) == 0 then put('gapSince', nowText) end
+    redis.call('ZADD', buf, 'NX', seq, A[2])
     expireWithRequest(buf)
     return reply('buffered', applied + 1, 0)
   end
@@ -240,7 +247,25 @@ local function callback()
   return reply(result, missing(), n)
 end
 
-local out
-if mode == 'gap' then out = gap() else out = callback() end
-flush()
-return out
+-- Applies one callback or gap check (KEYS, ARGV as described above); returns the reply.
+local function run(KEYS, ARGV)
+  K, A = KEYS, ARGV
+  req, buf, hist, events, skip = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+  nowText = ARGV[3]
+  now = tonumber(nowText)
+  histCap, maxlen, retention = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+  gapTimeout, rid = tonumber(ARGV[7]), ARGV[9]
+  local got = redis.call('HMGET', req, unpack(BASE))
+  if not got[1] then return { 'gone', 0, 0 } end
+  H, W, D, haveMore = {}, {}, {}, false
+  for i = 1, #BASE do
+    if got[i] then H[BASE[i]] = got[i] end
+  end
+  applied, buffered = tonumber(H.applied or '0'), nil
+  local out
+  if ARGV[1] == 'gap' then out = gap() else out = callback() end
+  flush()
+  return out
+end
+--@standalone
+return run(KEYS, ARGV)

@@ -3,7 +3,8 @@
   apply-batch-0: applies the callbacks of one batch job (one batch group: callbacks of any partitions on
   a single Redis, of one partition on Redis Cluster; in the order the gateway admitted them) in ONE
   script call. Each callback goes through apply-8 unchanged, composed as the include 'apply' (the one
-  source of the state machine, the reorder buffer and the duplicate rule), with its own request's and
+  source of the state machine, the reorder buffer and the duplicate rule; its run() is called once per
+  callback, its functions are defined once per batch), with its own request's and
   its own partition's keys (and the job decoded once, as ARGV.job); its in-flight marker (in its own
   partition's marker hash) is cleared in the same atomic step, except for a callback whose request is
   gone: its marker stays until its dead letter is written (the worker does that next; a crash in between runs the batch again). A batch run
@@ -31,9 +32,7 @@
 --@include index
 --@include jobId
 
-local function apply(KEYS, ARGV)
 --@include apply
-end
 
 local n = (#ARGV - 5) / 2
 local out = {}
@@ -46,7 +45,7 @@ for i = 1, n do
   local job = cjson.decode(json)
   local args = { 'cb', json, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], 0, rid }
   args.job = job
-  local r = apply({ KEYS[k - 7], KEYS[k - 6], KEYS[k - 5], KEYS[k - 4], KEYS[k - 3], KEYS[k - 2], KEYS[k - 1], KEYS[k] }, args)
+  local r = run({ KEYS[k - 7], KEYS[k - 6], KEYS[k - 5], KEYS[k - 4], KEYS[k - 3], KEYS[k - 2], KEYS[k - 1], KEYS[k] }, args)
   if r[1] ~= 'gone' then
     local markers = done[KEYS[k]]
     if not markers then
