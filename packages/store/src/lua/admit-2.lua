@@ -34,7 +34,9 @@
 --@include codes
 --@include callbackStates
 
-local r = redis.call('HMGET', KEYS[1], 'state', 'handle', 'execution', 'closedHandle', 'closedStatus')
+-- the fields of a closed request (closedHandle, closedStatus) are read only for one: a field the hash
+-- lacks costs a scan of the whole hash, and a running request has neither
+local r = redis.call('HMGET', KEYS[1], 'state', 'handle', 'execution')
 local state = r[1]
 if not state then return { CODE.NOT_FOUND, 0, 0, 0 } end
 local cancelling = (state == 'CANCELLING') and 1 or 0
@@ -70,8 +72,9 @@ if CALLBACK_STATES[state] then
   if fp ~= '' and lease > 0 then pending(seq, r[3]) end
   return { CODE.ADMITTED, seq, tonumber(r[3]), cancelling }
 end
-if r[4] == h then
-  if r[5] == ARGV[2] then return { CODE.REPEAT, 0, tonumber(r[3]), 0 } end
+local closed = redis.call('HMGET', KEYS[1], 'closedHandle', 'closedStatus')
+if closed[1] == h then
+  if closed[2] == ARGV[2] then return { CODE.REPEAT, 0, tonumber(r[3]), 0 } end
   return { CODE.NOT_ACCEPTING, state, 0, 0 }
 end
 if r[2] == h then return { CODE.NOT_ACCEPTING, state, 0, 0 } end

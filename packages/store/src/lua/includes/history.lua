@@ -30,8 +30,9 @@ local function unb36(s)
   return tonumber(s, 36)
 end
 
+local H_FLOOR = math.floor
 local function isInt(v)
-  return type(v) == 'number' and v == math.floor(v) and math.abs(v) < 9007199254740992
+  return type(v) == 'number' and v == H_FLOOR(v) and v < 9007199254740992 and v > -9007199254740992
 end
 
 -- the number a reason's decimal digits stand for, when it prints back as the same digits (else nil)
@@ -42,40 +43,41 @@ local function canonical(digits)
   return n
 end
 
+-- e[k] as its code in tbl (a state's character, or an outcome's or status's number), or `none` when
+-- e has no k; a value tbl has no code for goes to extra, and stands as `none` too
+local function codeOf(e, extra, tbl, k, none)
+  local v = e[k]
+  if v == nil then return none end
+  local c = type(v) == 'string' and tbl[v]
+  if c then return c end
+  extra[k] = v
+  return none
+end
+
 -- entry → packed string; h = { t = appliedAt, s = seq } of the newest entry so far, updated
 local function packHistory(e, h)
   local extra = {}
   for k, v in pairs(e) do
     if not H_KNOWN[k] then extra[k] = v end
   end
-  local function code(tbl, k)
-    local v = e[k]
-    if v == nil then return '_' end
-    local c = type(v) == 'string' and tbl[v]
-    if c then return c end
-    extra[k] = v
-    return '_'
-  end
   -- outcome and status share the first character: H_HEAD[outcome * H_STATUS_BASE + status + 1]
-  local function index(tbl, k)
-    local v = e[k]
-    if v == nil then return 0 end
-    local i = type(v) == 'string' and tbl[v]
-    if i then return i end
-    extra[k] = v
-    return 0
-  end
-  local head = index(H_OUTCOME, 'outcome') * H_STATUS_BASE + index(H_STATUS, 'status') + 1
-  local out = { string.sub(H_HEAD, head, head), code(H_STATE, 'from') }
+  local head = codeOf(e, extra, H_OUTCOME, 'outcome', 0) * H_STATUS_BASE + codeOf(e, extra, H_STATUS, 'status', 0) + 1
+  local from = codeOf(e, extra, H_STATE, 'from', '_')
+  local out, n = { string.sub(H_HEAD, head, head), from }, 2
   -- 'to' is left out when it equals 'from' (the state did not change)
-  if not (e.to ~= nil and e.to == e.from and out[2] ~= '_') then table.insert(out, code(H_STATE, 'to')) end
+  if not (e.to ~= nil and e.to == e.from and from ~= '_') then
+    n = n + 1
+    out[n] = codeOf(e, extra, H_STATE, 'to', '_')
+  end
   local t = e.appliedAt
   if isInt(t) then
     local d = h.t and (t - h.t) or 0
-    table.insert(out, 'A' .. (d == 0 and '' or b36(d)))
+    n = n + 1
+    out[n] = d == 0 and 'A' or 'A' .. b36(d)
     h.t = t
     if isInt(e.acceptedAt) then
-      table.insert(out, 'B' .. b36(t - e.acceptedAt))
+      n = n + 1
+      out[n] = 'B' .. b36(t - e.acceptedAt)
     elseif e.acceptedAt ~= nil then
       extra.acceptedAt = e.acceptedAt
     end
@@ -88,28 +90,39 @@ local function packHistory(e, h)
     local d = h.s and (seq - h.s) or 1
     -- a callback's entry has a seq: its S is left out for the usual step of 1
     if d ~= 1 then
-      table.insert(out, 'S' .. b36(d))
+      n = n + 1
+      out[n] = 'S' .. b36(d)
     elseif not H_SEQ_OUTCOME[e.outcome] then
-      table.insert(out, 'S')
+      n = n + 1
+      out[n] = 'S'
     end
     h.s = seq
     if isInt(e.lastSeq) then
-      table.insert(out, 'Q' .. b36(e.lastSeq - seq))
+      n = n + 1
+      out[n] = 'Q' .. b36(e.lastSeq - seq)
     elseif e.lastSeq ~= nil then
       extra.lastSeq = e.lastSeq
     end
   else
-    if H_SEQ_OUTCOME[e.outcome] then table.insert(out, 'N') end
+    if H_SEQ_OUTCOME[e.outcome] then
+      n = n + 1
+      out[n] = 'N'
+    end
     if seq ~= nil then extra.seq = seq end
     if e.lastSeq ~= nil then extra.lastSeq = e.lastSeq end
   end
   local x = e.execution
   if x == nil then
-    table.insert(out, 'E')
+    n = n + 1
+    out[n] = 'E'
   elseif isInt(x) then
-    if x ~= 1 then table.insert(out, 'E' .. b36(x)) end
+    if x ~= 1 then
+      n = n + 1
+      out[n] = 'E' .. b36(x)
+    end
   else
-    table.insert(out, 'E')
+    n = n + 1
+    out[n] = 'E'
     extra.execution = x
   end
   local r = e.reason
@@ -119,25 +132,27 @@ local function packHistory(e, h)
     local stale, current
     if type(r) == 'string' then stale, current = string.match(r, '^stale execution (%d+) %(current (%d+)%)$') end
     current = canonical(current)
+    n = n + 1
     if r == 'resumed' then
-      table.insert(out, 'P')
+      out[n] = 'P'
     elseif state and H_STATE[state] then
-      table.insert(out, 'I' .. H_STATE[state])
+      out[n] = 'I' .. H_STATE[state]
     elseif gap then
-      table.insert(out, 'G' .. b36(gap))
+      out[n] = 'G' .. b36(gap)
     elseif current and isInt(x) and stale == tostring(x) then
-      table.insert(out, 'X' .. b36(current))
+      out[n] = 'X' .. b36(current)
     else
+      n = n - 1
       extra.reason = r
     end
   end
   if next(extra) ~= nil then
     if e.message ~= nil then extra.message = e.message end
-    table.insert(out, 'J' .. cjson.encode(extra))
+    out[n + 1] = 'J' .. cjson.encode(extra)
   elseif type(e.message) == 'string' then
-    table.insert(out, 'M' .. e.message)
+    out[n + 1] = 'M' .. e.message
   elseif e.message ~= nil then
-    table.insert(out, 'J' .. cjson.encode({ message = e.message }))
+    out[n + 1] = 'J' .. cjson.encode({ message = e.message })
   end
   return table.concat(out)
 end
