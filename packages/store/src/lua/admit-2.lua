@@ -34,8 +34,8 @@
 --@include codes
 --@include callbackStates
 
--- the fields of a closed request (closedHandle, closedStatus) are read only for one: a field the hash
--- lacks costs a scan of the whole hash, and a running request has neither
+-- the fields of a closed request (closedHandle, closedStatus) are read only for one: a running request
+-- has neither, and each field an HMGET hands to Lua has its cost
 local r = redis.call('HMGET', KEYS[1], 'state', 'handle', 'execution')
 local state = r[1]
 if not state then return { CODE.NOT_FOUND, 0, 0, 0 } end
