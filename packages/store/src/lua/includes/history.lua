@@ -63,21 +63,16 @@ local function packHistory(e, h)
   -- outcome and status share the first character: H_HEAD[outcome * H_STATUS_BASE + status + 1]
   local head = codeOf(e, extra, H_OUTCOME, 'outcome', 0) * H_STATUS_BASE + codeOf(e, extra, H_STATUS, 'status', 0) + 1
   local from = codeOf(e, extra, H_STATE, 'from', '_')
-  local out, n = { string.sub(H_HEAD, head, head), from }, 2
+  local out = { string.sub(H_HEAD, head, head), from }
   -- 'to' is left out when it equals 'from' (the state did not change)
-  if not (e.to ~= nil and e.to == e.from and from ~= '_') then
-    n = n + 1
-    out[n] = codeOf(e, extra, H_STATE, 'to', '_')
-  end
+  if not (e.to ~= nil and e.to == e.from and from ~= '_') then out[#out + 1] = codeOf(e, extra, H_STATE, 'to', '_') end
   local t = e.appliedAt
   if isInt(t) then
     local d = h.t and (t - h.t) or 0
-    n = n + 1
-    out[n] = d == 0 and 'A' or 'A' .. b36(d)
+    out[#out + 1] = d == 0 and 'A' or 'A' .. b36(d)
     h.t = t
     if isInt(e.acceptedAt) then
-      n = n + 1
-      out[n] = 'B' .. b36(t - e.acceptedAt)
+      out[#out + 1] = 'B' .. b36(t - e.acceptedAt)
     elseif e.acceptedAt ~= nil then
       extra.acceptedAt = e.acceptedAt
     end
@@ -90,39 +85,28 @@ local function packHistory(e, h)
     local d = h.s and (seq - h.s) or 1
     -- a callback's entry has a seq: its S is left out for the usual step of 1
     if d ~= 1 then
-      n = n + 1
-      out[n] = 'S' .. b36(d)
+      out[#out + 1] = 'S' .. b36(d)
     elseif not H_SEQ_OUTCOME[e.outcome] then
-      n = n + 1
-      out[n] = 'S'
+      out[#out + 1] = 'S'
     end
     h.s = seq
     if isInt(e.lastSeq) then
-      n = n + 1
-      out[n] = 'Q' .. b36(e.lastSeq - seq)
+      out[#out + 1] = 'Q' .. b36(e.lastSeq - seq)
     elseif e.lastSeq ~= nil then
       extra.lastSeq = e.lastSeq
     end
   else
-    if H_SEQ_OUTCOME[e.outcome] then
-      n = n + 1
-      out[n] = 'N'
-    end
+    if H_SEQ_OUTCOME[e.outcome] then out[#out + 1] = 'N' end
     if seq ~= nil then extra.seq = seq end
     if e.lastSeq ~= nil then extra.lastSeq = e.lastSeq end
   end
   local x = e.execution
   if x == nil then
-    n = n + 1
-    out[n] = 'E'
+    out[#out + 1] = 'E'
   elseif isInt(x) then
-    if x ~= 1 then
-      n = n + 1
-      out[n] = 'E' .. b36(x)
-    end
+    if x ~= 1 then out[#out + 1] = 'E' .. b36(x) end
   else
-    n = n + 1
-    out[n] = 'E'
+    out[#out + 1] = 'E'
     extra.execution = x
   end
   local r = e.reason
@@ -132,27 +116,25 @@ local function packHistory(e, h)
     local stale, current
     if type(r) == 'string' then stale, current = string.match(r, '^stale execution (%d+) %(current (%d+)%)$') end
     current = canonical(current)
-    n = n + 1
     if r == 'resumed' then
-      out[n] = 'P'
+      out[#out + 1] = 'P'
     elseif state and H_STATE[state] then
-      out[n] = 'I' .. H_STATE[state]
+      out[#out + 1] = 'I' .. H_STATE[state]
     elseif gap then
-      out[n] = 'G' .. b36(gap)
+      out[#out + 1] = 'G' .. b36(gap)
     elseif current and isInt(x) and stale == tostring(x) then
-      out[n] = 'X' .. b36(current)
+      out[#out + 1] = 'X' .. b36(current)
     else
-      n = n - 1
       extra.reason = r
     end
   end
   if next(extra) ~= nil then
     if e.message ~= nil then extra.message = e.message end
-    out[n + 1] = 'J' .. cjson.encode(extra)
+    out[#out + 1] = 'J' .. cjson.encode(extra)
   elseif type(e.message) == 'string' then
-    out[n + 1] = 'M' .. e.message
+    out[#out + 1] = 'M' .. e.message
   elseif e.message ~= nil then
-    out[n + 1] = 'J' .. cjson.encode({ message = e.message })
+    out[#out + 1] = 'J' .. cjson.encode({ message = e.message })
   end
   return table.concat(out)
 end
