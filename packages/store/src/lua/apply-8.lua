@@ -158,9 +158,17 @@ local function expireWithRequest(key)
   if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
 end
 
+-- The reorder buffer is empty while the hash has no gapSince: the field is set when the buffer takes its
+-- first callback and dropped only when the buffer is found empty (missing). So the buffer is read only
+-- for a request that has one, not after every callback applied in order.
+
 -- Applies every buffered callback that is now next in line; returns how many.
 local function drain()
   local n = 0
+  if not H.gapSince then
+    buffered = false
+    return 0
+  end
   while true do
     local head = redis.call('ZRANGE', buf, 0, 0, 'WITHSCORES')
     buffered = #head > 0
@@ -180,7 +188,7 @@ end
 
 -- The lowest missing seq while the buffer holds later ones (else 0); keeps gapSince in step.
 local function missing()
-  if buffered == nil then buffered = redis.call('ZCARD', buf) > 0 end
+  if buffered == nil then buffered = H.gapSince ~= nil and redis.call('ZCARD', buf) > 0 end
   if not buffered then
     if H.gapSince then drop('gapSince') end
     return 0
@@ -236,7 +244,7 @@ local function callback()
     return reply('duplicate', missing(), 0)
   end
   if seq > applied + 1 then
-    if redis.call('ZCARD', buf) == 0 then put('gapSince', nowText) end
+    if not H.gapSince or redis.call('ZCARD', buf) == 0 then put('gapSince', nowText) end
     redis.call('ZADD', buf, 'NX', seq, A[2])
     expireWithRequest(buf)
     return reply('buffered', applied + 1, 0)
