@@ -74,10 +74,11 @@ const GENERATED: Record<string, (seen: Set<string>) => string> = {
   /** CODE: reply code name → number */
   codes: () => luaLocals({ CODE: REPLY }),
   /**
-   * admit-2, composed into admit-enqueue-11 (only a script's first line may be a shebang); what the
-   * composing script included above is not included again (its locals are in scope)
+   * admit-2, composed into admit-enqueue-11 and admit-enqueue-batch (only a script's first line may be a
+   * shebang) without its standalone entry: the composing script calls its admit() per callback; what
+   * the composing script included above is not included again (its locals are in scope)
    */
-  admit: (seen) => resolveIncludes(composable(readScriptFile("admit-2")), seen),
+  admit: (seen) => resolveIncludes(standaloneEntryOff(composable(readScriptFile("admit-2"))), seen),
   /**
    * apply-8, composed into apply-batch the same way, without its standalone entry (the lines from
    * `--@standalone` on): the composing script calls its run(KEYS, ARGV) per callback

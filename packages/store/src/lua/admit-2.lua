@@ -1,7 +1,9 @@
 #!lua
 --[[
   admit-2: decides whether the gateway may accept one executionStatus callback, and assigns its
-  sequence number. The only script on the gateway's hot path.
+  sequence number. The only script on the gateway's hot path. admit-enqueue-11 and
+  admit-enqueue-batch compose it (as the include 'admit', without the lines from `--@standalone` on)
+  and call its admit() for each callback.
 
   KEYS[1] request hash            <prefix>:{pN}:req:<id>
   KEYS[2] idempotency record      <prefix>:{pN}:req:<id>:idem:<key>  (= KEYS[1] when no key is given)
@@ -34,48 +36,54 @@
 --@include codes
 --@include callbackStates
 
--- the fields of a closed request (closedHandle, closedStatus) are read only for one: a running request
--- has neither, and each field an HMGET hands to Lua has its cost
-local r = redis.call('HMGET', KEYS[1], 'state', 'handle', 'execution')
-local state = r[1]
-if not state then return { CODE.NOT_FOUND, 0, 0, 0 } end
-local cancelling = (state == 'CANCELLING') and 1 or 0
-
-local fp, ttl, lease = ARGV[3], ARGV[4], tonumber(ARGV[5])
+-- Defined once per script call: admit-enqueue-batch calls admit() for each callback of its batch.
 local function nowMs()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function pending(seq, execution)
-  redis.call('SET', KEYS[2], fp .. '|' .. seq .. '|pending|' .. (nowMs() + lease) .. '|' .. execution, 'EX', ttl)
-end
 
-if fp ~= '' then
-  local rec = redis.call('GET', KEYS[2])
-  if rec then
-    local f = {}
-    for part in string.gmatch(rec, '[^|]+') do f[#f + 1] = part end
-    if f[1] ~= fp then return { CODE.IDEMPOTENCY_REUSED, 0, 0, cancelling } end
-    if f[3] == 'done' then return { CODE.REPEAT, 0, tonumber(r[3]), cancelling } end
-    if tonumber(f[4] or '0') > nowMs() then return { CODE.IDEMPOTENCY_IN_FLIGHT, 0, 0, cancelling } end
-    -- the gateway that admitted it died (or gave up) before the final record: take it over
-    local seq, execution = tonumber(f[2]), tonumber(f[5] or r[3])
-    if lease > 0 then pending(seq, execution) end
-    return { CODE.RESUMED, seq, execution, cancelling }
+-- Decides one callback: req, idem = KEYS[1], KEYS[2]; the rest are ARGV[1..5] (lease as given).
+local function admit(req, idem, h, status, fp, ttl, lease)
+  -- the fields of a closed request (closedHandle, closedStatus) are read only for one: a running
+  -- request has neither, and each field an HMGET hands to Lua has its cost
+  local r = redis.call('HMGET', req, 'state', 'handle', 'execution')
+  local state = r[1]
+  if not state then return { CODE.NOT_FOUND, 0, 0, 0 } end
+  local cancelling = (state == 'CANCELLING') and 1 or 0
+  lease = tonumber(lease)
+
+  if fp ~= '' then
+    local rec = redis.call('GET', idem)
+    if rec then
+      local f = {}
+      for part in string.gmatch(rec, '[^|]+') do f[#f + 1] = part end
+      if f[1] ~= fp then return { CODE.IDEMPOTENCY_REUSED, 0, 0, cancelling } end
+      if f[3] == 'done' then return { CODE.REPEAT, 0, tonumber(r[3]), cancelling } end
+      if tonumber(f[4] or '0') > nowMs() then return { CODE.IDEMPOTENCY_IN_FLIGHT, 0, 0, cancelling } end
+      -- the gateway that admitted it died (or gave up) before the final record: take it over
+      local seq, execution = tonumber(f[2]), tonumber(f[5] or r[3])
+      if lease > 0 then
+        redis.call('SET', idem, fp .. '|' .. seq .. '|pending|' .. (nowMs() + lease) .. '|' .. execution, 'EX', ttl)
+      end
+      return { CODE.RESUMED, seq, execution, cancelling }
+    end
   end
-end
 
-local h = ARGV[1]
-if CALLBACK_STATES[state] then
-  if r[2] ~= h then return { CODE.STALE_HANDLE, 0, 0, 0 } end
-  local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-  if fp ~= '' and lease > 0 then pending(seq, r[3]) end
-  return { CODE.ADMITTED, seq, tonumber(r[3]), cancelling }
+  if CALLBACK_STATES[state] then
+    if r[2] ~= h then return { CODE.STALE_HANDLE, 0, 0, 0 } end
+    local seq = redis.call('HINCRBY', req, 'seq', 1)
+    if fp ~= '' and lease > 0 then
+      redis.call('SET', idem, fp .. '|' .. seq .. '|pending|' .. (nowMs() + lease) .. '|' .. r[3], 'EX', ttl)
+    end
+    return { CODE.ADMITTED, seq, tonumber(r[3]), cancelling }
+  end
+  local closed = redis.call('HMGET', req, 'closedHandle', 'closedStatus')
+  if closed[1] == h then
+    if closed[2] == status then return { CODE.REPEAT, 0, tonumber(r[3]), 0 } end
+    return { CODE.NOT_ACCEPTING, state, 0, 0 }
+  end
+  if r[2] == h then return { CODE.NOT_ACCEPTING, state, 0, 0 } end
+  return { CODE.STALE_HANDLE, 0, 0, 0 }
 end
-local closed = redis.call('HMGET', KEYS[1], 'closedHandle', 'closedStatus')
-if closed[1] == h then
-  if closed[2] == ARGV[2] then return { CODE.REPEAT, 0, tonumber(r[3]), 0 } end
-  return { CODE.NOT_ACCEPTING, state, 0, 0 }
-end
-if r[2] == h then return { CODE.NOT_ACCEPTING, state, 0, 0 } end
-return { CODE.STALE_HANDLE, 0, 0, 0 }
+--@standalone
+return admit(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])

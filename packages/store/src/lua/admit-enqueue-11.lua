@@ -3,8 +3,9 @@
   admit-enqueue-11: admit-2 and BullMQ's own addStandardJob in ONE script, so an accepted callback
   costs the gateway one round trip, and its Idempotency-Key's final record is written in the same
   atomic step as the job: no crash of the gateway or of Redis can leave an admitted key without its
-  answer. The loader (scripts.ts) injects both sources unchanged, each wrapped as a function taking
-  (KEYS, ARGV), by the includes 'admit' and 'addStandardJob': admit-2.lua stays the one source of
+  answer. The loader (scripts.ts) injects both sources unchanged, by the includes 'admit' (admit-2
+  without its standalone entry: its admit() is called below) and 'addStandardJob' (wrapped as a
+  function taking (KEYS, ARGV)): admit-2.lua stays the one source of
   the admit rules, and the enqueue is the exact script BullMQ's Queue.add runs (from the installed
   bullmq package).
   All keys carry the partition's hash tag: one slot, Redis Cluster-safe.
@@ -32,16 +33,14 @@
 --@include codes
 --@include jobId
 
-local function admit(KEYS, ARGV)
 --@include admit
-end
 
 local function addStandardJob(KEYS, ARGV)
 --@include addStandardJob
 end
 
 -- lease '0': no pending record, the final one is written below, after the add
-local r = admit({ KEYS[1], KEYS[2] }, { ARGV[1], ARGV[2], ARGV[3], ARGV[4], '0' })
+local r = admit(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], '0')
 if r[1] ~= CODE.ADMITTED and r[1] ~= CODE.RESUMED then return r end
 
 local rid, seq = ARGV[6], r[2]

@@ -43,9 +43,7 @@
 --@include callbackStates
 --@include jobId
 
-local function admit(KEYS, ARGV)
 --@include admit
-end
 
 local function addStandardJob(KEYS, ARGV)
 --@include addStandardJob
@@ -74,7 +72,7 @@ local done = {}
 for i = 1, n do
   local a = 6 * i
   local rid = ARGV[a + 3]
-  local r = admit({ KEYS[7 + 3 * i], KEYS[8 + 3 * i] }, { ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[3], '0' })
+  local r = admit(KEYS[7 + 3 * i], KEYS[8 + 3 * i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[3], '0')
   out[#out + 1] = r[1]
   out[#out + 1] = r[2]
   out[#out + 1] = r[3]
