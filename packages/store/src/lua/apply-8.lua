@@ -56,7 +56,7 @@ local K, A, req, buf, hist, events, skip, now, nowText, histCap, maxlen, retenti
 -- not; each field an HMGET hands to Lua costs about a quarter of a microsecond). H holds them as the
 -- script changed them. Writes go to H and are collected (W, D), and reach the hash at the end in one
 -- HDEL and one HSET.
-local BASE = { 'state', 'execution', 'applied', 'gapSince', H_HEAD_FIELD }
+local BASE = { 'state', 'execution', 'applied', 'gapSince', H_HEAD_FIELD } -- run() takes them in this order
 local MORE = { 'retriedCount', 'maxRetries', 'handle', 'stateChangeTime', 'registeredAt', 'jobDefinitionId', 'eventSeq' }
 local H, W, D, haveMore
 local function put(f, v) H[f] = v; W[f] = v; D[f] = nil end
@@ -266,10 +266,10 @@ local function run(KEYS, ARGV)
   gapTimeout, rid = tonumber(ARGV[7]), ARGV[9]
   local got = redis.call('HMGET', req, unpack(BASE))
   if not got[1] then return { 'gone', 0, 0 } end
-  H, W, D, haveMore = {}, {}, {}, false
-  for i = 1, #BASE do
-    if got[i] then H[BASE[i]] = got[i] end
-  end
+  -- BASE's fields, in its order, by a constructor: the table is made at its size at once (filled
+  -- field by field it grows, and is rehashed, three times)
+  H = { state = got[1], execution = got[2], applied = got[3], gapSince = got[4], [H_HEAD_FIELD] = got[5] }
+  W, D, haveMore = {}, {}, false
   applied, buffered = tonumber(H.applied or '0'), nil
   local out
   if ARGV[1] == 'gap' then out = gap() else out = callback() end
