@@ -78,12 +78,12 @@ const GENERATED: Record<string, (seen: Set<string>) => string> = {
    * shebang) without its standalone entry: the composing script calls its admit() per callback; what
    * the composing script included above is not included again (its locals are in scope)
    */
-  admit: (seen) => resolveIncludes(standaloneEntryOff(composable(readScriptFile("admit-2"))), seen),
+  admit: (seen) => composedEntry("admit-2", seen),
   /**
    * apply-8, composed into apply-batch the same way, without its standalone entry (the lines from
    * `--@standalone` on): the composing script calls its run(KEYS, ARGV) per callback
    */
-  apply: (seen) => resolveIncludes(standaloneEntryOff(composable(readScriptFile(`apply-${SCRIPTS.apply}`))), seen),
+  apply: (seen) => composedEntry(`apply-${SCRIPTS.apply}`, seen),
   /** BullMQ's addStandardJob, as the installed bullmq ships it */
   addStandardJob: () => composable(bullmqAddStandardJob()),
 };
@@ -121,6 +121,11 @@ const STANDALONE = /^--@standalone\n[\s\S]*$/m;
 function standaloneEntryOff(source: string): string {
   if (!STANDALONE.test(source)) throw new Error("a composed script must end in a '--@standalone' section");
   return source.replace(STANDALONE, "");
+}
+
+/** A script file composed into another: without its shebang and its standalone entry, its includes resolved. */
+function composedEntry(name: string, seen: Set<string>): string {
+  return resolveIncludes(standaloneEntryOff(composable(readScriptFile(name))), seen);
 }
 
 const INCLUDE = /^--@include ([A-Za-z0-9_-]+)$/gm;

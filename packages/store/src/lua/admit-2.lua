@@ -42,6 +42,11 @@ local function nowMs()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- the pending record of an admitted call, leased for `lease` ms from now
+local function pending(idem, fp, seq, lease, execution, ttl)
+  redis.call('SET', idem, fp .. '|' .. seq .. '|pending|' .. (nowMs() + lease) .. '|' .. execution, 'EX', ttl)
+end
+
 -- Decides one callback: req, idem = KEYS[1], KEYS[2]; the rest are ARGV[1..5] (lease as given).
 local function admit(req, idem, h, status, fp, ttl, lease)
   -- the fields of a closed request (closedHandle, closedStatus) are read only for one: a running
@@ -62,9 +67,7 @@ local function admit(req, idem, h, status, fp, ttl, lease)
       if tonumber(f[4] or '0') > nowMs() then return { CODE.IDEMPOTENCY_IN_FLIGHT, 0, 0, cancelling } end
       -- the gateway that admitted it died (or gave up) before the final record: take it over
       local seq, execution = tonumber(f[2]), tonumber(f[5] or r[3])
-      if lease > 0 then
-        redis.call('SET', idem, fp .. '|' .. seq .. '|pending|' .. (nowMs() + lease) .. '|' .. execution, 'EX', ttl)
-      end
+      if lease > 0 then pending(idem, fp, seq, lease, execution, ttl) end
       return { CODE.RESUMED, seq, execution, cancelling }
     end
   end
@@ -72,9 +75,7 @@ local function admit(req, idem, h, status, fp, ttl, lease)
   if CALLBACK_STATES[state] then
     if r[2] ~= h then return { CODE.STALE_HANDLE, 0, 0, 0 } end
     local seq = redis.call('HINCRBY', req, 'seq', 1)
-    if fp ~= '' and lease > 0 then
-      redis.call('SET', idem, fp .. '|' .. seq .. '|pending|' .. (nowMs() + lease) .. '|' .. r[3], 'EX', ttl)
-    end
+    if fp ~= '' and lease > 0 then pending(idem, fp, seq, lease, r[3], ttl) end
     return { CODE.ADMITTED, seq, tonumber(r[3]), cancelling }
   end
   local closed = redis.call('HMGET', req, 'closedHandle', 'closedStatus')
