@@ -37,7 +37,8 @@ const isExcluded = (id: number): boolean => {
   let hit = excluded.get(id);
   if (hit === undefined) {
     const p = parent.get(id);
-    hit = (without !== undefined && byId.get(id)!.callFrame.url.includes(without)) || (p !== undefined && isExcluded(p));
+    hit =
+      (without !== undefined && byId.get(id)!.callFrame.url.includes(without)) || (p !== undefined && isExcluded(p));
     excluded.set(id, hit);
   }
   return hit;
@@ -51,7 +52,8 @@ prof.samples.forEach((id, i) => {
   const dt = prof.timeDeltas[i] ?? 0;
   clock += dt;
   const k = Math.floor(clock / 100_000);
-  const sl = (slices[k] ??= { all: 0, idle: 0, excluded: false });
+  slices[k] ??= { all: 0, idle: 0, excluded: false };
+  const sl = slices[k];
   sl.all += dt;
   if (idleIds.has(id)) sl.idle += dt;
   if (isExcluded(id)) sl.excluded = true;
