@@ -543,14 +543,20 @@ export async function runProfile(profile: "A" | "B", bin: string) {
     const probeMix = buildMix(makeTargets(500_000_000, 2000), opts.updates, opts.badEvery);
     await drive(bare.url, probeMix, { connections: opts.connections, duration: quick ? 0.5 : 1 });
 
+    // RSS of a gateway and a worker that have served nothing yet (nothing is queued before the warm-up),
+    // 10 s after they are ready: at 1 s a process on a loaded machine may still be loading its modules.
+    // Processes of their own: a default gateway that had idled those 10 s before its warm-up read 2-15 %
+    // slower in the max-rate rounds than an identical gateway started later (BENCHMARKS.md, "The default
+    // gateway's 10 s of idling")
+    const [idleGateway, idleWorker] = await Promise.all([
+      startGateway(server.url, `gateway-idle-${profile}`),
+      startWorker(server.url),
+    ]);
+    await sleep(10_000);
+    const idleRss = { gateway: rssMiB(idleGateway.child.pid), worker: rssMiB(idleWorker.child.pid) };
+    await Promise.all([idleGateway.kill(), idleWorker.kill()]);
     const g1 = await startGateway(server.url, `gateway-${profile}`);
     started.push(g1);
-    // RSS of a gateway and a worker that have served nothing yet (nothing is queued before the warm-up),
-    // 10 s after they are ready: at 1 s a process on a loaded machine may still be loading its modules
-    const idleWorker = await startWorker(server.url);
-    await sleep(10_000);
-    const idleRss = { gateway: rssMiB(g1.child.pid), worker: rssMiB(idleWorker.child.pid) };
-    await idleWorker.kill();
     // warm-up: JIT and connections, not measured (its backlog is drained by the first drain phase)
     const warm = freshTargets(Math.min(quick ? 300 : 1000, opts.requests));
     await register(g1.url, warm);
