@@ -78,12 +78,12 @@ const GENERATED: Record<string, (seen: Set<string>) => string> = {
    * shebang) without its standalone entry: the composing script calls its admit() per callback; what
    * the composing script included above is not included again (its locals are in scope)
    */
-  admit: (seen) => composedEntry("admit-2", seen),
+  admit: (seen) => composedEntry("admit", seen),
   /**
    * apply-8, composed into apply-batch the same way, without its standalone entry (the lines from
    * `--@standalone` on): the composing script calls its run(KEYS, ARGV) per callback
    */
-  apply: (seen) => composedEntry(`apply-${SCRIPTS.apply}`, seen),
+  apply: (seen) => composedEntry("apply", seen),
   /** BullMQ's addStandardJob, as the installed bullmq ships it */
   addStandardJob: () => composable(bullmqAddStandardJob()),
 };
@@ -123,9 +123,9 @@ function standaloneEntryOff(source: string): string {
   return source.replace(STANDALONE, "");
 }
 
-/** A script file composed into another: without its shebang and its standalone entry, its includes resolved. */
-function composedEntry(name: string, seen: Set<string>): string {
-  return resolveIncludes(standaloneEntryOff(composable(readScriptFile(name))), seen);
+/** A script composed into another: without its shebang and its standalone entry, its includes resolved. */
+function composedEntry(name: ScriptName, seen: Set<string>): string {
+  return resolveIncludes(standaloneEntryOff(composable(readScriptFile(scriptFile(name)))), seen);
 }
 
 const INCLUDE = /^--@include ([A-Za-z0-9_-]+)$/gm;
@@ -235,7 +235,12 @@ const FILES: Partial<Record<ScriptName, string>> = {
  * replaces includes by name, for measurements only (the bench's apply script without its index).
  */
 export function scriptSource(name: ScriptName, overrides: IncludeOverrides = {}): string {
-  return loadScript(`${FILES[name] ?? name}-${SCRIPTS[name]}`, overrides);
+  return loadScript(scriptFile(name), overrides);
+}
+
+/** A script's file base name: `<file>-<numKeys>`. */
+function scriptFile(name: ScriptName): string {
+  return `${FILES[name] ?? name}-${SCRIPTS[name]}`;
 }
 
 export type Reply = (string | number | null)[];
