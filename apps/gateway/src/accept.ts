@@ -16,9 +16,10 @@ export interface IncomingCallback {
 
 /**
  * The callback as the admit script takes it, stamped now. Written out field by field, not as
- * `{ ...cb, acceptedAt, traceparent }`: on node 20's V8 each property added to a spread copy costs
- * about 1 µs (a literal of the same fields about 20 ns), and that spread alone was about a seventh of
- * the gateway's CPU per callback (BENCHMARKS.md, "The object spread on the callback path").
+ * `{ ...cb, acceptedAt, traceparent }`: on node 20's V8 a spread copy with fields added costs about
+ * 3 µs and gets a hidden class of its own (the literal: under 0.1 µs, one class; bench/spread-cost.ts),
+ * and that spread was about a seventh of the gateway's CPU per callback (BENCHMARKS.md, "Seventh
+ * pass: the object spread on the callback path").
  */
 function admitted(cb: IncomingCallback, traceparent: string | undefined): AdmitCallback {
   return {
