@@ -21,7 +21,7 @@ export interface IncomingCallback {
  * and that spread was about a seventh of the gateway's CPU per callback (BENCHMARKS.md, "Seventh
  * pass: the object spread on the callback path").
  */
-function admitted(cb: IncomingCallback, traceparent: string | undefined): AdmitCallback {
+export function admitted(cb: IncomingCallback, traceparent: string | undefined): AdmitCallback {
   return {
     requestId: cb.requestId,
     handle: cb.handle,
